@@ -1,0 +1,65 @@
+# Tessera: `make synth` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENV ?= dev
+CONFIG ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+
+# Node 20 is end-of-life for jsii; silence its banner. No AWS look-ups or CLI phone-home at synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
+
+.PHONY: help setup synth test lint format check-config schema bench clean
+
+help:
+	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
+	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag)"
+	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
+	@echo "make schema                              regenerate config/schema.json from the config models"
+	@echo "make bench                               time a full synth against an empty CDK app"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+synth: setup
+	$(CDK) synth --quiet --no-notices --no-version-reporting $(CONTEXT)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+check-config: $(VENV)/.installed
+	@$(PY) -m stacks.check_config $(if $(CONFIG),$(CONFIG),config/$(ENV).yaml)
+
+schema: $(VENV)/.installed
+	$(PY) -m stacks.config_schema
+
+bench: setup
+	$(PY) tools/bench_synth.py
+
+clean:
+	rm -rf cdk.out build .pytest_cache .ruff_cache

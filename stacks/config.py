@@ -1,0 +1,243 @@
+"""Typed configuration of one Tessera environment.
+
+A YAML file per environment (``config/<env>.yaml``) is parsed once, here, into frozen pydantic
+models; app.py hands the resulting ``EnvironmentConfig`` down to every stack and construct.
+Unknown keys are errors, so a typo never silently falls back to a default. Every problem is
+reported as ``<field path>: <what was wrong>``, one line each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stacks.config_errors import ConfigError, format_validation_error
+from stacks.config_yaml import load_yaml_mapping
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_ENVIRONMENT = "dev"
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9]{1,11}$"
+# ECR's own rule for repository names (namespaces separated by '/').
+ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors and parsed objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TagsConfig(StrictModel):
+    """Cost-allocation tags put on every resource; the `environment` tag comes from the environment name."""
+
+    project: TagValue = Field("tessera", description="Project tag value.")
+    cost_center: TagValue = Field(description="Cost centre that pays for the environment (tag `cost-center`).")
+    owner: TagValue = Field(description="Team or person accountable for the environment (tag `owner`).")
+
+    def as_dict(self, environment: str) -> dict[str, str]:
+        return {
+            "project": self.project,
+            "environment": environment,
+            "cost-center": self.cost_center,
+            "owner": self.owner,
+        }
+
+
+class NetworkConfig(StrictModel):
+    """The VPC: public subnets for load balancers and NAT, private subnets for nodes and pods."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, a /16 to /20.")
+    az_count: int = Field(3, ge=2, le=6, description="Number of Availability Zones the VPC spans.")
+    availability_zones: list[str] | None = Field(
+        None,
+        description="Explicit AZ names (needs `region`); omitted = the region's first `az_count` AZs at deploy time.",
+    )
+    nat_gateways: int = Field(ge=1, le=6, description="NAT gateways: 1 for a cheap dev VPC, one per AZ for production.")
+    flow_log_retention_days: int = Field(90, description="Retention of the VPC flow logs in CloudWatch Logs.")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr_is_a_usable_block(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({error})") from None
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"{value!r} must be a /16 to /20 block, to leave room for pod IPs")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention_is_supported(cls, value: int) -> int:
+        return _check_log_retention(value)
+
+    @model_validator(mode="after")
+    def _counts_are_consistent(self) -> NetworkConfig:
+        problems = []
+        if self.nat_gateways > self.az_count:
+            problems.append(f"nat_gateways: {self.nat_gateways} exceeds az_count {self.az_count}")
+        zones = self.availability_zones
+        if zones is not None:
+            if len(zones) != self.az_count:
+                problems.append(f"availability_zones: lists {len(zones)} zones but az_count is {self.az_count}")
+            problems.extend(_duplicates("availability_zones", zones))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class ArtifactsConfig(StrictModel):
+    """Retention of images and model versions in the Artifacts stack."""
+
+    tagged_images_to_keep: int = Field(30, ge=1, le=1000, description="Newest tagged images kept per ECR repository.")
+    untagged_image_expiry_days: int = Field(7, ge=1, le=365, description="Untagged images expire after this many days.")
+    noncurrent_model_version_days: int = Field(
+        30, ge=1, le=3650, description="Overwritten or deleted objects in the model bucket are kept this many days."
+    )
+    access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
+
+
+class ImageConfig(StrictModel):
+    """Where a service's container image lives."""
+
+    repository: str = Field(
+        pattern=ECR_REPOSITORY_PATTERN,
+        min_length=2,
+        max_length=256,
+        description="ECR repository name, created by the Artifacts stack (e.g. `tessera/dev/assistant`).",
+    )
+
+
+class ServiceConfig(StrictModel):
+    """One inference service."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Service name: lower-case letters, digits and '-'.")
+    image: ImageConfig
+
+
+class EnvironmentConfig(StrictModel):
+    """Everything that differs between two Tessera environments."""
+
+    name: str = Field(pattern=ENVIRONMENT_PATTERN, description="Environment name; stacks are `Tessera-<name>-*`.")
+    account: str | None = Field(
+        None, pattern=r"^\d{12}$", description="AWS account id; omitted = environment-agnostic synth."
+    )
+    region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$",
+        description="AWS region; omitted = environment-agnostic synth.",
+    )
+    tags: TagsConfig
+    removal_policy: Literal["retain", "destroy"] = Field(
+        "retain",
+        description="What happens to stateful resources (keys, repositories, buckets, tables) when a stack is deleted.",
+    )
+    network: NetworkConfig
+    artifacts: ArtifactsConfig = ArtifactsConfig()
+    services: list[ServiceConfig] = Field(min_length=1, description="The inference services of this environment.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> EnvironmentConfig:
+        problems = _duplicates("services", [service.name for service in self.services], field="name")
+        if self.network.availability_zones is not None:
+            if self.region is None:
+                problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
+            else:
+                problems.extend(
+                    f"network.availability_zones[{index}]: {zone!r} is not in region {self.region!r}"
+                    for index, zone in enumerate(self.network.availability_zones)
+                    if not zone.startswith(self.region)
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def is_retained(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @property
+    def parameter_prefix(self) -> str:
+        """SSM parameter path under which the stacks publish what later stacks and tools need."""
+        return f"/tessera/{self.name}"
+
+    def stack_name(self, component: str) -> str:
+        return f"Tessera-{self.name}-{component}"
+
+    @property
+    def image_repositories(self) -> list[str]:
+        """Distinct ECR repositories, in the order the services name them."""
+        return list(dict.fromkeys(service.image.repository for service in self.services))
+
+
+def _duplicates(list_name: str, values: list[str], *, field: str = "") -> list[str]:
+    """One problem line per value that repeats an earlier one, e.g. `services[3].name: ... duplicates ...`."""
+    suffix = f".{field}" if field else ""
+    first_index: dict[str, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in first_index:
+            problems.append(
+                f"{list_name}[{index}]{suffix}: {value!r} duplicates {list_name}[{first_index[value]}]{suffix}"
+            )
+        else:
+            first_index[value] = index
+    return problems
+
+
+def _check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(str(days) for days in LOG_RETENTION_DAYS)
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
+    return value
+
+
+def parse_config(data: object, *, source: str) -> EnvironmentConfig:
+    """Validate already-loaded YAML data; raises ConfigError listing every problem."""
+    try:
+        return EnvironmentConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, format_validation_error(error, EnvironmentConfig)) from None
+
+
+def load_config(path: str | Path) -> EnvironmentConfig:
+    """Read and validate one environment file; raises ConfigError with one line per problem."""
+    path = Path(path)
+    return parse_config(load_yaml_mapping(path), source=str(path))
+
+
+def config_path_for(environment: str) -> Path:
+    return CONFIG_DIR / f"{environment}.yaml"

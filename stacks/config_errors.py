@@ -1,0 +1,120 @@
+"""Turns pydantic validation errors into one line per problem: `<field path>: <what was wrong>`."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+
+from pydantic import BaseModel, ValidationError
+
+# A model validator may report problems of nested fields as "<relative path>: <message>" lines.
+_RELATIVE_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: ")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def format_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def format_validation_error(error: ValidationError, root: type[BaseModel]) -> list[str]:
+    problems: list[str] = []
+    for detail in error.errors(include_url=False):
+        loc = tuple(detail["loc"])
+        path = format_path(loc)
+        if detail["type"] == "value_error":
+            problems.extend(_value_error_lines(path, str(detail["ctx"]["error"])))
+        else:
+            message = _describe(detail, root, loc)
+            problems.append(f"{path}: {message}" if path else message)
+    return problems
+
+
+def _value_error_lines(path: str, message: str) -> list[str]:
+    lines = []
+    for line in message.splitlines():
+        if _RELATIVE_PATH.match(line):
+            lines.append(f"{path}.{line}" if path else line)
+        else:
+            lines.append(f"{path}: {line}" if path else line)
+    return lines
+
+
+def _describe(detail: dict, root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    kind = detail["type"]
+    ctx = detail.get("ctx", {})
+    value = detail.get("input")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return _unknown_key_message(str(loc[-1]), _model_at(root, loc[:-1]))
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} must match {ctx['pattern']}"
+    if kind == "literal_error":
+        return f"{value!r} must be one of {ctx['expected']}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{value!r} must be a whole number"
+    if kind in ("string_type",):
+        return f"{value!r} must be a string"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of keys to values, got {type(value).__name__}"
+    if kind == "list_type":
+        return f"must be a list, got {type(value).__name__}"
+    bounds = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{value!r} must be {bounds[kind]} {limit}"
+    if kind == "too_short":
+        return f"needs at least {ctx['min_length']} item(s), got {ctx['actual_length']}"
+    if kind == "too_long":
+        return f"allows at most {ctx['max_length']} item(s), got {ctx['actual_length']}"
+    if kind == "string_too_short":
+        return f"{value!r} must be at least {ctx['min_length']} characters"
+    if kind == "string_too_long":
+        return f"{value!r} must be at most {ctx['max_length']} characters"
+    return f"{detail['msg']} (got {value!r})"
+
+
+def _unknown_key_message(key: str, model: type[BaseModel] | None) -> str:
+    if model is None:
+        return f"unknown key {key!r}"
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {key!r}; {hint}allowed keys: {', '.join(allowed)}"
+
+
+def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `loc`, found by walking the field annotations."""
+    current: object = root
+    for part in loc:
+        current = _unwrap_optional(current)
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+        elif isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            current = current.model_fields[part].annotation
+        else:
+            return None
+    current = _unwrap_optional(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap_optional(annotation: object) -> object:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation

@@ -1,0 +1,51 @@
+"""Builds every Tessera stack of one environment into a CDK app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, RemovalPolicy, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.artifacts import ArtifactsStack
+from stacks.config import EnvironmentConfig
+from stacks.network import NetworkStack
+
+
+@dataclass(frozen=True)
+class TesseraStacks:
+    network: NetworkStack
+    artifacts: ArtifactsStack
+
+
+def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
+    """Adds the environment's stacks to `app` and attaches the cdk-nag AwsSolutions checks."""
+    environment = Environment(account=config.account, region=config.region)
+    removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
+
+    network = NetworkStack(
+        app,
+        config.stack_name("Network"),
+        settings=config.network,
+        removal_policy=removal_policy,
+        parameter_prefix=config.parameter_prefix,
+        env=environment,
+        description=f"Tessera {config.name}: VPC, subnets, NAT, VPC endpoints and flow logs",
+    )
+    artifacts = ArtifactsStack(
+        app,
+        config.stack_name("Artifacts"),
+        settings=config.artifacts,
+        image_repositories=config.image_repositories,
+        environment_name=config.name,
+        retain=config.is_retained,
+        parameter_prefix=config.parameter_prefix,
+        env=environment,
+        description=f"Tessera {config.name}: ECR repositories, model bucket, model registry and their KMS key",
+    )
+    for stack in (network, artifacts):
+        for key, value in config.tags.as_dict(config.name).items():
+            Tags.of(stack).add(key, value)
+
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return TesseraStacks(network=network, artifacts=artifacts)

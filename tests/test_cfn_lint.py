@@ -1,0 +1,40 @@
+"""cfn-lint over every synthesized template, with the ignores listed (and explained) in .cfnlintrc.yaml."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synth import REPO_ROOT, SynthesizedEnvironment
+
+CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_templates_pass_cfn_lint(environment: str, request: pytest.FixtureRequest) -> None:
+    synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
+    templates = [str(path) for path in synthesized.template_paths]
+    assert len(templates) >= 2
+    result = subprocess.run(
+        [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_would_catch_a_broken_template(tmp_path) -> None:
+    broken = tmp_path / "broken.template.json"
+    broken.write_text('{"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"Versioned": true}}}}')
+    result = subprocess.run(
+        [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "E3002" in result.stdout
