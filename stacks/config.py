@@ -12,8 +12,10 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from stacks.config_base import StrictModel, duplicates, raise_if_any
+from stacks.config_cluster import ClusterConfig
 from stacks.config_errors import ConfigError, format_validation_error
 from stacks.config_yaml import load_yaml_mapping
 
@@ -52,12 +54,6 @@ LOG_RETENTION_DAYS = (
 )
 
 TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors and parsed objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TagsConfig(StrictModel):
@@ -113,9 +109,8 @@ class NetworkConfig(StrictModel):
         if zones is not None:
             if len(zones) != self.az_count:
                 problems.append(f"availability_zones: lists {len(zones)} zones but az_count is {self.az_count}")
-            problems.extend(_duplicates("availability_zones", zones))
-        if problems:
-            raise ValueError("\n".join(problems))
+            problems.extend(duplicates("availability_zones", zones))
+        raise_if_any(problems)
         return self
 
 
@@ -167,11 +162,12 @@ class EnvironmentConfig(StrictModel):
     )
     network: NetworkConfig
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     services: list[ServiceConfig] = Field(min_length=1, description="The inference services of this environment.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> EnvironmentConfig:
-        problems = _duplicates("services", [service.name for service in self.services], field="name")
+        problems = duplicates("services", [service.name for service in self.services], field="name")
         if self.network.availability_zones is not None:
             if self.region is None:
                 problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
@@ -181,9 +177,22 @@ class EnvironmentConfig(StrictModel):
                     for index, zone in enumerate(self.network.availability_zones)
                     if not zone.startswith(self.region)
                 )
-        if problems:
-            raise ValueError("\n".join(problems))
+        problems.extend(self._efa_zone_problems())
+        raise_if_any(problems)
         return self
+
+    def _efa_zone_problems(self) -> list[str]:
+        zones = self.network.availability_zones
+        problems = []
+        for index, pool in enumerate(self.cluster.accelerator_pools):
+            if pool.efa is None:
+                continue
+            path = f"cluster.accelerator_pools[{index}].efa.availability_zone"
+            if zones is None:
+                problems.append(f"{path}: set network.availability_zones (and region) to pin an EFA pool to a zone")
+            elif pool.efa.availability_zone not in zones:
+                problems.append(f"{path}: {pool.efa.availability_zone!r} is not one of network.availability_zones")
+        return problems
 
     @property
     def is_retained(self) -> bool:
@@ -201,21 +210,6 @@ class EnvironmentConfig(StrictModel):
     def image_repositories(self) -> list[str]:
         """Distinct ECR repositories, in the order the services name them."""
         return list(dict.fromkeys(service.image.repository for service in self.services))
-
-
-def _duplicates(list_name: str, values: list[str], *, field: str = "") -> list[str]:
-    """One problem line per value that repeats an earlier one, e.g. `services[3].name: ... duplicates ...`."""
-    suffix = f".{field}" if field else ""
-    first_index: dict[str, int] = {}
-    problems = []
-    for index, value in enumerate(values):
-        if value in first_index:
-            problems.append(
-                f"{list_name}[{index}]{suffix}: {value!r} duplicates {list_name}[{first_index[value]}]{suffix}"
-            )
-        else:
-            first_index[value] = index
-    return problems
 
 
 def _check_log_retention(value: int) -> int:

@@ -9,8 +9,10 @@ import typing
 
 from pydantic import BaseModel, ValidationError
 
-# A model validator may report problems of nested fields as "<relative path>: <message>" lines.
+# A model validator may report problems of nested fields as "<relative path>: <message>" lines,
+# and a list validator problems of single items as "[<index>] <message>" lines.
 _RELATIVE_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: ")
+_ITEM_INDEX = re.compile(r"^(\[\d+\]) ")
 
 
 class ConfigError(Exception):
@@ -45,7 +47,10 @@ def format_validation_error(error: ValidationError, root: type[BaseModel]) -> li
 def _value_error_lines(path: str, message: str) -> list[str]:
     lines = []
     for line in message.splitlines():
-        if _RELATIVE_PATH.match(line):
+        item = _ITEM_INDEX.match(line)
+        if item:
+            lines.append(f"{path}{item.group(1)}: {line[item.end() :]}")
+        elif _RELATIVE_PATH.match(line):
             lines.append(f"{path}.{line}" if path else line)
         else:
             lines.append(f"{path}: {line}" if path else line)
@@ -91,7 +96,7 @@ def _unknown_key_message(key: str, model: type[BaseModel] | None) -> str:
     if model is None:
         return f"unknown key {key!r}"
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(key, allowed, n=1)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key {key!r}; {hint}allowed keys: {', '.join(allowed)}"
 

@@ -8,6 +8,7 @@ from aws_cdk import App, Environment, RemovalPolicy, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.artifacts import ArtifactsStack
+from stacks.cluster import ClusterStack
 from stacks.config import EnvironmentConfig
 from stacks.network import NetworkStack
 
@@ -16,6 +17,7 @@ from stacks.network import NetworkStack
 class TesseraStacks:
     network: NetworkStack
     artifacts: ArtifactsStack
+    cluster: ClusterStack
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -43,9 +45,20 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         env=environment,
         description=f"Tessera {config.name}: ECR repositories, model bucket, model registry and their KMS key",
     )
-    for stack in (network, artifacts):
+    cluster = ClusterStack(
+        app,
+        config.stack_name("Cluster"),
+        settings=config.cluster,
+        vpc=network.vpc,
+        environment_name=config.name,
+        removal_policy=removal_policy,
+        parameter_prefix=config.parameter_prefix,
+        env=environment,
+        description=f"Tessera {config.name}: EKS cluster, Graviton and Neuron node pools, platform controllers",
+    )
+    for stack in (network, artifacts, cluster):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return TesseraStacks(network=network, artifacts=artifacts)
+    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from stacks.config import config_path_for, load_config
+from stacks.config import config_path_for, load_config, parse_config
 from tests.synth import SynthesizedEnvironment, synthesize
 
 
@@ -15,3 +16,33 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
     return synthesize(load_config(config_path_for("prod")), tmp_path_factory.mktemp("cdk.out.prod"))
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
+    """dev pinned to a region and zones, with access entries, an EFA pool and a capacity-block pool:
+    the options the shipped environments leave off."""
+    data = yaml.safe_load(config_path_for("dev").read_text())
+    data["name"] = "variant"
+    data["region"] = "us-east-1"
+    data["account"] = "111122223333"
+    data["network"]["availability_zones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    data["cluster"]["admin_role_arns"] = ["arn:aws:iam::111122223333:role/platform-admin"]
+    data["cluster"]["read_only_role_arns"] = ["arn:aws:iam::111122223333:role/oncall-viewer"]
+    data["cluster"]["accelerator_pools"] = [
+        {
+            "name": "training",
+            "instance_types": ["trn1n.32xlarge"],
+            "max_size": 2,
+            "efa": {"availability_zone": "us-east-1b"},
+        },
+        {
+            "name": "reserved",
+            "instance_types": ["trn2.48xlarge"],
+            "min_size": 1,
+            "desired_size": 1,
+            "max_size": 1,
+            "capacity": {"type": "capacity_block", "reservation_id": "cr-0123456789abcdef0"},
+        },
+    ]
+    return synthesize(parse_config(data, source="variant"), tmp_path_factory.mktemp("cdk.out.variant"))

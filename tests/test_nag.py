@@ -26,7 +26,7 @@ def _acknowledgments(env: SynthesizedEnvironment) -> list[tuple[str, str, str]]:
     return found
 
 
-@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("environment", ["dev", "prod", "variant"])
 def test_no_unacknowledged_findings(environment: str, request: pytest.FixtureRequest) -> None:
     synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
     # The fixture's synth would have raised on a failure; the report must also say so.
@@ -35,7 +35,7 @@ def test_no_unacknowledged_findings(environment: str, request: pytest.FixtureReq
     assert [report for report in reports if report["conclusion"] != "success"] == []
 
 
-@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("environment", ["dev", "prod", "variant"])
 def test_acknowledgments_are_narrow_and_explained(environment: str, request: pytest.FixtureRequest) -> None:
     synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
     ours = [item for item in _acknowledgments(synthesized) if "AwsSolutions-" in item[1]]

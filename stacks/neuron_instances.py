@@ -1,0 +1,71 @@
+"""The AWS Neuron instance types Tessera supports, and how to tell instance families apart.
+
+This table is the one source for config validation (which types may go in which pool), the node
+labels and the Cluster Autoscaler's node-template tags (how many `aws.amazon.com/neuroncore` and
+`aws.amazon.com/neuron` a node brings when its pool scales up from zero). Pure Python, no CDK.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Accelerator = Literal["trainium", "inferentia"]
+
+
+@dataclass(frozen=True)
+class NeuronInstanceType:
+    name: str
+    family: str
+    chips: int  # Neuron devices: the `aws.amazon.com/neuron` resource
+    cores: int  # NeuronCores the device plugin advertises: the `aws.amazon.com/neuroncore` resource
+    accelerator_memory_gib: int
+    vcpus: int
+    memory_gib: int
+    efa_interfaces: int  # 0: no EFA
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return "inferentia" if self.family.startswith("inf") else "trainium"
+
+    @property
+    def supports_efa(self) -> bool:
+        return self.efa_interfaces > 0
+
+
+NEURON_INSTANCE_TYPES: dict[str, NeuronInstanceType] = {
+    spec.name: spec
+    for spec in (
+        NeuronInstanceType("inf2.xlarge", "inf2", 1, 2, 32, 4, 16, 0),
+        NeuronInstanceType("inf2.8xlarge", "inf2", 1, 2, 32, 32, 128, 0),
+        NeuronInstanceType("inf2.24xlarge", "inf2", 6, 12, 192, 96, 384, 0),
+        NeuronInstanceType("inf2.48xlarge", "inf2", 12, 24, 384, 192, 768, 0),
+        NeuronInstanceType("trn1.2xlarge", "trn1", 1, 2, 32, 8, 32, 0),
+        NeuronInstanceType("trn1.32xlarge", "trn1", 16, 32, 512, 128, 512, 8),
+        NeuronInstanceType("trn1n.32xlarge", "trn1n", 16, 32, 512, 128, 512, 16),
+        # trn2: 128 physical cores, advertised as 64 logical cores at the default LNC=2; 96 GiB per chip.
+        NeuronInstanceType("trn2.48xlarge", "trn2", 16, 64, 1536, 192, 2048, 16),
+    )
+}
+
+NEURON_FAMILIES = frozenset(spec.family for spec in NEURON_INSTANCE_TYPES.values())
+
+_INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z]+[0-9]+[a-z-]*)\.(?P<size>[a-z0-9]+)$")
+# Graviton families carry a `g` after the generation digit: m7g, c7gn, r8gd, t4g, x2gd, im4gn.
+_GRAVITON_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*$")
+
+
+def family_of(instance_type: str) -> str | None:
+    """`c7g.xlarge` -> `c7g`; None when the string is not shaped like an EC2 instance type."""
+    match = _INSTANCE_TYPE.match(instance_type)
+    return match.group("family") if match else None
+
+
+def is_graviton(instance_type: str) -> bool:
+    family = family_of(instance_type)
+    return family is not None and family not in NEURON_FAMILIES and bool(_GRAVITON_FAMILY.match(family))
+
+
+def is_neuron_family(instance_type: str) -> bool:
+    return family_of(instance_type) in NEURON_FAMILIES
