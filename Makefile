@@ -16,13 +16,14 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test lint format check-config schema bench clean
+.PHONY: help setup synth test lint format check-config schema manifests bench clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
 	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag)"
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
+	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
 	@echo "make bench                               time a full synth against an empty CDK app"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -57,6 +58,9 @@ check-config: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(PY) -m stacks.config_schema
+
+manifests: $(VENV)/.installed
+	$(PY) -m stacks.render_manifests $(ENV)
 
 bench: setup
 	$(PY) tools/bench_synth.py

@@ -32,6 +32,7 @@ from constructs import Construct
 
 from stacks.config import ArtifactsConfig
 from stacks.published_values import PublishedValue, publish_values
+from stacks.resource_names import model_bucket_name
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -87,6 +88,7 @@ class ArtifactsStack(Stack):
         self.model_bucket = s3.Bucket(
             self,
             "ModelBucket",
+            bucket_name=model_bucket_name(environment_name, account=self.account, region=self.region),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, ArnFormat, Stack, Token, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
+
+from stacks.nag_names import nag_environment
 
 ASG_NAME_PATH = "nodegroup.resources.autoScalingGroups.0.name"
 ASG_RESOURCE_NAME = "*:autoScalingGroupName/eks-*"
@@ -92,20 +94,13 @@ class AutoscalerNodeTemplateTags(Construct):
         )
         Validations.of(tagger.node.find_child("CustomResourcePolicy")).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_as_nag_prints_it(stack)}]",
+                id=f"AwsSolutions-IAM5[Resource::{_asg_arn_as_nag_names_it(stack)}]",
                 reason="EKS names a node group's Auto Scaling group eks-<node group>-<uuid>, unknown before it exists; "
                 "tagging is limited to groups carrying this cluster's eks:cluster-name tag.",
             )
         )
 
 
-def _as_nag_prints_it(stack: Stack) -> str:
-    """The ASG ARN pattern as cdk-nag names it: literal where the stack's environment is known."""
-
-    def part(value: str, pseudo: str) -> str:
-        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
-
-    partition = part(stack.partition, "Partition")
-    region = part(stack.region, "Region")
-    account = part(stack.account, "AccountId")
-    return f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:{ASG_RESOURCE_NAME}"
+def _asg_arn_as_nag_names_it(stack: Stack) -> str:
+    env = nag_environment(stack)
+    return f"arn:{env.partition}:autoscaling:{env.region}:{env.account}:autoScalingGroup:{ASG_RESOURCE_NAME}"

@@ -58,7 +58,8 @@ class ClusterAddons(Construct):
         pod_identity_agent = cluster.eks_pod_identity_agent
         pod_identity_agent.node.default_child.add_property_override("AddonVersion", versions.eks_pod_identity_agent)
         self.node_prerequisites = [
-            self._addon(cluster, "vpc-cni", versions.vpc_cni),
+            # Network policy enforcement is off in the VPC CNI unless asked for; services rely on it.
+            self._addon(cluster, "vpc-cni", versions.vpc_cni, configuration={"enableNetworkPolicy": "true"}),
             self._addon(cluster, "kube-proxy", versions.kube_proxy),
             pod_identity_agent,
         ]
@@ -70,9 +71,16 @@ class ClusterAddons(Construct):
         for addon in self.after_nodes:
             addon.node.add_dependency(pod_identity_agent)
 
-    def _addon(self, cluster: eks.Cluster, name: str, version: str) -> eks.IAddon:
+    def _addon(self, cluster: eks.Cluster, name: str, version: str, *, configuration: dict | None = None) -> eks.IAddon:
         construct_id = "".join(part.capitalize() for part in name.split("-"))
-        addon = eks.Addon(self, construct_id, cluster=cluster, addon_name=name, addon_version=version)
+        addon = eks.Addon(
+            self,
+            construct_id,
+            cluster=cluster,
+            addon_name=name,
+            addon_version=version,
+            configuration_values=configuration,
+        )
         identity = ADDON_IDENTITIES.get(name)
         if identity is not None:
             role = pod_identity_role(self, f"{construct_id}Role", description=f"Pod Identity role of the {name} add-on")

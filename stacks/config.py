@@ -15,17 +15,15 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stacks.config_base import StrictModel, duplicates, raise_if_any
-from stacks.config_cluster import ClusterConfig
+from stacks.config_cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config_errors import ConfigError, format_validation_error
+from stacks.config_services import LoadBalancerConfig, ServiceSpec
 from stacks.config_yaml import load_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_ENVIRONMENT = "dev"
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
 ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9]{1,11}$"
-# ECR's own rule for repository names (namespaces separated by '/').
-ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -125,24 +123,6 @@ class ArtifactsConfig(StrictModel):
     access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
 
 
-class ImageConfig(StrictModel):
-    """Where a service's container image lives."""
-
-    repository: str = Field(
-        pattern=ECR_REPOSITORY_PATTERN,
-        min_length=2,
-        max_length=256,
-        description="ECR repository name, created by the Artifacts stack (e.g. `tessera/dev/assistant`).",
-    )
-
-
-class ServiceConfig(StrictModel):
-    """One inference service."""
-
-    name: str = Field(pattern=NAME_PATTERN, description="Service name: lower-case letters, digits and '-'.")
-    image: ImageConfig
-
-
 class EnvironmentConfig(StrictModel):
     """Everything that differs between two Tessera environments."""
 
@@ -163,11 +143,15 @@ class EnvironmentConfig(StrictModel):
     network: NetworkConfig
     artifacts: ArtifactsConfig = ArtifactsConfig()
     cluster: ClusterConfig = ClusterConfig()
-    services: list[ServiceConfig] = Field(min_length=1, description="The inference services of this environment.")
+    load_balancer: LoadBalancerConfig = LoadBalancerConfig()
+    services: list[ServiceSpec] = Field(min_length=1, description="The inference services of this environment.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> EnvironmentConfig:
         problems = duplicates("services", [service.name for service in self.services], field="name")
+        problems += duplicates("services", [service.route.key for service in self.services], field="route")
+        problems += duplicates("services", [str(service.port) for service in self.services], field="port")
+        problems += self._placement_problems()
         if self.network.availability_zones is not None:
             if self.region is None:
                 problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
@@ -180,6 +164,44 @@ class EnvironmentConfig(StrictModel):
         problems.extend(self._efa_zone_problems())
         raise_if_any(problems)
         return self
+
+    def _placement_problems(self) -> list[str]:
+        """Each Neuron service must name an accelerator that has a pool, and its cores must fit one node."""
+        problems = []
+        for index, service in enumerate(self.services):
+            if not service.is_neuron:
+                continue
+            path = f"services[{index}].accelerator"
+            candidates = self._pools_for(service)
+            if not candidates:
+                names = ", ".join(f"{p.name} ({p.accelerator})" for p in self.cluster.accelerator_pools) or "none"
+                named = f" named {service.accelerator.pool!r}" if service.accelerator.pool else ""
+                problems.append(
+                    f"{path}: no {service.accelerator.type} pool{named} in cluster.accelerator_pools (pools: {names})"
+                )
+            elif len(candidates) > 1:
+                names = ", ".join(pool.name for pool in candidates)
+                problems.append(f"{path}.pool: several {service.accelerator.type} pools ({names}); name one")
+            else:
+                node = candidates[0].smallest_instance
+                if service.accelerator.neuron_cores > node.cores:
+                    problems.append(
+                        f"{path}.neuron_cores: {service.accelerator.neuron_cores} exceeds the {node.cores} "
+                        f"NeuronCores of {node.name} in pool {candidates[0].name!r}"
+                    )
+        return problems
+
+    def _pools_for(self, service: ServiceSpec) -> list[AcceleratorPoolConfig]:
+        wanted = service.accelerator
+        return [
+            pool
+            for pool in self.cluster.accelerator_pools
+            if pool.accelerator == wanted.type and wanted.pool in (None, pool.name)
+        ]
+
+    def pool_for(self, service: ServiceSpec) -> AcceleratorPoolConfig | None:
+        """The accelerator pool a Neuron service runs on; None for cpu services (general pool)."""
+        return self._pools_for(service)[0] if service.is_neuron else None
 
     def _efa_zone_problems(self) -> list[str]:
         zones = self.network.availability_zones

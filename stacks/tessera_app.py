@@ -11,6 +11,7 @@ from stacks.artifacts import ArtifactsStack
 from stacks.cluster import ClusterStack
 from stacks.config import EnvironmentConfig
 from stacks.network import NetworkStack
+from stacks.services import ServicesStack
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class TesseraStacks:
     network: NetworkStack
     artifacts: ArtifactsStack
     cluster: ClusterStack
+    services: ServicesStack
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -56,9 +58,20 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         env=environment,
         description=f"Tessera {config.name}: EKS cluster, Graviton and Neuron node pools, platform controllers",
     )
-    for stack in (network, artifacts, cluster):
+    services = ServicesStack(
+        app,
+        config.stack_name("Services"),
+        config=config,
+        vpc=network.vpc,
+        cluster=cluster.cluster,
+        cluster_security_group_id=cluster.cluster.cluster_security_group_id,
+        artifacts_key=artifacts.key,
+        env=environment,
+        description=f"Tessera {config.name}: load balancer, target groups and the inference services",
+    )
+    for stack in (network, artifacts, cluster, services):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster)
+    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster, services=services)

@@ -6,6 +6,8 @@ import yaml
 from stacks.config import config_path_for, load_config, parse_config
 from tests.synth import SynthesizedEnvironment, synthesize
 
+TLS_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/0b8a1f2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
+
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
@@ -20,8 +22,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
 
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
-    """dev pinned to a region and zones, with access entries, an EFA pool and a capacity-block pool:
-    the options the shipped environments leave off."""
+    """dev pinned to a region and zones, with access entries, an EFA pool, a capacity-block pool and an
+    internet-facing HTTPS load balancer: the options the shipped environments leave off."""
     data = yaml.safe_load(config_path_for("dev").read_text())
     data["name"] = "variant"
     data["region"] = "us-east-1"
@@ -29,7 +31,13 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
     data["network"]["availability_zones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
     data["cluster"]["admin_role_arns"] = ["arn:aws:iam::111122223333:role/platform-admin"]
     data["cluster"]["read_only_role_arns"] = ["arn:aws:iam::111122223333:role/oncall-viewer"]
-    data["cluster"]["accelerator_pools"] = [
+    data["load_balancer"] |= {
+        "internet_facing": True,
+        "certificate_arn": TLS_CERTIFICATE_ARN,
+        "allowed_cidrs": ["198.51.100.0/24"],
+    }
+    data["services"][0]["accelerator"]["pool"] = "trainium"
+    data["cluster"]["accelerator_pools"] += [
         {
             "name": "training",
             "instance_types": ["trn1n.32xlarge"],

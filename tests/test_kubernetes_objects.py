@@ -13,7 +13,7 @@ from tests.synth import SynthesizedEnvironment
 def test_cluster_objects_are_valid_for_the_cluster_version(environment: str, request: pytest.FixtureRequest) -> None:
     synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
     objects = manifest_objects(synthesized, "Cluster")
-    assert {obj["kind"] for obj in objects} == {"ServiceAccount"}
+    assert {obj["kind"] for obj in objects} == {"ServiceAccount"}  # the controllers' accounts
     for obj in objects:
         kubernetes_validate.validate(obj, synthesized.config.cluster.kubernetes_version, strict=True)
 

@@ -1,0 +1,215 @@
+"""Services stack: load balancer, target groups, weighted rules, security groups, Kubernetes objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.conftest import TLS_CERTIFICATE_ARN
+from tests.kubernetes_objects import manifest_objects
+from tests.synth import SynthesizedEnvironment
+
+SERVICES = ("assistant", "embeddings", "gateway")
+
+
+def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
+    return env.template("Services").find_resources(resource_type)
+
+
+def _target_groups(env: SynthesizedEnvironment) -> dict[str, dict]:
+    return {
+        logical_id: tg["Properties"]
+        for logical_id, tg in _resources(env, "AWS::ElasticLoadBalancingV2::TargetGroup").items()
+    }
+
+
+def _rules(env: SynthesizedEnvironment) -> dict[str, dict]:
+    """Listener rules by their path or host condition value."""
+    rules = {}
+    for rule in _resources(env, "AWS::ElasticLoadBalancingV2::ListenerRule").values():
+        condition = rule["Properties"]["Conditions"][0]
+        key = (condition.get("PathPatternConfig") or condition.get("HostHeaderConfig"))["Values"][0]
+        rules[key] = rule["Properties"]
+    return rules
+
+
+def test_one_internal_load_balancer_with_access_logs(dev: SynthesizedEnvironment) -> None:
+    [lb] = _resources(dev, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    props = lb["Properties"]
+    assert props["Scheme"] == "internal"
+    attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.prefix"] == "alb"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["idle_timeout.timeout_seconds"] == "300"
+    assert len(props["Subnets"]) == 3
+
+
+def test_access_log_delivery_is_allowed_in_every_region(dev: SynthesizedEnvironment) -> None:
+    template = dev.template_json("Services")
+    assert "Elbv2AccountMap" in template["Mappings"]
+    [policy] = _resources(dev, "AWS::S3::BucketPolicy").values()
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    delivery = statements["LoadBalancerLogDelivery"]
+    assert delivery["Principal"]["Service"] == "logdelivery.elasticloadbalancing.amazonaws.com"
+    assert "Fn::If" in json.dumps(delivery["Principal"]["AWS"])
+    assert delivery["Action"] == "s3:PutObject"
+
+
+def test_dev_listener_is_http_with_a_404_default(dev: SynthesizedEnvironment) -> None:
+    [listener] = _resources(dev, "AWS::ElasticLoadBalancingV2::Listener").values()
+    props = listener["Properties"]
+    assert (props["Port"], props["Protocol"]) == (80, "HTTP")
+    assert props["DefaultActions"][0]["Type"] == "fixed-response"
+    assert props["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+
+
+def test_https_listener_when_a_certificate_is_configured(variant: SynthesizedEnvironment) -> None:
+    listeners = [item["Properties"] for item in _resources(variant, "AWS::ElasticLoadBalancingV2::Listener").values()]
+    https = [listener for listener in listeners if listener["Protocol"] == "HTTPS"]
+    redirect = [listener for listener in listeners if listener["Protocol"] == "HTTP"]
+    assert len(https) == 1
+    assert https[0]["Port"] == 443
+    assert https[0]["Certificates"] == [{"CertificateArn": TLS_CERTIFICATE_ARN}]
+    assert https[0]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    assert redirect[0]["DefaultActions"][0]["Type"] == "redirect"
+    [lb] = _resources(variant, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert lb["Properties"]["Scheme"] == "internet-facing"
+    [group] = _resources(variant, "AWS::EC2::SecurityGroup").values()
+    ingress = sorted((r["CidrIp"], r["FromPort"]) for r in group["Properties"]["SecurityGroupIngress"])
+    assert ingress == [("198.51.100.0/24", 80), ("198.51.100.0/24", 443)]
+
+
+def test_ip_target_group_per_service_and_track(dev: SynthesizedEnvironment) -> None:
+    groups = _target_groups(dev)
+    assert len(groups) == 2 * len(SERVICES)
+    for logical_id, group in groups.items():
+        assert group["TargetType"] == "ip"
+        assert group["Protocol"] == "HTTP"
+        attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
+        assert attributes["deregistration_delay.timeout_seconds"] == "30"
+        assert attributes["slow_start.duration_seconds"] == "60"
+        assert group["HealthCheckPath"] in ("/health", "/healthz", "/ready"), logical_id
+        assert group["Matcher"] == {"HttpCode": "200"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_rule_forwards_stable_100_canary_0(dev: SynthesizedEnvironment, service: str) -> None:
+    rule = _rules(dev)[f"/v1/{service}"]
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == [f"/v1/{service}", f"/v1/{service}/*"]
+    [action] = rule["Actions"]
+    assert action["Type"] == "forward"
+    weights = {tg["TargetGroupArn"]["Ref"]: tg["Weight"] for tg in action["ForwardConfig"]["TargetGroups"]}
+    pascal = service.capitalize()
+    assert weights == {
+        next(k for k in weights if k.startswith(f"{pascal}Stable")): 100,
+        next(k for k in weights if k.startswith(f"{pascal}Canary")): 0,
+    }
+
+
+def test_rule_priorities_are_distinct(dev: SynthesizedEnvironment) -> None:
+    priorities = [rule["Priority"] for rule in _rules(dev).values()]
+    assert len(set(priorities)) == len(priorities) == 3
+
+
+def test_no_ingress_objects_manage_these_services(dev: SynthesizedEnvironment) -> None:
+    kinds = {obj["kind"] for obj in manifest_objects(dev, "Services")}
+    assert "Ingress" not in kinds
+    assert "TargetGroupBinding" in kinds
+
+
+def test_only_the_load_balancer_reaches_the_pods(dev: SynthesizedEnvironment) -> None:
+    rules = [r["Properties"] for r in _resources(dev, "AWS::EC2::SecurityGroupIngress").values()]
+    assert sorted(r["FromPort"] for r in rules) == [8000, 8080, 8081]
+    lb_group = next(iter(_resources(dev, "AWS::EC2::SecurityGroup")))
+    for rule in rules:
+        assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [lb_group, "GroupId"]}
+        assert rule["FromPort"] == rule["ToPort"]
+        assert "Fn::GetStackOutput" in json.dumps(rule["GroupId"]) or "Fn::ImportValue" in json.dumps(rule["GroupId"])
+
+
+def test_load_balancer_admits_clients_from_the_vpc_only(dev: SynthesizedEnvironment) -> None:
+    [group] = _resources(dev, "AWS::EC2::SecurityGroup").values()
+    ingress = group["Properties"]["SecurityGroupIngress"]
+    assert len(ingress) == 1
+    assert ingress[0]["FromPort"] == 80
+    assert "0.0.0.0/0" not in json.dumps(ingress)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, service: str) -> None:
+    resources = dev.template_json("Services")["Resources"]
+    [association] = [
+        a["Properties"]
+        for a in _resources(dev, "AWS::EKS::PodIdentityAssociation").values()
+        if a["Properties"]["ServiceAccount"] == service
+    ]
+    assert association["Namespace"] == "inference"
+    role_id = association["RoleArn"]["Fn::GetAtt"][0]
+    [policy] = [
+        p["Properties"]
+        for p in resources.values()
+        if p["Type"] == "AWS::IAM::Policy" and p["Properties"]["Roles"] == [{"Ref": role_id}]
+    ]
+    statements = policy["PolicyDocument"]["Statement"]
+    text = json.dumps(statements)
+    assert f"/models/{service}/*" in text
+    other = [name for name in SERVICES if name != service]
+    assert not any(f"/models/{name}/" in text for name in other)
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"models/{service}/*"]}}
+    assert {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"} == {s["Action"] for s in statements}
+
+
+def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
+    manifests = _resources(dev, "Custom::AWSCDK-EKS-KubernetesResource")
+    assert len(manifests) == 1 + len(SERVICES)  # the namespace, then one per service
+    dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
+
+
+def test_services_objects_pass_validation_after_synthesis(dev: SynthesizedEnvironment) -> None:
+    import kubernetes_validate
+
+    for obj in manifest_objects(dev, "Services"):
+        if obj["kind"] != "TargetGroupBinding":
+            kubernetes_validate.validate(obj, "1.34", strict=True)
+
+
+def test_rollout_engine_finds_what_it_needs(dev: SynthesizedEnvironment) -> None:
+    template = dev.template("Services")
+    for service in SERVICES:
+        for name in ("listener-rule-arn", "stable-target-group-arn", "canary-target-group-arn"):
+            template.has_resource_properties("AWS::SSM::Parameter", {"Name": f"/tessera/dev/services/{service}/{name}"})
+        for track in ("stable", "canary"):
+            template.has_resource_properties(
+                "AWS::SSM::Parameter",
+                {"Name": f"/tessera/dev/services/{service}/{track}-deployment", "Value": f"{service}-{track}"},
+            )
+    template.has_resource_properties(
+        "AWS::SSM::Parameter", {"Name": "/tessera/dev/services/namespace", "Value": "inference"}
+    )
+    outputs = template.to_json()["Outputs"]
+    assert "ServicesAssistantListenerRuleArn" in outputs
+    assert "ServicesAssistantStableTargetGroupArn" in outputs
+
+
+def test_image_uri_names_the_configured_repository_and_tag(dev: SynthesizedEnvironment) -> None:
+    images = {
+        obj["metadata"]["name"]: obj["spec"]["template"]["spec"]["containers"][0]["image"]
+        for obj in manifest_objects(dev, "Services")
+        if obj["kind"] == "Deployment"
+    }
+    assert images["assistant-stable"].endswith("/tessera/dev/assistant:vllm-0.16.0-neuronx-sdk2.31.1")
+    assert images["gateway-canary"].endswith("/tessera/dev/gateway:1.4.2")
+
+
+def test_access_log_bucket_is_private_and_tls_only(dev: SynthesizedEnvironment) -> None:
+    dev.template("Services").has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicPolicy": True}),
+            "LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 30})]},
+        },
+    )
