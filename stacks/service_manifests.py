@@ -97,6 +97,8 @@ def namespace_object() -> dict:
                 "app.kubernetes.io/part-of": "tessera",
                 "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest",
+                # The load balancer controller then holds a new pod unready until its target is healthy.
+                "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
             },
         },
     }

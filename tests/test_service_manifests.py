@@ -84,6 +84,7 @@ def test_namespace_enforces_restricted_pod_security(config: EnvironmentConfig) -
     [namespace] = rendered_objects(config)["namespace.yaml"]
     assert namespace["metadata"]["name"] == "inference"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
 
 
 def test_tracks_differ_only_in_track_version_and_replicas(config: EnvironmentConfig) -> None:
