@@ -26,9 +26,10 @@ help:
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
 	@echo "make bench                               time a full synth against an empty CDK app"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

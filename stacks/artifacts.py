@@ -32,7 +32,7 @@ from constructs import Construct
 
 from stacks.config import ArtifactsConfig
 from stacks.published_values import PublishedValue, publish_values
-from stacks.resource_names import model_bucket_name
+from stacks.resource_names import model_bucket_name, registry_table_name
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -117,6 +117,7 @@ class ArtifactsStack(Stack):
         self.registry_table = dynamodb.Table(
             self,
             "RegistryTable",
+            table_name=registry_table_name(environment_name),
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,

@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from stacks.config_base import StrictModel, duplicates, raise_if_any
+from stacks.config_base import StrictModel, check_log_retention, duplicates, raise_if_any
 from stacks.config_cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config_errors import ConfigError, format_validation_error
-from stacks.config_services import LoadBalancerConfig, ServiceSpec
+from stacks.config_services import FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
 from stacks.config_yaml import load_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -25,31 +25,6 @@ DEFAULT_ENVIRONMENT = "dev"
 
 ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9]{1,11}$"
 TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
 
 TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
 
@@ -96,7 +71,7 @@ class NetworkConfig(StrictModel):
     @field_validator("flow_log_retention_days")
     @classmethod
     def _retention_is_supported(cls, value: int) -> int:
-        return _check_log_retention(value)
+        return check_log_retention(value)
 
     @model_validator(mode="after")
     def _counts_are_consistent(self) -> NetworkConfig:
@@ -144,6 +119,8 @@ class EnvironmentConfig(StrictModel):
     artifacts: ArtifactsConfig = ArtifactsConfig()
     cluster: ClusterConfig = ClusterConfig()
     load_balancer: LoadBalancerConfig = LoadBalancerConfig()
+    registry: RegistryConfig = RegistryConfig()
+    functions: FunctionsConfig = FunctionsConfig()
     services: list[ServiceSpec] = Field(min_length=1, description="The inference services of this environment.")
 
     @model_validator(mode="after")
@@ -232,13 +209,6 @@ class EnvironmentConfig(StrictModel):
     def image_repositories(self) -> list[str]:
         """Distinct ECR repositories, in the order the services name them."""
         return list(dict.fromkeys(service.image.repository for service in self.services))
-
-
-def _check_log_retention(value: int) -> int:
-    if value not in LOG_RETENTION_DAYS:
-        allowed = ", ".join(str(days) for days in LOG_RETENTION_DAYS)
-        raise ValueError(f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
-    return value
 
 
 def parse_config(data: object, *, source: str) -> EnvironmentConfig:

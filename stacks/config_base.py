@@ -4,6 +4,32 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
 
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors and parsed objects are immutable."""
@@ -30,3 +56,10 @@ def raise_if_any(problems: list[str]) -> None:
     """Model validators report every problem at once, one `<relative path>: <message>` line each."""
     if problems:
         raise ValueError("\n".join(problems))
+
+
+def check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(str(days) for days in LOG_RETENTION_DAYS)
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
+    return value

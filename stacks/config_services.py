@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config_base import StrictModel, raise_if_any
+from stacks.config_base import StrictModel, check_log_retention, raise_if_any
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -34,6 +34,11 @@ class ServiceImage(StrictModel):
         pattern=ECR_REPOSITORY_PATTERN, min_length=2, max_length=256, description="ECR repository (Artifacts stack)."
     )
     tag: str = Field(pattern=IMAGE_TAG_PATTERN, description="Image tag; repositories are immutable.")
+    neuron_sdk: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Neuron SDK release in the image (Neuron services only); model versions must be compiled with it.",
+    )
 
 
 class ModelSpec(StrictModel):
@@ -131,6 +136,14 @@ class ServiceSpec(StrictModel):
         raise_if_any(problems)
         return env
 
+    @model_validator(mode="after")
+    def _sdk_matches_accelerator(self) -> ServiceSpec:
+        if self.is_neuron and self.image.neuron_sdk is None:
+            raise ValueError(f"image.neuron_sdk: required for a {self.accelerator.type} service")
+        if not self.is_neuron and self.image.neuron_sdk is not None:
+            raise ValueError("image.neuron_sdk: a cpu service's image has no Neuron SDK")
+        return self
+
     @property
     def model_prefix(self) -> str:
         return self.model.s3_prefix or f"models/{self.name}/"
@@ -138,6 +151,30 @@ class ServiceSpec(StrictModel):
     @property
     def is_neuron(self) -> bool:
         return self.accelerator.type != "cpu"
+
+
+class RegistryConfig(StrictModel):
+    """How the model registry judges a new version."""
+
+    block_severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"] = Field(
+        "HIGH", description="An image scan finding at or above this severity rejects the version."
+    )
+
+
+class FunctionsConfig(StrictModel):
+    """Settings shared by Tessera's Lambda functions."""
+
+    powertools_layer_version: int = Field(
+        27,
+        ge=1,
+        description="N in the AWSLambdaPowertoolsPythonV3-python313-arm64:N layer ARN (see the Powertools docs).",
+    )
+    log_retention_days: int = Field(90, description="CloudWatch Logs retention of the functions' logs.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_supported(cls, value: int) -> int:
+        return check_log_retention(value)
 
 
 class LoadBalancerConfig(StrictModel):

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def model_bucket_name(environment_name: str, *, account: str, region: str) -> str:
     """The model bucket is named from account and region, so later stacks, pods and the operator CLI
     can name it without a look-up (bucket names are global; account and region keep it unique)."""
     return f"tessera-{environment_name}-models-{account}-{region}"
+
+
+LAMBDA_CODE_DIR = Path(__file__).resolve().parent.parent / "lambda"
+
+
+def registry_table_name(environment_name: str) -> str:
+    return f"tessera-{environment_name}-model-registry"

@@ -11,6 +11,7 @@ from stacks.artifacts import ArtifactsStack
 from stacks.cluster import ClusterStack
 from stacks.config import EnvironmentConfig
 from stacks.network import NetworkStack
+from stacks.registry import RegistryStack
 from stacks.services import ServicesStack
 
 
@@ -20,6 +21,7 @@ class TesseraStacks:
     artifacts: ArtifactsStack
     cluster: ClusterStack
     services: ServicesStack
+    registry: RegistryStack
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -69,9 +71,20 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         env=environment,
         description=f"Tessera {config.name}: load balancer, target groups and the inference services",
     )
-    for stack in (network, artifacts, cluster, services):
+    registry = RegistryStack(
+        app,
+        config.stack_name("Registry"),
+        config=config,
+        artifacts_key=artifacts.key,
+        env=environment,
+        description=f"Tessera {config.name}: model registration from manifest uploads",
+    )
+    registry.add_dependency(artifacts)
+    for stack in (network, artifacts, cluster, services, registry):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster, services=services)
+    return TesseraStacks(
+        network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry
+    )

@@ -1,0 +1,52 @@
+"""What the registry knows about each service, rendered from the environment config at synth.
+
+The Registry stack stores it as JSON in an SSM parameter; the register Lambda and the operator CLI
+read it from there (and `tessera models validate` builds it from a local config file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+# ECR finding severities, least to most severe.
+SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+# A model compiled for one of these families runs on the others of its set (same Neuron chips).
+COMPATIBLE_FAMILIES = {"trn1": ("trn1", "trn1n"), "trn1n": ("trn1", "trn1n"), "trn2": ("trn2",), "inf2": ("inf2",)}
+
+
+@dataclass(frozen=True)
+class CatalogService:
+    name: str
+    repository: str
+    accelerator: str  # trainium | inferentia | cpu
+    instance_family: str | None  # the service's pool family; None for cpu
+    neuron_cores: int
+    neuron_sdk: str | None  # Neuron SDK of the service's serving image, as declared in config
+    model_prefix: str
+
+    @property
+    def accepted_families(self) -> tuple[str, ...]:
+        return COMPATIBLE_FAMILIES.get(self.instance_family or "", ())
+
+
+@dataclass(frozen=True)
+class Catalog:
+    services: dict[str, CatalogService]
+    block_severity: str  # an image finding at or above this severity rejects a version
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"block_severity": self.block_severity, "services": [asdict(s) for s in self.services.values()]},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Catalog:
+        data = json.loads(text)
+        services = [CatalogService(**entry) for entry in data["services"]]
+        return cls(services={s.name: s for s in services}, block_severity=data["block_severity"])
+
+    def blocking_severities(self) -> tuple[str, ...]:
+        return SEVERITIES[SEVERITIES.index(self.block_severity) :]

@@ -1,0 +1,56 @@
+"""The `register` Lambda: EventBridge S3 "Object Created" events for manifests, or direct calls."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from registry.catalog import Catalog
+from registry.intake import Ignored, parse_request
+from registry.registrar import Registrar
+from registry.store import RegistryStore
+
+logger = Logger(service="tessera-registry")
+metrics = Metrics(namespace="Tessera", service="tessera-registry")
+
+
+@cache
+def _registrar() -> Registrar:
+    """Built once per execution environment; the catalog is read from SSM at the first request."""
+    catalog_text = boto3.client("ssm").get_parameter(Name=os.environ["CATALOG_PARAMETER"])["Parameter"]["Value"]
+    return Registrar(
+        s3=boto3.client("s3"),
+        ecr=boto3.client("ecr"),
+        store=RegistryStore(boto3.client("dynamodb"), os.environ["REGISTRY_TABLE"]),
+        catalog=Catalog.from_json(catalog_text),
+        bucket=os.environ["MODEL_BUCKET"],
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handle(event: Any, context: Any) -> dict:
+    request = parse_request(event, bucket=os.environ["MODEL_BUCKET"])
+    if isinstance(request, Ignored):
+        # Not a manifest for us: say why and succeed, so that nothing retries it.
+        logger.warning("event ignored", extra={"outcome": "IGNORED", "reason": request.reason})
+        metrics.add_metric(name="RegistrationIgnored", unit=MetricUnit.Count, value=1)
+        return {"outcome": "IGNORED", "reason": request.reason}
+    logger.append_keys(service_name=request.service, version=request.version, source=request.source)
+    outcome = _registrar().register(request.service, request.version)
+    logger.info(
+        "registration decided",
+        extra={
+            "outcome": outcome.outcome,
+            "state": outcome.state,
+            "reasons": outcome.reasons,
+            "changed": outcome.changed,
+        },
+    )
+    metrics.add_metric(name=f"Registration{outcome.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    return outcome.as_dict()

@@ -1,0 +1,64 @@
+"""What the register Lambda is asked to do: an EventBridge "Object Created" event for a
+`models/<service>/<version>/manifest.json` key in the model bucket, or a direct
+`{"service": ..., "version": ...}` call. Anything else is ignored with the reason why."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+MANIFEST_KEY = re.compile(
+    r"^models/(?P<service>[a-z][a-z0-9-]{1,30})/(?P<version>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/manifest\.json$"
+)
+SERVICE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    service: str
+    version: str
+    source: str  # "s3-event" or "direct"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+
+
+def parse_request(event: object, *, bucket: str) -> RegistrationRequest | Ignored:
+    if not isinstance(event, dict):
+        return Ignored(f"event is a {type(event).__name__}, not an object")
+    if "detail-type" in event or "detail" in event:
+        return _from_s3_event(event, bucket)
+    if "service" in event or "version" in event:
+        return _from_direct_call(event)
+    return Ignored("neither an S3 Object Created event nor a {service, version} request")
+
+
+def _from_s3_event(event: dict, bucket: str) -> RegistrationRequest | Ignored:
+    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+        return Ignored(f"event {event.get('source')!r}/{event.get('detail-type')!r} is not an S3 Object Created event")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        return Ignored("S3 event has no detail object")
+    event_bucket = (detail.get("bucket") or {}).get("name")
+    key = (detail.get("object") or {}).get("key")
+    if not isinstance(event_bucket, str) or not isinstance(key, str):
+        return Ignored("S3 event lacks detail.bucket.name or detail.object.key")
+    if event_bucket != bucket:
+        return Ignored(f"object is in bucket {event_bucket!r}, not the model bucket {bucket!r}")
+    match = MANIFEST_KEY.match(unquote_plus(key))
+    if match is None:
+        return Ignored(f"key {key!r} is not models/<service>/<version>/manifest.json")
+    return RegistrationRequest(match["service"], match["version"], "s3-event")
+
+
+def _from_direct_call(event: dict) -> RegistrationRequest | Ignored:
+    service, version = event.get("service"), event.get("version")
+    if not isinstance(service, str) or not SERVICE.match(service):
+        return Ignored(f"service {service!r} must match {SERVICE.pattern}")
+    if not isinstance(version, str) or not VERSION.match(version):
+        return Ignored(f"version {version!r} must match {VERSION.pattern}")
+    return RegistrationRequest(service, version, "direct")

@@ -1,0 +1,157 @@
+"""The model-version manifest: `s3://<bucket>/models/<service>/<version>/manifest.json`.
+
+A Neuron model is compiled ahead of time for one target (instance family, NeuronCores and
+tensor-parallel degree, batch size, sequence length, Neuron SDK); the manifest records that target
+and every artifact with its size and checksum, so that a version can be checked against the
+hardware it will run on before it gets any traffic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SERVICE_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+FAMILIES_BY_ACCELERATOR = {"trainium": ("trn1", "trn1n", "trn2"), "inferentia": ("inf2",)}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageRef(_Strict):
+    repository: str = Field(min_length=2, max_length=256, description="ECR repository of the serving image.")
+    tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$", description="Image tag.")
+
+
+class NeuronTarget(_Strict):
+    """What a Neuron model was compiled for; serving it on anything else fails or recompiles."""
+
+    accelerator: Literal["trainium", "inferentia"]
+    instance_family: Literal["trn1", "trn1n", "trn2", "inf2"]
+    neuron_cores: int = Field(ge=1, le=128, description="NeuronCores the compiled model runs on.")
+    tensor_parallel_degree: int = Field(ge=1, le=128)
+    batch_size: int = Field(ge=1, le=4096)
+    sequence_length: int = Field(ge=1, le=1_048_576)
+    neuron_sdk: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Neuron SDK release used to compile.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NeuronTarget:
+        if self.instance_family not in FAMILIES_BY_ACCELERATOR[self.accelerator]:
+            raise ValueError(f"instance_family {self.instance_family!r} is not a {self.accelerator} family")
+        if self.tensor_parallel_degree > self.neuron_cores:
+            raise ValueError(
+                f"tensor_parallel_degree {self.tensor_parallel_degree} exceeds neuron_cores {self.neuron_cores}"
+            )
+        return self
+
+
+class CpuTarget(_Strict):
+    """A model for a Graviton (arm64) CPU service."""
+
+    accelerator: Literal["cpu"]
+    architecture: Literal["arm64"]
+
+
+class Artifact(_Strict):
+    path: str = Field(min_length=1, max_length=512, description="Path relative to the version folder.")
+    size_bytes: int = Field(ge=0)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole file, hex.")
+    s3_checksum_sha256: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9+/]{43}=(-\d{1,5})?$",
+        description="The ChecksumSHA256 S3 recorded at upload (base64; `-N` suffix for multipart uploads).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        parts = PurePosixPath(path).parts
+        if path.startswith("/") or ".." in parts or path != str(PurePosixPath(path)):
+            raise ValueError(f"{path!r} must be a plain relative path inside the version folder")
+        if path == "manifest.json":
+            raise ValueError("the manifest does not list itself")
+        return path
+
+    @model_validator(mode="after")
+    def _has_checksum(self) -> Artifact:
+        if self.sha256 is None and self.s3_checksum_sha256 is None:
+            raise ValueError("give sha256 or s3_checksum_sha256")
+        return self
+
+    @property
+    def expected_s3_checksum(self) -> str:
+        """The ChecksumSHA256 value S3 should report for this artifact."""
+        if self.s3_checksum_sha256 is not None:
+            return self.s3_checksum_sha256
+        return base64.b64encode(binascii.unhexlify(self.sha256)).decode()
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = Field(description="Manifest format version.")
+    service: str = Field(pattern=SERVICE_PATTERN)
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    version: str = Field(pattern=VERSION_PATTERN)
+    image: ImageRef
+    compile_target: Annotated[NeuronTarget | CpuTarget, Field(discriminator="accelerator")]
+    artifacts: list[Artifact] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form: training run, eval scores, ...")
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> Manifest:
+        seen: set[str] = set()
+        for artifact in self.artifacts:
+            if artifact.path in seen:
+                raise ValueError(f"artifact path {artifact.path!r} is listed twice")
+            seen.add(artifact.path)
+        return self
+
+
+class ManifestError(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def digest(raw: bytes) -> str:
+    """Identity of a manifest's content: a re-upload of the same bytes is the same registration."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError([f"manifest is not valid JSON: {error}"]) from None
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as error:
+        raise ManifestError([_describe(detail) for detail in error.errors(include_url=False)]) from None
+
+
+def _describe(detail: dict) -> str:
+    path = ".".join(
+        str(part)
+        for part in detail["loc"]
+        if not isinstance(part, str) or part not in ("cpu", "trainium", "inferentia")
+    )
+    message = detail["msg"]
+    if detail["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"manifest {path}: {message}" if path else f"manifest: {message}"
+
+
+def manifest_json_schema() -> dict:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://tessera.dev/schemas/model-manifest.json",
+        **Manifest.model_json_schema(),
+    }
