@@ -59,6 +59,7 @@ check-config: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(PY) -m stacks.config_schema
+	$(PY) tools/write_manifest_schema.py
 
 manifests: $(VENV)/.installed
 	$(PY) -m stacks.render_manifests $(ENV)

@@ -39,7 +39,7 @@ class PythonFunction(Construct):
         settings: FunctionsConfig,
         environment: Mapping[str, str],
         removal_policy: RemovalPolicy,
-        timeout: Duration = Duration.seconds(60),
+        timeout_seconds: int = 60,
         memory_mib: int = 512,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -48,7 +48,9 @@ class PythonFunction(Construct):
             self, "Logs", retention=RETENTION_BY_DAYS[settings.log_retention_days], removal_policy=removal_policy
         )
         # Our own role: CDK's default adds AWSLambdaBasicExecutionRole, which may write to any log group.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
+        )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
@@ -59,7 +61,7 @@ class PythonFunction(Construct):
             code=lambda_.Code.from_asset(str(LAMBDA_CODE_DIR), exclude=ASSET_EXCLUDES),
             handler=handler,
             role=self.role,
-            timeout=timeout,
+            timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_mib,
             log_group=self.log_group,
             layers=[

@@ -122,7 +122,9 @@ class RegistryStack(Stack):
         # The registry table is encrypted with this key; S3 objects (manifests) need decrypt only.
         key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         manifests = f"arn:{self.partition}:s3:::{bucket_name}/models/*"
-        role.add_to_policy(iam.PolicyStatement(sid="ReadModelVersions", actions=["s3:GetObject"], resources=[manifests]))
+        role.add_to_policy(
+            iam.PolicyStatement(sid="ReadModelVersions", actions=["s3:GetObject"], resources=[manifests])
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegistryTable",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from registry.catalog import Catalog, CatalogService
-
 from stacks.config import EnvironmentConfig
 
 

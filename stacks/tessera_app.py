@@ -85,6 +85,4 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
             Tags.of(stack).add(key, value)
 
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return TesseraStacks(
-        network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry
-    )
+    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry)

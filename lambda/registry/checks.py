@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -63,6 +65,7 @@ def check_artifacts(s3: Any, *, bucket: str, folder: str, manifest: Manifest) ->
             reasons.append(
                 f"artifact {artifact.path} is {head['ContentLength']} bytes, manifest says {artifact.size_bytes}"
             )
+            continue
         stored = head.get("ChecksumSHA256")
         if stored is None:
             reasons.append(f"artifact {artifact.path} has no SHA-256 checksum in S3; upload it with one")
@@ -107,3 +110,30 @@ def check_image(ecr: Any, manifest: Manifest, service: CatalogService, catalog: 
         found = ", ".join(f"{count} {severity}" for severity, count in blocking.items())
         return [f"image {image.repository}:{image.tag} has findings at or above {catalog.block_severity}: {found}"]
     return []
+
+
+def check_local_artifacts(root: Path, manifest: Manifest) -> list[str]:
+    """Before upload: every artifact file exists under `root` with the listed size and SHA-256."""
+    reasons = []
+    for artifact in manifest.artifacts:
+        path = root / artifact.path
+        if not path.is_file():
+            reasons.append(f"artifact {artifact.path} is missing ({path})")
+            continue
+        size = path.stat().st_size
+        if size != artifact.size_bytes:
+            reasons.append(f"artifact {artifact.path} is {size} bytes, manifest says {artifact.size_bytes}")
+            continue
+        if artifact.sha256 is None:
+            continue  # only the multipart S3 checksum is recorded; S3 verifies it at registration
+        if _sha256_of(path) != artifact.sha256:
+            reasons.append(f"artifact {artifact.path} sha256 does not match the manifest")
+    return reasons
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,151 @@
+"""A moto-backed AWS world for the registry tests: the model bucket, the registry table, the
+services' ECR repositories with scanned images, and the catalog parameter, as the stacks create them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+
+from registry.catalog import Catalog
+from registry.registrar import Registrar
+from registry.store import RegistryStore
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = f"tessera-dev-models-{ACCOUNT}-{REGION}"
+TABLE = "tessera-dev-model-registry"
+CATALOG_PARAMETER = "/tessera/dev/registry/catalog"
+SCAN_RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results"
+
+
+def image_manifest(tag: str) -> str:
+    """A distinct (fake) image per tag: ECR identifies images by their manifest digest."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(),
+                "size": 1,
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+            },
+            "layers": [],
+        }
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def s3_checksum(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@dataclass
+class World:
+    catalog: Catalog
+    s3: Any = field(default_factory=lambda: boto3.client("s3", region_name=REGION))
+    ecr: Any = field(default_factory=lambda: boto3.client("ecr", region_name=REGION))
+    dynamodb: Any = field(default_factory=lambda: boto3.client("dynamodb", region_name=REGION))
+    ssm: Any = field(default_factory=lambda: boto3.client("ssm", region_name=REGION))
+
+    def build(self) -> World:
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for service in self.catalog.services.values():
+            self.ecr.create_repository(repositoryName=service.repository)
+        self.ssm.put_parameter(Name=CATALOG_PARAMETER, Value=self.catalog.to_json(), Type="String")
+        for name, value in {
+            "artifacts/model-bucket-name": BUCKET,
+            "artifacts/registry-table-name": TABLE,
+        }.items():
+            self.ssm.put_parameter(Name=f"/tessera/dev/{name}", Value=value, Type="String")
+        return self
+
+    def push_image(
+        self, repository: str, tag: str, *, findings: dict[str, int] | None = None, status: str = "COMPLETE"
+    ) -> None:
+        """An image with a finished scan; `findings` are severity counts (moto's default scan finds one HIGH)."""
+        self.ecr.put_image(repositoryName=repository, imageManifest=image_manifest(tag), imageTag=tag)
+        self.ecr.start_image_scan(repositoryName=repository, imageId={"imageTag": tag})
+        self.set_scan(repository, tag, findings=findings, status=status)
+
+    def set_scan(self, repository: str, tag: str, *, findings: dict[str, int] | None, status: str = "COMPLETE") -> None:
+        """What ECR's scan of the image reports from now on (through moto's configuration API)."""
+        result = {
+            "imageScanFindings": {"findings": [], "findingSeverityCounts": findings or {}},
+            "registryId": ACCOUNT,
+            "repositoryName": repository,
+            "imageId": {"imageTag": tag},
+            "imageScanStatus": {"status": status, "description": "set by the test"},
+        }
+        requests.post(SCAN_RESULTS_API, json={"results": [result], "region": REGION}, timeout=5)
+
+    def upload(self, manifest: dict, artifacts: dict[str, bytes], *, checksums: bool = True) -> str:
+        folder = f"models/{manifest['service']}/{manifest['version']}/"
+        for path, data in artifacts.items():
+            extra = {"ChecksumAlgorithm": "SHA256"} if checksums else {}
+            self.s3.put_object(Bucket=BUCKET, Key=folder + path, Body=data, **extra)
+        key = folder + "manifest.json"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest).encode(), ChecksumAlgorithm="SHA256")
+        return key
+
+    def store(self) -> RegistryStore:
+        return RegistryStore(self.dynamodb, TABLE)
+
+    def registrar(self, store: RegistryStore | None = None) -> Registrar:
+        return Registrar(s3=self.s3, ecr=self.ecr, store=store or self.store(), catalog=self.catalog, bucket=BUCKET)
+
+
+ASSISTANT_TAG = "vllm-0.16.0-neuronx-sdk2.31.1"
+WEIGHTS = b"weights of the assistant model" * 100
+TOKENIZER = b'{"vocab": ["a", "b"]}'
+
+
+def assistant_manifest(version: str = "2026-11-20", **changes: Any) -> dict:
+    """A manifest that fits the dev assistant service (trn1, 2 NeuronCores, SDK 2.31.1)."""
+    manifest = {
+        "schema_version": 1,
+        "service": "assistant",
+        "model": "assistant-vlm",
+        "version": version,
+        "image": {"repository": "tessera/dev/assistant", "tag": ASSISTANT_TAG},
+        "compile_target": {
+            "accelerator": "trainium",
+            "instance_family": "trn1",
+            "neuron_cores": 2,
+            "tensor_parallel_degree": 2,
+            "batch_size": 4,
+            "sequence_length": 8192,
+            "neuron_sdk": "2.31.1",
+        },
+        "artifacts": [
+            {"path": "model.neff", "size_bytes": len(WEIGHTS), "sha256": sha256_hex(WEIGHTS)},
+            {"path": "tokenizer.json", "size_bytes": len(TOKENIZER), "sha256": sha256_hex(TOKENIZER)},
+        ],
+        "metadata": {"training_run": "tr-42", "eval": {"vqa_accuracy": 0.81}},
+    }
+    for key, value in changes.items():
+        if key in manifest["compile_target"]:
+            manifest["compile_target"][key] = value
+        else:
+            manifest[key] = value
+    return manifest
+
+
+ASSISTANT_ARTIFACTS = {"model.neff": WEIGHTS, "tokenizer.json": TOKENIZER}
