@@ -143,3 +143,10 @@ def test_check_config_command_lists_each_problem_and_exits_1() -> None:
         f"{path}: network.nat_gateway: unknown key 'nat_gateway'; did you mean 'nat_gateways'? "
         "allowed keys: vpc_cidr, az_count, availability_zones, nat_gateways, flow_log_retention_days",
     ]
+
+
+def test_every_accepted_retention_maps_to_a_cdk_retention() -> None:
+    from stacks.config_base import LOG_RETENTION_DAYS
+    from stacks.log_retention import RETENTION_BY_DAYS
+
+    assert tuple(RETENTION_BY_DAYS) == LOG_RETENTION_DAYS
