@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stacks.config_base import StrictModel, check_log_retention, raise_if_any
+from stacks.config_rollout import RolloutPolicy
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -122,6 +123,7 @@ class ServiceSpec(StrictModel):
         70, ge=10, le=95, description="HPA target: average CPU utilization of the stable track."
     )
     route: RouteSpec
+    rollout: RolloutPolicy = RolloutPolicy()
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
 
     @field_validator("env")

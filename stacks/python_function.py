@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -41,6 +42,8 @@ class PythonFunction(Construct):
         removal_policy: RemovalPolicy,
         timeout_seconds: int = 60,
         memory_mib: int = 512,
+        vpc: ec2.IVpc | None = None,
+        security_groups: list[ec2.ISecurityGroup] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -52,6 +55,22 @@ class PythonFunction(Construct):
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
         )
         self.log_group.grant_write(self.role)
+        if vpc is not None:
+            # What AWSLambdaVPCAccessExecutionRole grants, without its logs:* on every log group.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="VpcNetworkInterfaces",
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=["*"],
+                )
+            )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -70,6 +89,9 @@ class PythonFunction(Construct):
                 )
             ],
             environment={"POWERTOOLS_LOG_LEVEL": "INFO", **environment},
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS) if vpc else None,
+            security_groups=security_groups,
         )
         Validations.of(self.function).acknowledge(
             Acknowledgment(

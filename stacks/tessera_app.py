@@ -12,6 +12,7 @@ from stacks.cluster import ClusterStack
 from stacks.config import EnvironmentConfig
 from stacks.network import NetworkStack
 from stacks.registry import RegistryStack
+from stacks.rollout import RolloutStack
 from stacks.services import ServicesStack
 
 
@@ -22,6 +23,7 @@ class TesseraStacks:
     cluster: ClusterStack
     services: ServicesStack
     registry: RegistryStack
+    rollout: RolloutStack
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -79,10 +81,25 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         env=environment,
         description=f"Tessera {config.name}: model registration from manifest uploads",
     )
-    registry.add_dependency(artifacts)
-    for stack in (network, artifacts, cluster, services, registry):
+    registry.add_stack_dependency(artifacts)
+    rollout = RolloutStack(
+        app,
+        config.stack_name("Rollout"),
+        config=config,
+        vpc=network.vpc,
+        cluster=cluster.cluster,
+        cluster_security_group_id=cluster.cluster.cluster_security_group_id,
+        services=services,
+        artifacts_key=artifacts.key,
+        env=environment,
+        description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
+    )
+    rollout.add_stack_dependency(registry)
+    for stack in (network, artifacts, cluster, services, registry, rollout):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return TesseraStacks(network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry)
+    return TesseraStacks(
+        network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry, rollout=rollout
+    )

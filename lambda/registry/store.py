@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -58,22 +59,33 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _to_dynamo(item: dict) -> dict:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
+def to_dynamo(item: dict) -> dict:
+    """Plain Python values to DynamoDB attribute values (floats go through Decimal, as DynamoDB requires)."""
+    return {key: _serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
 
 
-def _from_dynamo(item: dict) -> dict:
+def from_dynamo(item: dict) -> dict:
     return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _decimals(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_decimals(item) for item in value]
+    return value
+
+
 def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the registry stores only whole numbers."""
+    """DynamoDB numbers come back as Decimal: whole ones become int, others float."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_plain(item) for item in value]
-    if type(value).__name__ == "Decimal":
-        return int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
@@ -85,11 +97,11 @@ class RegistryStore:
     def get_version(self, service: str, version: str) -> VersionRecord | None:
         response = self._client.get_item(
             TableName=self._table,
-            Key=_to_dynamo({"pk": partition(service), "sk": version_key(version)}),
+            Key=to_dynamo({"pk": partition(service), "sk": version_key(version)}),
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return VersionRecord.from_item(_from_dynamo(item)) if item else None
+        return VersionRecord.from_item(from_dynamo(item)) if item else None
 
     def create_version(self, record: VersionRecord, event: dict) -> None:
         """Store a version seen for the first time, with its first event, or raise ConcurrentWriteError."""
@@ -97,7 +109,7 @@ class RegistryStore:
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _to_dynamo(record.to_item()),
+                    "Item": to_dynamo(record.to_item()),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -110,10 +122,10 @@ class RegistryStore:
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _to_dynamo(record.to_item()),
+                    "Item": to_dynamo(record.to_item()),
                     "ConditionExpression": "#state = :rejected AND digest = :digest",
                     "ExpressionAttributeNames": {"#state": "state"},
-                    "ExpressionAttributeValues": _to_dynamo({":rejected": REJECTED, ":digest": record.digest}),
+                    "ExpressionAttributeValues": to_dynamo({":rejected": REJECTED, ":digest": record.digest}),
                 }
             },
             self._event_put(record, event),
@@ -124,7 +136,7 @@ class RegistryStore:
         item = {"pk": partition(service), "sk": f"EVENT#{version}#{key}", "kind": "event", "version": version, **event}
         try:
             self._client.put_item(
-                TableName=self._table, Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
+                TableName=self._table, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -144,10 +156,10 @@ class RegistryStore:
         for page in paginator.paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=_to_dynamo({":pk": partition(service), ":prefix": prefix}),
+            ExpressionAttributeValues=to_dynamo({":pk": partition(service), ":prefix": prefix}),
             ConsistentRead=True,
         ):
-            items.extend(_from_dynamo(item) for item in page["Items"])
+            items.extend(from_dynamo(item) for item in page["Items"])
         return items
 
     def _event_put(self, record: VersionRecord, event: dict) -> dict:
@@ -158,7 +170,7 @@ class RegistryStore:
             "version": record.version,
             **event,
         }
-        return {"Put": {"TableName": self._table, "Item": _to_dynamo(item)}}
+        return {"Put": {"TableName": self._table, "Item": to_dynamo(item)}}
 
     def _transact(self, *operations: dict) -> None:
         try:

@@ -1,0 +1,79 @@
+"""The rollout Lambda: one function, one entry point per state-machine task (`action`).
+
+Each action's module is imported on first use, so a cold start pays only for what it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(service="tessera-rollout")
+
+
+@cache
+def clients() -> Any:
+    """Built once per execution environment from the function's environment variables."""
+    import boto3
+
+    from rollout.kube import KubeClient, eks_token
+    from rollout.ledger import Ledger
+    from rollout.metrics import CloudWatchPercentiles
+    from rollout.steps import Clients
+
+    sts = boto3.client("sts")
+    cloudwatch = boto3.client("cloudwatch")
+    cluster = os.environ["CLUSTER_NAME"]
+    return Clients(
+        ledger=Ledger(boto3.client("dynamodb"), os.environ["REGISTRY_TABLE"]),
+        elbv2=boto3.client("elbv2"),
+        cloudwatch=cloudwatch,
+        sns=boto3.client("sns"),
+        ssm=boto3.client("ssm"),
+        kube=KubeClient(
+            os.environ["CLUSTER_ENDPOINT"], lambda: eks_token(sts, cluster), ca_data=os.environ.get("CLUSTER_CA")
+        ),
+        percentiles=CloudWatchPercentiles(cloudwatch),
+        topic_arn=os.environ["TOPIC_ARN"],
+        settings_prefix=os.environ["SETTINGS_PREFIX"],
+    )
+
+
+def dispatch(event: dict, deps: Any) -> dict:
+    """Run the step named by event["action"] with the state the state machine passed."""
+    from rollout import steps
+
+    action = event.get("action")
+    plan, progress = event.get("plan") or {}, event.get("progress") or {}
+    actions = {
+        "prepare": lambda: steps.prepare(event.get("input") or {}, event.get("execution", ""), deps),
+        "acquire_lock": lambda: steps.acquire_lock(plan, deps),
+        "preflight": lambda: steps.preflight(plan, deps),
+        "deploy_canary": lambda: steps.deploy_canary(plan, event.get("preflight") or {}, deps),
+        "check_canary_ready": lambda: steps.check_ready(plan, progress, "canary", deps),
+        "check_stable_ready": lambda: steps.check_ready(plan, progress, "stable", deps),
+        "check_warm": lambda: steps.check_warm(plan, progress, deps),
+        "scale_canary": lambda: steps.scale_canary(plan, progress, deps),
+        "shift_traffic": lambda: steps.shift_traffic(plan, progress, deps),
+        "evaluate": lambda: steps.evaluate(plan, progress, deps),
+        "advance": lambda: steps.advance(plan, progress),
+        "await_approval": lambda: steps.await_approval(plan, event.get("token", ""), deps),
+        "promote_stable": lambda: steps.promote_stable(plan, progress, deps),
+        "finalize": lambda: steps.finalize(plan, deps),
+        "rollback": lambda: steps.rollback(plan, event.get("progress"), event.get("error"), deps),
+    }
+    if action not in actions:
+        raise ValueError(f"unknown action {action!r}; expected one of {sorted(actions)}")
+    return actions[action]()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handle(event: dict, context: Any) -> dict:
+    plan = event.get("plan") or event.get("input") or {}
+    logger.append_keys(action=event.get("action"), service_name=plan.get("service"), version=plan.get("version"))
+    result = dispatch(event, clients())
+    logger.info("step done", extra={"result": result})
+    return result

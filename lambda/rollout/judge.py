@@ -1,0 +1,267 @@
+"""Judges a canary track against the stable track at one traffic step. Pure: the caller reads the
+metrics (rollout.metrics) and records the judgement.
+
+Missing data is never healthy: a canary without enough traffic, or without a value a rule needs,
+is NOT_ENOUGH_DATA, never PASS. FAIL wins over NOT_ENOUGH_DATA, which wins over PASS, so one bad
+number is enough to roll back even when other numbers are missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["PASS", "FAIL", "NOT_ENOUGH_DATA"]
+Direction = Literal["lower_is_better", "higher_is_better"]
+
+
+@dataclass(frozen=True)
+class ExtraMetricRule:
+    """A limit on a metric beyond 5xx and latency, e.g. time to first token."""
+
+    name: str
+    threshold: float
+    direction: Direction
+    # The canary may be at most this many times worse than stable; None compares only to threshold.
+    max_ratio_vs_stable: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("lower_is_better", "higher_is_better"):
+            raise ValueError(f"extra metric {self.name!r}: unknown direction {self.direction!r}")
+        if math.isnan(self.threshold):
+            raise ValueError(f"extra metric {self.name!r}: threshold is NaN")
+        _check_ratio(f"extra metric {self.name!r} max_ratio_vs_stable", self.max_ratio_vs_stable)
+
+
+@dataclass(frozen=True)
+class AnalysisPolicy:
+    max_5xx_rate: float
+    max_5xx_ratio_vs_stable: float
+    max_p99_seconds: float
+    max_p99_ratio_vs_stable: float
+    min_requests: int
+    extra_metrics: tuple[ExtraMetricRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_5xx_rate <= 1:
+            raise ValueError(f"max_5xx_rate must be a fraction in [0, 1], got {self.max_5xx_rate}")
+        if not self.max_p99_seconds > 0:
+            raise ValueError(f"max_p99_seconds must be positive, got {self.max_p99_seconds}")
+        if self.min_requests < 0:
+            raise ValueError(f"min_requests must not be negative, got {self.min_requests}")
+        _check_ratio("max_5xx_ratio_vs_stable", self.max_5xx_ratio_vs_stable)
+        _check_ratio("max_p99_ratio_vs_stable", self.max_p99_ratio_vs_stable)
+        names = [rule.name for rule in self.extra_metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"extra metric names must be unique, got {names}")
+
+
+@dataclass(frozen=True)
+class TrackStats:
+    """One track's numbers over the analysis window; None means CloudWatch had no datapoint."""
+
+    requests: int
+    errors_5xx: int
+    p99_seconds: float | None
+    extra: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    limit: float | None
+    passed: bool | None  # None = not evaluated (no data)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    checks: tuple[Check, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for the audit record."""
+        return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "checks": [
+                {"name": check.name, "value": check.value, "limit": check.limit, "passed": check.passed}
+                for check in self.checks
+            ],
+        }
+
+
+def judge(
+    policy: AnalysisPolicy,
+    canary: TrackStats,
+    stable: TrackStats,
+    alarms_in_alarm: Sequence[str] = (),
+) -> Judgement:
+    """Judges the canary. Relative rules compare to stable only when stable carried at least
+    min_requests: a near-idle stable's numbers are noise, so only the absolute limits apply then."""
+    _validate("canary", canary)
+    _validate("stable", stable)
+    judgement = _judge_metrics(policy, canary, stable)
+    if not alarms_in_alarm:
+        return judgement
+    # An alarm sees more than this window does (other metrics, other sources): it fails the canary
+    # whatever the numbers say. The checks are kept so the audit record still shows them.
+    reason = f"{len(alarms_in_alarm)} alarm(s) in ALARM: {', '.join(alarms_in_alarm)}"
+    failures = judgement.reasons if judgement.verdict == "FAIL" else ()
+    return Judgement("FAIL", (reason, *failures), judgement.checks)
+
+
+def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats) -> Judgement:
+    # A canary that got no traffic has shown nothing, whatever min_requests says.
+    min_requests = max(policy.min_requests, 1)
+    if canary.requests < min_requests:
+        return Judgement(
+            "NOT_ENOUGH_DATA",
+            (f"canary served {canary.requests} requests, fewer than the {min_requests} a judgement needs",),
+            (Check("requests", canary.requests, min_requests, None),),
+        )
+    result = _Collector()
+    stable_has_traffic = stable.requests >= min_requests
+    if not stable_has_traffic:
+        result.notes.append(f"stable served only {stable.requests} requests: comparisons with stable were skipped")
+    _judge_5xx(policy, canary, stable, stable_has_traffic, result)
+    _judge_p99(policy, canary, stable, stable_has_traffic, result)
+    for rule in policy.extra_metrics:
+        _judge_extra(rule, canary, stable, stable_has_traffic, result)
+    return result.judgement(canary.requests)
+
+
+class _Collector:
+    """Gathers checks and sorts their reasons by the verdict they argue for."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.failures: list[str] = []
+        self.missing: list[str] = []
+        self.notes: list[str] = []
+
+    def add(self, check: Check, reason: str) -> None:
+        """Records a check; reason explains it if it failed or had no data."""
+        self.checks.append(check)
+        if check.passed is False:
+            self.failures.append(reason)
+
+    def missing_value(self, name: str, reason: str) -> None:
+        self.checks.append(Check(name, None, None, None))
+        self.missing.append(reason)
+
+    def judgement(self, requests: int) -> Judgement:
+        checks = tuple(self.checks)
+        if self.failures:
+            return Judgement("FAIL", tuple(self.failures), checks)
+        if self.missing:
+            return Judgement("NOT_ENOUGH_DATA", tuple(self.missing), checks)
+        passed = sum(1 for check in checks if check.passed)
+        return Judgement("PASS", (f"canary passed {passed} checks over {requests} requests", *self.notes), checks)
+
+
+def _judge_5xx(
+    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+) -> None:
+    rate = canary.errors_5xx / canary.requests
+    limit = policy.max_5xx_rate
+    result.add(
+        Check("5xx_rate", rate, limit, rate <= limit),
+        f"canary 5xx rate {_percent(rate)} exceeds {_percent(limit)}",
+    )
+    if not stable_has_traffic:
+        result.checks.append(Check("5xx_rate_vs_stable", rate, None, None))
+        return
+    stable_rate = stable.errors_5xx / stable.requests
+    # One error's worth of slack: against a zero-error stable, a lone canary error is chance, not a trend.
+    tolerance = 1 / canary.requests
+    relative_limit = stable_rate * policy.max_5xx_ratio_vs_stable + tolerance
+    result.add(
+        Check("5xx_rate_vs_stable", rate, relative_limit, rate <= relative_limit),
+        f"canary 5xx rate {_percent(rate)} exceeds {policy.max_5xx_ratio_vs_stable:g} x stable "
+        f"{_percent(stable_rate)} + one error ({_percent(tolerance)}) = {_percent(relative_limit)}",
+    )
+
+
+def _judge_p99(
+    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+) -> None:
+    p99 = canary.p99_seconds
+    if p99 is None:
+        result.missing_value("p99_seconds", "canary has no p99 response time in the window")
+        return
+    limit = policy.max_p99_seconds
+    result.add(
+        Check("p99_seconds", p99, limit, p99 <= limit),
+        f"canary p99 response time {p99:.3f}s exceeds {limit:.3f}s",
+    )
+    if not stable_has_traffic or stable.p99_seconds is None:
+        result.checks.append(Check("p99_vs_stable", p99, None, None))
+        return
+    ratio = policy.max_p99_ratio_vs_stable
+    relative_limit = stable.p99_seconds * ratio
+    result.add(
+        Check("p99_vs_stable", p99, relative_limit, p99 <= relative_limit),
+        f"canary p99 response time {p99:.3f}s exceeds {ratio:g} x stable {stable.p99_seconds:.3f}s "
+        f"= {relative_limit:.3f}s",
+    )
+
+
+def _judge_extra(
+    rule: ExtraMetricRule, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+) -> None:
+    value = canary.extra.get(rule.name)
+    if value is None:
+        result.missing_value(rule.name, f"canary has no {rule.name} value in the window")
+        return
+    lower_is_better = rule.direction == "lower_is_better"
+    worse = "exceeds" if lower_is_better else "is below"
+    passed = value <= rule.threshold if lower_is_better else value >= rule.threshold
+    result.add(
+        Check(rule.name, value, rule.threshold, passed),
+        f"canary {rule.name} {value:.4g} {worse} {rule.threshold:.4g}",
+    )
+    if rule.max_ratio_vs_stable is None:
+        return
+    stable_value = stable.extra.get(rule.name)
+    name = f"{rule.name}_vs_stable"
+    if not stable_has_traffic or stable_value is None:
+        result.checks.append(Check(name, value, None, None))
+        return
+    ratio = rule.max_ratio_vs_stable
+    if lower_is_better:
+        limit = stable_value * ratio
+        passed = value <= limit
+        how = f"{ratio:g} x stable {stable_value:.4g}"
+    else:
+        limit = stable_value / ratio
+        passed = value >= limit
+        how = f"stable {stable_value:.4g} / {ratio:g}"
+    result.add(Check(name, value, limit, passed), f"canary {rule.name} {value:.4g} {worse} {how} = {limit:.4g}")
+
+
+def _validate(track: str, stats: TrackStats) -> None:
+    """Rejects numbers no metric source can produce, rather than judging on them."""
+    if stats.requests < 0 or stats.errors_5xx < 0:
+        raise ValueError(f"{track}: negative counts (requests={stats.requests}, errors_5xx={stats.errors_5xx})")
+    if stats.errors_5xx > stats.requests:
+        raise ValueError(f"{track}: {stats.errors_5xx} 5xx errors out of only {stats.requests} requests")
+    # NaN compares False with everything, so it would slip through every limit as healthy.
+    if stats.p99_seconds is not None and (math.isnan(stats.p99_seconds) or stats.p99_seconds < 0):
+        raise ValueError(f"{track}: p99_seconds must be a non-negative number, got {stats.p99_seconds}")
+    for name, value in stats.extra.items():
+        if value is not None and math.isnan(value):
+            raise ValueError(f"{track}: extra metric {name!r} is NaN")
+
+
+def _check_ratio(name: str, ratio: float | None) -> None:
+    # Below 1 the canary would have to beat stable, so an identical canary could never pass.
+    if ratio is not None and not ratio >= 1:
+        raise ValueError(f"{name} must be at least 1, got {ratio}")
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f}%"

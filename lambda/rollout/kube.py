@@ -1,0 +1,353 @@
+"""A small client for the one thing the rollout steps do on the cluster: read, resize and re-version
+the services' Deployments through the Kubernetes API.
+
+It uses urllib rather than the Kubernetes Python client: the Lambda runtime has only the standard
+library and boto3, and the steps need two endpoints, not a generated client for all of them.
+Authentication is an EKS bearer token (a presigned STS GetCallerIdentity URL), the same token
+`aws eks get-token` prints; the cluster maps the Lambda's role to a Kubernetes identity through an
+access entry.
+
+Errors follow the rollout's contract (rollout.errors): what may pass on its own (throttling, 5xx,
+a network failure, an object that keeps changing under us) is a TransientError, which Step Functions
+retries; what will not (no access, no such deployment, an invalid object) is a RolloutError, which
+rolls the rollout back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import http.client
+import json
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from rollout.errors import RolloutError, TransientError
+
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+# EKS accepts a token for 15 minutes after it was signed; renew well before, so that a token is never
+# close to expiry when a request (and its one 401 retry) goes out.
+TOKEN_REUSE_SECONDS = 10 * 60
+# A PUT that loses the optimistic-concurrency race is re-read and re-applied this many times in all.
+REPLACE_ATTEMPTS = 5
+SERVER_CONTAINER = "server"
+MODEL_VERSION_LABEL = "tessera.dev/model-version"
+_MESSAGE_LIMIT = 500
+
+
+def eks_token(sts_client: Any, cluster_name: str) -> str:
+    """Return a bearer token for the EKS cluster `cluster_name`, as `aws eks get-token` does.
+
+    The token is a presigned GetCallerIdentity URL that also signs the header `x-k8s-aws-id: <cluster>`,
+    so that the token cannot be replayed against another cluster. The API server's authenticator calls
+    the URL and maps the returned role to a Kubernetes identity. It is valid for 15 minutes
+    (X-Amz-Expires=60 is what the authenticator expects; it applies its own window).
+
+    `sts_client` is a boto3 STS client for the cluster's region (a regional endpoint).
+    """
+    events = sts_client.meta.events
+    # Registered once per client (unique_id): the cluster name travels in the call's parameters and
+    # context, not in a closure, so one client can sign tokens for several clusters concurrently.
+    events.register(
+        "provide-client-params.sts.GetCallerIdentity",
+        _take_cluster_id,
+        unique_id="tessera-eks-token-cluster-id",
+    )
+    events.register(
+        "before-sign.sts.GetCallerIdentity",
+        _sign_cluster_id,
+        unique_id="tessera-eks-token-sign-header",
+    )
+    url = sts_client.generate_presigned_url(
+        "get_caller_identity",
+        Params={CLUSTER_ID_HEADER: cluster_name},
+        ExpiresIn=60,
+        HttpMethod="GET",
+    )
+    encoded = base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
+    return TOKEN_PREFIX + encoded
+
+
+def _take_cluster_id(params: dict, context: dict, **_: Any) -> None:
+    """Move the cluster name out of the API parameters (GetCallerIdentity has none) into the context."""
+    if CLUSTER_ID_HEADER in params:
+        context[CLUSTER_ID_HEADER] = params.pop(CLUSTER_ID_HEADER)
+
+
+def _sign_cluster_id(request: Any, **_: Any) -> None:
+    """Add the cluster name as a header just before signing, so that it is among the signed headers."""
+    cluster = request.context.get(CLUSTER_ID_HEADER)
+    if cluster is not None:
+        request.headers[CLUSTER_ID_HEADER] = cluster
+
+
+class _ConflictError(TransientError):
+    """A 409: the object changed since it was read. replace_deployment re-reads and retries; if one
+    escapes (REPLACE_ATTEMPTS exhausted elsewhere) it is still a TransientError."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The API server does not redirect these requests; following one would send the bearer token
+    to wherever it points, so a 3xx is surfaced as an HTTP error instead."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+class KubeClient:
+    """Reads and updates apps/v1 Deployments on one cluster.
+
+    `endpoint` is the API server URL (`https://<id>.<zone>.<region>.eks.amazonaws.com`). `ca_data` is
+    the cluster's certificate authority as EKS reports it (base64 of PEM); when given, the server's
+    certificate is checked against it alone, otherwise against the system trust store.
+    `token_provider` returns a fresh bearer token; it is called lazily, and its token reused for
+    TOKEN_REUSE_SECONDS or until the server refuses it. `clock` exists for tests.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        token_provider: Callable[[], str],
+        ca_data: str | None = None,
+        timeout: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(endpoint)
+        if parsed.scheme not in ("https", "http") or not parsed.netloc:
+            raise ValueError(f"Kubernetes API endpoint must be an http(s) URL, got {endpoint!r}")
+        self.endpoint = endpoint.rstrip("/")
+        self._token_provider = token_provider
+        self._timeout = timeout
+        self._clock = clock
+        self._token: str | None = None
+        self._token_at = 0.0
+        handlers: list[urllib.request.BaseHandler] = [
+            # Straight to the API server: a proxy from the environment would see the bearer token.
+            urllib.request.ProxyHandler({}),
+            _NoRedirects(),
+        ]
+        if parsed.scheme == "https":
+            handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_data)))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def get_deployment(self, namespace: str, name: str) -> dict:
+        """The Deployment as stored, including metadata.resourceVersion and status."""
+        return self._request("GET", namespace, name)
+
+    def replace_deployment(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+        """Apply `change` to the current Deployment and store it, without losing concurrent writes.
+
+        Optimistic concurrency: the object is read, changed in a copy and PUT back whole, carrying the
+        resourceVersion it was read at; if anyone (the HPA, an operator, another step) wrote it in
+        between, the server answers 409 and the change is re-applied to a fresh read. `change` may
+        therefore run more than once and must only depend on the object it is given. If the object
+        keeps changing, TransientError after REPLACE_ATTEMPTS. When `change` leaves the object as it
+        was, nothing is written. Returns the object as stored.
+        """
+        for _ in range(REPLACE_ATTEMPTS):
+            current = self.get_deployment(namespace, name)
+            desired = copy.deepcopy(current)
+            change(desired)
+            if desired == current:
+                return current
+            try:
+                return self._request("PUT", namespace, name, body=desired)
+            except _ConflictError:
+                continue
+        raise TransientError(
+            f"deployment {namespace}/{name} changed under every one of {REPLACE_ATTEMPTS} updates (409 Conflict)"
+        )
+
+    def scale(self, namespace: str, name: str, replicas: int) -> dict:
+        """Set spec.replicas (the canary's size is the rollout's to set; the stable track's is the HPA's)."""
+        if replicas < 0:
+            raise ValueError(f"replicas must be 0 or more, got {replicas}")
+
+        def change(deployment: dict) -> None:
+            deployment.setdefault("spec", {})["replicas"] = replicas
+
+        return self.replace_deployment(namespace, name, change)
+
+    def set_version(self, namespace: str, name: str, *, image: str, model_version: str, model_uri: str) -> dict:
+        """Point the Deployment at a model version: the server container's image, its MODEL_VERSION and
+        MODEL_S3_URI, and the pod label that dashboards and the rollout group pods by.
+
+        Env entries are updated in place, so that the other entries and their order stay as rendered
+        (a reordered env list is a spec change, and would roll the pods for nothing).
+        """
+
+        def change(deployment: dict) -> None:
+            template = deployment.setdefault("spec", {}).setdefault("template", {})
+            containers = template.setdefault("spec", {}).get("containers") or []
+            server = next((c for c in containers if c.get("name") == SERVER_CONTAINER), None)
+            if server is None:
+                raise RolloutError(f"deployment {namespace}/{name} has no container named {SERVER_CONTAINER!r}")
+            server["image"] = image
+            env = server.setdefault("env", [])
+            _set_env(env, "MODEL_VERSION", model_version)
+            _set_env(env, "MODEL_S3_URI", model_uri)
+            template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
+
+        return self.replace_deployment(namespace, name, change)
+
+    def _bearer(self, *, fresh: bool) -> str:
+        """The token to send: the cached one while it is young enough, otherwise a new one."""
+        now = self._clock()
+        if fresh or self._token is None or now - self._token_at >= TOKEN_REUSE_SECONDS:
+            self._token = self._token_provider()
+            self._token_at = now
+        return self._token
+
+    def _request(self, method: str, namespace: str, name: str, body: dict | None = None) -> dict:
+        """Send one request, map its failure to the rollout's errors, and retry once on 401 with a
+        new token (the cached one may have expired or been revoked)."""
+        path = (
+            f"/apis/apps/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
+            f"/deployments/{urllib.parse.quote(name, safe='')}"
+        )
+        verb = "get" if method == "GET" else "update"
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        fresh = False
+        while True:
+            request = urllib.request.Request(self.endpoint + path, data=data, method=method)  # noqa: S310 - http(s) only, checked in __init__
+            request.add_header("Authorization", f"Bearer {self._bearer(fresh=fresh)}")
+            request.add_header("Accept", "application/json")
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            try:
+                with self._opener.open(request, timeout=self._timeout) as response:
+                    payload = response.read()
+            except urllib.error.HTTPError as error:
+                status, message = error.code, _api_message(error)
+                if status == 401 and not fresh:
+                    fresh = True
+                    continue
+                raise _map_status(status, message, verb=verb, namespace=namespace, name=name) from error
+            except urllib.error.URLError as error:
+                if isinstance(error.reason, ssl.SSLCertVerificationError):
+                    raise RolloutError(
+                        f"Kubernetes API at {self.endpoint} presented a certificate the cluster CA does not "
+                        f"vouch for: {error.reason}"
+                    ) from error
+                raise TransientError(f"cannot reach the Kubernetes API at {self.endpoint}: {error.reason}") from error
+            except (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError) as error:
+                raise TransientError(
+                    f"Kubernetes API at {self.endpoint} failed during {method} {path}: {error!r}"
+                ) from error
+            try:
+                return json.loads(payload)
+            except ValueError as error:
+                raise TransientError(f"Kubernetes API answered {method} {path} with a body that is not JSON") from error
+
+
+def _tls_context(ca_data: str | None) -> ssl.SSLContext:
+    """A TLS context that trusts the cluster's own CA (EKS serves a certificate signed by it)."""
+    if ca_data is None:
+        return ssl.create_default_context()
+    try:
+        pem = base64.b64decode(ca_data, validate=True).decode("ascii")
+        return ssl.create_default_context(cadata=pem)
+    except (binascii.Error, UnicodeDecodeError, ssl.SSLError) as error:
+        raise RolloutError(f"the cluster CA data is not a base64-encoded PEM certificate: {error}") from error
+
+
+def _set_env(env: list[dict], name: str, value: str) -> None:
+    """Set an env entry's value where it stands (dropping a valueFrom it may have), or append it."""
+    for entry in env:
+        if entry.get("name") == name:
+            entry.pop("valueFrom", None)
+            entry["value"] = value
+            return
+    env.append({"name": name, "value": value})
+
+
+def _api_message(error: urllib.error.HTTPError) -> str:
+    """The message of the Kubernetes Status in an error response, or the start of the raw body."""
+    try:
+        raw = error.read()
+    except (OSError, http.client.HTTPException):
+        raw = b""
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        status = None
+    if isinstance(status, dict) and status.get("message"):
+        return str(status["message"])[:_MESSAGE_LIMIT]
+    text = raw.decode("utf-8", "replace").strip()[:_MESSAGE_LIMIT]
+    return text or (error.reason if isinstance(error.reason, str) else "") or f"HTTP {error.code}"
+
+
+def _map_status(status: int, message: str, *, verb: str, namespace: str, name: str) -> Exception:
+    """The rollout error an HTTP error status stands for."""
+    resource = f"deployments.apps {namespace}/{name}"
+    if status == 401:
+        return RolloutError(
+            f"Kubernetes API refused the credentials (401) twice, the second time with a fresh token: {message}"
+        )
+    if status == 403:
+        return RolloutError(
+            f"Kubernetes API forbids {verb} on {resource}: the rollout Lambda's role lacks access "
+            f"(check its EKS access entry and policy): {message}"
+        )
+    if status == 404:
+        return RolloutError(f"deployment {namespace}/{name} not found")
+    if status == 409:
+        return _ConflictError(f"{verb} {resource}: conflict: {message}")
+    if status == 429 or status >= 500:
+        return TransientError(f"Kubernetes API answered {status} to {verb} {resource}: {message}")
+    return RolloutError(f"Kubernetes API rejected {verb} {resource} ({status}): {message}")
+
+
+def deployment_ready(deployment: dict) -> bool:
+    """True when the Deployment controller has acted on the latest spec and every pod it wants runs
+    that spec and is available, with no pod of an older spec left (what `kubectl rollout status`
+    waits for). A Deployment scaled to 0 is ready once the controller has observed it and no pods remain.
+    """
+    metadata = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    observed = status.get("observedGeneration")
+    if observed is None or observed < metadata.get("generation", 0):
+        return False
+    wanted = _wanted_replicas(spec)
+    counts = (
+        status.get("updatedReplicas", 0),
+        status.get("readyReplicas", 0),
+        status.get("availableReplicas", 0),
+        # All pods, old spec included: old pods still serving mean the rollout has not finished.
+        status.get("replicas", 0),
+    )
+    return all(count == wanted for count in counts) and status.get("unavailableReplicas", 0) == 0
+
+
+def ready_summary(deployment: dict) -> str:
+    """One line on a Deployment's progress, for logs and error messages,
+    e.g. "2/3 ready, 3 updated (generation 5 observed 5)"."""
+    metadata = deployment.get("metadata") or {}
+    status = deployment.get("status") or {}
+    wanted = _wanted_replicas(deployment.get("spec") or {})
+    updated = status.get("updatedReplicas", 0)
+    extra = ""
+    if status.get("unavailableReplicas", 0):
+        extra += f", {status['unavailableReplicas']} unavailable"
+    if status.get("replicas", 0) > updated:
+        extra += f", {status['replicas'] - updated} outdated"
+    observed = status.get("observedGeneration", "none")
+    return (
+        f"{status.get('readyReplicas', 0)}/{wanted} ready, {updated} updated{extra} "
+        f"(generation {metadata.get('generation', 'none')} observed {observed})"
+    )
+
+
+def _wanted_replicas(spec: dict) -> int:
+    """spec.replicas; the API server defaults it to 1, so a stored object always has it."""
+    replicas = spec.get("replicas")
+    return 1 if replicas is None else int(replicas)

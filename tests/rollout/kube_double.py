@@ -1,0 +1,429 @@
+"""KubernetesApiDouble: a TEST DOUBLE of the Kubernetes API server, for the rollout's tests.
+
+It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments
+only (GET and PUT of one Deployment by namespace and name), on 127.0.0.1 over plain HTTP (or TLS
+when given a server context), and follows the real server's semantics where the rollout client
+depends on them:
+
+- every write bumps metadata.resourceVersion (a string, one counter across the server); a write that
+  changes nothing is a no-op and bumps nothing;
+- metadata.generation is bumped when the spec changes, never for metadata alone;
+- PUT carries the whole object; its resourceVersion must be the stored one, or the answer is
+  409 Conflict (a PUT without one is an unconditional update, as Deployments allow); status and the
+  server-managed metadata in the body are ignored; spec.replicas defaults to 1;
+- errors are Kubernetes Status objects (`{"kind": "Status", "status": "Failure", "reason": ..., "code": ...}`);
+- requests need `Authorization: Bearer k8s-aws-v1.<...>` (an EKS token); missing, malformed or
+  revoked tokens get 401.
+
+It also plays the Deployment controller, crudely: after a spec change the status shows a rollout in
+progress for `ready_after_reads` GETs of that Deployment, then all replicas updated, ready and
+available (0 reads: at once). Each such status change is a write (it bumps resourceVersion), as the
+controller's status updates are.
+
+Tests steer it with `fail_next` (queued error responses, returned before anything else), `revoke`
+(a token the server stops accepting), `update` (a write by someone else: an operator, the HPA) and
+`set_ready_after_reads`; they observe it through `requests`, `tokens` and `deployment`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import ssl
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL_VERSION_LABEL = "tessera.dev/model-version"
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
+_DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/deployments/(?P<name>[^/]+)$")
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_SERVER_MANAGED_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion")
+
+
+class _ApiError(Exception):
+    """An error reply, raised anywhere in request handling and turned into a Status response."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def status_body(code: int, message: str) -> dict:
+    """A Kubernetes Status object, as the API server returns with every error."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": _REASONS.get(code, "Unknown"),
+        "code": code,
+    }
+
+
+class KubernetesApiDouble:
+    """A test double of the Kubernetes API server serving apps/v1 Deployments (see the module docstring).
+
+    Use as a context manager, or start() and stop(). `tls`, a server-side SSLContext, makes it serve HTTPS.
+    """
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str], dict] = {}
+        self._ready_after_reads: dict[tuple[str, str], int] = {}
+        self._pending_reads: dict[tuple[str, str], int] = {}
+        self._faults: list[tuple[str, int, str | None]] = []
+        self._revoked: set[str] = set()
+        self._resource_version = 1000
+        self._uids = 0
+        self.requests: list[tuple[str, str]] = []
+        self.tokens: list[str | None] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> KubernetesApiDouble:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
+        server.double = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="kubernetes-api-double", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> KubernetesApiDouble:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Kubernetes API double is not running")
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- what tests set up -----------------------------------------------------------------------
+
+    def add_deployment(
+        self,
+        namespace: str,
+        name: str,
+        replicas: int = 1,
+        image: str = "111122223333.dkr.ecr.us-east-1.amazonaws.com/tessera/dev/assistant:1.0.0",
+        env: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        *,
+        ready_after_reads: int = 0,
+    ) -> dict:
+        """Store a Deployment shaped like Tessera's (one container "server", env as name/value pairs,
+        the model version as a pod label), ready at its current spec. Returns the stored object."""
+        env = {"MODEL_VERSION": "v1", "MODEL_S3_URI": "s3://models/assistant/v1/"} if env is None else env
+        labels = {"app.kubernetes.io/name": name} if labels is None else labels
+        selector = {key: value for key, value in labels.items() if key != MODEL_VERSION_LABEL}
+        pod_labels = dict(labels)
+        if "MODEL_VERSION" in env:
+            pod_labels.setdefault(MODEL_VERSION_LABEL, env["MODEL_VERSION"])
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(selector)},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "server",
+                                "image": image,
+                                "env": [{"name": key, "value": value} for key, value in env.items()],
+                                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+        with self._lock:
+            key = (namespace, name)
+            if key in self._objects:
+                raise ValueError(f"deployment {namespace}/{name} already exists")
+            self._uids += 1
+            deployment["metadata"] |= {
+                "uid": f"00000000-0000-4000-8000-{self._uids:012d}",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "generation": 1,
+                "resourceVersion": self._next_resource_version(),
+            }
+            deployment["status"] = _ready_status(deployment)
+            self._objects[key] = deployment
+            self._ready_after_reads[key] = ready_after_reads
+            self._pending_reads[key] = 0
+            return copy.deepcopy(deployment)
+
+    def set_ready_after_reads(self, namespace: str, name: str, reads: int) -> None:
+        """How many GETs after each spec change see the rollout still in progress."""
+        with self._lock:
+            self._stored(namespace, name)
+            self._ready_after_reads[(namespace, name)] = reads
+
+    def fail_next(self, method: str, status_code: int, times: int = 1, message: str | None = None) -> None:
+        """Answer the next `times` requests with this method with `status_code` (a Status body), before
+        authentication or any other handling."""
+        with self._lock:
+            self._faults.extend([(method.upper(), status_code, message)] * times)
+
+    def revoke(self, token: str) -> None:
+        """Stop accepting `token` (as when it expires): requests bearing it get 401."""
+        with self._lock:
+            self._revoked.add(token)
+
+    def update(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+        """A write by someone else (an operator, the HPA), straight into the store: `change` edits the
+        stored object, which is then written with the same semantics as a PUT."""
+        with self._lock:
+            desired = copy.deepcopy(self._stored(namespace, name))
+            change(desired)
+            return copy.deepcopy(self._write(namespace, name, desired))
+
+    # -- what tests observe ----------------------------------------------------------------------
+
+    def deployment(self, namespace: str, name: str) -> dict:
+        """The stored object (a copy), without counting as a read by the controller simulation."""
+        with self._lock:
+            return copy.deepcopy(self._stored(namespace, name))
+
+    def requests_for(self, method: str) -> list[str]:
+        """Paths of the requests with this method, in order."""
+        return [path for recorded_method, path in self.requests if recorded_method == method]
+
+    # -- request handling (server threads) -------------------------------------------------------
+
+    def _handle(self, method: str, path: str, authorization: str | None, content_type: str, body: bytes) -> dict:
+        """The JSON answer to one request; raises _ApiError for an error answer."""
+        with self._lock:
+            token = authorization[len("Bearer ") :] if authorization and authorization.startswith("Bearer ") else None
+            self.requests.append((method, path))
+            self.tokens.append(token)
+            for index, (fault_method, code, message) in enumerate(self._faults):
+                if fault_method == method:
+                    del self._faults[index]
+                    raise _ApiError(code, message or f"injected {code} for {method} {path}")
+            if token is None or not token.startswith(TOKEN_PREFIX) or token == TOKEN_PREFIX:
+                raise _ApiError(401, "Unauthorized")
+            if token in self._revoked:
+                raise _ApiError(401, "Unauthorized")
+            match = _DEPLOYMENT_PATH.match(path)
+            if match is None:
+                raise _ApiError(404, "the server could not find the requested resource")
+            namespace, name = match["namespace"], match["name"]
+            if method == "GET":
+                return self._get(namespace, name)
+            if method == "PUT":
+                return self._put(namespace, name, content_type, body)
+            raise _ApiError(405, f"{method} is not supported by this test double")
+
+    def _get(self, namespace: str, name: str) -> dict:
+        key = (namespace, name)
+        answer = copy.deepcopy(self._stored(namespace, name))
+        if self._pending_reads[key] > 0:
+            self._pending_reads[key] -= 1
+            if self._pending_reads[key] == 0:
+                stored = self._objects[key]
+                stored["status"] = _ready_status(stored)
+                stored["metadata"]["resourceVersion"] = self._next_resource_version()
+        return answer
+
+    def _put(self, namespace: str, name: str, content_type: str, body: bytes) -> dict:
+        if content_type.split(";")[0].strip() != "application/json":
+            raise _ApiError(415, f"the body of the request was in an unknown format: {content_type or 'none'}")
+        try:
+            desired = json.loads(body)
+        except ValueError as error:
+            raise _ApiError(400, f"invalid JSON body: {error}") from error
+        if not isinstance(desired, dict):
+            raise _ApiError(400, "the request body is not a JSON object")
+        if desired.get("apiVersion") != "apps/v1" or desired.get("kind") != "Deployment":
+            raise _ApiError(400, "the body must be an apps/v1 Deployment (apiVersion and kind)")
+        metadata = desired.get("metadata") or {}
+        if metadata.get("name") != name:
+            raise _ApiError(
+                400, f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({name})"
+            )
+        if metadata.get("namespace", namespace) != namespace:
+            raise _ApiError(
+                400, "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        stored = self._stored(namespace, name)
+        sent_version = metadata.get("resourceVersion")
+        if sent_version is not None and sent_version != stored["metadata"]["resourceVersion"]:
+            raise _ApiError(
+                409,
+                f'Operation cannot be fulfilled on deployments.apps "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+            )
+        return copy.deepcopy(self._write(namespace, name, desired))
+
+    # -- the store (callers hold the lock) -------------------------------------------------------
+
+    def _stored(self, namespace: str, name: str) -> dict:
+        try:
+            return self._objects[(namespace, name)]
+        except KeyError:
+            raise _ApiError(404, f'deployments.apps "{name}" not found') from None
+
+    def _next_resource_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    def _write(self, namespace: str, name: str, desired: dict) -> dict:
+        """Store `desired` over the current object the way the API server does: server-managed metadata
+        and status are kept, spec is defaulted and validated, generation follows spec changes."""
+        key = (namespace, name)
+        stored = self._objects[key]
+        spec = copy.deepcopy(desired.get("spec") or {})
+        spec.setdefault("replicas", 1)
+        _validate(spec, stored["spec"])
+        metadata = {k: v for k, v in (desired.get("metadata") or {}).items() if k not in _SERVER_MANAGED_METADATA}
+        metadata |= {k: stored["metadata"][k] for k in _SERVER_MANAGED_METADATA if k in stored["metadata"]}
+        if spec == stored["spec"] and metadata == stored["metadata"]:
+            return stored  # a no-op update: nothing is written, the resourceVersion stays
+        new = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata,
+            "spec": spec,
+            "status": stored["status"],
+        }
+        new["metadata"]["resourceVersion"] = self._next_resource_version()
+        if spec != stored["spec"]:
+            new["metadata"]["generation"] = stored["metadata"]["generation"] + 1
+            reads = self._ready_after_reads[key]
+            if reads:
+                new["status"] = _progressing_status(new, previous=stored)
+            else:
+                new["status"] = _ready_status(new)
+            self._pending_reads[key] = reads
+        self._objects[key] = new
+        return new
+
+
+def _validate(spec: dict, stored_spec: dict) -> None:
+    """The checks of the API server's Deployment validation a client could trip over."""
+    replicas = spec.get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise _ApiError(422, f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    if selector != ((stored_spec.get("selector") or {}).get("matchLabels") or {}):
+        raise _ApiError(422, "spec.selector: Invalid value: field is immutable")
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in selector.items()):
+        raise _ApiError(
+            422, "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"
+        )
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    if not containers or any(not c.get("name") or not c.get("image") for c in containers):
+        raise _ApiError(422, "spec.template.spec.containers: Required value: every container needs a name and an image")
+
+
+def _ready_status(deployment: dict) -> dict:
+    """The status once the controller has rolled out the current spec and every pod is available."""
+    replicas = deployment["spec"]["replicas"]
+    return {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True"}],
+    }
+
+
+def _progressing_status(deployment: dict, *, previous: dict) -> dict:
+    """The status while the controller works on a new spec: it has observed it, the old pods still
+    run, and none runs a changed template yet (a pure scale keeps the pods it has)."""
+    wanted = deployment["spec"]["replicas"]
+    before = previous["status"]
+    template_changed = deployment["spec"].get("template") != previous["spec"].get("template")
+    available = before.get("availableReplicas", 0)
+    status = {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": before.get("replicas", 0),
+        "updatedReplicas": 0 if template_changed else min(before.get("updatedReplicas", 0), wanted),
+        "readyReplicas": before.get("readyReplicas", 0),
+        "availableReplicas": available,
+        "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}],
+    }
+    if wanted > available:
+        status["unavailableReplicas"] = wanted - available
+    return status
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns HTTP requests into KubernetesApiDouble._handle calls and their answers into JSON responses."""
+
+    server: Any
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            code, answer = (
+                200,
+                self.server.double._handle(
+                    self.command,
+                    self.path,
+                    self.headers.get("Authorization"),
+                    self.headers.get("Content-Type") or "",
+                    body,
+                ),
+            )
+        except _ApiError as reply:
+            code, answer = reply.code, status_body(reply.code, reply.message)
+        payload = json.dumps(answer).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if code == 429:
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve  # noqa: N815 - BaseHTTPRequestHandler's names
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests assert on `requests`, not on a log on stderr."""
