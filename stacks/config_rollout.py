@@ -20,7 +20,7 @@ class ExtraMetric(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Label in reports and overrides.")
     namespace: str = Field(min_length=1, max_length=255)
     metric_name: str = Field(min_length=1, max_length=255)
-    statistic: str = Field("Average", pattern=r"^(Average|Sum|Minimum|Maximum|SampleCount|p\d{1,2}(\.\d+)?)$")
+    statistic: str = Field("Average", pattern=r"^(Average|Sum|Minimum|Maximum|SampleCount|p99)$")
     dimensions: dict[str, str] = Field(
         default_factory=dict,
         description="Dimension values may use {service}, {track} and {target_group}; both tracks are read.",

@@ -62,6 +62,7 @@ class RegistryStack(Stack):
                 "CATALOG_PARAMETER": catalog.parameter_name,
                 "POWERTOOLS_SERVICE_NAME": "tessera-registry",
                 "POWERTOOLS_METRICS_NAMESPACE": "Tessera",
+                "ENVIRONMENT": config.name,
             },
             removal_policy=removal_policy,
         )
@@ -130,6 +131,13 @@ class RegistryStack(Stack):
                 sid="RegistryTable",
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
                 resources=[self.format_arn(service="dynamodb", resource="table", resource_name=table_name)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AnnounceRegistrations",
+                actions=["events:PutEvents"],
+                resources=[self.format_arn(service="events", resource="event-bus", resource_name="default")],
             )
         )
         role.add_to_policy(

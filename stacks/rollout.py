@@ -22,10 +22,12 @@ from stacks.log_retention import RETENTION_BY_DAYS
 from stacks.published_values import PublishedValue, publish_values
 from stacks.python_function import PythonFunction
 from stacks.resource_names import model_bucket_name, registry_table_name
+from stacks.rollout_settings import RoutingArns, rollout_settings
 from stacks.rollout_state_machine import RolloutDefinition
-from stacks.service_manifests import NAMESPACE, track_name
+from stacks.service_manifests import NAMESPACE
 from stacks.services import ServicesStack
 
+# What the register Lambda puts on the default event bus (lambda/registry/handler.py).
 REGISTERED_EVENT_SOURCE = "tessera.registry"
 REGISTERED_EVENT_TYPE = "Model Version Registered"
 EXECUTION_TIMEOUT = Duration.days(3)
@@ -134,40 +136,18 @@ class RolloutStack(Stack):
     ) -> ssm.StringParameter:
         """Everything a rollout of this service needs, resolved at deploy time, read by the Prepare step."""
         routing = services.routing[service.name]
-        policy = service.rollout
-        pool = config.pool_for(service)
-        repository = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}/{service.image.repository}"
-        settings = {
-            "service": service.name,
-            "namespace": NAMESPACE,
-            "stable_deployment": track_name(service, "stable"),
-            "canary_deployment": track_name(service, "canary"),
-            "rule_arn": routing.rule.listener_rule_arn,
-            "stable_target_group": routing.target_groups["stable"].target_group_arn,
-            "canary_target_group": routing.target_groups["canary"].target_group_arn,
-            "load_balancer": services.load_balancer.load_balancer_arn,
-            "image_repository_uri": repository,
-            "model_bucket": model_bucket_name(config.name, account=self.account, region=self.region),
-            "model_prefix": service.model_prefix,
-            "ready_timeout_seconds": service.startup_allowance_minutes * 60 + 300,
-            "pool": (
-                {
-                    "max_nodes": pool.max_size,
-                    "node_cores": pool.smallest_instance.cores,
-                    "cores_per_pod": service.accelerator.neuron_cores,
-                }
-                if pool
-                else None
+        settings = rollout_settings(
+            config,
+            service,
+            routing=RoutingArns(
+                rule=routing.rule.listener_rule_arn,
+                stable_target_group=routing.target_groups["stable"].target_group_arn,
+                canary_target_group=routing.target_groups["canary"].target_group_arn,
+                load_balancer=services.load_balancer.load_balancer_arn,
             ),
-            "policy": {
-                "steps": policy.weights,
-                "warmup_seconds": policy.warmup_minutes * 60,
-                "bake_seconds": policy.bake_minutes * 60,
-                "manual_approval": policy.manual_approval,
-                "approval_timeout_seconds": policy.approval_timeout_minutes * 60,
-                "analysis": policy.analysis.model_dump(),
-            },
-        }
+            image_registry=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}",
+            model_bucket=model_bucket_name(config.name, account=self.account, region=self.region),
+        )
         return ssm.StringParameter(
             self,
             f"{_pascal(service.name)}Settings",
@@ -246,7 +226,7 @@ class RolloutStack(Stack):
             ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{function_arn}:*]",
-                reason="The state machine invokes the rollout function's versions and aliases: the suffix is the qualifier.",
+                reason="The state machine may invoke any version of the rollout function: the suffix is a qualifier.",
             ),
         )
 

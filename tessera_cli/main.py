@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tessera_cli import models
+from tessera_cli import models, rollout
 from tessera_cli.errors import EXIT_UNREACHABLE, CliError
 from tessera_cli.output import Printer
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     groups = parser.add_subparsers(dest="group", required=True)
     models.add_commands(groups.add_parser("models", help="model versions in the registry"))
+    rollout.add_commands(groups.add_parser("rollout", help="progressive rollouts of model versions"))
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from typing import Any
@@ -15,6 +16,8 @@ from registry.intake import Ignored, parse_request
 from registry.registrar import Registrar
 from registry.store import RegistryStore
 
+REGISTERED_EVENT_SOURCE = "tessera.registry"
+REGISTERED_EVENT_TYPE = "Model Version Registered"
 logger = Logger(service="tessera-registry")
 metrics = Metrics(namespace="Tessera", service="tessera-registry")
 
@@ -53,4 +56,21 @@ def handle(event: Any, context: Any) -> dict:
         },
     )
     metrics.add_metric(name=f"Registration{outcome.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome.changed and outcome.state == "REGISTERED":
+        _announce(outcome.service, outcome.version)
     return outcome.as_dict()
+
+
+def _announce(service: str, version: str) -> None:
+    """Tell EventBridge; a rollout starts from it where the service's policy turns auto_start on."""
+    boto3.client("events").put_events(
+        Entries=[
+            {
+                "Source": REGISTERED_EVENT_SOURCE,
+                "DetailType": REGISTERED_EVENT_TYPE,
+                "Detail": json.dumps(
+                    {"service": service, "version": version, "environment": os.environ["ENVIRONMENT"]}
+                ),
+            }
+        ]
+    )

@@ -121,6 +121,7 @@ class Ledger:
             "status": "RUNNING",
             "started_at": plan["started_at"],
             "steps": plan["steps"],
+            "plan": plan,  # lets `tessera rollout abort` roll back a stopped execution
             "decisions": [],
         }
         try:

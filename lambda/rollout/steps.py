@@ -395,7 +395,10 @@ def _error_text(error: dict | None) -> str:
     cause = error.get("Cause", "")
     try:
         parsed = json.loads(cause)
-        cause = parsed.get("errorMessage", cause)
     except (TypeError, ValueError):
-        pass
+        parsed = cause
+    if isinstance(parsed, dict):  # a Lambda error: {"errorType": ..., "errorMessage": ...}
+        cause = parsed.get("errorMessage", cause)
+    elif isinstance(parsed, list):  # the judgement's reasons
+        cause = "; ".join(str(reason) for reason in parsed)
     return f"{error.get('Error', 'Error')}: {cause}".strip()

@@ -67,6 +67,7 @@ def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
     monkeypatch.setenv("REGISTRY_TABLE", TABLE)
     monkeypatch.setenv("CATALOG_PARAMETER", CATALOG_PARAMETER)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tessera")
+    monkeypatch.setenv("ENVIRONMENT", "dev")
     handler._registrar.cache_clear()
     yield world
     handler._registrar.cache_clear()

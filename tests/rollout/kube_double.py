@@ -108,7 +108,9 @@ class KubernetesApiDouble:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         server.double = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="kubernetes-api-double", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubernetes-api-double", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -545,7 +545,7 @@ def test_eks_token_is_a_presigned_get_caller_identity_url_bound_to_the_cluster()
 
     query = urllib.parse.parse_qs(url.query)
     assert url.scheme == "https"
-    assert url.hostname in ("sts.us-east-1.amazonaws.com", "sts.amazonaws.com")
+    assert url.hostname == "sts.us-east-1.amazonaws.com"
     assert query["Action"] == ["GetCallerIdentity"]
     assert query["Version"] == ["2011-06-15"]
     assert query["X-Amz-Expires"] == ["60"]

@@ -1,0 +1,287 @@
+"""End-to-end world for rollouts: moto (DynamoDB, ELBv2, CloudWatch, SNS, SSM, Step Functions
+executing for real), the Kubernetes API test double, and the rollout Lambda's tasks dispatched to
+the real handler code in this process.
+
+Load balancer metrics exist only when requests flow, so a `TrafficDouble` plays the clients: each
+time the rollout moves traffic it emits the requests, errors and latency the scenario gives each
+track. moto's CloudWatch cannot serve percentiles, so p99 comes from the same double through the
+metric reader's percentile seam.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from registry.store import RegistryStore, VersionRecord
+from rollout.handler import dispatch
+from rollout.kube import KubeClient
+from rollout.ledger import Ledger
+from rollout.metrics import arn_dimension
+from rollout.steps import Clients
+from stacks.config import EnvironmentConfig
+from stacks.rollout_settings import RoutingArns, rollout_settings
+from tests.rollout.kube_double import KubernetesApiDouble
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TABLE = "tessera-dev-model-registry"
+SETTINGS_PREFIX = "/tessera/dev/rollout/services/"
+NAMESPACE = "inference"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-rollout"
+STABLE_VERSION = "2026-11-01"
+NEW_VERSION = "2026-11-20"
+STABLE_REPLICAS = 2
+
+
+@dataclass
+class TrackTraffic:
+    """What one track's clients see during a step."""
+
+    requests: int = 1000
+    errors_5xx: int = 0
+    p99_seconds: float = 0.8
+
+
+@dataclass
+class TrafficDouble:
+    """Test double of real users: emits ALB metrics for both tracks whenever traffic is moved."""
+
+    cloudwatch: Any
+    load_balancer: str
+    target_groups: dict[str, str]  # track -> target group dimension
+    canary: TrackTraffic = field(default_factory=TrackTraffic)
+    stable: TrackTraffic = field(default_factory=TrackTraffic)
+    silent: bool = False  # a canary that gets no requests at all
+
+    def emit(self, canary_weight: int) -> None:
+        for track, traffic in (("canary", self.canary), ("stable", self.stable)):
+            if track == "canary" and (self.silent or canary_weight == 0):
+                continue
+            dimensions = [
+                {"Name": "LoadBalancer", "Value": self.load_balancer},
+                {"Name": "TargetGroup", "Value": self.target_groups[track]},
+            ]
+            self.cloudwatch.put_metric_data(
+                Namespace="AWS/ApplicationELB",
+                MetricData=[
+                    {
+                        "MetricName": "RequestCount",
+                        "Dimensions": dimensions,
+                        "Value": traffic.requests,
+                        "Timestamp": datetime.now(UTC),
+                    },
+                    {
+                        "MetricName": "HTTPCode_Target_5XX_Count",
+                        "Dimensions": dimensions,
+                        "Value": traffic.errors_5xx,
+                        "Timestamp": datetime.now(UTC),
+                    },
+                ],
+            )
+
+    def p99(
+        self, *, namespace: str, metric_name: str, dimensions: dict, start: datetime, end: datetime
+    ) -> float | None:
+        """The percentile seam of the metric reader."""
+        track = next(name for name, dim in self.target_groups.items() if dimensions.get("TargetGroup") == dim)
+        if track == "canary" and self.silent:
+            return None
+        return (self.canary if track == "canary" else self.stable).p99_seconds
+
+
+@dataclass
+class RolloutWorld:
+    config: EnvironmentConfig
+    kube: KubernetesApiDouble
+    clients: Clients = field(init=False)
+    traffic: TrafficDouble = field(init=False)
+    dispatched: list[str] = field(default_factory=list)
+    faults: dict[str, list[Exception]] = field(default_factory=dict)  # action -> errors to raise first
+
+    def build(self) -> RolloutWorld:
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        store = RegistryStore(dynamodb, TABLE)
+        for version, state in ((STABLE_VERSION, "PROMOTED"), (NEW_VERSION, "REGISTERED")):
+            store.create_version(
+                VersionRecord(
+                    service="assistant",
+                    version=version,
+                    state=state,
+                    digest=version,
+                    image=f"tessera/dev/assistant:img-{version}",
+                ),
+                {"kind": state.lower(), "at": "2026-11-20T00:00:00.000+00:00", "state": state, "reasons": []},
+            )
+        ledger = Ledger(dynamodb, TABLE)
+        ledger.set_pointer("assistant", stable=STABLE_VERSION, canary=None)
+
+        routing = self._load_balancer()
+        sns = boto3.client("sns", region_name=REGION)
+        topic = sns.create_topic(Name="tessera-dev-rollouts")["TopicArn"]
+        ssm = boto3.client("ssm", region_name=REGION)
+        service = next(s for s in self.config.services if s.name == "assistant")
+        settings = rollout_settings(
+            self.config,
+            service,
+            routing=routing,
+            image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+            model_bucket="models-bucket",
+        )
+        ssm.put_parameter(Name=f"{SETTINGS_PREFIX}assistant", Value=json.dumps(settings), Type="String")
+
+        self.kube.add_deployment(
+            NAMESPACE, "assistant-stable", replicas=STABLE_REPLICAS, env={"MODEL_VERSION": STABLE_VERSION}
+        )
+        self.kube.add_deployment(NAMESPACE, "assistant-canary", replicas=0, env={"MODEL_VERSION": STABLE_VERSION})
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        self.traffic = TrafficDouble(
+            cloudwatch=cloudwatch,
+            load_balancer=arn_dimension(routing.load_balancer),
+            target_groups={
+                "stable": arn_dimension(routing.stable_target_group),
+                "canary": arn_dimension(routing.canary_target_group),
+            },
+        )
+        self.clients = Clients(
+            ledger=ledger,
+            elbv2=boto3.client("elbv2", region_name=REGION),
+            cloudwatch=cloudwatch,
+            sns=sns,
+            ssm=ssm,
+            kube=KubeClient(self.kube.endpoint, lambda: "k8s-aws-v1.test-token"),
+            percentiles=self.traffic,
+            topic_arn=topic,
+            settings_prefix=SETTINGS_PREFIX,
+        )
+        self.routing = routing
+        return self
+
+    def _load_balancer(self) -> RoutingArns:
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{index}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"][
+                "SubnetId"
+            ]
+            for index, zone in enumerate("ab")
+        ]
+        elbv2 = boto3.client("elbv2", region_name=REGION)
+        lb = elbv2.create_load_balancer(Name="tessera-dev", Subnets=subnets, Scheme="internal", Type="application")
+        lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+        groups = {
+            track: elbv2.create_target_group(
+                Name=f"assistant-{track}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for track in ("stable", "canary")
+        }
+        listener = elbv2.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+        )["Listeners"][0]["ListenerArn"]
+        rule = elbv2.create_rule(
+            ListenerArn=listener,
+            Priority=10,
+            Conditions=[{"Field": "path-pattern", "Values": ["/v1/assistant*"]}],
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": groups["stable"], "Weight": 100},
+                            {"TargetGroupArn": groups["canary"], "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )["Rules"][0]["RuleArn"]
+        return RoutingArns(
+            rule=rule, stable_target_group=groups["stable"], canary_target_group=groups["canary"], load_balancer=lb_arn
+        )
+
+    # -- the Lambda, as the state machine sees it ----------------------------------------------
+    def invoke(self, event: dict) -> dict:
+        """Run one task like Lambda would; afterwards play the parts that are not ours (users, the controller)."""
+        action = event.get("action", "")
+        self.dispatched.append(action)
+        pending = self.faults.get(action)
+        if pending:
+            raise pending.pop(0)
+        result = dispatch(event, self.clients)
+        if action in ("deploy_canary", "scale_canary"):
+            self._register_canary_targets(result["replicas"])
+        if action == "shift_traffic":
+            weights = self.weights()
+            self.traffic.emit(weights[self.routing.canary_target_group])
+        return result
+
+    def _register_canary_targets(self, replicas: int) -> None:
+        """What the load balancer controller does through the TargetGroupBinding."""
+        elbv2 = self.clients.elbv2
+        group = self.routing.canary_target_group
+        present = [t["Target"] for t in elbv2.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]]
+        if present:
+            elbv2.deregister_targets(TargetGroupArn=group, Targets=present)
+        if replicas:
+            elbv2.register_targets(
+                TargetGroupArn=group,
+                Targets=[{"Id": f"10.40.0.{10 + index}", "Port": 8000} for index in range(replicas)],
+            )
+
+    def weights(self) -> dict[str, int]:
+        [rule] = self.clients.elbv2.describe_rules(RuleArns=[self.routing.rule])["Rules"]
+        return {g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+
+    def canary_replicas(self) -> int:
+        return self.kube.deployment(NAMESPACE, "assistant-canary")["spec"]["replicas"]
+
+    def deployed_version(self, track: str) -> str:
+        container = self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0]
+        return next(e["value"] for e in container["env"] if e["name"] == "MODEL_VERSION")
+
+
+def route_lambda_to(world: RolloutWorld, monkeypatch: Any) -> None:
+    """moto's Step Functions invoke Lambda through moto; send those calls to the world's handler."""
+
+    def invoke(
+        self: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict
+    ) -> bytes:
+        try:
+            return json.dumps(world.invoke(json.loads(body or "{}"))).encode()
+        except Exception as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+
+
+def run_execution(
+    sfn: Any, machine_arn: str, request: dict, *, timeout: float = 90.0, until: Callable[[dict], bool] | None = None
+) -> dict:
+    name = f"{request['service']}-{request['version']}-{time.monotonic_ns()}"
+    execution = sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(request))["executionArn"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING" or (until and until(described)):
+            return described
+        time.sleep(0.2)
+    raise AssertionError(f"execution {execution} still running after {timeout} s")

@@ -1,0 +1,239 @@
+"""Rollouts end to end: the synthesized state machine runs under moto's Step Functions, each task
+dispatched to the real rollout handler, against moto AWS and the Kubernetes API test double.
+
+After every rollout, by any path: weights are stable 100 / canary 0, the canary has 0 replicas,
+the lock is free, and the stable pointer names a version that passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from rollout.handler import dispatch
+from tessera_cli.main import main as tessera
+from tests.rollout.definition import state_machine_definition
+from tests.rollout.harness import (
+    FUNCTION_ARN,
+    NEW_VERSION,
+    REGION,
+    STABLE_VERSION,
+    TABLE,
+    RolloutWorld,
+    TrackTraffic,
+    route_lambda_to,
+    run_execution,
+)
+from tests.rollout.kube_double import KubernetesApiDouble
+from tests.synth import SynthesizedEnvironment
+
+# moto treats a SecondsPath of 0 as missing; one second keeps the waits real but short.
+FAST = {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
+
+
+@dataclass
+class Rollouts:
+    world: RolloutWorld
+    sfn: Any
+    machine: str
+
+    def run(self, overrides: dict | None = None, **kwargs: Any) -> dict:
+        request = {"service": "assistant", "version": NEW_VERSION, "overrides": {**FAST, **(overrides or {})}}
+        return run_execution(self.sfn, self.machine, request, **kwargs)
+
+    def assert_at_rest(self, *, stable: str) -> None:
+        world = self.world
+        weights = world.weights()
+        assert weights == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0}
+        assert world.canary_replicas() == 0
+        assert world.clients.ledger.lock_holder("assistant") is None
+        assert world.clients.ledger.pointer("assistant")["stable"] == stable
+        assert world.deployed_version("stable") == stable
+
+    def version_state(self) -> str:
+        return self.world.clients.ledger.version("assistant", NEW_VERSION)["state"]
+
+    def record(self) -> dict:
+        [record] = self.world.clients.ledger.rollouts("assistant")
+        return record
+
+
+@pytest.fixture
+def rollouts(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rollouts]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws_config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=aws_config), KubernetesApiDouble() as kube:
+        world = RolloutWorld(config=dev.config, kube=kube).build()
+        route_lambda_to(world, monkeypatch)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="tessera-dev-rollout",
+            definition=json.dumps(state_machine_definition(dev, function_arn=FUNCTION_ARN)),
+            roleArn="arn:aws:iam::123456789012:role/tessera-dev-rollout",
+        )["stateMachineArn"]
+        yield Rollouts(world=world, sfn=sfn, machine=machine)
+
+
+def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
+    execution = rollouts.run()
+    assert execution["status"] == "SUCCEEDED", execution
+    rollouts.assert_at_rest(stable=NEW_VERSION)
+    assert rollouts.version_state() == "PROMOTED"
+    record = rollouts.record()
+    assert record["status"] == "PROMOTED"
+    judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
+    assert judgement["verdict"] == "PASS"
+    assert judgement["canary"]["requests"] == 1000
+    assert judgement["canary_weight"] == 10
+    assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
+    # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
+    deploy = next(d for d in record["decisions"] if d["id"] == "deploy-canary")
+    assert deploy["replicas"] == 1
+
+
+def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) -> None:
+    rollouts.world.traffic.canary = TrackTraffic(requests=1000, errors_5xx=80)
+    execution = rollouts.run()
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "RolledBack"
+    assert "5xx rate" in execution["cause"]
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+    assert rollouts.version_state() == "ROLLED_BACK"
+    assert rollouts.world.dispatched.count("evaluate") == 1
+
+
+def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:
+    rollouts.world.traffic.canary = TrackTraffic(requests=1000, p99_seconds=14.0)
+    execution = rollouts.run()
+    assert execution["status"] == "FAILED"
+    assert "p99" in execution["cause"]
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+    assert rollouts.version_state() == "ROLLED_BACK"
+
+
+def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
+    rollouts.world.traffic.silent = True
+    execution = rollouts.run({"analysis": {"max_bake_extensions": 2}})
+    assert execution["status"] == "FAILED"
+    assert "not enough data after 2 bake extension(s)" in execution["cause"]
+    assert rollouts.world.dispatched.count("evaluate") == 3
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+    verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
+    assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
+
+
+def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
+    cloudwatch = rollouts.world.clients.cloudwatch
+    cloudwatch.put_metric_alarm(
+        AlarmName="assistant-ttft",
+        MetricName="TimeToFirstToken",
+        Namespace="Tessera",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="assistant-ttft", StateValue="ALARM", StateReason="test")
+    execution = rollouts.run({"analysis": {"alarms": ["assistant-ttft"]}})
+    assert execution["status"] == "FAILED"
+    assert "assistant-ttft" in execution["cause"]
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+
+
+def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> None:
+    ledger = rollouts.world.clients.ledger
+    ledger.acquire_lock("assistant", execution="arn:aws:states:us-east-1:123456789012:execution:x:other", version="9")
+    execution = rollouts.run()
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "RolloutRefused"
+    assert "already being rolled out: version 9" in execution["cause"]
+    assert rollouts.version_state() == "REGISTERED"  # nothing was touched
+    assert rollouts.world.canary_replicas() == 0
+    assert "rollback" not in rollouts.world.dispatched
+
+
+def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = rollouts.world
+    original = world.invoke
+
+    def twice(event: dict) -> dict:
+        original(event)  # a duplicated delivery of the same task
+        return original(event)
+
+    monkeypatch.setattr(world, "invoke", twice)
+    execution = rollouts.run()
+    assert execution["status"] == "SUCCEEDED", execution
+    rollouts.assert_at_rest(stable=NEW_VERSION)
+    ids = [d["id"] for d in rollouts.record()["decisions"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_kubernetes_conflict_then_success(rollouts: Rollouts) -> None:
+    rollouts.world.kube.fail_next("PUT", 409)
+    execution = rollouts.run()
+    assert execution["status"] == "SUCCEEDED", execution
+    rollouts.assert_at_rest(stable=NEW_VERSION)
+
+
+def test_throttled_modify_rule_is_retried(rollouts: Rollouts) -> None:
+    elbv2 = rollouts.world.clients.elbv2
+    real_modify = elbv2.modify_rule
+    calls = {"count": 0}
+
+    def throttled(**kwargs: Any) -> dict:
+        calls["count"] += 1
+        if calls["count"] == 1:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "ModifyRule")
+        return real_modify(**kwargs)
+
+    elbv2.modify_rule = throttled
+    execution = rollouts.run()
+    assert execution["status"] == "SUCCEEDED", execution
+    assert rollouts.world.dispatched.count("shift_traffic") == 2  # the throttled attempt, then the retry
+    rollouts.assert_at_rest(stable=NEW_VERSION)
+
+
+def test_abort_mid_way_rolls_back(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
+    world = rollouts.world
+    ssm = world.clients.ssm
+    ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
+    ssm.put_parameter(Name="/tessera/dev/rollout/function-name", Value="tessera-dev-rollout", Type="String")
+    running = rollouts.run({"bake_seconds": 60}, until=lambda _: "shift_traffic" in world.dispatched)
+    assert running["status"] == "RUNNING"
+    assert world.weights()[world.routing.canary_target_group] == 10
+    assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 0
+    assert "ROLLED_BACK" in capsys.readouterr().out
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+    assert rollouts.version_state() == "ROLLED_BACK"
+    assert rollouts.sfn.describe_execution(executionArn=running["executionArn"])["status"] == "ABORTED"
+
+
+def test_rollback_handler_can_run_alone_twice(rollouts: Rollouts) -> None:
+    """The abort path runs the rollback step outside the state machine; twice must be harmless."""
+    world = rollouts.world
+    plan = dispatch(
+        {"action": "prepare", "input": {"service": "assistant", "version": NEW_VERSION}, "execution": "e1"},
+        world.clients,
+    )
+    dispatch({"action": "acquire_lock", "plan": plan}, world.clients)
+    for _ in range(2):
+        result = dispatch(
+            {"action": "rollback", "plan": plan, "progress": {"deployed": False}, "error": None}, world.clients
+        )
+    assert result["status"] == "ROLLED_BACK"
+    assert rollouts.version_state() == "REGISTERED"  # it never reached the canary
+    assert world.clients.ledger.lock_holder("assistant") is None
