@@ -66,6 +66,7 @@ manifests: $(VENV)/.installed
 
 bench: setup
 	$(PY) tools/bench_synth.py
+	$(PY) tools/bench_lambda.py
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache

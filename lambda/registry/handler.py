@@ -11,10 +11,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from registry.catalog import Catalog
 from registry.intake import Ignored, parse_request
-from registry.registrar import Registrar
-from registry.store import RegistryStore
 
 REGISTERED_EVENT_SOURCE = "tessera.registry"
 REGISTERED_EVENT_TYPE = "Model Version Registered"
@@ -23,8 +20,14 @@ metrics = Metrics(namespace="Tessera", service="tessera-registry")
 
 
 @cache
-def _registrar() -> Registrar:
-    """Built once per execution environment; the catalog is read from SSM at the first request."""
+def _registrar() -> Any:
+    """Built once per execution environment; the catalog is read from SSM at the first request.
+    The registrar (and pydantic, which the manifest model needs) is imported here: an ignored
+    event never pays for it."""
+    from registry.catalog import Catalog
+    from registry.registrar import Registrar
+    from registry.store import RegistryStore
+
     catalog_text = boto3.client("ssm").get_parameter(Name=os.environ["CATALOG_PARAMETER"])["Parameter"]["Value"]
     return Registrar(
         s3=boto3.client("s3"),
