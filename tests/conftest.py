@@ -37,6 +37,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
         "allowed_cidrs": ["198.51.100.0/24"],
     }
     data["services"][0]["accelerator"]["pool"] = "trainium"
+    data["services"][1]["rollout"] = {"auto_start": True, "strategy": "linear", "manual_approval": True}
     data["cluster"]["accelerator_pools"] += [
         {
             "name": "training",

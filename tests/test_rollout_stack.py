@@ -134,3 +134,26 @@ def test_notifications_topic_is_encrypted_and_tls_only(dev: SynthesizedEnvironme
     assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
     [policy] = _resources(dev, "AWS::SNS::TopicPolicy").values()
     assert "aws:SecureTransport" in json.dumps(policy)
+
+
+def test_auto_start_rule_for_services_that_want_it(variant: SynthesizedEnvironment) -> None:
+    [rule] = variant.template("Rollout").find_resources("AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["tessera.registry"]
+    assert pattern["detail"] == {"service": ["embeddings"], "environment": ["variant"]}
+    [target] = rule["Properties"]["Targets"]
+    assert "StateMachine" in json.dumps(target["Arn"])
+    assert '"version":<detail-version>' in json.dumps(target["InputTransformer"]).replace("\\\\", "").replace(
+        '\\"', '"'
+    )
+
+
+def test_linear_policy_with_approval_reaches_the_settings(variant: SynthesizedEnvironment) -> None:
+    [parameter] = [
+        p["Properties"]
+        for p in variant.template("Rollout").find_resources("AWS::SSM::Parameter").values()
+        if p["Properties"].get("Name") == "/tessera/variant/rollout/services/embeddings"
+    ]
+    text = json.dumps(parameter["Value"])
+    assert '\\"steps\\":[25,50,75,100]' in text
+    assert '\\"manual_approval\\":true' in text

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import boto3
 import pytest
 
 from registry import handler
@@ -170,3 +171,21 @@ def test_other_input_is_ignored_with_a_reason(
     assert reason in warning["reason"]
     assert _metric_names(output) == ["RegistrationIgnored"]
     assert lambda_env.store().list_versions("assistant") == []
+
+
+def test_a_new_registration_is_announced_once(lambda_env: World) -> None:
+    """Auto-start rollouts listen for this event; a re-delivered upload must not announce twice."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
+    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="registrations", EventPattern=json.dumps({"source": ["tessera.registry"]}))
+    events.put_targets(Rule="registrations", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    key = lambda_env.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
+    for _ in range(2):
+        handler.handle(object_created_event(key), LambdaContextDouble())
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    event = json.loads(messages[0]["Body"])
+    assert event["detail-type"] == "Model Version Registered"
+    assert event["detail"] == {"service": "assistant", "version": "2026-11-20", "environment": "dev"}

@@ -237,3 +237,71 @@ def test_rollback_handler_can_run_alone_twice(rollouts: Rollouts) -> None:
     assert result["status"] == "ROLLED_BACK"
     assert rollouts.version_state() == "REGISTERED"  # it never reached the canary
     assert world.clients.ledger.lock_holder("assistant") is None
+
+
+def _prepare_cli(world: RolloutWorld, machine: str) -> None:
+    ssm = world.clients.ssm
+    ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
+    ssm.put_parameter(Name="/tessera/dev/rollout/state-machine-arn", Value=machine, Type="String")
+
+
+@pytest.mark.parametrize(
+    ("decision", "status", "stable"),
+    [([], "SUCCEEDED", NEW_VERSION), (["--reject", "eval regressed"], "FAILED", STABLE_VERSION)],
+)
+def test_manual_approval_from_the_cli(
+    rollouts: Rollouts, capsys: pytest.CaptureFixture[str], decision: list[str], status: str, stable: str
+) -> None:
+    world = rollouts.world
+    _prepare_cli(world, rollouts.machine)
+    waiting = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.dispatched)
+    assert waiting["status"] == "RUNNING"
+    assert tessera(["--env", "dev", "rollout", "approve", "assistant", *decision]) == 0
+    finished = run_execution_until_done(rollouts, waiting["executionArn"])
+    assert finished["status"] == status
+    rollouts.assert_at_rest(stable=stable)
+    capsys.readouterr()
+
+
+def run_execution_until_done(rollouts: Rollouts, execution: str, timeout: float = 60.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = rollouts.sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    raise AssertionError("execution did not finish")
+
+
+def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
+    world = rollouts.world
+    _prepare_cli(world, rollouts.machine)
+    overrides = ["--override", "poll_seconds=1", "--override", "warmup_seconds=1", "--override", "bake_seconds=1"]
+    assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
+    started = json.loads(capsys.readouterr().out)
+    assert started["overrides"] == {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
+    finished = run_execution_until_done(rollouts, started["execution"])
+    assert finished["status"] == "SUCCEEDED"
+    assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant", "--watch", "--interval", "0.1"]) == 0
+    assert json.loads(capsys.readouterr().out)["execution_status"] == "SUCCEEDED"
+    assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
+    line = capsys.readouterr().out
+    assert f"assistant {NEW_VERSION}: PROMOTED / SUCCEEDED" in line
+    assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert history["rollouts"][0]["status"] == "PROMOTED"
+    assert any(d.get("verdict") == "PASS" for d in history["rollouts"][0]["decisions"])
+
+
+def test_cli_refuses_what_cannot_be_done(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
+    world = rollouts.world
+    _prepare_cli(world, rollouts.machine)
+    assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 3
+    assert tessera(["--env", "dev", "rollout", "approve", "assistant"]) == 3
+    assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 3
+    assert tessera(["--env", "dev", "rollout", "start", "assistant", "v", "--override", "bake"]) == 2
+    world.clients.ledger.acquire_lock("assistant", execution="arn:other", version="7")
+    assert tessera(["--env", "dev", "rollout", "start", "assistant", NEW_VERSION]) == 1
+    assert "already being rolled out: version 7" in capsys.readouterr().err
