@@ -30,6 +30,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.access_logs_bucket import access_logs_bucket
 from stacks.config import ArtifactsConfig
 from stacks.published_values import PublishedValue, publish_values
 from stacks.resource_names import model_bucket_name, registry_table_name
@@ -66,23 +67,8 @@ class ArtifactsStack(Stack):
             name: self._repository(name, settings, removal_policy, retain) for name in image_repositories
         }
 
-        access_logs = s3.Bucket(
-            self,
-            "AccessLogsBucket",
-            # S3 server access logging can only deliver to an SSE-S3 bucket.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(settings.access_log_retention_days))],
-            removal_policy=removal_policy,
-            auto_delete_objects=not retain,
-        )
-        Validations.of(access_logs).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1",
-                reason="This bucket receives the model bucket's access logs; logging it to itself would loop.",
-            )
+        access_logs = access_logs_bucket(
+            self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the model bucket's"
         )
 
         self.model_bucket = s3.Bucket(

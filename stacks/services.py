@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
@@ -21,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.access_logs_bucket import access_logs_bucket
 from stacks.alb_access_logs import enable_access_logs
 from stacks.cluster_addons import pod_identity_role
 from stacks.config import EnvironmentConfig
@@ -160,23 +161,8 @@ class ServicesStack(Stack):
             drop_invalid_header_fields=True,
             deletion_protection=retain,
         )
-        logs = s3.Bucket(
-            self,
-            "AccessLogsBucket",
-            # Load balancer access logs can only be delivered to SSE-S3 buckets.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(settings.access_log_retention_days))],
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain,
-        )
-        Validations.of(logs).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1",
-                reason="This bucket receives the load balancer's access logs; logging it to itself would loop.",
-            )
+        logs = access_logs_bucket(
+            self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancer's"
         )
         enable_access_logs(load_balancer, logs, "alb")
 

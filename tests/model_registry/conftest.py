@@ -8,6 +8,7 @@ from moto import mock_aws
 from registry.catalog import Catalog
 from stacks.config import config_path_for, load_config
 from stacks.registry_catalog import build_catalog
+from tests.fake_aws import use_fake_credentials
 from tests.model_registry.world import ASSISTANT_TAG, REGION, World
 
 
@@ -18,14 +19,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> Iterator[World]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch, REGION)
     with mock_aws():
         built = World(catalog=catalog).build()
         built.push_image("tessera/dev/assistant", ASSISTANT_TAG)

@@ -15,6 +15,7 @@ import requests
 from registry.catalog import Catalog
 from registry.registrar import Registrar
 from registry.store import RegistryStore
+from tests.fake_aws import create_registry_table
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -58,15 +59,7 @@ class World:
 
     def build(self) -> World:
         self.s3.create_bucket(Bucket=BUCKET)
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_registry_table(self.dynamodb, TABLE)
         for service in self.catalog.services.values():
             self.ecr.create_repository(repositoryName=service.repository)
         self.ssm.put_parameter(Name=CATALOG_PARAMETER, Value=self.catalog.to_json(), Type="String")

@@ -28,6 +28,7 @@ from rollout.metrics import arn_dimension
 from rollout.steps import Clients
 from stacks.config import EnvironmentConfig
 from stacks.rollout_settings import RoutingArns, rollout_settings
+from tests.fake_aws import create_registry_table
 from tests.rollout.kube_double import KubernetesApiDouble
 
 REGION = "us-east-1"
@@ -108,15 +109,7 @@ class RolloutWorld:
 
     def build(self) -> RolloutWorld:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_registry_table(dynamodb, TABLE)
         store = RegistryStore(dynamodb, TABLE)
         for version, state in ((STABLE_VERSION, "PROMOTED"), (NEW_VERSION, "REGISTERED")):
             store.create_version(

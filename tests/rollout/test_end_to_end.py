@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from rollout.handler import dispatch
 from tessera_cli.main import main as tessera
+from tests.fake_aws import use_fake_credentials
 from tests.rollout.definition import state_machine_definition
 from tests.rollout.harness import (
     FUNCTION_ARN,
@@ -67,13 +68,7 @@ class Rollouts:
 
 @pytest.fixture
 def rollouts(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rollouts]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch, REGION)
     aws_config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=aws_config), KubernetesApiDouble() as kube:
         world = RolloutWorld(config=dev.config, kube=kube).build()

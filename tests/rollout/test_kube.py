@@ -26,6 +26,7 @@ from rollout.kube import (
     eks_token,
     ready_summary,
 )
+from tests.fake_aws import use_fake_credentials
 from tests.rollout.kube_double import KubernetesApiDouble
 
 NAMESPACE = "tessera"
@@ -518,14 +519,7 @@ def test_scaling_up_is_not_ready_until_the_new_pods_are_available(client: KubeCl
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         yield
 

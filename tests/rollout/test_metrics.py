@@ -19,6 +19,7 @@ from rollout.metrics import (
     alarms_in_alarm,
     arn_dimension,
 )
+from tests.fake_aws import use_fake_credentials
 
 REGION = "us-east-1"
 LOAD_BALANCER = "app/tessera-dev/50dc6c495c0c9188"
@@ -55,14 +56,7 @@ class RecordingPercentileReader:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture
