@@ -193,13 +193,7 @@ def scale_canary(plan: dict, progress: dict, clients: Clients) -> dict:
 
 def shift_traffic(plan: dict, progress: dict, clients: Clients) -> dict:
     weight = plan["steps"][progress["step"]]
-    weights = set_weights(
-        clients.elbv2,
-        rule_arn=plan["rule_arn"],
-        stable_tg=plan["stable_tg"],
-        canary_tg=plan["canary_tg"],
-        canary_weight=weight,
-    )
+    weights = _set_canary_weight(plan, clients, weight)
     _audit(
         clients,
         plan,
@@ -287,14 +281,7 @@ def promote_stable(plan: dict, progress: dict, clients: Clients) -> dict:
 
 def finalize(plan: dict, clients: Clients) -> dict:
     """Stable serves the new version: traffic back to stable, canary to zero, pointer moved."""
-    set_weights(
-        clients.elbv2,
-        rule_arn=plan["rule_arn"],
-        stable_tg=plan["stable_tg"],
-        canary_tg=plan["canary_tg"],
-        canary_weight=0,
-    )
-    clients.kube.scale(plan["namespace"], plan["canary_deployment"], 0)
+    _return_to_rest(plan, clients)
     clients.ledger.set_version_state(plan["service"], plan["version"], PROMOTED)
     clients.ledger.set_pointer(plan["service"], stable=plan["version"], canary=None)
     clients.ledger.finish_record(plan, "PROMOTED")
@@ -307,14 +294,7 @@ def rollback(plan: dict, progress: dict | None, error: dict | None, clients: Cli
     """Traffic to stable first, then the canary to zero; a version that reached the canary is marked
     ROLLED_BACK (one refused at preflight keeps its state: it never ran)."""
     reason = _error_text(error)
-    set_weights(
-        clients.elbv2,
-        rule_arn=plan["rule_arn"],
-        stable_tg=plan["stable_tg"],
-        canary_tg=plan["canary_tg"],
-        canary_weight=0,
-    )
-    clients.kube.scale(plan["namespace"], plan["canary_deployment"], 0)
+    _return_to_rest(plan, clients)
     record = clients.ledger.version(plan["service"], plan["version"])
     if (progress or {}).get("deployed") and record is not None and record["state"] != PROMOTED:
         clients.ledger.set_version_state(plan["service"], plan["version"], ROLLED_BACK)
@@ -328,6 +308,22 @@ def rollback(plan: dict, progress: dict | None, error: dict | None, clients: Cli
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _return_to_rest(plan: dict, clients: Clients) -> None:
+    """Stable 100 / canary 0 first, then the canary's pods go: nobody is sent to a pod that is leaving."""
+    _set_canary_weight(plan, clients, 0)
+    clients.kube.scale(plan["namespace"], plan["canary_deployment"], 0)
+
+
+def _set_canary_weight(plan: dict, clients: Clients, weight: int) -> dict[str, int]:
+    return set_weights(
+        clients.elbv2,
+        rule_arn=plan["rule_arn"],
+        stable_tg=plan["stable_tg"],
+        canary_tg=plan["canary_tg"],
+        canary_weight=weight,
+    )
+
+
 def _progress(plan: dict, clients: Clients, *, step: int, replicas: int, stable_replicas: int) -> dict:
     deadline = clients.now() + timedelta(seconds=plan["ready_timeout_seconds"])
     return {
