@@ -104,7 +104,8 @@ class RolloutWorld:
     kube: KubernetesApiDouble
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
-    dispatched: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)  # every task started, in order
+    completed: list[str] = field(default_factory=list)  # every task that returned, in order
     faults: dict[str, list[Exception]] = field(default_factory=dict)  # action -> errors to raise first
 
     def build(self) -> RolloutWorld:
@@ -224,6 +225,7 @@ class RolloutWorld:
         if action == "shift_traffic":
             weights = self.weights()
             self.traffic.emit(weights[self.routing.canary_target_group])
+        self.completed.append(action)
         return result
 
     def _register_canary_targets(self, replicas: int) -> None:

@@ -207,7 +207,7 @@ def test_abort_mid_way_rolls_back(rollouts: Rollouts, capsys: pytest.CaptureFixt
     ssm = world.clients.ssm
     ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
     ssm.put_parameter(Name="/tessera/dev/rollout/function-name", Value="tessera-dev-rollout", Type="String")
-    running = rollouts.run({"bake_seconds": 60}, until=lambda _: "shift_traffic" in world.dispatched)
+    running = rollouts.run({"bake_seconds": 60}, until=lambda _: "shift_traffic" in world.completed)
     assert running["status"] == "RUNNING"
     assert world.weights()[world.routing.canary_target_group] == 10
     assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 0
@@ -249,7 +249,7 @@ def test_manual_approval_from_the_cli(
 ) -> None:
     world = rollouts.world
     _prepare_cli(world, rollouts.machine)
-    waiting = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.dispatched)
+    waiting = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
     assert waiting["status"] == "RUNNING"
     assert tessera(["--env", "dev", "rollout", "approve", "assistant", *decision]) == 0
     finished = run_execution_until_done(rollouts, waiting["executionArn"])
