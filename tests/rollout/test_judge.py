@@ -5,7 +5,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, judge
@@ -364,7 +364,7 @@ def starved(draw: st.DrawFn) -> tuple[AnalysisPolicy, TrackStats]:
     return policy, draw(tracks(st.integers(0, max(policy.min_requests - 1, 0))))
 
 
-@settings(deadline=None)  # judged on a loaded CI machine: no per-example time limit
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded CI machine is slow
 @given(starved(), tracks())
 def test_a_canary_short_of_traffic_never_passes(starved: tuple[AnalysisPolicy, TrackStats], stable: TrackStats) -> None:
     policy, canary = starved
@@ -372,7 +372,7 @@ def test_a_canary_short_of_traffic_never_passes(starved: tuple[AnalysisPolicy, T
     assert judge(policy, canary, stable).verdict != "PASS"
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policies(), tracks(), tracks(), st.data())
 def test_a_worse_canary_than_a_failed_one_never_passes(
     policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, data: st.DataObject
@@ -421,7 +421,7 @@ def healthy(draw: st.DrawFn) -> tuple[AnalysisPolicy, TrackStats]:
     return policy, TrackStats(requests=requests, errors_5xx=errors, p99_seconds=p99, extra=values)
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(healthy())
 def test_a_canary_identical_to_a_healthy_stable_passes(healthy: tuple[AnalysisPolicy, TrackStats]) -> None:
     policy, stable = healthy
