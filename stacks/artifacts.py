@@ -33,7 +33,7 @@ from constructs import Construct
 from stacks.access_logs_bucket import access_logs_bucket
 from stacks.config import ArtifactsConfig
 from stacks.published_values import PublishedValue, publish_values
-from stacks.resource_names import model_bucket_name, registry_table_name
+from stacks.resource_names import model_bucket_name, pascal_case, registry_table_name
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -147,7 +147,7 @@ class ArtifactsStack(Stack):
     def _repository(
         self, name: str, settings: ArtifactsConfig, removal_policy: RemovalPolicy, retain: bool
     ) -> ecr.Repository:
-        construct_id = "Repository" + "".join(part.capitalize() for part in _words(name))
+        construct_id = f"Repository{pascal_case(name)}"
         return ecr.Repository(
             self,
             construct_id,
@@ -174,7 +174,3 @@ class ArtifactsStack(Stack):
             removal_policy=removal_policy,
             empty_on_delete=not retain,
         )
-
-
-def _words(name: str) -> list[str]:
-    return [word for word in name.replace("/", "-").replace(".", "-").replace("_", "-").split("-") if word]

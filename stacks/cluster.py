@@ -30,6 +30,7 @@ from stacks.generated_acknowledgments import (
 from stacks.node_pools import AcceleratorPool, GravitonPool, NodePool
 from stacks.platform_charts import PlatformCharts
 from stacks.published_values import PublishedValue, publish_values
+from stacks.resource_names import pascal_case
 
 KUBECTL_LAYERS = {"1.34": KubectlV34Layer}
 ALL_LOG_TYPES = [
@@ -108,7 +109,7 @@ class ClusterStack(Stack):
                 pool.nodegroup.node.add_dependency(prerequisite)
             AutoscalerNodeTemplateTags(
                 self,
-                f"{pool.name.capitalize()}AutoscalerTags",
+                f"{pascal_case(pool.name)}AutoscalerTags",
                 cluster_name=self.cluster.cluster_name,
                 nodegroup=pool.nodegroup,
                 tags=pool.template.autoscaler_tags(),
@@ -168,7 +169,7 @@ class ClusterStack(Stack):
         for name, graviton in (("system", settings.system_pool), ("general", settings.general_pool)):
             pool = GravitonPool(
                 self,
-                f"{name.capitalize()}Pool",
+                f"{pascal_case(name)}Pool",
                 cluster=self.cluster,
                 name=name,
                 settings=graviton,
@@ -179,7 +180,7 @@ class ClusterStack(Stack):
         for accelerator in settings.accelerator_pools:
             pool = AcceleratorPool(
                 self,
-                f"Accelerator{accelerator.name.capitalize()}Pool",
+                f"Accelerator{pascal_case(accelerator.name)}Pool",
                 cluster=self.cluster,
                 settings=accelerator,
                 node_role=node_role,

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config_cluster import AddonVersions
+from stacks.resource_names import pascal_case
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
@@ -72,7 +73,7 @@ class ClusterAddons(Construct):
             addon.node.add_dependency(pod_identity_agent)
 
     def _addon(self, cluster: eks.Cluster, name: str, version: str, *, configuration: dict | None = None) -> eks.IAddon:
-        construct_id = "".join(part.capitalize() for part in name.split("-"))
+        construct_id = pascal_case(name)
         addon = eks.Addon(
             self,
             construct_id,

@@ -99,15 +99,13 @@ class PlatformCharts(Construct):
         stack = Stack.of(self)
         region = stack.region
 
-        self.neuron = eks.HelmChart(
-            self,
+        self.neuron = self._chart(
             "Neuron",
-            cluster=cluster,
+            cluster,
             chart="neuron-helm-chart",
             repository=NEURON_CHART_REPOSITORY,
             version=versions.neuron,
             release="neuron",
-            namespace="kube-system",
             values=neuron_chart_values(),
         )
 
@@ -119,28 +117,24 @@ class PlatformCharts(Construct):
             roles=[lbc_account.role],
         )
         self._acknowledge_lbc_policy(lbc_policy)
-        self.load_balancer_controller = eks.HelmChart(
-            self,
+        self.load_balancer_controller = self._chart(
             "LoadBalancerController",
-            cluster=cluster,
+            cluster,
             chart="aws-load-balancer-controller",
             repository="https://aws.github.io/eks-charts",
             version=versions.aws_load_balancer_controller,
             release="aws-load-balancer-controller",
-            namespace="kube-system",
             values=load_balancer_controller_values(cluster_name=cluster.cluster_name, region=region, vpc_id=vpc_id),
         )
         self.load_balancer_controller.node.add_dependency(lbc_account)
 
-        self.metrics_server = eks.HelmChart(
-            self,
+        self.metrics_server = self._chart(
             "MetricsServer",
-            cluster=cluster,
+            cluster,
             chart="metrics-server",
             repository="https://kubernetes-sigs.github.io/metrics-server/",
             version=versions.metrics_server,
             release="metrics-server",
-            namespace="kube-system",
             values=metrics_server_values(),
         )
 
@@ -180,20 +174,42 @@ class PlatformCharts(Construct):
                 "limited by the cluster-owned tag condition because group ARNs contain a generated id.",
             )
         )
-        self.cluster_autoscaler = eks.HelmChart(
-            self,
+        self.cluster_autoscaler = self._chart(
             "ClusterAutoscaler",
-            cluster=cluster,
+            cluster,
             chart="cluster-autoscaler",
             repository="https://kubernetes.github.io/autoscaler",
             version=versions.cluster_autoscaler,
             release="cluster-autoscaler",
-            namespace="kube-system",
             values=cluster_autoscaler_values(
                 cluster_name=cluster.cluster_name, region=region, image_tag=versions.cluster_autoscaler_image_tag
             ),
         )
         self.cluster_autoscaler.node.add_dependency(autoscaler_account)
+
+    def _chart(
+        self,
+        construct_id: str,
+        cluster: eks.Cluster,
+        *,
+        chart: str,
+        repository: str,
+        version: str,
+        release: str,
+        values: dict,
+    ) -> eks.HelmChart:
+        """Every platform chart is pinned and lives in kube-system."""
+        return eks.HelmChart(
+            self,
+            construct_id,
+            cluster=cluster,
+            chart=chart,
+            repository=repository,
+            version=version,
+            release=release,
+            namespace="kube-system",
+            values=values,
+        )
 
     def _service_account(self, cluster: eks.Cluster, construct_id: str, name: str) -> eks.ServiceAccount:
         return eks.ServiceAccount(

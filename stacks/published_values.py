@@ -10,6 +10,8 @@ from aws_cdk import CfnOutput
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from stacks.resource_names import pascal_case
+
 
 @dataclass(frozen=True)
 class PublishedValue:
@@ -20,7 +22,7 @@ class PublishedValue:
 def publish_values(scope: Construct, *, parameter_prefix: str, values: Mapping[str, PublishedValue]) -> None:
     """`values` maps a parameter path relative to the prefix (e.g. `artifacts/model-bucket-name`) to its value."""
     for relative_name, published in values.items():
-        construct_id = "".join(part.capitalize() for part in relative_name.replace("/", "-").split("-"))
+        construct_id = pascal_case(relative_name)
         CfnOutput(scope, construct_id, value=published.value, description=published.description)
         ssm.StringParameter(
             scope,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -16,3 +17,8 @@ LAMBDA_CODE_DIR = Path(__file__).resolve().parent.parent / "lambda"
 
 def registry_table_name(environment_name: str) -> str:
     return f"tessera-{environment_name}-model-registry"
+
+
+def pascal_case(name: str) -> str:
+    """`tessera/dev/assistant` -> `TesseraDevAssistant`: construct ids made from config names."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)

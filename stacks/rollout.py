@@ -21,7 +21,7 @@ from stacks.config_services import ServiceSpec
 from stacks.log_retention import RETENTION_BY_DAYS
 from stacks.published_values import PublishedValue, publish_values
 from stacks.python_function import PythonFunction
-from stacks.resource_names import model_bucket_name, registry_table_name
+from stacks.resource_names import model_bucket_name, pascal_case, registry_table_name
 from stacks.rollout_settings import RoutingArns, rollout_settings
 from stacks.rollout_state_machine import RolloutDefinition
 from stacks.service_manifests import NAMESPACE
@@ -150,7 +150,7 @@ class RolloutStack(Stack):
         )
         return ssm.StringParameter(
             self,
-            f"{_pascal(service.name)}Settings",
+            f"{pascal_case(service.name)}Settings",
             parameter_name=f"{prefix}{service.name}",
             string_value=self.to_json_string(settings),
             tier=ssm.ParameterTier.ADVANCED,
@@ -236,7 +236,7 @@ class RolloutStack(Stack):
                 continue
             events.Rule(
                 self,
-                f"{_pascal(service.name)}AutoStart",
+                f"{pascal_case(service.name)}AutoStart",
                 description=f"Start a rollout when a version of {service.name} is registered",
                 event_pattern=events.EventPattern(
                     source=[REGISTERED_EVENT_SOURCE],
@@ -252,7 +252,3 @@ class RolloutStack(Stack):
                     )
                 ],
             )
-
-
-def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))

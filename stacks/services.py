@@ -28,7 +28,7 @@ from stacks.config import EnvironmentConfig
 from stacks.config_services import LoadBalancerConfig, ServiceSpec
 from stacks.nag_names import nag_environment
 from stacks.published_values import PublishedValue, publish_values
-from stacks.resource_names import model_bucket_name
+from stacks.resource_names import model_bucket_name, pascal_case
 from stacks.service_manifests import (
     NAMESPACE,
     TRACKS,
@@ -103,7 +103,7 @@ class ServicesStack(Stack):
                 drain_seconds=settings.deregistration_delay_seconds,
             )
             manifest = eks.KubernetesManifest(
-                self, f"{_pascal(service.name)}Objects", cluster=cluster, manifest=objects, overwrite=True
+                self, f"{pascal_case(service.name)}Objects", cluster=cluster, manifest=objects, overwrite=True
             )
             manifest.node.add_dependency(namespace)
             published |= _published_routing(service, routing)
@@ -113,7 +113,7 @@ class ServicesStack(Stack):
         """Built from the repository name in this stack's account and region, not imported from the
         Artifacts stack: the repository is named in config, and the URI needs no cross-stack output."""
         repository = ecr.Repository.from_repository_name(
-            self, f"{_pascal(service.name)}Repository", service.image.repository
+            self, f"{pascal_case(service.name)}Repository", service.image.repository
         )
         return repository.repository_uri_for_tag(service.image.tag)
 
@@ -197,7 +197,7 @@ class ServicesStack(Stack):
         target_groups = {
             track: elbv2.ApplicationTargetGroup(
                 self,
-                f"{_pascal(service.name)}{track.capitalize()}TargetGroup",
+                f"{pascal_case(service.name)}{track.capitalize()}TargetGroup",
                 vpc=vpc,
                 port=service.port,
                 protocol=elbv2.ApplicationProtocol.HTTP,
@@ -223,7 +223,7 @@ class ServicesStack(Stack):
         )
         rule = elbv2.ApplicationListenerRule(
             self,
-            f"{_pascal(service.name)}Rule",
+            f"{pascal_case(service.name)}Rule",
             listener=listener,
             priority=FIRST_RULE_PRIORITY + index * 10,
             conditions=conditions,
@@ -242,7 +242,7 @@ class ServicesStack(Stack):
     ) -> iam.Role:
         """Pod Identity for the service's pods: read its own model prefix, nothing else."""
         role = pod_identity_role(
-            self, f"{_pascal(service.name)}ModelReader", description=f"{service.name} model reader"
+            self, f"{pascal_case(service.name)}ModelReader", description=f"{service.name} model reader"
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -269,7 +269,7 @@ class ServicesStack(Stack):
         # L1: the L2 ServiceAccount renders its own manifest and cannot turn off the token mount.
         eks.CfnPodIdentityAssociation(
             self,
-            f"{_pascal(service.name)}PodIdentity",
+            f"{pascal_case(service.name)}PodIdentity",
             cluster_name=cluster.cluster_name,
             namespace=NAMESPACE,
             service_account=service.name,
@@ -291,7 +291,3 @@ def _published_routing(service: ServiceSpec, routing: ServiceRouting) -> dict[st
             track_name(service, track), f"{service.name} {track} Deployment (namespace {NAMESPACE})"
         )
     return values
-
-
-def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))

@@ -29,6 +29,10 @@ class SynthesizedEnvironment:
             self._templates[name] = json.loads((self.outdir / f"{name}.template.json").read_text())
         return self._templates[name]
 
+    def resources(self, component: str, resource_type: str) -> dict[str, dict]:
+        """Logical id -> resource, for every resource of one type in a stack's template."""
+        return self.template(component).find_resources(resource_type)
+
     def template(self, component: str) -> Template:
         return Template.from_json(self.template_json(component))
 

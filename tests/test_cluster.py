@@ -19,12 +19,8 @@ from tests.synth import SynthesizedEnvironment
 AUTOSCALER_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
 
 
-def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
-    return env.template("Cluster").find_resources(resource_type)
-
-
 def _cluster(env: SynthesizedEnvironment) -> dict:
-    [cluster] = _resources(env, "AWS::EKS::Cluster").values()
+    [cluster] = env.resources("Cluster", "AWS::EKS::Cluster").values()
     return cluster["Properties"]
 
 
@@ -32,7 +28,7 @@ def _nodegroups(env: SynthesizedEnvironment) -> dict[str, dict]:
     """Node groups by their `tessera.dev/pool` label."""
     return {
         group["Properties"]["Labels"]["tessera.dev/pool"]: group["Properties"]
-        for group in _resources(env, "AWS::EKS::Nodegroup").values()
+        for group in env.resources("Cluster", "AWS::EKS::Nodegroup").values()
     }
 
 
@@ -44,7 +40,7 @@ def _launch_template(env: SynthesizedEnvironment, nodegroup: dict) -> dict:
 def _helm_releases(env: SynthesizedEnvironment) -> dict[str, dict]:
     return {
         chart["Properties"]["Release"]: chart["Properties"]
-        for chart in _resources(env, "Custom::AWSCDK-EKS-HelmChart").values()
+        for chart in env.resources("Cluster", "Custom::AWSCDK-EKS-HelmChart").values()
     }
 
 
@@ -67,7 +63,7 @@ def test_cluster_version_and_api_authentication(dev: SynthesizedEnvironment) -> 
 def test_no_default_capacity_and_no_auto_mode(dev: SynthesizedEnvironment) -> None:
     cluster = _cluster(dev)
     assert cluster.get("ComputeConfig", {}).get("Enabled") is not True
-    assert len(_resources(dev, "AWS::EKS::Nodegroup")) == 4  # system, general and the two accelerator pools
+    assert len(dev.resources("Cluster", "AWS::EKS::Nodegroup")) == 4  # system, general and the two accelerator pools
 
 
 def test_all_control_plane_logs_are_on(dev: SynthesizedEnvironment) -> None:
@@ -99,7 +95,7 @@ def test_prod_endpoint_is_private_only(prod: SynthesizedEnvironment) -> None:
 
 
 def test_kubectl_provider_runs_in_the_private_subnets(dev: SynthesizedEnvironment) -> None:
-    functions = _resources(dev, "AWS::Lambda::Function")
+    functions = dev.resources("Cluster", "AWS::Lambda::Function")
     kubectl = [f for f in functions.values() if "kubectl" in f["Properties"].get("Description", "")]
     assert len(kubectl) == 1
     vpc_config = kubectl[0]["Properties"]["VpcConfig"]
@@ -107,18 +103,18 @@ def test_kubectl_provider_runs_in_the_private_subnets(dev: SynthesizedEnvironmen
     assert all(
         "PrivateSubnet" in str(subnet) or "Fn::GetStackOutput" in str(subnet) for subnet in vpc_config["SubnetIds"]
     )
-    layers = _resources(dev, "AWS::Lambda::LayerVersion")
+    layers = dev.resources("Cluster", "AWS::Lambda::LayerVersion")
     assert any("kubectl" in layer["Properties"].get("Description", "").lower() for layer in layers.values())
 
 
 def test_only_configured_roles_get_access(dev: SynthesizedEnvironment) -> None:
-    entries = _resources(dev, "AWS::EKS::AccessEntry").values()
+    entries = dev.resources("Cluster", "AWS::EKS::AccessEntry").values()
     # dev names no admin or read-only roles: the kubectl provider's role is the only entry.
     assert len(entries) == 1
 
 
 def test_admin_and_read_only_roles_get_their_policies(variant: SynthesizedEnvironment) -> None:
-    entries = [entry["Properties"] for entry in _resources(variant, "AWS::EKS::AccessEntry").values()]
+    entries = [entry["Properties"] for entry in variant.resources("Cluster", "AWS::EKS::AccessEntry").values()]
     by_principal = {entry["PrincipalArn"]: entry for entry in entries if isinstance(entry["PrincipalArn"], str)}
     admin = by_principal["arn:aws:iam::111122223333:role/platform-admin"]
     viewer = by_principal["arn:aws:iam::111122223333:role/oncall-viewer"]
@@ -128,7 +124,9 @@ def test_admin_and_read_only_roles_get_their_policies(variant: SynthesizedEnviro
 
 
 def test_managed_addons_are_pinned_from_config(dev: SynthesizedEnvironment) -> None:
-    addons = {a["Properties"]["AddonName"]: a["Properties"] for a in _resources(dev, "AWS::EKS::Addon").values()}
+    addons = {
+        a["Properties"]["AddonName"]: a["Properties"] for a in dev.resources("Cluster", "AWS::EKS::Addon").values()
+    }
     versions = AddonVersions()
     assert {name: props["AddonVersion"] for name, props in addons.items()} == {
         "vpc-cni": versions.vpc_cni,
@@ -152,7 +150,9 @@ def test_addons_that_call_aws_use_pod_identity(
 ) -> None:
     resources = dev.template_json("Cluster")["Resources"]
     [props] = [
-        a["Properties"] for a in _resources(dev, "AWS::EKS::Addon").values() if a["Properties"]["AddonName"] == addon
+        a["Properties"]
+        for a in dev.resources("Cluster", "AWS::EKS::Addon").values()
+        if a["Properties"]["AddonName"] == addon
     ]
     [association] = props["PodIdentityAssociations"]
     assert association["ServiceAccount"] == service_account
@@ -222,7 +222,7 @@ def test_root_volumes_are_encrypted_gp3_sized_for_model_caches(dev: SynthesizedE
 def _asg_tags(env: SynthesizedEnvironment) -> dict[str, dict[str, str]]:
     """The tags each pool's AwsCustomResource puts on its Auto Scaling group, by pool label."""
     found: dict[str, dict[str, str]] = {}
-    for resource in _resources(env, "Custom::AWS").values():
+    for resource in env.resources("Cluster", "Custom::AWS").values():
         create = resource["Properties"]["Create"]
         text = (
             create
@@ -312,7 +312,7 @@ def test_load_balancer_controller_gets_cluster_region_and_vpc(dev: SynthesizedEn
 def test_controllers_use_pod_identity_associations(dev: SynthesizedEnvironment) -> None:
     associations = {
         a["Properties"]["ServiceAccount"]: a["Properties"]
-        for a in _resources(dev, "AWS::EKS::PodIdentityAssociation").values()
+        for a in dev.resources("Cluster", "AWS::EKS::PodIdentityAssociation").values()
     }
     assert set(associations) == {"aws-load-balancer-controller", "cluster-autoscaler"}
     assert all(a["Namespace"] == "kube-system" for a in associations.values())
@@ -326,7 +326,7 @@ def test_load_balancer_controller_role_carries_the_upstream_policy(dev: Synthesi
 
     [policy] = [
         p["Properties"]
-        for p in _resources(dev, "AWS::IAM::Policy").values()
+        for p in dev.resources("Cluster", "AWS::IAM::Policy").values()
         if "LoadBalancerControllerServiceAccountRole" in json.dumps(p["Properties"]["Roles"])
     ]
     assert actions(policy["PolicyDocument"]["Statement"]) == actions(load_lbc_policy()["Statement"])
@@ -393,7 +393,7 @@ def test_efa_pool_has_interfaces_placement_group_and_one_zone(variant: Synthesiz
     assert [interface["NetworkCardIndex"] for interface in interfaces] == list(range(16))
     assert interfaces[0]["DeviceIndex"] == 0
     assert "PlacementGroup" in json.dumps(data["Placement"]["GroupName"])
-    [group] = _resources(variant, "AWS::EC2::PlacementGroup").values()
+    [group] = variant.resources("Cluster", "AWS::EC2::PlacementGroup").values()
     assert group["Properties"]["Strategy"] == "cluster"
     assert len(training["Subnets"]) == 1
 

@@ -9,10 +9,6 @@ from tests.synth import SynthesizedEnvironment
 INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2")
 
 
-def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
-    return env.template("Network").find_resources(resource_type)
-
-
 def test_vpc_uses_the_configured_cidr(dev: SynthesizedEnvironment) -> None:
     dev.template("Network").has_resource_properties(
         "AWS::EC2::VPC", {"CidrBlock": "10.40.0.0/16", "EnableDnsHostnames": True, "EnableDnsSupport": True}
@@ -20,7 +16,7 @@ def test_vpc_uses_the_configured_cidr(dev: SynthesizedEnvironment) -> None:
 
 
 def test_public_and_private_subnet_in_each_of_three_azs(dev: SynthesizedEnvironment) -> None:
-    subnets = _resources(dev, "AWS::EC2::Subnet").values()
+    subnets = dev.resources("Network", "AWS::EC2::Subnet").values()
     public = [s for s in subnets if s["Properties"]["MapPublicIpOnLaunch"]]
     private = [s for s in subnets if not s["Properties"]["MapPublicIpOnLaunch"]]
     assert len(public) == len(private) == 3
@@ -32,7 +28,7 @@ def test_public_and_private_subnet_in_each_of_three_azs(dev: SynthesizedEnvironm
 
 
 def test_subnets_carry_load_balancer_role_tags(dev: SynthesizedEnvironment) -> None:
-    for subnet in _resources(dev, "AWS::EC2::Subnet").values():
+    for subnet in dev.resources("Network", "AWS::EC2::Subnet").values():
         tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
         role = (
             "kubernetes.io/role/elb"
@@ -45,14 +41,14 @@ def test_subnets_carry_load_balancer_role_tags(dev: SynthesizedEnvironment) -> N
 
 
 def test_nat_gateways_follow_the_environment(dev: SynthesizedEnvironment, prod: SynthesizedEnvironment) -> None:
-    assert len(_resources(dev, "AWS::EC2::NatGateway")) == 1
-    assert len(_resources(prod, "AWS::EC2::NatGateway")) == 3
+    assert len(dev.resources("Network", "AWS::EC2::NatGateway")) == 1
+    assert len(prod.resources("Network", "AWS::EC2::NatGateway")) == 3
 
 
 def test_every_private_route_table_defaults_to_a_nat_gateway(prod: SynthesizedEnvironment) -> None:
     routes = [
         route["Properties"]
-        for route in _resources(prod, "AWS::EC2::Route").values()
+        for route in prod.resources("Network", "AWS::EC2::Route").values()
         if "NatGatewayId" in route["Properties"]
     ]
     assert len(routes) == 3
@@ -62,7 +58,7 @@ def test_every_private_route_table_defaults_to_a_nat_gateway(prod: SynthesizedEn
 def test_s3_gateway_endpoint_serves_the_private_subnets(dev: SynthesizedEnvironment) -> None:
     endpoints = [
         e["Properties"]
-        for e in _resources(dev, "AWS::EC2::VPCEndpoint").values()
+        for e in dev.resources("Network", "AWS::EC2::VPCEndpoint").values()
         if e["Properties"].get("VpcEndpointType") == "Gateway"
     ]
     assert len(endpoints) == 1
@@ -73,7 +69,7 @@ def test_s3_gateway_endpoint_serves_the_private_subnets(dev: SynthesizedEnvironm
 def test_interface_endpoints_keep_pulls_off_nat(dev: SynthesizedEnvironment) -> None:
     endpoints = [
         e["Properties"]
-        for e in _resources(dev, "AWS::EC2::VPCEndpoint").values()
+        for e in dev.resources("Network", "AWS::EC2::VPCEndpoint").values()
         if e["Properties"].get("VpcEndpointType") == "Interface"
     ]
     names = sorted(str(e["ServiceName"]) for e in endpoints)
@@ -132,7 +128,7 @@ def test_network_values_are_published_for_later_stacks(dev: SynthesizedEnvironme
 
 
 def test_stacks_carry_the_cost_tags(dev: SynthesizedEnvironment) -> None:
-    vpc = next(iter(_resources(dev, "AWS::EC2::VPC").values()))
+    vpc = next(iter(dev.resources("Network", "AWS::EC2::VPC").values()))
     tags = {tag["Key"]: tag["Value"] for tag in vpc["Properties"]["Tags"]}
     assert tags["project"] == "tessera"
     assert tags["environment"] == "dev"

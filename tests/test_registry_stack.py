@@ -9,12 +9,8 @@ from stacks.registry_catalog import build_catalog
 from tests.synth import SynthesizedEnvironment
 
 
-def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
-    return env.template("Registry").find_resources(resource_type)
-
-
 def _function(env: SynthesizedEnvironment) -> dict:
-    [function] = _resources(env, "AWS::Lambda::Function").values()
+    [function] = env.resources("Registry", "AWS::Lambda::Function").values()
     return function["Properties"]
 
 
@@ -39,7 +35,7 @@ def test_function_knows_its_bucket_table_and_catalog(dev: SynthesizedEnvironment
 def test_catalog_parameter_is_rendered_from_config(dev: SynthesizedEnvironment) -> None:
     [parameter] = [
         p["Properties"]
-        for p in _resources(dev, "AWS::SSM::Parameter").values()
+        for p in dev.resources("Registry", "AWS::SSM::Parameter").values()
         if p["Properties"].get("Name") == "/tessera/dev/registry/catalog"
     ]
     catalog = Catalog.from_json(parameter["Value"])
@@ -50,7 +46,7 @@ def test_catalog_parameter_is_rendered_from_config(dev: SynthesizedEnvironment) 
 
 
 def test_rule_matches_only_manifest_uploads_in_the_model_bucket(dev: SynthesizedEnvironment) -> None:
-    [rule] = _resources(dev, "AWS::Events::Rule").values()
+    [rule] = dev.resources("Registry", "AWS::Events::Rule").values()
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
@@ -64,7 +60,7 @@ def test_rule_matches_only_manifest_uploads_in_the_model_bucket(dev: Synthesized
 def test_role_is_least_privilege(dev: SynthesizedEnvironment) -> None:
     [policy] = [
         p["Properties"]["PolicyDocument"]["Statement"]
-        for p in _resources(dev, "AWS::IAM::Policy").values()
+        for p in dev.resources("Registry", "AWS::IAM::Policy").values()
         if "RegisterRole" in json.dumps(p["Properties"]["Roles"])
     ]
     actions = {a for s in policy for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
@@ -85,12 +81,12 @@ def test_role_is_least_privilege(dev: SynthesizedEnvironment) -> None:
 
 
 def test_function_logs_are_retained_and_private(dev: SynthesizedEnvironment) -> None:
-    [group] = _resources(dev, "AWS::Logs::LogGroup").values()
+    [group] = dev.resources("Registry", "AWS::Logs::LogGroup").values()
     assert group["Properties"]["RetentionInDays"] == 90
-    role = next(iter(_resources(dev, "AWS::IAM::Role").values()))
+    role = next(iter(dev.resources("Registry", "AWS::IAM::Role").values()))
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_undelivered_events_queue_is_encrypted(dev: SynthesizedEnvironment) -> None:
-    [queue] = _resources(dev, "AWS::SQS::Queue").values()
+    [queue] = dev.resources("Registry", "AWS::SQS::Queue").values()
     assert queue["Properties"]["SqsManagedSseEnabled"] is True

@@ -15,10 +15,6 @@ ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-rollout"
 
 
-def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
-    return env.template("Rollout").find_resources(resource_type)
-
-
 @pytest.fixture(scope="module")
 def definition(dev: SynthesizedEnvironment) -> dict:
     return state_machine_definition(dev, function_arn=FUNCTION_ARN)
@@ -80,7 +76,7 @@ def test_approval_waits_for_a_task_token(definition: dict) -> None:
 
 
 def test_state_machine_is_standard_traced_and_logged(dev: SynthesizedEnvironment) -> None:
-    [machine] = _resources(dev, "AWS::StepFunctions::StateMachine").values()
+    [machine] = dev.resources("Rollout", "AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
@@ -88,7 +84,7 @@ def test_state_machine_is_standard_traced_and_logged(dev: SynthesizedEnvironment
 
 
 def test_rollout_function_runs_in_the_vpc(dev: SynthesizedEnvironment) -> None:
-    [function] = _resources(dev, "AWS::Lambda::Function").values()
+    [function] = dev.resources("Rollout", "AWS::Lambda::Function").values()
     props = function["Properties"]
     assert props["Handler"] == "rollout.handler.handle"
     assert len(props["VpcConfig"]["SubnetIds"]) == 3
@@ -97,7 +93,7 @@ def test_rollout_function_runs_in_the_vpc(dev: SynthesizedEnvironment) -> None:
 
 
 def test_kubernetes_access_is_scoped_to_the_inference_namespace(dev: SynthesizedEnvironment) -> None:
-    [entry] = _resources(dev, "AWS::EKS::AccessEntry").values()
+    [entry] = dev.resources("Rollout", "AWS::EKS::AccessEntry").values()
     [policy] = entry["Properties"]["AccessPolicies"]
     assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": [NAMESPACE]}
     assert "AmazonEKSEditPolicy" in json.dumps(policy["PolicyArn"])
@@ -106,7 +102,7 @@ def test_kubernetes_access_is_scoped_to_the_inference_namespace(dev: Synthesized
 def test_only_the_rules_may_be_modified(dev: SynthesizedEnvironment) -> None:
     [policy] = [
         p["Properties"]["PolicyDocument"]["Statement"]
-        for p in _resources(dev, "AWS::IAM::Policy").values()
+        for p in dev.resources("Rollout", "AWS::IAM::Policy").values()
         if "StepsRole" in json.dumps(p["Properties"]["Roles"])
     ]
     by_sid = {s.get("Sid"): s for s in policy}
@@ -118,7 +114,7 @@ def test_only_the_rules_may_be_modified(dev: SynthesizedEnvironment) -> None:
 def test_settings_parameter_per_service(dev: SynthesizedEnvironment) -> None:
     names = {
         p["Properties"]["Name"]
-        for p in _resources(dev, "AWS::SSM::Parameter").values()
+        for p in dev.resources("Rollout", "AWS::SSM::Parameter").values()
         if isinstance(p["Properties"].get("Name"), str)
     }
     for service in ("assistant", "embeddings", "gateway"):
@@ -126,13 +122,13 @@ def test_settings_parameter_per_service(dev: SynthesizedEnvironment) -> None:
 
 
 def test_auto_start_is_off_by_default(dev: SynthesizedEnvironment) -> None:
-    assert _resources(dev, "AWS::Events::Rule") == {}
+    assert dev.resources("Rollout", "AWS::Events::Rule") == {}
 
 
 def test_notifications_topic_is_encrypted_and_tls_only(dev: SynthesizedEnvironment) -> None:
-    [topic] = _resources(dev, "AWS::SNS::Topic").values()
+    [topic] = dev.resources("Rollout", "AWS::SNS::Topic").values()
     assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
-    [policy] = _resources(dev, "AWS::SNS::TopicPolicy").values()
+    [policy] = dev.resources("Rollout", "AWS::SNS::TopicPolicy").values()
     assert "aws:SecureTransport" in json.dumps(policy)
 
 
@@ -143,9 +139,12 @@ def test_auto_start_rule_for_services_that_want_it(variant: SynthesizedEnvironme
     assert pattern["detail"] == {"service": ["embeddings"], "environment": ["variant"]}
     [target] = rule["Properties"]["Targets"]
     assert "StateMachine" in json.dumps(target["Arn"])
-    assert '"version":<detail-version>' in json.dumps(target["InputTransformer"]).replace("\\\\", "").replace(
-        '\\"', '"'
-    )
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"detail-version": "$.detail.version"}
+    assert json.loads(transformer["InputTemplate"].replace("<detail-version>", '"v"')) == {
+        "service": "embeddings",
+        "version": "v",
+    }
 
 
 def test_linear_policy_with_approval_reaches_the_settings(variant: SynthesizedEnvironment) -> None:

@@ -14,21 +14,17 @@ from tests.synth import SynthesizedEnvironment
 SERVICES = ("assistant", "embeddings", "gateway")
 
 
-def _resources(env: SynthesizedEnvironment, resource_type: str) -> dict[str, dict]:
-    return env.template("Services").find_resources(resource_type)
-
-
 def _target_groups(env: SynthesizedEnvironment) -> dict[str, dict]:
     return {
         logical_id: tg["Properties"]
-        for logical_id, tg in _resources(env, "AWS::ElasticLoadBalancingV2::TargetGroup").items()
+        for logical_id, tg in env.resources("Services", "AWS::ElasticLoadBalancingV2::TargetGroup").items()
     }
 
 
 def _rules(env: SynthesizedEnvironment) -> dict[str, dict]:
     """Listener rules by their path or host condition value."""
     rules = {}
-    for rule in _resources(env, "AWS::ElasticLoadBalancingV2::ListenerRule").values():
+    for rule in env.resources("Services", "AWS::ElasticLoadBalancingV2::ListenerRule").values():
         condition = rule["Properties"]["Conditions"][0]
         key = (condition.get("PathPatternConfig") or condition.get("HostHeaderConfig"))["Values"][0]
         rules[key] = rule["Properties"]
@@ -36,7 +32,7 @@ def _rules(env: SynthesizedEnvironment) -> dict[str, dict]:
 
 
 def test_one_internal_load_balancer_with_access_logs(dev: SynthesizedEnvironment) -> None:
-    [lb] = _resources(dev, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    [lb] = dev.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
     props = lb["Properties"]
     assert props["Scheme"] == "internal"
     attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
@@ -50,7 +46,7 @@ def test_one_internal_load_balancer_with_access_logs(dev: SynthesizedEnvironment
 def test_access_log_delivery_is_allowed_in_every_region(dev: SynthesizedEnvironment) -> None:
     template = dev.template_json("Services")
     assert "Elbv2AccountMap" in template["Mappings"]
-    [policy] = _resources(dev, "AWS::S3::BucketPolicy").values()
+    [policy] = dev.resources("Services", "AWS::S3::BucketPolicy").values()
     statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     delivery = statements["LoadBalancerLogDelivery"]
     assert delivery["Principal"]["Service"] == "logdelivery.elasticloadbalancing.amazonaws.com"
@@ -59,7 +55,7 @@ def test_access_log_delivery_is_allowed_in_every_region(dev: SynthesizedEnvironm
 
 
 def test_dev_listener_is_http_with_a_404_default(dev: SynthesizedEnvironment) -> None:
-    [listener] = _resources(dev, "AWS::ElasticLoadBalancingV2::Listener").values()
+    [listener] = dev.resources("Services", "AWS::ElasticLoadBalancingV2::Listener").values()
     props = listener["Properties"]
     assert (props["Port"], props["Protocol"]) == (80, "HTTP")
     assert props["DefaultActions"][0]["Type"] == "fixed-response"
@@ -67,7 +63,9 @@ def test_dev_listener_is_http_with_a_404_default(dev: SynthesizedEnvironment) ->
 
 
 def test_https_listener_when_a_certificate_is_configured(variant: SynthesizedEnvironment) -> None:
-    listeners = [item["Properties"] for item in _resources(variant, "AWS::ElasticLoadBalancingV2::Listener").values()]
+    listeners = [
+        item["Properties"] for item in variant.resources("Services", "AWS::ElasticLoadBalancingV2::Listener").values()
+    ]
     https = [listener for listener in listeners if listener["Protocol"] == "HTTPS"]
     redirect = [listener for listener in listeners if listener["Protocol"] == "HTTP"]
     assert len(https) == 1
@@ -75,9 +73,9 @@ def test_https_listener_when_a_certificate_is_configured(variant: SynthesizedEnv
     assert https[0]["Certificates"] == [{"CertificateArn": TLS_CERTIFICATE_ARN}]
     assert https[0]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     assert redirect[0]["DefaultActions"][0]["Type"] == "redirect"
-    [lb] = _resources(variant, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    [lb] = variant.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
     assert lb["Properties"]["Scheme"] == "internet-facing"
-    [group] = _resources(variant, "AWS::EC2::SecurityGroup").values()
+    [group] = variant.resources("Services", "AWS::EC2::SecurityGroup").values()
     ingress = sorted((r["CidrIp"], r["FromPort"]) for r in group["Properties"]["SecurityGroupIngress"])
     assert ingress == [("198.51.100.0/24", 80), ("198.51.100.0/24", 443)]
 
@@ -121,9 +119,9 @@ def test_no_ingress_objects_manage_these_services(dev: SynthesizedEnvironment) -
 
 
 def test_only_the_load_balancer_reaches_the_pods(dev: SynthesizedEnvironment) -> None:
-    rules = [r["Properties"] for r in _resources(dev, "AWS::EC2::SecurityGroupIngress").values()]
+    rules = [r["Properties"] for r in dev.resources("Services", "AWS::EC2::SecurityGroupIngress").values()]
     assert sorted(r["FromPort"] for r in rules) == [8000, 8080, 8081]
-    lb_group = next(iter(_resources(dev, "AWS::EC2::SecurityGroup")))
+    lb_group = next(iter(dev.resources("Services", "AWS::EC2::SecurityGroup")))
     for rule in rules:
         assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [lb_group, "GroupId"]}
         assert rule["FromPort"] == rule["ToPort"]
@@ -131,7 +129,7 @@ def test_only_the_load_balancer_reaches_the_pods(dev: SynthesizedEnvironment) ->
 
 
 def test_load_balancer_admits_clients_from_the_vpc_only(dev: SynthesizedEnvironment) -> None:
-    [group] = _resources(dev, "AWS::EC2::SecurityGroup").values()
+    [group] = dev.resources("Services", "AWS::EC2::SecurityGroup").values()
     ingress = group["Properties"]["SecurityGroupIngress"]
     assert len(ingress) == 1
     assert ingress[0]["FromPort"] == 80
@@ -143,7 +141,7 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
     resources = dev.template_json("Services")["Resources"]
     [association] = [
         a["Properties"]
-        for a in _resources(dev, "AWS::EKS::PodIdentityAssociation").values()
+        for a in dev.resources("Services", "AWS::EKS::PodIdentityAssociation").values()
         if a["Properties"]["ServiceAccount"] == service
     ]
     assert association["Namespace"] == "inference"
@@ -164,7 +162,7 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
-    manifests = _resources(dev, "Custom::AWSCDK-EKS-KubernetesResource")
+    manifests = dev.resources("Services", "Custom::AWSCDK-EKS-KubernetesResource")
     assert len(manifests) == 1 + len(SERVICES)  # the namespace, then one per service
     dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
 

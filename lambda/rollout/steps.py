@@ -148,13 +148,7 @@ def canary_replicas(stable_replicas: int, weight: int) -> int:
 # -- the canary ------------------------------------------------------------------------------------
 def deploy_canary(plan: dict, preflight_result: dict, clients: Clients) -> dict:
     replicas = canary_replicas(preflight_result["stable_replicas"], plan["steps"][0])
-    clients.kube.set_version(
-        plan["namespace"],
-        plan["canary_deployment"],
-        image=plan["image"],
-        model_version=plan["version"],
-        model_uri=plan["model_uri"],
-    )
+    _run_new_version(plan, clients, plan["canary_deployment"])
     clients.kube.scale(plan["namespace"], plan["canary_deployment"], replicas)
     _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan["image"]})
     return _progress(plan, clients, step=0, replicas=replicas, stable_replicas=preflight_result["stable_replicas"])
@@ -268,13 +262,7 @@ def await_approval(plan: dict, token: str, clients: Clients) -> dict:
 
 # -- the end ---------------------------------------------------------------------------------------
 def promote_stable(plan: dict, progress: dict, clients: Clients) -> dict:
-    clients.kube.set_version(
-        plan["namespace"],
-        plan["stable_deployment"],
-        image=plan["image"],
-        model_version=plan["version"],
-        model_uri=plan["model_uri"],
-    )
+    _run_new_version(plan, clients, plan["stable_deployment"])
     _audit(clients, plan, "promote-stable", {"version": plan["version"]})
     return {**progress, "deadline": _iso(clients.now() + timedelta(seconds=plan["ready_timeout_seconds"]))}
 
@@ -308,6 +296,12 @@ def rollback(plan: dict, progress: dict | None, error: dict | None, clients: Cli
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _run_new_version(plan: dict, clients: Clients, deployment: str) -> None:
+    clients.kube.set_version(
+        plan["namespace"], deployment, image=plan["image"], model_version=plan["version"], model_uri=plan["model_uri"]
+    )
+
+
 def _return_to_rest(plan: dict, clients: Clients) -> None:
     """Stable 100 / canary 0 first, then the canary's pods go: nobody is sent to a pod that is leaving."""
     _set_canary_weight(plan, clients, 0)

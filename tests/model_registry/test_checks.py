@@ -11,7 +11,6 @@ from registry.checks import check_artifacts, check_identity, check_image, check_
 from registry.manifest import parse_manifest
 from tests.model_registry.world import (
     ASSISTANT_ARTIFACTS,
-    ASSISTANT_TAG,
     BUCKET,
     WEIGHTS,
     World,
@@ -187,8 +186,3 @@ def test_findings_below_the_threshold_pass(world: World, catalog) -> None:
     assert check_image(world.ecr, manifest, catalog.services["assistant"], strict) == [
         "image tessera/dev/assistant:minor has findings at or above MEDIUM: 3 MEDIUM"
     ]
-
-
-def test_default_tag_is_the_one_pushed(world: World) -> None:
-    tags = world.ecr.describe_images(repositoryName="tessera/dev/assistant")["imageDetails"][0]["imageTags"]
-    assert ASSISTANT_TAG in tags
