@@ -55,14 +55,14 @@ format: setup
 	$(PY) -m ruff format .
 
 check-config: $(VENV)/.installed
-	@$(PY) -m stacks.check_config $(if $(CONFIG),$(CONFIG),config/$(ENV).yaml)
+	@$(PY) -m tools.check_config $(if $(CONFIG),$(CONFIG),config/$(ENV).yaml)
 
 schema: $(VENV)/.installed
-	$(PY) -m stacks.config_schema
+	$(PY) -m tools.write_config_schema
 	$(PY) tools/write_manifest_schema.py
 
 manifests: $(VENV)/.installed
-	$(PY) -m stacks.render_manifests $(ENV)
+	$(PY) -m tools.render_manifests $(ENV)
 
 bench: setup
 	$(PY) tools/bench_synth.py

@@ -5,9 +5,8 @@ import sys
 
 from aws_cdk import App
 
-from stacks.app_context import load_config_from_context
-from stacks.config_errors import ConfigError
-from stacks.tessera_app import build_tessera
+from stacks.config.errors import ConfigError
+from stacks.tessera_app import build_tessera, load_config_from_context
 
 
 def main() -> None:

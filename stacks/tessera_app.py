@@ -1,19 +1,33 @@
-"""Builds every Tessera stack of one environment into a CDK app."""
+"""Builds every Tessera stack of one environment into a CDK app, from the config the CDK context names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import App, Environment, RemovalPolicy, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
+from constructs import Node
 
-from stacks.artifacts import ArtifactsStack
-from stacks.cluster import ClusterStack
-from stacks.config import EnvironmentConfig
-from stacks.network import NetworkStack
-from stacks.registry import RegistryStack
-from stacks.rollout import RolloutStack
-from stacks.services import ServicesStack
+from stacks.artifacts.stack import ArtifactsStack
+from stacks.cluster.stack import ClusterStack
+from stacks.config.environment import DEFAULT_ENVIRONMENT, EnvironmentConfig, config_path_for, load_config
+from stacks.network.stack import NetworkStack
+from stacks.registration.stack import RegistryStack
+from stacks.rollout.stack import RolloutStack
+from stacks.services.stack import ServicesStack
+
+
+def config_file_from_context(node: Node) -> Path:
+    """`-c config=PATH` wins over `-c env=NAME`; neither means the default environment."""
+    explicit = node.try_get_context("config")
+    if explicit:
+        return Path(explicit)
+    return config_path_for(node.try_get_context("env") or DEFAULT_ENVIRONMENT)
+
+
+def load_config_from_context(node: Node) -> EnvironmentConfig:
+    return load_config(config_file_from_context(node))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from registry.catalog import Catalog
 from registry.registrar import Registrar
 from registry.store import RegistryStore
 from tessera_cli.errors import EXIT_UNREACHABLE, CliError
+from tessera_shared.constants import parameter_prefix
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Environment:
         return self._session.client(service)
 
     def parameter(self, relative_name: str) -> str:
-        name = f"/tessera/{self.name}/{relative_name}"
+        name = f"{parameter_prefix(self.name)}/{relative_name}"
         try:
             return self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
         except self.client("ssm").exceptions.ParameterNotFound:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from registry.checks import check_local_artifacts, check_target_fit
 from registry.manifest import ManifestError, parse_manifest
-from registry.store import REJECTED
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
+from tessera_shared.constants import REJECTED
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +71,9 @@ def register_version(args: argparse.Namespace, printer: Printer) -> int:
 
 
 def validate_local(args: argparse.Namespace, printer: Printer) -> int:
-    from stacks.config import config_path_for, load_config  # config tooling only this command needs
-    from stacks.config_errors import ConfigError
-    from stacks.registry_catalog import build_catalog
+    from stacks.config.environment import config_path_for, load_config  # config tooling only this command needs
+    from stacks.config.errors import ConfigError
+    from stacks.registration.catalog import build_catalog
 
     manifest_path = args.path / "manifest.json" if args.path.is_dir() else args.path
     if not manifest_path.is_file():

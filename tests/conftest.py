@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stacks.config import config_path_for, load_config, parse_config
+from stacks.config.environment import config_path_for, load_config, parse_config
 from tests.synth import SynthesizedEnvironment, synthesize
 
 TLS_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/0b8a1f2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"

@@ -9,7 +9,7 @@ from pathlib import Path
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from stacks.config import EnvironmentConfig
+from stacks.config.environment import EnvironmentConfig
 from stacks.tessera_app import TesseraStacks, build_tessera
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 import aws_cdk
 from aws_cdk import App
 
-from stacks.app_context import config_file_from_context
+from stacks.tessera_app import config_file_from_context
 from tests.synth import CDK_JSON_CONTEXT, REPO_ROOT
 
 
@@ -39,7 +39,7 @@ def test_cdk_json_carries_every_recommended_feature_flag_of_the_pinned_cdk() -> 
 
 
 def test_app_reports_a_bad_config_without_a_traceback(tmp_path: Path) -> None:
-    broken = REPO_ROOT / "tests" / "broken_configs" / "service-name-uppercase.yaml"
+    broken = REPO_ROOT / "tests" / "config" / "broken_configs" / "service-name-uppercase.yaml"
     result = subprocess.run(
         [sys.executable, "app.py"],
         cwd=REPO_ROOT,

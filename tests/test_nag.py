@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
-from stacks.config import config_path_for, load_config
+from stacks.config.environment import config_path_for, load_config
 from stacks.tessera_app import build_tessera
 from tests.synth import CDK_JSON_CONTEXT, SynthesizedEnvironment
 

@@ -12,11 +12,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from registry.intake import Ignored, parse_request
+from tessera_shared import constants as shared
 
-REGISTERED_EVENT_SOURCE = "tessera.registry"
-REGISTERED_EVENT_TYPE = "Model Version Registered"
-logger = Logger(service="tessera-registry")
-metrics = Metrics(namespace="Tessera", service="tessera-registry")
+logger = Logger(service=shared.REGISTER_FUNCTION_SERVICE)
+metrics = Metrics(namespace=shared.METRICS_NAMESPACE, service=shared.REGISTER_FUNCTION_SERVICE)
 
 
 @cache
@@ -28,20 +27,22 @@ def _registrar() -> Any:
     from registry.registrar import Registrar
     from registry.store import RegistryStore
 
-    catalog_text = boto3.client("ssm").get_parameter(Name=os.environ["CATALOG_PARAMETER"])["Parameter"]["Value"]
+    catalog_text = boto3.client("ssm").get_parameter(Name=os.environ[shared.ENV_CATALOG_PARAMETER])["Parameter"][
+        "Value"
+    ]
     return Registrar(
         s3=boto3.client("s3"),
         ecr=boto3.client("ecr"),
-        store=RegistryStore(boto3.client("dynamodb"), os.environ["REGISTRY_TABLE"]),
+        store=RegistryStore(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE]),
         catalog=Catalog.from_json(catalog_text),
-        bucket=os.environ["MODEL_BUCKET"],
+        bucket=os.environ[shared.ENV_MODEL_BUCKET],
     )
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handle(event: Any, context: Any) -> dict:
-    request = parse_request(event, bucket=os.environ["MODEL_BUCKET"])
+    request = parse_request(event, bucket=os.environ[shared.ENV_MODEL_BUCKET])
     if isinstance(request, Ignored):
         # Not a manifest for us: say why and succeed, so that nothing retries it.
         logger.warning("event ignored", extra={"outcome": "IGNORED", "reason": request.reason})
@@ -59,7 +60,7 @@ def handle(event: Any, context: Any) -> dict:
         },
     )
     metrics.add_metric(name=f"Registration{outcome.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
-    if outcome.changed and outcome.state == "REGISTERED":
+    if outcome.changed and outcome.state == shared.REGISTERED:
         _announce(outcome.service, outcome.version)
     return outcome.as_dict()
 
@@ -69,10 +70,10 @@ def _announce(service: str, version: str) -> None:
     boto3.client("events").put_events(
         Entries=[
             {
-                "Source": REGISTERED_EVENT_SOURCE,
-                "DetailType": REGISTERED_EVENT_TYPE,
+                "Source": shared.REGISTRATION_EVENT_SOURCE,
+                "DetailType": shared.REGISTRATION_EVENT_DETAIL_TYPE,
                 "Detail": json.dumps(
-                    {"service": service, "version": version, "environment": os.environ["ENVIRONMENT"]}
+                    {"service": service, "version": version, "environment": os.environ[shared.ENV_ENVIRONMENT]}
                 ),
             }
         ]

@@ -8,11 +8,14 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+
 MANIFEST_KEY = re.compile(
-    r"^models/(?P<service>[a-z][a-z0-9-]{1,30})/(?P<version>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/manifest\.json$"
+    rf"^models/(?P<service>{SERVICE_NAME_PATTERN.strip('^$')})/(?P<version>{MODEL_VERSION_PATTERN.strip('^$')})"
+    r"/manifest\.json$"
 )
-SERVICE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERVICE = re.compile(SERVICE_NAME_PATTERN)
+VERSION = re.compile(MODEL_VERSION_PATTERN)
 
 
 @dataclass(frozen=True)

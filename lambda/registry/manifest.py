@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+
 SCHEMA_VERSION = 1
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-SERVICE_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
 FAMILIES_BY_ACCELERATOR = {"trainium": ("trn1", "trn1n", "trn2"), "inferentia": ("inf2",)}
 
 
@@ -97,9 +97,9 @@ class Artifact(_Strict):
 
 class Manifest(_Strict):
     schema_version: Literal[1] = Field(description="Manifest format version.")
-    service: str = Field(pattern=SERVICE_PATTERN)
+    service: str = Field(pattern=SERVICE_NAME_PATTERN)
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
-    version: str = Field(pattern=VERSION_PATTERN)
+    version: str = Field(pattern=MODEL_VERSION_PATTERN)
     image: ImageRef
     compile_target: Annotated[NeuronTarget | CpuTarget, Field(discriminator="accelerator")]
     artifacts: list[Artifact] = Field(min_length=1)

@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from registry.catalog import Catalog
 from registry.checks import check_artifacts, check_identity, check_image, check_target_fit
 from registry.manifest import Manifest, ManifestError, digest, parse_manifest
-from registry.store import REGISTERED, REJECTED, ConcurrentWriteError, RegistryStore, VersionRecord, now
+from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
+from tessera_shared.constants import REGISTERED, REJECTED
 
 MANIFEST_NAME = "manifest.json"
 

@@ -14,9 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-REGISTERED = "REGISTERED"
-REJECTED = "REJECTED"
-ROLLED_BACK = "ROLLED_BACK"
+from tessera_shared.constants import REJECTED
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 

@@ -11,7 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-logger = Logger(service="tessera-rollout")
+from tessera_shared import constants as shared
+
+logger = Logger(service=shared.ROLLOUT_FUNCTION_SERVICE)
 
 
 @cache
@@ -26,19 +28,21 @@ def clients() -> Any:
 
     sts = boto3.client("sts")
     cloudwatch = boto3.client("cloudwatch")
-    cluster = os.environ["CLUSTER_NAME"]
+    cluster = os.environ[shared.ENV_CLUSTER_NAME]
     return Clients(
-        ledger=Ledger(boto3.client("dynamodb"), os.environ["REGISTRY_TABLE"]),
+        ledger=Ledger(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE]),
         elbv2=boto3.client("elbv2"),
         cloudwatch=cloudwatch,
         sns=boto3.client("sns"),
         ssm=boto3.client("ssm"),
         kube=KubeClient(
-            os.environ["CLUSTER_ENDPOINT"], lambda: eks_token(sts, cluster), ca_data=os.environ.get("CLUSTER_CA")
+            os.environ[shared.ENV_CLUSTER_ENDPOINT],
+            lambda: eks_token(sts, cluster),
+            ca_data=os.environ.get(shared.ENV_CLUSTER_CA),
         ),
         percentiles=CloudWatchPercentiles(cloudwatch),
-        topic_arn=os.environ["TOPIC_ARN"],
-        settings_prefix=os.environ["SETTINGS_PREFIX"],
+        topic_arn=os.environ[shared.ENV_TOPIC_ARN],
+        settings_prefix=os.environ[shared.ENV_SETTINGS_PREFIX],
     )
 
 

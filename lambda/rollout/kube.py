@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rollout.errors import RolloutError, TransientError
+from tessera_shared.constants import MODEL_VERSION_LABEL, SERVING_CONTAINER
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -37,8 +38,6 @@ CLUSTER_ID_HEADER = "x-k8s-aws-id"
 TOKEN_REUSE_SECONDS = 10 * 60
 # A PUT that loses the optimistic-concurrency race is re-read and re-applied this many times in all.
 REPLACE_ATTEMPTS = 5
-SERVER_CONTAINER = "server"
-MODEL_VERSION_LABEL = "tessera.dev/model-version"
 _MESSAGE_LIMIT = 500
 
 
@@ -187,9 +186,9 @@ class KubeClient:
         def change(deployment: dict) -> None:
             template = deployment.setdefault("spec", {}).setdefault("template", {})
             containers = template.setdefault("spec", {}).get("containers") or []
-            server = next((c for c in containers if c.get("name") == SERVER_CONTAINER), None)
+            server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
             if server is None:
-                raise RolloutError(f"deployment {namespace}/{name} has no container named {SERVER_CONTAINER!r}")
+                raise RolloutError(f"deployment {namespace}/{name} has no container named {SERVING_CONTAINER!r}")
             server["image"] = image
             env = server.setdefault("env", [])
             _set_env(env, "MODEL_VERSION", model_version)

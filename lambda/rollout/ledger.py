@@ -13,13 +13,12 @@ from botocore.exceptions import ClientError
 
 from registry.store import from_dynamo, partition, to_dynamo, version_key
 from rollout.errors import RolloutError, RolloutInProgressError
+from tessera_shared.constants import PROMOTED, REGISTERED
 
 LOCK_KEY = "LOCK"
 POINTER_KEY = "POINTER"
 LOCK_LIFETIME = timedelta(days=2)  # TTL frees the lock of a rollout that vanished without releasing it
-PROMOTED = "PROMOTED"
-ROLLED_BACK = "ROLLED_BACK"
-RUNNABLE_STATES = ("REGISTERED", PROMOTED)
+RUNNABLE_STATES = (REGISTERED, PROMOTED)
 
 
 def now() -> str:

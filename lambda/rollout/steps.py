@@ -16,9 +16,10 @@ from typing import Any
 from rollout.errors import RolloutError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
 from rollout.kube import KubeClient, deployment_ready, ready_summary
-from rollout.ledger import PROMOTED, ROLLED_BACK, RUNNABLE_STATES, Ledger
+from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alarms_in_alarm, arn_dimension
 from rollout.traffic import current_weights, healthy_targets, set_weights
+from tessera_shared.constants import PROMOTED, ROLLED_BACK
 
 DEFAULT_POLL_SECONDS = 30
 # Policy fields a single rollout may override (see stacks/config_rollout.py for their meaning).

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from stacks.config import config_path_for, load_config
+from stacks.config.environment import config_path_for, load_config
 from tests.fake_aws import use_fake_credentials
 from tests.rollout.harness import REGION, RolloutWorld
 from tests.rollout.kube_double import KubernetesApiDouble

@@ -26,8 +26,8 @@ from rollout.kube import KubeClient
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from rollout.steps import Clients
-from stacks.config import EnvironmentConfig
-from stacks.rollout_settings import RoutingArns, rollout_settings
+from stacks.config.environment import EnvironmentConfig
+from stacks.rollout.settings import RoutingArns, rollout_settings
 from tests.fake_aws import create_registry_table
 from tests.rollout.kube_double import KubernetesApiDouble
 

@@ -1,0 +1,59 @@
+"""Every value that both the Lambda code and the stacks (or the CLI) must agree on, defined once.
+
+It lives on the runtime side because the Lambda asset carries only `lambda/`; the stacks and the CLI
+import it from here. Change a value here and both sides change together.
+"""
+
+from __future__ import annotations
+
+# -- names of things ---------------------------------------------------------------------------
+SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def parameter_prefix(environment: str) -> str:
+    """Every SSM parameter of an environment lives under this path."""
+    return f"/tessera/{environment}"
+
+
+# -- model version states in the registry --------------------------------------------------------
+REGISTERED = "REGISTERED"
+REJECTED = "REJECTED"
+PROMOTED = "PROMOTED"
+ROLLED_BACK = "ROLLED_BACK"
+
+# -- the announcement of a registration on the default event bus ----------------------------------
+# The register function puts it; the Rollout stack's auto-start rules match it.
+REGISTRATION_EVENT_SOURCE = "tessera.registry"
+REGISTRATION_EVENT_DETAIL_TYPE = "Model Version Registered"
+
+# -- Kubernetes: what the rendered objects say and the rollout engine reads or writes --------------
+NAMESPACE = "inference"
+TRACKS = ("stable", "canary")
+SERVICE_LABEL = "tessera.dev/service"
+TRACK_LABEL = "tessera.dev/track"
+MODEL_VERSION_LABEL = "tessera.dev/model-version"
+POOL_LABEL = "tessera.dev/pool"
+ACCELERATOR_LABEL = "tessera.dev/accelerator"
+SERVING_CONTAINER = "server"
+# The name the Neuron Helm chart gives its scheduler extension; pods opt in with schedulerName.
+NEURON_SCHEDULER_NAME = "my-scheduler"
+NEURON_TAINT_KEY = "aws.amazon.com/neuron"
+NEURONCORE_RESOURCE = "aws.amazon.com/neuroncore"
+NEURON_DEVICE_RESOURCE = "aws.amazon.com/neuron"
+
+# -- the functions' environment variables, set by the stacks and read by the handlers -------------
+ENV_ENVIRONMENT = "ENVIRONMENT"
+ENV_MODEL_BUCKET = "MODEL_BUCKET"
+ENV_REGISTRY_TABLE = "REGISTRY_TABLE"
+ENV_CATALOG_PARAMETER = "CATALOG_PARAMETER"
+ENV_CLUSTER_NAME = "CLUSTER_NAME"
+ENV_CLUSTER_ENDPOINT = "CLUSTER_ENDPOINT"
+ENV_CLUSTER_CA = "CLUSTER_CA"
+ENV_TOPIC_ARN = "TOPIC_ARN"
+ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
+
+# -- Powertools: log service names and the metric namespace ---------------------------------------
+METRICS_NAMESPACE = "Tessera"
+REGISTER_FUNCTION_SERVICE = "tessera-registry"
+ROLLOUT_FUNCTION_SERVICE = "tessera-rollout"

@@ -1,0 +1,177 @@
+"""Artifacts stack: where images and model versions live, and the registry that tracks them.
+
+Resources: one customer-managed KMS key; one ECR repository per service image; the model-artifact
+bucket (versioned, KMS, access-logged, EventBridge notifications for registration); the
+DynamoDB model-registry table.
+
+Registry table key design (single table; string keys `pk` and `sk`; `expires_at` is the TTL
+attribute). Every item of a service lives in the partition `pk = SERVICE#<service>`:
+
+- model version, `sk = VERSION#<version>`: one version by GetItem; every version of the service's
+  model by Query with `begins_with(sk, "VERSION#")`. Holds state (REGISTERED, REJECTED, ...),
+  the manifest digest, compile target and rejection reasons.
+- version event, `sk = EVENT#<version>#<iso time>`: the state changes of a version (registered,
+  rejected, promoted, rolled back), read by Query with `begins_with(sk, "EVENT#<version>#")`.
+- pointer, `sk = POINTER`: the service's current stable and canary versions.
+- rollout lock, `sk = LOCK`: at most one rollout per service (conditional put); `expires_at`
+  frees a lock whose rollout was abandoned.
+- rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
+  time order, with the audit record of every decision the rollout took.
+
+Every access pattern is a GetItem or a Query on one service's partition, so no index is needed.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.common.access_logs_bucket import access_logs_bucket
+from stacks.common.construct_ids import pascal_case
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.config.environment import ArtifactsConfig
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+class ArtifactsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: ArtifactsConfig,
+        image_repositories: list[str],
+        environment_name: str,
+        retain: bool,
+        parameter_prefix: str,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+
+        self.key = kms.Key(
+            self,
+            "ArtifactsKey",
+            description=f"Tessera {environment_name}: encrypts images, model artifacts and the model registry",
+            alias=f"alias/tessera/{environment_name}/artifacts",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+
+        self.repositories: dict[str, ecr.Repository] = {
+            name: self._repository(name, settings, removal_policy, retain) for name in image_repositories
+        }
+
+        access_logs = access_logs_bucket(
+            self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the model bucket's"
+        )
+
+        self.model_bucket = s3.Bucket(
+            self,
+            "ModelBucket",
+            bucket_name=model_bucket_name(environment_name, account=self.account, region=self.region),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="model-bucket/",
+            event_bridge_enabled=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(settings.noncurrent_model_version_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    expired_object_delete_marker=True,
+                )
+            ],
+            removal_policy=removal_policy,
+            auto_delete_objects=not retain,
+        )
+
+        # Table (not TableV2): TableV2 cannot render a customer-managed key in a region-agnostic stack.
+        self._acknowledge_notifications_handler()
+
+        self.registry_table = dynamodb.Table(
+            self,
+            "RegistryTable",
+            table_name=registry_table_name(environment_name),
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=retain,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            removal_policy=removal_policy,
+        )
+
+        published = {
+            "artifacts/kms-key-arn": PublishedValue(self.key.key_arn, "KMS key of the artifacts"),
+            "artifacts/model-bucket-name": PublishedValue(self.model_bucket.bucket_name, "Model-artifact bucket"),
+            "artifacts/model-bucket-arn": PublishedValue(self.model_bucket.bucket_arn, "Model-artifact bucket ARN"),
+            "artifacts/registry-table-name": PublishedValue(self.registry_table.table_name, "Model registry table"),
+            "artifacts/registry-table-arn": PublishedValue(self.registry_table.table_arn, "Model registry table ARN"),
+        }
+        for name, repository in self.repositories.items():
+            published[f"artifacts/ecr/{name}/uri"] = PublishedValue(
+                repository.repository_uri, f"URI of the ECR repository {name}"
+            )
+            published[f"artifacts/ecr/{name}/arn"] = PublishedValue(
+                repository.repository_arn, f"ARN of the ECR repository {name}"
+            )
+        publish_values(self, parameter_prefix=parameter_prefix, values=published)
+
+    def _acknowledge_notifications_handler(self) -> None:
+        """CDK's singleton Lambda that turns on the bucket's EventBridge notifications at deploy time."""
+        handler = next(child for child in self.node.children if child.node.id.startswith("BucketNotificationsHandler"))
+        Validations.of(handler.node.find_child("Role")).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                reason="CDK's bucket-notifications handler only needs to write its own logs, which is all this "
+                "managed policy grants.",
+            )
+        )
+
+    def _repository(
+        self, name: str, settings: ArtifactsConfig, removal_policy: RemovalPolicy, retain: bool
+    ) -> ecr.Repository:
+        construct_id = f"Repository{pascal_case(name)}"
+        return ecr.Repository(
+            self,
+            construct_id,
+            repository_name=name,
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            image_scan_on_push=True,
+            encryption=ecr.RepositoryEncryption.KMS,
+            encryption_key=self.key,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    description=f"Expire untagged images after {settings.untagged_image_expiry_days} days",
+                    rule_priority=1,
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=Duration.days(settings.untagged_image_expiry_days),
+                ),
+                ecr.LifecycleRule(
+                    description=f"Keep the newest {settings.tagged_images_to_keep} tagged images",
+                    rule_priority=2,
+                    tag_status=ecr.TagStatus.TAGGED,
+                    tag_pattern_list=["*"],
+                    max_image_count=settings.tagged_images_to_keep,
+                ),
+            ],
+            removal_policy=removal_policy,
+            empty_on_delete=not retain,
+        )

@@ -1,0 +1,100 @@
+"""EKS managed add-ons at pinned versions, with Pod Identity for the ones that call AWS.
+
+The cluster is created without EKS's self-managed networking add-ons, so vpc-cni, kube-proxy and
+the Pod Identity agent are managed add-ons that the node groups wait for; add-ons that run
+Deployments (CoreDNS, the EBS CSI controller, CloudWatch observability) wait for the system pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.common.construct_ids import pascal_case
+from stacks.config.cluster import AddonVersions
+
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class AddonIdentity:
+    """A Pod Identity role for an add-on's service account, with AWS managed policies."""
+
+    service_account: str
+    managed_policies: tuple[str, ...]
+
+
+ADDON_IDENTITIES: dict[str, AddonIdentity] = {
+    "aws-ebs-csi-driver": AddonIdentity("ebs-csi-controller-sa", ("service-role/AmazonEBSCSIDriverPolicy",)),
+    "amazon-cloudwatch-observability": AddonIdentity("cloudwatch-agent", ("CloudWatchAgentServerPolicy",)),
+}
+
+
+def pod_identity_role(scope: Construct, construct_id: str, *, description: str) -> iam.Role:
+    """A role that EKS Pod Identity may assume on behalf of one service account."""
+    return iam.Role(
+        scope,
+        construct_id,
+        description=description,
+        assumed_by=iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_session_tags(),
+    )
+
+
+class ClusterAddons(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: eks.Cluster,
+        versions: AddonVersions,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # The cluster owns the Pod Identity agent add-on (its ServiceAccounts create it on first use);
+        # this pins its version instead of adding a second one.
+        pod_identity_agent = cluster.eks_pod_identity_agent
+        pod_identity_agent.node.default_child.add_property_override("AddonVersion", versions.eks_pod_identity_agent)
+        self.node_prerequisites = [
+            # Network policy enforcement is off in the VPC CNI unless asked for; services rely on it.
+            self._addon(cluster, "vpc-cni", versions.vpc_cni, configuration={"enableNetworkPolicy": "true"}),
+            self._addon(cluster, "kube-proxy", versions.kube_proxy),
+            pod_identity_agent,
+        ]
+        self.after_nodes = [
+            self._addon(cluster, "coredns", versions.coredns),
+            self._addon(cluster, "aws-ebs-csi-driver", versions.aws_ebs_csi_driver),
+            self._addon(cluster, "amazon-cloudwatch-observability", versions.amazon_cloudwatch_observability),
+        ]
+        for addon in self.after_nodes:
+            addon.node.add_dependency(pod_identity_agent)
+
+    def _addon(self, cluster: eks.Cluster, name: str, version: str, *, configuration: dict | None = None) -> eks.IAddon:
+        construct_id = pascal_case(name)
+        addon = eks.Addon(
+            self,
+            construct_id,
+            cluster=cluster,
+            addon_name=name,
+            addon_version=version,
+            configuration_values=configuration,
+        )
+        identity = ADDON_IDENTITIES.get(name)
+        if identity is not None:
+            role = pod_identity_role(self, f"{construct_id}Role", description=f"Pod Identity role of the {name} add-on")
+            for policy in identity.managed_policies:
+                role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
+                Validations.of(role).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                        reason=f"AWS maintains {policy} for the {name} add-on and updates it with the add-on's needs.",
+                    )
+                )
+            # The L2 Addon has no Pod Identity option; CloudFormation's AWS::EKS::Addon has.
+            addon.node.default_child.add_property_override(
+                "PodIdentityAssociations", [{"ServiceAccount": identity.service_account, "RoleArn": role.role_arn}]
+            )
+        return addon

@@ -1,0 +1,13 @@
+"""Names of resources that several stacks derive on their own instead of passing outputs around."""
+
+from __future__ import annotations
+
+
+def model_bucket_name(environment_name: str, *, account: str, region: str) -> str:
+    """The model bucket is named from account and region, so later stacks, pods and the operator CLI
+    can name it without a look-up (bucket names are global; account and region keep it unique)."""
+    return f"tessera-{environment_name}-models-{account}-{region}"
+
+
+def registry_table_name(environment_name: str) -> str:
+    return f"tessera-{environment_name}-model-registry"

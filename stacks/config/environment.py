@@ -1,0 +1,230 @@
+"""Typed configuration of one Tessera environment.
+
+A YAML file per environment (``config/<env>.yaml``) is parsed once, here, into frozen pydantic
+models; app.py hands the resulting ``EnvironmentConfig`` down to every stack and construct.
+Unknown keys are errors, so a typo never silently falls back to a default. Every problem is
+reported as ``<field path>: <what was wrong>``, one line each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from stacks.config.base import StrictModel, check_log_retention, duplicates, raise_if_any
+from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
+from stacks.config.errors import ConfigError, format_validation_error
+from stacks.config.services import FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
+from stacks.config.yaml_loader import load_yaml_mapping
+from tessera_shared.constants import parameter_prefix
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+DEFAULT_ENVIRONMENT = "dev"
+
+ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9]{1,11}$"
+TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
+
+TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
+
+
+class TagsConfig(StrictModel):
+    """Cost-allocation tags put on every resource; the `environment` tag comes from the environment name."""
+
+    project: TagValue = Field("tessera", description="Project tag value.")
+    cost_center: TagValue = Field(description="Cost centre that pays for the environment (tag `cost-center`).")
+    owner: TagValue = Field(description="Team or person accountable for the environment (tag `owner`).")
+
+    def as_dict(self, environment: str) -> dict[str, str]:
+        return {
+            "project": self.project,
+            "environment": environment,
+            "cost-center": self.cost_center,
+            "owner": self.owner,
+        }
+
+
+class NetworkConfig(StrictModel):
+    """The VPC: public subnets for load balancers and NAT, private subnets for nodes and pods."""
+
+    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, a /16 to /20.")
+    az_count: int = Field(3, ge=2, le=6, description="Number of Availability Zones the VPC spans.")
+    availability_zones: list[str] | None = Field(
+        None,
+        description="Explicit AZ names (needs `region`); omitted = the region's first `az_count` AZs at deploy time.",
+    )
+    nat_gateways: int = Field(ge=1, le=6, description="NAT gateways: 1 for a cheap dev VPC, one per AZ for production.")
+    flow_log_retention_days: int = Field(90, description="Retention of the VPC flow logs in CloudWatch Logs.")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr_is_a_usable_block(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({error})") from None
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"{value!r} must be a /16 to /20 block, to leave room for pod IPs")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention_is_supported(cls, value: int) -> int:
+        return check_log_retention(value)
+
+    @model_validator(mode="after")
+    def _counts_are_consistent(self) -> NetworkConfig:
+        problems = []
+        if self.nat_gateways > self.az_count:
+            problems.append(f"nat_gateways: {self.nat_gateways} exceeds az_count {self.az_count}")
+        zones = self.availability_zones
+        if zones is not None:
+            if len(zones) != self.az_count:
+                problems.append(f"availability_zones: lists {len(zones)} zones but az_count is {self.az_count}")
+            problems.extend(duplicates("availability_zones", zones))
+        raise_if_any(problems)
+        return self
+
+
+class ArtifactsConfig(StrictModel):
+    """Retention of images and model versions in the Artifacts stack."""
+
+    tagged_images_to_keep: int = Field(30, ge=1, le=1000, description="Newest tagged images kept per ECR repository.")
+    untagged_image_expiry_days: int = Field(7, ge=1, le=365, description="Untagged images expire after this many days.")
+    noncurrent_model_version_days: int = Field(
+        30, ge=1, le=3650, description="Overwritten or deleted objects in the model bucket are kept this many days."
+    )
+    access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
+
+
+class EnvironmentConfig(StrictModel):
+    """Everything that differs between two Tessera environments."""
+
+    name: str = Field(pattern=ENVIRONMENT_PATTERN, description="Environment name; stacks are `Tessera-<name>-*`.")
+    account: str | None = Field(
+        None, pattern=r"^\d{12}$", description="AWS account id; omitted = environment-agnostic synth."
+    )
+    region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$",
+        description="AWS region; omitted = environment-agnostic synth.",
+    )
+    tags: TagsConfig
+    removal_policy: Literal["retain", "destroy"] = Field(
+        "retain",
+        description="What happens to stateful resources (keys, repositories, buckets, tables) when a stack is deleted.",
+    )
+    network: NetworkConfig
+    artifacts: ArtifactsConfig = ArtifactsConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    load_balancer: LoadBalancerConfig = LoadBalancerConfig()
+    registry: RegistryConfig = RegistryConfig()
+    functions: FunctionsConfig = FunctionsConfig()
+    services: list[ServiceSpec] = Field(min_length=1, description="The inference services of this environment.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> EnvironmentConfig:
+        problems = duplicates("services", [service.name for service in self.services], field="name")
+        problems += duplicates("services", [service.route.key for service in self.services], field="route")
+        problems += duplicates("services", [str(service.port) for service in self.services], field="port")
+        problems += self._placement_problems()
+        if self.network.availability_zones is not None:
+            if self.region is None:
+                problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
+            else:
+                problems.extend(
+                    f"network.availability_zones[{index}]: {zone!r} is not in region {self.region!r}"
+                    for index, zone in enumerate(self.network.availability_zones)
+                    if not zone.startswith(self.region)
+                )
+        problems.extend(self._efa_zone_problems())
+        raise_if_any(problems)
+        return self
+
+    def _placement_problems(self) -> list[str]:
+        """Each Neuron service must name an accelerator that has a pool, and its cores must fit one node."""
+        problems = []
+        for index, service in enumerate(self.services):
+            if not service.is_neuron:
+                continue
+            path = f"services[{index}].accelerator"
+            candidates = self._pools_for(service)
+            if not candidates:
+                names = ", ".join(f"{p.name} ({p.accelerator})" for p in self.cluster.accelerator_pools) or "none"
+                named = f" named {service.accelerator.pool!r}" if service.accelerator.pool else ""
+                problems.append(
+                    f"{path}: no {service.accelerator.type} pool{named} in cluster.accelerator_pools (pools: {names})"
+                )
+            elif len(candidates) > 1:
+                names = ", ".join(pool.name for pool in candidates)
+                problems.append(f"{path}.pool: several {service.accelerator.type} pools ({names}); name one")
+            else:
+                node = candidates[0].smallest_instance
+                if service.accelerator.neuron_cores > node.cores:
+                    problems.append(
+                        f"{path}.neuron_cores: {service.accelerator.neuron_cores} exceeds the {node.cores} "
+                        f"NeuronCores of {node.name} in pool {candidates[0].name!r}"
+                    )
+        return problems
+
+    def _pools_for(self, service: ServiceSpec) -> list[AcceleratorPoolConfig]:
+        wanted = service.accelerator
+        return [
+            pool
+            for pool in self.cluster.accelerator_pools
+            if pool.accelerator == wanted.type and wanted.pool in (None, pool.name)
+        ]
+
+    def pool_for(self, service: ServiceSpec) -> AcceleratorPoolConfig | None:
+        """The accelerator pool a Neuron service runs on; None for cpu services (general pool)."""
+        return self._pools_for(service)[0] if service.is_neuron else None
+
+    def _efa_zone_problems(self) -> list[str]:
+        zones = self.network.availability_zones
+        problems = []
+        for index, pool in enumerate(self.cluster.accelerator_pools):
+            if pool.efa is None:
+                continue
+            path = f"cluster.accelerator_pools[{index}].efa.availability_zone"
+            if zones is None:
+                problems.append(f"{path}: set network.availability_zones (and region) to pin an EFA pool to a zone")
+            elif pool.efa.availability_zone not in zones:
+                problems.append(f"{path}: {pool.efa.availability_zone!r} is not one of network.availability_zones")
+        return problems
+
+    @property
+    def is_retained(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @property
+    def parameter_prefix(self) -> str:
+        """SSM parameter path under which the stacks publish what later stacks and tools need."""
+        return parameter_prefix(self.name)
+
+    def stack_name(self, component: str) -> str:
+        return f"Tessera-{self.name}-{component}"
+
+    @property
+    def image_repositories(self) -> list[str]:
+        """Distinct ECR repositories, in the order the services name them."""
+        return list(dict.fromkeys(service.image.repository for service in self.services))
+
+
+def parse_config(data: object, *, source: str) -> EnvironmentConfig:
+    """Validate already-loaded YAML data; raises ConfigError listing every problem."""
+    try:
+        return EnvironmentConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, format_validation_error(error, EnvironmentConfig)) from None
+
+
+def load_config(path: str | Path) -> EnvironmentConfig:
+    """Read and validate one environment file; raises ConfigError with one line per problem."""
+    path = Path(path)
+    return parse_config(load_yaml_mapping(path), source=str(path))
+
+
+def config_path_for(environment: str) -> Path:
+    return CONFIG_DIR / f"{environment}.yaml"

@@ -1,0 +1,221 @@
+"""Config models of the inference services and the load balancer in front of them.
+
+A service names the silicon it runs on (`accelerator.type`: trainium, inferentia or cpu); moving it
+to other hardware is a change of that one line (plus the core count and image built for it).
+Whether the named pool exists and the cores fit is checked against the cluster config in
+`stacks/config.py`, where both are known.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from stacks.config.base import StrictModel, check_log_retention, raise_if_any
+from stacks.config.rollout import RolloutPolicy
+from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+
+ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
+# Kubernetes resource quantities, e.g. 500m, 2, 1.5, 16Gi.
+CPU_QUANTITY_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
+MEMORY_QUANTITY_PATTERN = r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+# Set by Tessera itself from the model spec; config may not override them.
+RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_S3_URI", "MODEL_CACHE_DIR", "SERVICE_NAME", "TRACK"})
+
+AcceleratorType = Literal["trainium", "inferentia", "cpu"]
+
+
+class ServiceImage(StrictModel):
+    repository: str = Field(
+        pattern=ECR_REPOSITORY_PATTERN, min_length=2, max_length=256, description="ECR repository (Artifacts stack)."
+    )
+    tag: str = Field(pattern=IMAGE_TAG_PATTERN, description="Image tag; repositories are immutable.")
+    neuron_sdk: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Neuron SDK release in the image (Neuron services only); model versions must be compiled with it.",
+    )
+
+
+class ModelSpec(StrictModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Model name, e.g. `assistant-vlm`.")
+    version: str = Field(pattern=MODEL_VERSION_PATTERN, description="The initial stable version.")
+    s3_prefix: str | None = Field(
+        None,
+        pattern=r"^models/[a-z0-9][a-z0-9/-]*/$",
+        description="Where the model's versions live in the model bucket; default `models/<service>/`.",
+    )
+
+
+class AcceleratorSpec(StrictModel):
+    type: AcceleratorType = Field(description="trainium, inferentia or cpu (Graviton `general` pool).")
+    neuron_cores: int = Field(0, ge=0, le=128, description="NeuronCores per pod; 0 for cpu.")
+    pool: str | None = Field(None, description="Accelerator pool name; needed only when several pools match `type`.")
+
+    @model_validator(mode="after")
+    def _cores_match_type(self) -> AcceleratorSpec:
+        if self.type == "cpu":
+            problems = []
+            if self.neuron_cores:
+                problems.append(f"neuron_cores: a cpu service takes no NeuronCores, got {self.neuron_cores}")
+            if self.pool is not None:
+                problems.append("pool: cpu services run on the general pool; leave pool out")
+            raise_if_any(problems)
+        elif self.neuron_cores < 1:
+            raise ValueError(f"neuron_cores: a {self.type} service needs at least 1 NeuronCore")
+        return self
+
+
+class ResourceSpec(StrictModel):
+    cpu: str = Field(pattern=CPU_QUANTITY_PATTERN, description="CPU request and limit, e.g. `2` or `500m`.")
+    memory: str = Field(pattern=MEMORY_QUANTITY_PATTERN, description="Memory request and limit, e.g. `16Gi`.")
+
+
+class ReplicaSpec(StrictModel):
+    min: int = Field(ge=1, le=500)
+    max: int = Field(ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaSpec:
+        if self.min > self.max:
+            raise ValueError(f"min: {self.min} exceeds max {self.max}")
+        return self
+
+
+class RouteSpec(StrictModel):
+    """Exactly one of a path prefix or a host name on the load balancer."""
+
+    path_prefix: str | None = Field(None, pattern=r"^/[a-z0-9][a-z0-9/_-]*$", description="e.g. `/v1/assistant`.")
+    host: str | None = Field(None, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RouteSpec:
+        if (self.path_prefix is None) == (self.host is None):
+            raise ValueError("set exactly one of path_prefix or host")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"host:{self.host}" if self.host else f"path:{self.path_prefix}"
+
+
+class ServiceSpec(StrictModel):
+    """One inference service: where it runs, what it serves and how it is reached."""
+
+    name: str = Field(pattern=SERVICE_NAME_PATTERN, description="Lower-case letters, digits and '-'.")
+    description: str = Field("", max_length=256)
+    image: ServiceImage
+    port: int = Field(8000, ge=1024, le=65535, description="Container port; non-root, so 1024 or above.")
+    health_path: str = Field("/health", pattern=r"^/[A-Za-z0-9/._-]*$")
+    model: ModelSpec
+    accelerator: AcceleratorSpec
+    resources: ResourceSpec
+    replicas: ReplicaSpec
+    startup_allowance_minutes: int = Field(
+        20, ge=1, le=120, description="How long a pod may take to load its model before it is restarted."
+    )
+    cpu_target_percent: int = Field(
+        70, ge=10, le=95, description="HPA target: average CPU utilization of the stable track."
+    )
+    route: RouteSpec
+    rollout: RolloutPolicy = RolloutPolicy()
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for key in env:
+            if not re.match(ENV_NAME_PATTERN, key):
+                problems.append(f"{key}: must match {ENV_NAME_PATTERN}")
+            elif key in RESERVED_ENV:
+                problems.append(f"{key}: is set by Tessera from the service's model and track")
+        raise_if_any(problems)
+        return env
+
+    @model_validator(mode="after")
+    def _sdk_matches_accelerator(self) -> ServiceSpec:
+        if self.is_neuron and self.image.neuron_sdk is None:
+            raise ValueError(f"image.neuron_sdk: required for a {self.accelerator.type} service")
+        if not self.is_neuron and self.image.neuron_sdk is not None:
+            raise ValueError("image.neuron_sdk: a cpu service's image has no Neuron SDK")
+        return self
+
+    @property
+    def model_prefix(self) -> str:
+        return self.model.s3_prefix or f"models/{self.name}/"
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.accelerator.type != "cpu"
+
+
+class RegistryConfig(StrictModel):
+    """How the model registry judges a new version."""
+
+    block_severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"] = Field(
+        "HIGH", description="An image scan finding at or above this severity rejects the version."
+    )
+
+
+class FunctionsConfig(StrictModel):
+    """Settings shared by Tessera's Lambda functions."""
+
+    powertools_layer_version: int = Field(
+        27,
+        ge=1,
+        description="N in the AWSLambdaPowertoolsPythonV3-python313-arm64:N layer ARN (see the Powertools docs).",
+    )
+    log_retention_days: int = Field(90, description="CloudWatch Logs retention of the functions' logs.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_supported(cls, value: int) -> int:
+        return check_log_retention(value)
+
+
+class LoadBalancerConfig(StrictModel):
+    """The Application Load Balancer in front of every service (CDK-owned, never Ingress-managed)."""
+
+    internet_facing: bool = Field(False, description="Internal (default) or internet-facing.")
+    certificate_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$",
+        description="ACM certificate; with it the listener is HTTPS on 443 and port 80 redirects.",
+    )
+    allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Who may reach the listener; default: the VPC for an internal load balancer.",
+    )
+    deregistration_delay_seconds: int = Field(30, ge=0, le=3600)
+    slow_start_seconds: int = Field(60, ge=0, le=900, description="0 turns slow start off; else 30 to 900.")
+    idle_timeout_seconds: int = Field(300, ge=1, le=4000, description="Long generations need a long idle timeout.")
+    access_log_retention_days: int = Field(90, ge=1, le=3650)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        problems = []
+        for index, cidr in enumerate(cidrs):
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except ValueError as error:
+                problems.append(f"[{index}] {cidr!r} is not an IPv4 CIDR ({error})")
+        raise_if_any(problems)
+        return cidrs
+
+    @field_validator("slow_start_seconds")
+    @classmethod
+    def _slow_start_range(cls, seconds: int) -> int:
+        if 0 < seconds < 30:
+            raise ValueError(f"{seconds} is not allowed: use 0 (off) or 30 to 900")
+        return seconds
+
+    @property
+    def is_https(self) -> bool:
+        return self.certificate_arn is not None

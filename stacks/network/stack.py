@@ -1,0 +1,125 @@
+"""Network stack: the VPC every other Tessera component runs in.
+
+Public subnets hold the NAT gateways and internet-facing load balancers; private subnets (large,
+because the VPC CNI gives every pod a VPC address) hold nodes, pods, internal load balancers and
+Lambdas. Image and model pulls use VPC endpoints (S3 gateway; ECR, STS, Logs, EC2 interface), so
+multi-GB transfers do not pay NAT data processing.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.common.log_retention import RETENTION_BY_DAYS
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.config.environment import NetworkConfig
+
+PUBLIC_SUBNET_MASK = 24
+PRIVATE_SUBNET_MASK = 19
+
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "CloudWatchLogs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Ec2": ec2.InterfaceVpcEndpointAwsService.EC2,
+}
+
+
+class NetworkStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: NetworkConfig,
+        removal_policy: RemovalPolicy,
+        parameter_prefix: str,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+
+        flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=RETENTION_BY_DAYS[settings.flow_log_retention_days],
+            removal_policy=removal_policy,
+        )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(settings.vpc_cidr),
+            availability_zones=_availability_zones(settings),
+            nat_gateways=settings.nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_SUBNET_MASK),
+                ec2.SubnetConfiguration(
+                    name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=PRIVATE_SUBNET_MASK
+                ),
+            ],
+            restrict_default_security_group=True,
+            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+        )
+        # One security group for all interface endpoints: HTTPS from inside the VPC. The CIDR is the
+        # literal from config (not the VPC's CidrBlock attribute) so that cdk-nag can evaluate the rule.
+        endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointsSecurityGroup",
+            vpc=self.vpc,
+            description="HTTPS from the VPC to the interface VPC endpoints",
+            allow_all_outbound=False,
+        )
+        endpoint_security_group.add_ingress_rule(
+            ec2.Peer.ipv4(settings.vpc_cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC"
+        )
+        for endpoint_id, service in INTERFACE_ENDPOINTS.items():
+            self.vpc.add_interface_endpoint(
+                endpoint_id,
+                service=service,
+                private_dns_enabled=True,
+                open=False,
+                security_groups=[endpoint_security_group],
+                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            )
+        # The AWS Load Balancer Controller picks subnets for load balancers by these role tags.
+        for subnet in self.vpc.public_subnets:
+            Tags.of(subnet).add("kubernetes.io/role/elb", "1")
+        for subnet in self.vpc.private_subnets:
+            Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+
+        publish_values(
+            self,
+            parameter_prefix=parameter_prefix,
+            values={
+                "network/vpc-id": PublishedValue(self.vpc.vpc_id, "ID of the Tessera VPC"),
+                "network/vpc-cidr": PublishedValue(self.vpc.vpc_cidr_block, "IPv4 CIDR of the Tessera VPC"),
+                "network/private-subnet-ids": PublishedValue(
+                    Fn.join(",", [subnet.subnet_id for subnet in self.vpc.private_subnets]),
+                    "Comma-separated private subnet IDs (nodes, pods, internal load balancers)",
+                ),
+                "network/public-subnet-ids": PublishedValue(
+                    Fn.join(",", [subnet.subnet_id for subnet in self.vpc.public_subnets]),
+                    "Comma-separated public subnet IDs (NAT gateways, internet-facing load balancers)",
+                ),
+            },
+        )
+
+
+def _availability_zones(settings: NetworkConfig) -> list[str]:
+    """Explicit AZs from config, else the region's first `az_count` AZs resolved at deploy time.
+
+    Fn::GetAZs keeps the synth free of AWS look-ups and, unlike an environment-agnostic stack's
+    default, is not limited to two zones.
+    """
+    if settings.availability_zones is not None:
+        return list(settings.availability_zones)
+    return [Fn.select(index, Fn.get_azs()) for index in range(settings.az_count)]

@@ -1,0 +1,161 @@
+"""Registry stack: the `register` Lambda, the EventBridge rule that feeds it manifest uploads, and the
+service catalog it checks versions against (an SSM parameter rendered from config at synth)."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.common.lambda_function import TesseraFunction
+from stacks.common.nag_environment import nag_environment
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.config.environment import EnvironmentConfig
+from stacks.registration.catalog import build_catalog
+from tessera_shared import constants as shared
+
+STANDARD_PARAMETER_LIMIT = 4096
+MANIFEST_KEY_PATTERN = "models/*/*/manifest.json"
+
+
+class RegistryStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        artifacts_key: kms.IKey,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+        removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
+        bucket_name = model_bucket_name(config.name, account=self.account, region=self.region)
+        table_name = registry_table_name(config.name)
+
+        catalog_json = build_catalog(config).to_json()
+        catalog = ssm.StringParameter(
+            self,
+            "Catalog",
+            parameter_name=f"{config.parameter_prefix}/registry/catalog",
+            string_value=catalog_json,
+            description="Services the model registry checks versions against (rendered from config)",
+            tier=ssm.ParameterTier.ADVANCED
+            if len(catalog_json) > STANDARD_PARAMETER_LIMIT
+            else ssm.ParameterTier.STANDARD,
+        )
+
+        self.register = TesseraFunction(
+            self,
+            "Register",
+            handler="registry.handler.handle",
+            description=f"Tessera {config.name}: registers model versions from their manifests",
+            settings=config.functions,
+            environment={
+                shared.ENV_MODEL_BUCKET: bucket_name,
+                shared.ENV_REGISTRY_TABLE: table_name,
+                shared.ENV_CATALOG_PARAMETER: catalog.parameter_name,
+                "POWERTOOLS_SERVICE_NAME": shared.REGISTER_FUNCTION_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
+                shared.ENV_ENVIRONMENT: config.name,
+            },
+            removal_policy=removal_policy,
+        )
+        self._grant(config, catalog, artifacts_key, bucket_name, table_name)
+
+        failed = sqs.Queue(
+            self,
+            "UndeliveredEvents",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=removal_policy,
+        )
+        Validations.of(failed).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the manifest-upload rule.",
+            )
+        )
+        events.Rule(
+            self,
+            "ManifestUploaded",
+            description="A manifest.json landed under models/<service>/<version>/ in the model bucket",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket_name]},
+                    "object": {"key": [{"wildcard": MANIFEST_KEY_PATTERN}]},
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.register.function,
+                    retry_attempts=4,
+                    max_event_age=Duration.hours(2),
+                    dead_letter_queue=failed,
+                )
+            ],
+        )
+
+        publish_values(
+            self,
+            parameter_prefix=config.parameter_prefix,
+            values={
+                "registry/function-name": PublishedValue(
+                    self.register.function.function_name, "register Lambda (direct calls: {service, version})"
+                ),
+                "registry/undelivered-queue-url": PublishedValue(failed.queue_url, "Manifest events that failed"),
+            },
+        )
+
+    def _grant(
+        self, config: EnvironmentConfig, catalog: ssm.StringParameter, key: kms.IKey, bucket_name: str, table_name: str
+    ) -> None:
+        role = self.register.role
+        catalog.grant_read(role)
+        # The registry table is encrypted with this key; S3 objects (manifests) need decrypt only.
+        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        manifests = f"arn:{self.partition}:s3:::{bucket_name}/models/*"
+        role.add_to_policy(
+            iam.PolicyStatement(sid="ReadModelVersions", actions=["s3:GetObject"], resources=[manifests])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegistryTable",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+                resources=[self.format_arn(service="dynamodb", resource="table", resource_name=table_name)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AnnounceRegistrations",
+                actions=["events:PutEvents"],
+                resources=[self.format_arn(service="events", resource="event-bus", resource_name="default")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ServingImages",
+                actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings"],
+                resources=[
+                    self.format_arn(service="ecr", resource="repository", resource_name=repository)
+                    for repository in config.image_repositories
+                ],
+            )
+        )
+        env = nag_environment(self)
+        nag_bucket = model_bucket_name(config.name, account=env.account, region=env.region)
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{nag_bucket}/models/*]",
+                reason="Registration reads the manifest and artifact headers of any service's version under models/.",
+            )
+        )

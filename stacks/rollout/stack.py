@@ -1,0 +1,254 @@
+"""Rollout stack: the rollout Lambda, the state machine, per-service rollout settings, the SNS topic,
+the rollout role's EKS access entry (the inference namespace only) and the optional auto-start rules."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.common.construct_ids import pascal_case
+from stacks.common.lambda_function import TesseraFunction
+from stacks.common.log_retention import RETENTION_BY_DAYS
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.config.environment import EnvironmentConfig
+from stacks.config.services import ServiceSpec
+from stacks.rollout.settings import RoutingArns, rollout_settings
+from stacks.rollout.state_machine import RolloutDefinition
+from stacks.services.stack import ServicesStack
+from tessera_shared import constants as shared
+
+EXECUTION_TIMEOUT = Duration.days(3)
+
+
+class RolloutStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        cluster: eks.ICluster,
+        cluster_security_group_id: str,
+        services: ServicesStack,
+        artifacts_key: kms.IKey,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+        removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
+        settings_prefix = f"{config.parameter_prefix}/rollout/services/"
+
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"Tessera {config.name} rollouts",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
+        security_group = ec2.SecurityGroup(
+            self, "FunctionSecurityGroup", vpc=vpc, description="Tessera rollout function", allow_all_outbound=True
+        )
+        ec2.SecurityGroup.from_security_group_id(
+            self, "ClusterSecurityGroup", cluster_security_group_id
+        ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the rollout function")
+        self.function = TesseraFunction(
+            self,
+            "Steps",
+            handler="rollout.handler.handle",
+            description=f"Tessera {config.name}: the steps of a model rollout",
+            settings=config.functions,
+            environment={
+                shared.ENV_CLUSTER_NAME: cluster.cluster_name,
+                shared.ENV_CLUSTER_ENDPOINT: cluster.cluster_endpoint,
+                shared.ENV_CLUSTER_CA: cluster.cluster_certificate_authority_data,
+                shared.ENV_REGISTRY_TABLE: registry_table_name(config.name),
+                shared.ENV_TOPIC_ARN: self.topic.topic_arn,
+                shared.ENV_SETTINGS_PREFIX: settings_prefix,
+                "POWERTOOLS_SERVICE_NAME": shared.ROLLOUT_FUNCTION_SERVICE,
+            },
+            removal_policy=removal_policy,
+            timeout_seconds=120,
+            vpc=vpc,
+            security_groups=[security_group],
+        )
+        eks.AccessEntry(
+            self,
+            "KubernetesAccess",
+            cluster=cluster,
+            principal=self.function.role.role_arn,
+            access_policies=[
+                eks.AccessPolicy.from_access_policy_name(
+                    "AmazonEKSEditPolicy",
+                    access_scope_type=eks.AccessScopeType.NAMESPACE,
+                    namespaces=[shared.NAMESPACE],
+                )
+            ],
+        )
+        for service in config.services:
+            self._settings_parameter(config, service, services, settings_prefix)
+        self._grant(config, services, artifacts_key, settings_prefix)
+
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=RETENTION_BY_DAYS[config.functions.log_retention_days],
+            removal_policy=removal_policy,
+        )
+        definition = RolloutDefinition(self, "Definition", function=self.function.function)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"tessera-{config.name}-rollout",
+            definition_body=sfn.DefinitionBody.from_chainable(definition.definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=EXECUTION_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        self._acknowledge_state_machine_role()
+        self._auto_start_rules(config)
+        publish_values(
+            self,
+            parameter_prefix=config.parameter_prefix,
+            values={
+                "rollout/state-machine-arn": PublishedValue(
+                    self.state_machine.state_machine_arn, "Rollout state machine"
+                ),
+                "rollout/function-name": PublishedValue(self.function.function.function_name, "Rollout steps function"),
+                "rollout/topic-arn": PublishedValue(self.topic.topic_arn, "Rollout notifications"),
+            },
+        )
+
+    def _settings_parameter(
+        self, config: EnvironmentConfig, service: ServiceSpec, services: ServicesStack, prefix: str
+    ) -> ssm.StringParameter:
+        """Everything a rollout of this service needs, resolved at deploy time, read by the Prepare step."""
+        routing = services.routing[service.name]
+        settings = rollout_settings(
+            config,
+            service,
+            routing=RoutingArns(
+                rule=routing.rule.listener_rule_arn,
+                stable_target_group=routing.target_groups["stable"].target_group_arn,
+                canary_target_group=routing.target_groups["canary"].target_group_arn,
+                load_balancer=services.load_balancer.load_balancer_arn,
+            ),
+            image_registry=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}",
+            model_bucket=model_bucket_name(config.name, account=self.account, region=self.region),
+        )
+        return ssm.StringParameter(
+            self,
+            f"{pascal_case(service.name)}Settings",
+            parameter_name=f"{prefix}{service.name}",
+            string_value=self.to_json_string(settings),
+            tier=ssm.ParameterTier.ADVANCED,
+            description=f"Rollout settings of {service.name}",
+        )
+
+    def _grant(self, config: EnvironmentConfig, services: ServicesStack, key: kms.IKey, settings_prefix: str) -> None:
+        role = self.function.role
+        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        # The topic uses the AWS managed SNS key, whose policy already lets SNS use it for publishers.
+        role.add_to_policy(iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        statements = [
+            iam.PolicyStatement(
+                sid="Ledger",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                ],
+                resources=[
+                    self.format_arn(
+                        service="dynamodb", resource="table", resource_name=registry_table_name(config.name)
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="Settings",
+                actions=["ssm:GetParameter"],
+                resources=[
+                    self.format_arn(
+                        service="ssm", resource="parameter", resource_name=f"{settings_prefix.strip('/')}/{s.name}"
+                    )
+                    for s in config.services
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="MoveTraffic",
+                actions=["elasticloadbalancing:ModifyRule"],
+                resources=[routing.rule.listener_rule_arn for routing in services.routing.values()],
+            ),
+            # Describe* and metric reads take no resource-level permissions.
+            iam.PolicyStatement(
+                sid="ReadOnly",
+                actions=[
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                    "cloudwatch:GetMetricData",
+                    "cloudwatch:DescribeAlarms",
+                ],
+                resources=["*"],
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="DescribeRules, DescribeTargetHealth, GetMetricData, DescribeAlarms and the Lambda ENI calls in "
+                "the VPC support no resource-level permissions; the only traffic write, ModifyRule, is limited to the "
+                "services' rules.",
+            )
+        )
+
+    def _acknowledge_state_machine_role(self) -> None:
+        policy = self.state_machine.role.node.find_child("DefaultPolicy")
+        function_arn = f"<{self.get_logical_id(self.function.function.node.default_child)}.Arn>"
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="CDK's grants for X-Ray tracing and CloudWatch Logs delivery, which take no resource ARNs.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{function_arn}:*]",
+                reason="The state machine may invoke any version of the rollout function: the suffix is a qualifier.",
+            ),
+        )
+
+    def _auto_start_rules(self, config: EnvironmentConfig) -> None:
+        for service in config.services:
+            if not service.rollout.auto_start:
+                continue
+            events.Rule(
+                self,
+                f"{pascal_case(service.name)}AutoStart",
+                description=f"Start a rollout when a version of {service.name} is registered",
+                event_pattern=events.EventPattern(
+                    source=[shared.REGISTRATION_EVENT_SOURCE],
+                    detail_type=[shared.REGISTRATION_EVENT_DETAIL_TYPE],
+                    detail={"service": [service.name], "environment": [config.name]},
+                ),
+                targets=[
+                    targets.SfnStateMachine(
+                        self.state_machine,
+                        input=events.RuleTargetInput.from_object(
+                            {"service": service.name, "version": events.EventField.from_path("$.detail.version")}
+                        ),
+                    )
+                ],
+            )

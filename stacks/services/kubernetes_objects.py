@@ -1,0 +1,349 @@
+"""The Kubernetes objects of an inference service, as pure functions of its config.
+
+All services share one namespace, `inference` (restricted Pod Security): the rollout engine gets a
+single namespace-scoped access entry, and NetworkPolicies still isolate each service's pods.
+
+Per service: a ServiceAccount (no token mounted; AWS access comes from its Pod Identity
+association), and per track (`stable`, `canary`) a Deployment, a ClusterIP Service and a
+TargetGroupBinding into the track's CDK-owned target group; the two Deployments differ only in
+track label, model version and replicas. A PodDisruptionBudget per track, an HPA on the stable
+track and a NetworkPolicy complete it.
+
+What reaches the container (the contract for image builders):
+
+| variable | value |
+|---|---|
+| `SERVICE_NAME` | the service name |
+| `TRACK` | `stable` or `canary` |
+| `MODEL_NAME` | the model name from config |
+| `MODEL_VERSION` | the version this track serves |
+| `MODEL_S3_URI` | `s3://<model bucket>/<model prefix><version>/`, holding `manifest.json` and the artifacts |
+| `MODEL_CACHE_DIR` | `/models`, a writable emptyDir to download (and compile-cache) the model into |
+
+The image must serve HTTP on the configured port as UID 1000 with a read-only root filesystem
+(`/tmp` and `/models` are writable), answer the health path once the model is loaded, and finish
+in-flight requests after SIGTERM (the pod keeps receiving no new traffic from the drain onwards).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.services import ServiceSpec
+from tessera_shared.constants import (
+    ACCELERATOR_LABEL,
+    MODEL_VERSION_LABEL,
+    NAMESPACE,
+    NEURON_SCHEDULER_NAME,
+    NEURON_TAINT_KEY,
+    NEURONCORE_RESOURCE,
+    POOL_LABEL,
+    SERVICE_LABEL,
+    SERVING_CONTAINER,
+    TRACK_LABEL,
+    TRACKS,
+)
+
+MODEL_CACHE_DIR = "/models"
+RUN_AS_USER = 1000
+STARTUP_PERIOD_SECONDS = 10
+PRE_STOP_EXTRA_SECONDS = 5
+SHUTDOWN_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a service's pods may run."""
+
+    node_selector: dict[str, str]
+    tolerations: list[dict]
+    neuron_cores: int
+    scheduler_name: str | None
+
+
+@dataclass(frozen=True)
+class DeployTimeValues:
+    """Values that exist only in the deployed account (CDK tokens at synth, placeholders for review)."""
+
+    image_uri: str
+    model_bucket: str
+    target_group_arns: Mapping[str, str]
+    load_balancer_cidrs: Sequence[str]
+
+
+def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> Placement:
+    if pool is None:
+        return Placement(
+            node_selector={POOL_LABEL: "general", "kubernetes.io/arch": "arm64"},
+            tolerations=[],
+            neuron_cores=0,
+            scheduler_name=None,
+        )
+    cores = service.accelerator.neuron_cores
+    largest_node_cores = max(spec.cores for spec in pool.instance_specs)
+    return Placement(
+        node_selector={ACCELERATOR_LABEL: pool.accelerator, POOL_LABEL: pool.name},
+        tolerations=[{"key": NEURON_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        neuron_cores=cores,
+        # Pods that take part of a node need the Neuron scheduler extension to get contiguous cores.
+        scheduler_name=NEURON_SCHEDULER_NAME if cores < largest_node_cores else None,
+    )
+
+
+def namespace_object() -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/part-of": "tessera",
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                # The load balancer controller then holds a new pod unready until its target is healthy.
+                "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+            },
+        },
+    }
+
+
+def track_name(service: ServiceSpec, track: str) -> str:
+    return f"{service.name}-{track}"
+
+
+def service_objects(
+    service: ServiceSpec,
+    *,
+    placement: Placement,
+    values: DeployTimeValues,
+    drain_seconds: int,
+) -> list[dict]:
+    """Every object of one service, in apply order."""
+    objects: list[dict] = [_service_account(service)]
+    for track in TRACKS:
+        objects.append(_deployment(service, track, placement=placement, values=values, drain_seconds=drain_seconds))
+        objects.append(_service(service, track))
+        objects.append(_target_group_binding(service, track, values.target_group_arns[track]))
+        objects.append(_disruption_budget(service, track))
+    objects.append(_autoscaler(service))
+    objects.append(_network_policy(service, values.load_balancer_cidrs))
+    return objects
+
+
+def _labels(service: ServiceSpec, track: str | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": service.name,
+        "app.kubernetes.io/part-of": "tessera",
+        SERVICE_LABEL: service.name,
+    }
+    if track is not None:
+        labels[TRACK_LABEL] = track
+    return labels
+
+
+def _selector(service: ServiceSpec, track: str) -> dict[str, str]:
+    return {SERVICE_LABEL: service.name, TRACK_LABEL: track}
+
+
+def _metadata(name: str, labels: dict[str, str]) -> dict:
+    return {"name": name, "namespace": NAMESPACE, "labels": labels}
+
+
+def _service_account(service: ServiceSpec) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(service.name, _labels(service)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _environment(service: ServiceSpec, track: str, model_uri: str) -> list[dict]:
+    fixed = {
+        "SERVICE_NAME": service.name,
+        "TRACK": track,
+        "MODEL_NAME": service.model.name,
+        "MODEL_VERSION": service.model.version,
+        "MODEL_S3_URI": model_uri,
+        "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+    }
+    return [{"name": key, "value": value} for key, value in {**fixed, **dict(sorted(service.env.items()))}.items()]
+
+
+def _resources(service: ServiceSpec, placement: Placement) -> dict:
+    amounts = {"cpu": service.resources.cpu, "memory": service.resources.memory}
+    if placement.neuron_cores:
+        amounts[NEURONCORE_RESOURCE] = str(placement.neuron_cores)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _probes(service: ServiceSpec) -> dict:
+    http = {"path": service.health_path, "port": "http"}
+    allowance = service.startup_allowance_minutes * 60
+    return {
+        # Model load can take tens of minutes; liveness and readiness only start once this passes.
+        "startupProbe": {
+            "httpGet": http,
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": math.ceil(allowance / STARTUP_PERIOD_SECONDS),
+        },
+        "readinessProbe": {"httpGet": http, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": http, "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 4},
+    }
+
+
+def _deployment(
+    service: ServiceSpec, track: str, *, placement: Placement, values: DeployTimeValues, drain_seconds: int
+) -> dict:
+    model_uri = f"s3://{values.model_bucket}/{service.model_prefix}{service.model.version}/"
+    pod_labels = {**_labels(service, track), MODEL_VERSION_LABEL: service.model.version}
+    pre_stop = drain_seconds + PRE_STOP_EXTRA_SECONDS
+    pod_spec: dict = {
+        "serviceAccountName": service.name,
+        "automountServiceAccountToken": False,
+        "nodeSelector": placement.node_selector,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": pre_stop + SHUTDOWN_SECONDS,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": topology_key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": _selector(service, track)},
+            }
+            for topology_key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+        "containers": [
+            {
+                "name": SERVING_CONTAINER,
+                "image": values.image_uri,
+                "ports": [{"name": "http", "containerPort": service.port, "protocol": "TCP"}],
+                "env": _environment(service, track, model_uri),
+                "resources": _resources(service, placement),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                **_probes(service),
+                # Keep serving while the load balancer deregisters the pod, then stop.
+                "lifecycle": {"preStop": {"sleep": {"seconds": pre_stop}}},
+                "volumeMounts": [
+                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the pod's own /tmp
+                    {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
+                ],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "model-cache", "emptyDir": {}}],
+    }
+    if placement.tolerations:
+        pod_spec["tolerations"] = placement.tolerations
+    if placement.scheduler_name:
+        pod_spec["schedulerName"] = placement.scheduler_name
+    spec: dict = {
+        "revisionHistoryLimit": 5,
+        "progressDeadlineSeconds": service.startup_allowance_minutes * 60 + 600,
+        "selector": {"matchLabels": _selector(service, track)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    # The stable track's size belongs to its HPA; the canary's to the rollout engine (0 at rest).
+    if track == "canary":
+        spec["replicas"] = 0
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(track_name(service, track), _labels(service, track)),
+        "spec": spec,
+    }
+
+
+def _service(service: ServiceSpec, track: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(track_name(service, track), _labels(service, track)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(service, track),
+            "ports": [{"name": "http", "port": service.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _target_group_binding(service: ServiceSpec, track: str, target_group_arn: str) -> dict:
+    return {
+        "apiVersion": "elbv2.k8s.aws/v1beta1",
+        "kind": "TargetGroupBinding",
+        "metadata": _metadata(track_name(service, track), _labels(service, track)),
+        "spec": {
+            "serviceRef": {"name": track_name(service, track), "port": service.port},
+            "targetGroupARN": target_group_arn,
+            "targetType": "ip",
+        },
+    }
+
+
+def _disruption_budget(service: ServiceSpec, track: str) -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(track_name(service, track), _labels(service, track)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(service, track)}},
+    }
+
+
+def _autoscaler(service: ServiceSpec) -> dict:
+    """CPU utilization for every service: metrics-server provides it with no extra adapter. For Neuron
+    services it is a proxy (request batching, tokenization and sampling run on the host CPU)."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(track_name(service, "stable"), _labels(service, "stable")),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": track_name(service, "stable")},
+            "minReplicas": service.replicas.min,
+            "maxReplicas": service.replicas.max,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": service.cpu_target_percent},
+                    },
+                }
+            ],
+            # Model servers are slow to start: scale down only after ten quiet minutes.
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+        },
+    }
+
+
+def _network_policy(service: ServiceSpec, load_balancer_cidrs: Sequence[str]) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(service.name, _labels(service)),
+        "spec": {
+            "podSelector": {"matchLabels": {SERVICE_LABEL: service.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_cidrs],
+                    "ports": [{"protocol": "TCP", "port": service.port}],
+                },
+                {"from": [{"podSelector": {}}]},
+            ],
+        },
+    }

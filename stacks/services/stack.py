@@ -1,0 +1,294 @@
+"""Services stack: the load balancer, per-track target groups and the services' Kubernetes objects.
+
+One Application Load Balancer (internal unless configured otherwise) with one listener. Each
+service gets an IP target group per track and one listener rule on its route whose weighted
+forward action starts at stable 100 / canary 0. Those weights belong to the rollout engine: no
+Ingress object exists for these services, and the TargetGroupBindings only register pod IPs.
+At rest the template's weights equal the live ones, so a later deploy does not move traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.cluster.addons import pod_identity_role
+from stacks.common.access_logs_bucket import access_logs_bucket
+from stacks.common.construct_ids import pascal_case
+from stacks.common.nag_environment import nag_environment
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import model_bucket_name
+from stacks.config.environment import EnvironmentConfig
+from stacks.config.services import LoadBalancerConfig, ServiceSpec
+from stacks.services.kubernetes_objects import (
+    NAMESPACE,
+    TRACKS,
+    DeployTimeValues,
+    namespace_object,
+    placement_for,
+    service_objects,
+    track_name,
+)
+from stacks.services.load_balancer_logs import enable_access_logs
+
+FIRST_RULE_PRIORITY = 10
+
+
+@dataclass(frozen=True)
+class ServiceRouting:
+    """What the rollout engine needs to move one service's traffic."""
+
+    rule: elbv2.ApplicationListenerRule
+    target_groups: dict[str, elbv2.ApplicationTargetGroup]
+
+
+class ServicesStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        cluster: eks.ICluster,
+        cluster_security_group_id: str,
+        artifacts_key: kms.IKey,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+        settings = config.load_balancer
+        retain = config.is_retained
+        lb_subnets = vpc.public_subnets if settings.internet_facing else vpc.private_subnets
+
+        self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
+        model_bucket = s3.Bucket.from_bucket_name(
+            self, "ModelBucket", model_bucket_name(config.name, account=self.account, region=self.region)
+        )
+        pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
+
+        namespace = eks.KubernetesManifest(self, "Namespace", cluster=cluster, manifest=[namespace_object()])
+        self.routing: dict[str, ServiceRouting] = {}
+        published: dict[str, PublishedValue] = {
+            "services/namespace": PublishedValue(NAMESPACE, "Namespace of every inference service"),
+            "services/load-balancer-dns": PublishedValue(self.load_balancer.load_balancer_dns_name, "ALB DNS name"),
+            "services/listener-arn": PublishedValue(listener.listener_arn, "ALB listener of the services"),
+        }
+        for index, service in enumerate(config.services):
+            routing = self._routing(service, index, settings, vpc, listener)
+            self.routing[service.name] = routing
+            # Only the load balancer reaches the pods: pod IPs sit behind the cluster security group.
+            pods.add_ingress_rule(
+                self.load_balancer.connections.security_groups[0],
+                ec2.Port.tcp(service.port),
+                f"{service.name} from the Tessera load balancer",
+            )
+            self._model_reader(service, cluster, model_bucket, artifacts_key, config.name)
+            objects = service_objects(
+                service,
+                placement=placement_for(service, config.pool_for(service)),
+                values=DeployTimeValues(
+                    image_uri=self._image_uri(service),
+                    model_bucket=model_bucket.bucket_name,
+                    target_group_arns={track: tg.target_group_arn for track, tg in routing.target_groups.items()},
+                    load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
+                ),
+                drain_seconds=settings.deregistration_delay_seconds,
+            )
+            manifest = eks.KubernetesManifest(
+                self, f"{pascal_case(service.name)}Objects", cluster=cluster, manifest=objects, overwrite=True
+            )
+            manifest.node.add_dependency(namespace)
+            published |= _published_routing(service, routing)
+        publish_values(self, parameter_prefix=config.parameter_prefix, values=published)
+
+    def _image_uri(self, service: ServiceSpec) -> str:
+        """Built from the repository name in this stack's account and region, not imported from the
+        Artifacts stack: the repository is named in config, and the URI needs no cross-stack output."""
+        repository = ecr.Repository.from_repository_name(
+            self, f"{pascal_case(service.name)}Repository", service.image.repository
+        )
+        return repository.repository_uri_for_tag(service.image.tag)
+
+    def _load_balancer(
+        self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
+    ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener]:
+        security_group = ec2.SecurityGroup(
+            self, "LoadBalancerSecurityGroup", vpc=vpc, description="Tessera services load balancer"
+        )
+        # With HTTPS, port 80 only redirects to 443.
+        ports = [443, 80] if settings.is_https else [80]
+        public = settings.internet_facing and not settings.allowed_cidrs
+        peers = (
+            [ec2.Peer.any_ipv4()]
+            if public
+            else [ec2.Peer.ipv4(cidr) for cidr in settings.allowed_cidrs or [vpc.vpc_cidr_block]]
+        )
+        for peer in peers:
+            for port in ports:
+                security_group.add_ingress_rule(peer, ec2.Port.tcp(port), "Clients of the services")
+        if public:
+            Validations.of(security_group).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-EC23",
+                    reason="Internet-facing load balancer configured without allowed_cidrs: it serves the public.",
+                )
+            )
+        elif not settings.allowed_cidrs:
+            # The VPC CIDR is a token here, which cdk-nag cannot evaluate.
+            Validations.of(security_group).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-EC23",
+                    reason="Internal load balancer: ingress is limited to the VPC's own CIDR block.",
+                )
+            )
+
+        load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            internet_facing=settings.internet_facing,
+            vpc_subnets=ec2.SubnetSelection(subnets=subnets),
+            security_group=security_group,
+            idle_timeout=Duration.seconds(settings.idle_timeout_seconds),
+            drop_invalid_header_fields=True,
+            deletion_protection=retain,
+        )
+        logs = access_logs_bucket(
+            self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancer's"
+        )
+        enable_access_logs(load_balancer, logs, "alb")
+
+        not_found = elbv2.ListenerAction.fixed_response(
+            404, content_type="application/json", message_body='{"error":"no such route"}'
+        )
+        if settings.is_https:
+            listener = load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(settings.certificate_arn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                default_action=not_found,
+                open=False,
+            )
+            load_balancer.add_redirect(source_port=80, target_port=443, open=False)
+        else:
+            listener = load_balancer.add_listener(
+                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, default_action=not_found, open=False
+            )
+        return load_balancer, listener
+
+    def _routing(
+        self,
+        service: ServiceSpec,
+        index: int,
+        settings: LoadBalancerConfig,
+        vpc: ec2.IVpc,
+        listener: elbv2.ApplicationListener,
+    ) -> ServiceRouting:
+        target_groups = {
+            track: elbv2.ApplicationTargetGroup(
+                self,
+                f"{pascal_case(service.name)}{track.capitalize()}TargetGroup",
+                vpc=vpc,
+                port=service.port,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                target_type=elbv2.TargetType.IP,
+                deregistration_delay=Duration.seconds(settings.deregistration_delay_seconds),
+                slow_start=Duration.seconds(settings.slow_start_seconds) if settings.slow_start_seconds else None,
+                health_check=elbv2.HealthCheck(
+                    path=service.health_path,
+                    healthy_http_codes="200",
+                    interval=Duration.seconds(10),
+                    timeout=Duration.seconds(5),
+                    healthy_threshold_count=2,
+                    unhealthy_threshold_count=3,
+                ),
+            )
+            for track in TRACKS
+        }
+        route = service.route
+        conditions = (
+            [elbv2.ListenerCondition.host_headers([route.host])]
+            if route.host
+            else [elbv2.ListenerCondition.path_patterns([route.path_prefix, f"{route.path_prefix}/*"])]
+        )
+        rule = elbv2.ApplicationListenerRule(
+            self,
+            f"{pascal_case(service.name)}Rule",
+            listener=listener,
+            priority=FIRST_RULE_PRIORITY + index * 10,
+            conditions=conditions,
+            # Rest position; the rollout engine moves these weights and always returns them here.
+            action=elbv2.ListenerAction.weighted_forward(
+                [
+                    elbv2.WeightedTargetGroup(target_group=target_groups["stable"], weight=100),
+                    elbv2.WeightedTargetGroup(target_group=target_groups["canary"], weight=0),
+                ]
+            ),
+        )
+        return ServiceRouting(rule=rule, target_groups=target_groups)
+
+    def _model_reader(
+        self, service: ServiceSpec, cluster: eks.ICluster, bucket: s3.IBucket, key: kms.IKey, environment_name: str
+    ) -> iam.Role:
+        """Pod Identity for the service's pods: read its own model prefix, nothing else."""
+        role = pod_identity_role(
+            self, f"{pascal_case(service.name)}ModelReader", description=f"{service.name} model reader"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{service.model_prefix}*")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{service.model_prefix}*"]}},
+            )
+        )
+        key.grant_decrypt(role)
+        env = nag_environment(self)
+        bucket_as_named = model_bucket_name(environment_name, account=env.account, region=env.region)
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{bucket_as_named}/{service.model_prefix}*]",
+                reason=f"Model versions are folders under {service.model_prefix}; the service may read any of "
+                "its own versions and nothing outside its prefix.",
+            )
+        )
+        # L1: the L2 ServiceAccount renders its own manifest and cannot turn off the token mount.
+        eks.CfnPodIdentityAssociation(
+            self,
+            f"{pascal_case(service.name)}PodIdentity",
+            cluster_name=cluster.cluster_name,
+            namespace=NAMESPACE,
+            service_account=service.name,
+            role_arn=role.role_arn,
+        )
+        return role
+
+
+def _published_routing(service: ServiceSpec, routing: ServiceRouting) -> dict[str, PublishedValue]:
+    prefix = f"services/{service.name}"
+    values = {
+        f"{prefix}/listener-rule-arn": PublishedValue(routing.rule.listener_rule_arn, f"{service.name} listener rule"),
+    }
+    for track in TRACKS:
+        values[f"{prefix}/{track}-target-group-arn"] = PublishedValue(
+            routing.target_groups[track].target_group_arn, f"{service.name} {track} target group"
+        )
+        values[f"{prefix}/{track}-deployment"] = PublishedValue(
+            track_name(service, track), f"{service.name} {track} Deployment (namespace {NAMESPACE})"
+        )
+    return values

@@ -1,0 +1,152 @@
+"""The environment config: both shipped files load, and every broken file fails with its field path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.config.environment import config_path_for, load_config, parse_config
+from stacks.config.errors import ConfigError
+
+BROKEN_DIR = Path(__file__).parent / "broken_configs"
+BROKEN_FILES = sorted(BROKEN_DIR.glob("*.yaml"))
+
+
+def _dev_data() -> dict:
+    return yaml.safe_load(config_path_for("dev").read_text())
+
+
+def _problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, source="test")
+    return raised.value.problems
+
+
+def test_dev_loads_with_its_documented_shape() -> None:
+    config = load_config(config_path_for("dev"))
+    assert config.name == "dev"
+    assert config.account is None
+    assert config.region is None
+    assert config.removal_policy == "destroy"
+    assert config.network.nat_gateways == 1
+    assert [service.name for service in config.services] == ["assistant", "embeddings", "gateway"]
+
+
+def test_prod_retains_state_and_has_a_nat_gateway_per_az() -> None:
+    config = load_config(config_path_for("prod"))
+    assert config.is_retained
+    assert config.network.nat_gateways == config.network.az_count == 3
+
+
+def test_parsed_config_is_immutable() -> None:
+    config = load_config(config_path_for("dev"))
+    with pytest.raises(ValueError, match="frozen"):
+        config.name = "other"  # type: ignore[misc]
+
+
+def test_defaults_fill_optional_sections() -> None:
+    data = _dev_data()
+    del data["artifacts"]
+    data["network"] = {"nat_gateways": 1}
+    config = parse_config(data, source="test")
+    assert config.network.az_count == 3
+    assert config.network.vpc_cidr == "10.0.0.0/16"
+    assert config.artifacts.untagged_image_expiry_days == 7
+
+
+def test_tags_include_the_environment_name() -> None:
+    config = load_config(config_path_for("dev"))
+    assert config.tags.as_dict(config.name) == {
+        "project": "tessera",
+        "environment": "dev",
+        "cost-center": "ml-platform",
+        "owner": "platform-team",
+    }
+
+
+@pytest.mark.parametrize("path", BROKEN_FILES, ids=[path.stem for path in BROKEN_FILES])
+def test_broken_file_fails_with_field_path(path: Path) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert any(expected in problem for problem in raised.value.problems), raised.value.problems
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = _dev_data()
+    data["services"][0]["name"] = "Bad Name"
+    data["network"]["az_count"] = 9
+    data["tags"]["colour"] = "blue"
+    problems = _problems(data)
+    assert len(problems) == 3
+    assert {problem.split(":")[0] for problem in problems} == {"services[0].name", "network.az_count", "tags.colour"}
+
+
+def test_two_services_may_share_an_image_repository() -> None:
+    data = _dev_data()
+    data["services"][1]["image"]["repository"] = data["services"][0]["image"]["repository"]
+    config = parse_config(data, source="test")
+    assert config.image_repositories == ["tessera/dev/assistant", "tessera/dev/gateway"]
+
+
+def test_explicit_zones_in_the_region_are_accepted() -> None:
+    data = _dev_data()
+    data["region"] = "eu-west-1"
+    data["network"]["availability_zones"] = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+    config = parse_config(data, source="test")
+    assert config.network.availability_zones == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+
+@pytest.mark.parametrize(
+    ("region", "valid"),
+    [("us-east-1", True), ("ap-southeast-2", True), ("us-gov-west-1", True), ("us-east", False), ("US-EAST-1", False)],
+)
+def test_region_format(region: str, valid: bool) -> None:
+    data = _dev_data()
+    data["region"] = region
+    if valid:
+        assert parse_config(data, source="test").region == region
+    else:
+        assert _problems(data)[0].startswith("region: ")
+
+
+def test_missing_file_is_one_line() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config("config/nowhere.yaml")
+    assert raised.value.problems == ["file not found"]
+    assert str(raised.value) == "config/nowhere.yaml: file not found"
+
+
+def test_check_config_command_accepts_a_valid_file() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.check_config", "config/prod.yaml"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.startswith("config/prod.yaml: OK, environment prod")
+
+
+def test_check_config_command_lists_each_problem_and_exits_1() -> None:
+    path = BROKEN_DIR / "network-key-typo.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.check_config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines == [
+        f"{path}: network.nat_gateways: required field is missing",
+        f"{path}: network.nat_gateway: unknown key 'nat_gateway'; did you mean 'nat_gateways'? "
+        "allowed keys: vpc_cidr, az_count, availability_zones, nat_gateways, flow_log_retention_days",
+    ]
+
+
+def test_every_accepted_retention_maps_to_a_cdk_retention() -> None:
+    from stacks.common.log_retention import RETENTION_BY_DAYS
+    from stacks.config.base import LOG_RETENTION_DAYS
+
+    assert tuple(RETENTION_BY_DAYS) == LOG_RETENTION_DAYS

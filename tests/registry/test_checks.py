@@ -1,0 +1,188 @@
+"""Every registration check and every rejection reason, under moto."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from registry.checks import check_artifacts, check_identity, check_image, check_target_fit
+from registry.manifest import parse_manifest
+from tests.registry.world import (
+    ASSISTANT_ARTIFACTS,
+    BUCKET,
+    WEIGHTS,
+    World,
+    assistant_manifest,
+    image_manifest,
+    s3_checksum,
+)
+
+FOLDER = "models/assistant/2026-11-20/"
+
+
+def _manifest(**changes: object):
+    return parse_manifest(json.dumps(assistant_manifest(**changes)).encode())
+
+
+def test_identity_matches_the_folder() -> None:
+    manifest = _manifest()
+    assert check_identity(manifest, service="assistant", version="2026-11-20") == []
+    assert check_identity(manifest, service="embeddings", version="v2") == [
+        "manifest names service 'assistant' but sits under models/embeddings/",
+        "manifest names version '2026-11-20' but sits in folder 'v2'",
+    ]
+
+
+def test_target_fits_the_assistant_pool(catalog) -> None:
+    assert check_target_fit(_manifest(), catalog.services["assistant"]) == []
+
+
+def test_trn1n_artifacts_run_on_a_trn1_pool(catalog) -> None:
+    assert check_target_fit(_manifest(instance_family="trn1n"), catalog.services["assistant"]) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"instance_family": "trn2"}, "compiled for instance family trn2 but assistant's pool is trn1"),
+        ({"neuron_cores": 4, "tensor_parallel_degree": 4}, "compiled for 4 NeuronCores but assistant pods get 2"),
+        ({"neuron_sdk": "2.32.0"}, "compiled with Neuron SDK 2.32.0 but assistant's serving image has 2.31.1"),
+    ],
+)
+def test_target_mismatches(catalog, changes: dict, expected: str) -> None:
+    assert check_target_fit(_manifest(**changes), catalog.services["assistant"]) == [expected]
+
+
+def test_wrong_accelerator(catalog) -> None:
+    manifest = _manifest(compile_target={"accelerator": "cpu", "architecture": "arm64"})
+    assert check_target_fit(manifest, catalog.services["assistant"]) == [
+        "compiled for cpu but assistant runs on trainium"
+    ]
+    inferentia = _manifest(
+        compile_target={
+            "accelerator": "inferentia",
+            "instance_family": "inf2",
+            "neuron_cores": 1,
+            "tensor_parallel_degree": 1,
+            "batch_size": 1,
+            "sequence_length": 512,
+            "neuron_sdk": "2.31.1",
+        }
+    )
+    assert check_target_fit(inferentia, catalog.services["assistant"]) == [
+        "compiled for inferentia but assistant runs on trainium"
+    ]
+    assert check_target_fit(manifest, catalog.services["gateway"]) == []
+
+
+def test_artifacts_pass_when_sizes_and_checksums_match(world: World) -> None:
+    world.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
+    assert check_artifacts(world.s3, bucket=BUCKET, folder=FOLDER, manifest=_manifest()) == []
+
+
+def test_missing_artifact(world: World) -> None:
+    world.upload(assistant_manifest(), {"model.neff": WEIGHTS})
+    assert check_artifacts(world.s3, bucket=BUCKET, folder=FOLDER, manifest=_manifest()) == [
+        f"artifact tokenizer.json is missing (s3://{BUCKET}/{FOLDER}tokenizer.json)"
+    ]
+
+
+def test_size_mismatch(world: World) -> None:
+    world.upload(assistant_manifest(), {**ASSISTANT_ARTIFACTS, "model.neff": WEIGHTS + b"x"})
+    reasons = check_artifacts(world.s3, bucket=BUCKET, folder=FOLDER, manifest=_manifest())
+    assert reasons == [f"artifact model.neff is {len(WEIGHTS) + 1} bytes, manifest says {len(WEIGHTS)}"]
+
+
+def test_checksum_mismatch_with_the_same_size(world: World) -> None:
+    tampered = bytes(reversed(WEIGHTS))
+    world.upload(assistant_manifest(), {**ASSISTANT_ARTIFACTS, "model.neff": tampered})
+    [reason] = check_artifacts(world.s3, bucket=BUCKET, folder=FOLDER, manifest=_manifest())
+    assert reason.startswith(f"artifact model.neff checksum mismatch: S3 has {s3_checksum(tampered)}")
+
+
+def test_upload_without_a_checksum(world: World) -> None:
+    world.upload(assistant_manifest(), ASSISTANT_ARTIFACTS, checksums=False)
+    reasons = check_artifacts(world.s3, bucket=BUCKET, folder=FOLDER, manifest=_manifest())
+    assert reasons == [
+        "artifact model.neff has no SHA-256 checksum in S3; upload it with one",
+        "artifact tokenizer.json has no SHA-256 checksum in S3; upload it with one",
+    ]
+
+
+class MultipartHeadDouble:
+    """Test double of S3 HeadObject for an object uploaded in parts: moto leaves out the `-<parts>` suffix."""
+
+    def __init__(self, size: int, checksum: str) -> None:
+        self.size = size
+        self.checksum = checksum
+
+    def head_object(self, **_: object) -> dict:
+        return {"ContentLength": self.size, "ChecksumSHA256": self.checksum}
+
+
+def test_multipart_upload_needs_the_recorded_s3_checksum() -> None:
+    composite = s3_checksum(b"parts") + "-3"
+    manifest = _manifest(artifacts=[{"path": "model.neff", "size_bytes": 10, "sha256": "0" * 64}])
+    reasons = check_artifacts(MultipartHeadDouble(10, composite), bucket=BUCKET, folder=FOLDER, manifest=manifest)
+    assert reasons == [
+        f"artifact model.neff was uploaded in parts (S3 checksum {composite}); record that value as s3_checksum_sha256"
+    ]
+    recorded = _manifest(artifacts=[{"path": "model.neff", "size_bytes": 10, "s3_checksum_sha256": composite}])
+    assert check_artifacts(MultipartHeadDouble(10, composite), bucket=BUCKET, folder=FOLDER, manifest=recorded) == []
+
+
+def test_image_with_a_clean_scan_passes(world: World, catalog) -> None:
+    assert check_image(world.ecr, _manifest(), catalog.services["assistant"], catalog) == []
+
+
+def test_image_from_another_repository(world: World, catalog) -> None:
+    manifest = _manifest(image={"repository": "tessera/dev/gateway", "tag": "1.4.2"})
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+        "image repository 'tessera/dev/gateway' is not assistant's repository 'tessera/dev/assistant'"
+    ]
+
+
+def test_image_tag_missing(world: World, catalog) -> None:
+    manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "not-pushed"})
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+        "image tessera/dev/assistant:not-pushed does not exist"
+    ]
+
+
+def test_image_never_scanned(world: World, catalog) -> None:
+    world.ecr.put_image(
+        repositoryName="tessera/dev/assistant", imageManifest=image_manifest("unscanned"), imageTag="unscanned"
+    )
+    manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "unscanned"})
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+        "image tessera/dev/assistant:unscanned has not been scanned"
+    ]
+
+
+def test_scan_still_running(world: World, catalog) -> None:
+    world.push_image("tessera/dev/assistant", "fresh", status="IN_PROGRESS")
+    manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "fresh"})
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+        "image tessera/dev/assistant:fresh scan is IN_PROGRESS; register again when it completes"
+    ]
+
+
+def test_findings_at_or_above_the_threshold_block(world: World, catalog) -> None:
+    world.push_image("tessera/dev/assistant", "vulnerable", findings={"CRITICAL": 2, "HIGH": 1, "LOW": 7})
+    manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "vulnerable"})
+    assert catalog.block_severity == "HIGH"
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+        "image tessera/dev/assistant:vulnerable has findings at or above HIGH: 1 HIGH, 2 CRITICAL"
+    ]
+
+
+def test_findings_below_the_threshold_pass(world: World, catalog) -> None:
+    world.push_image("tessera/dev/assistant", "minor", findings={"MEDIUM": 3, "LOW": 9})
+    manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "minor"})
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == []
+    strict = replace(catalog, block_severity="MEDIUM")
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], strict) == [
+        "image tessera/dev/assistant:minor has findings at or above MEDIUM: 3 MEDIUM"
+    ]

@@ -1,0 +1,158 @@
+"""Rollout stack: the state machine's shape, the rollout function, its access and settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from stacks.services.kubernetes_objects import NAMESPACE
+from tests.rollout.definition import state_machine_definition
+from tests.synth import REPO_ROOT, SynthesizedEnvironment
+
+ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-rollout"
+
+
+@pytest.fixture(scope="module")
+def definition(dev: SynthesizedEnvironment) -> dict:
+    return state_machine_definition(dev, function_arn=FUNCTION_ARN)
+
+
+def test_definition_passes_asl_validator(definition: dict, tmp_path) -> None:
+    path = tmp_path / "rollout.asl.json"
+    path.write_text(json.dumps(definition))
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asl_validator_rejects_a_broken_definition(tmp_path) -> None:
+    path = tmp_path / "broken.asl.json"
+    path.write_text(json.dumps({"StartAt": "Nowhere", "States": {"Here": {"Type": "Succeed"}}}))
+    result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+
+
+def test_waiting_happens_in_wait_states(definition: dict) -> None:
+    waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
+    assert {"WarmUp", "Bake"} <= waits.keys()
+    assert waits["Bake"]["SecondsPath"] == "$.plan.bake_seconds"
+    assert waits["WarmUp"]["SecondsPath"] == "$.plan.warmup_seconds"
+
+
+def test_every_task_after_the_lock_rolls_back_on_error(definition: dict) -> None:
+    states = definition["States"]
+    for name, state in states.items():
+        if state["Type"] != "Task" or name in ("Prepare", "AcquireLock", "Rollback"):
+            continue
+        catchers = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+        assert catchers, name
+        assert catchers[0]["Next"] == "Rollback", name
+    assert states["AcquireLock"]["Catch"][0]["Next"] == "Refused"
+    assert states["Prepare"]["Catch"][0]["Next"] == "NotStarted"
+    assert states["Rollback"]["Next"] == "RolledBack"
+
+
+def test_transient_errors_are_retried_with_backoff(definition: dict) -> None:
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task" and name != "AwaitApproval":
+            [retry] = state["Retry"]
+            assert "TransientError" in retry["ErrorEquals"], name
+            assert retry["BackoffRate"] == 2
+            assert retry["MaxAttempts"] >= 3
+
+
+def test_judgement_routes_each_verdict(definition: dict) -> None:
+    choices = {c["StringEquals"]: c["Next"] for c in definition["States"]["Verdict"]["Choices"]}
+    assert choices == {"PASS": "NextStep", "NOT_ENOUGH_DATA": "Bake"}
+    assert definition["States"]["Verdict"]["Default"] == "CanaryFailed"
+
+
+def test_approval_waits_for_a_task_token(definition: dict) -> None:
+    approval = definition["States"]["AwaitApproval"]
+    assert approval["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert approval["TimeoutSecondsPath"] == "$.plan.approval_timeout_seconds"
+
+
+def test_state_machine_is_standard_traced_and_logged(dev: SynthesizedEnvironment) -> None:
+    [machine] = dev.resources("Rollout", "AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_rollout_function_runs_in_the_vpc(dev: SynthesizedEnvironment) -> None:
+    [function] = dev.resources("Rollout", "AWS::Lambda::Function").values()
+    props = function["Properties"]
+    assert props["Handler"] == "rollout.handler.handle"
+    assert len(props["VpcConfig"]["SubnetIds"]) == 3
+    for key in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA", "REGISTRY_TABLE", "TOPIC_ARN", "SETTINGS_PREFIX"):
+        assert key in props["Environment"]["Variables"]
+
+
+def test_kubernetes_access_is_scoped_to_the_inference_namespace(dev: SynthesizedEnvironment) -> None:
+    [entry] = dev.resources("Rollout", "AWS::EKS::AccessEntry").values()
+    [policy] = entry["Properties"]["AccessPolicies"]
+    assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": [NAMESPACE]}
+    assert "AmazonEKSEditPolicy" in json.dumps(policy["PolicyArn"])
+
+
+def test_only_the_rules_may_be_modified(dev: SynthesizedEnvironment) -> None:
+    [policy] = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in dev.resources("Rollout", "AWS::IAM::Policy").values()
+        if "StepsRole" in json.dumps(p["Properties"]["Roles"])
+    ]
+    by_sid = {s.get("Sid"): s for s in policy}
+    assert by_sid["MoveTraffic"]["Action"] == "elasticloadbalancing:ModifyRule"
+    assert len(by_sid["MoveTraffic"]["Resource"]) == 3
+    assert "*" not in json.dumps(by_sid["MoveTraffic"]["Resource"])
+
+
+def test_settings_parameter_per_service(dev: SynthesizedEnvironment) -> None:
+    names = {
+        p["Properties"]["Name"]
+        for p in dev.resources("Rollout", "AWS::SSM::Parameter").values()
+        if isinstance(p["Properties"].get("Name"), str)
+    }
+    for service in ("assistant", "embeddings", "gateway"):
+        assert f"/tessera/dev/rollout/services/{service}" in names
+
+
+def test_auto_start_is_off_by_default(dev: SynthesizedEnvironment) -> None:
+    assert dev.resources("Rollout", "AWS::Events::Rule") == {}
+
+
+def test_notifications_topic_is_encrypted_and_tls_only(dev: SynthesizedEnvironment) -> None:
+    [topic] = dev.resources("Rollout", "AWS::SNS::Topic").values()
+    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    [policy] = dev.resources("Rollout", "AWS::SNS::TopicPolicy").values()
+    assert "aws:SecureTransport" in json.dumps(policy)
+
+
+def test_auto_start_rule_for_services_that_want_it(variant: SynthesizedEnvironment) -> None:
+    [rule] = variant.template("Rollout").find_resources("AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["tessera.registry"]
+    assert pattern["detail"] == {"service": ["embeddings"], "environment": ["variant"]}
+    [target] = rule["Properties"]["Targets"]
+    assert "StateMachine" in json.dumps(target["Arn"])
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"detail-version": "$.detail.version"}
+    assert json.loads(transformer["InputTemplate"].replace("<detail-version>", '"v"')) == {
+        "service": "embeddings",
+        "version": "v",
+    }
+
+
+def test_linear_policy_with_approval_reaches_the_settings(variant: SynthesizedEnvironment) -> None:
+    [parameter] = [
+        p["Properties"]
+        for p in variant.template("Rollout").find_resources("AWS::SSM::Parameter").values()
+        if p["Properties"].get("Name") == "/tessera/variant/rollout/services/embeddings"
+    ]
+    text = json.dumps(parameter["Value"])
+    assert '\\"steps\\":[25,50,75,100]' in text
+    assert '\\"manual_approval\\":true' in text

@@ -1,0 +1,39 @@
+"""`python -m tools.check_config PATH`: validate a config file without synthesizing.
+
+Exit 0 with a one-line summary when the file is valid; exit 1 with one line per problem when not.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from stacks.config.environment import EnvironmentConfig, load_config
+from stacks.config.errors import ConfigError
+
+
+def summary(config: EnvironmentConfig) -> str:
+    where = "/".join(part for part in (config.account, config.region) if part) or "environment-agnostic"
+    return (
+        f"environment {config.name} ({where}): {len(config.services)} service(s), "
+        f"{config.network.az_count} AZs, {config.network.nat_gateways} NAT gateway(s), "
+        f"removal policy {config.removal_policy}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m tools.check_config PATH", file=sys.stderr)
+        return 2
+    path = argv[0]
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{error.source}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK, {summary(config)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
