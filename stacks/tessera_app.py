@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import App, Environment, RemovalPolicy, Tags, Validations
+from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import Node
 
 from stacks.artifacts.stack import ArtifactsStack
 from stacks.cluster.stack import ClusterStack
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.config.environment import DEFAULT_ENVIRONMENT, EnvironmentConfig, config_path_for, load_config
 from stacks.network.stack import NetworkStack
+from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
 from stacks.services.stack import ServicesStack
@@ -41,71 +43,78 @@ class TesseraStacks:
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
-    """Adds the environment's stacks to `app` and attaches the cdk-nag AwsSolutions checks."""
-    environment = Environment(account=config.account, region=config.region)
-    removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
+    """Adds the environment's stacks to `app` and attaches the cdk-nag AwsSolutions checks.
+
+    Each stack gets the environment scope, the slice of config it needs and the few constructs or
+    values it uses from earlier stacks."""
+    stack_env = Environment(account=config.account, region=config.region)
+    environment = EnvironmentScope(
+        name=config.name, parameter_prefix=config.parameter_prefix, retain=config.is_retained
+    )
 
     network = NetworkStack(
         app,
         config.stack_name("Network"),
+        environment=environment,
         settings=config.network,
-        removal_policy=removal_policy,
-        parameter_prefix=config.parameter_prefix,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: VPC, subnets, NAT, VPC endpoints and flow logs",
     )
     artifacts = ArtifactsStack(
         app,
         config.stack_name("Artifacts"),
+        environment=environment,
         settings=config.artifacts,
         image_repositories=config.image_repositories,
-        environment_name=config.name,
-        retain=config.is_retained,
-        parameter_prefix=config.parameter_prefix,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: ECR repositories, model bucket, model registry and their KMS key",
     )
     cluster = ClusterStack(
         app,
         config.stack_name("Cluster"),
+        environment=environment,
         settings=config.cluster,
         vpc=network.vpc,
-        environment_name=config.name,
-        removal_policy=removal_policy,
-        parameter_prefix=config.parameter_prefix,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: EKS cluster, Graviton and Neuron node pools, platform controllers",
     )
     services = ServicesStack(
         app,
         config.stack_name("Services"),
-        config=config,
+        environment=environment,
+        load_balancer=config.load_balancer,
+        services=config.placed_services,
         vpc=network.vpc,
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
         artifacts_key=artifacts.key,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: load balancer, target groups and the inference services",
     )
     registry = RegistryStack(
         app,
         config.stack_name("Registry"),
-        config=config,
+        environment=environment,
+        functions=config.functions,
+        catalog=build_catalog(config),
         artifacts_key=artifacts.key,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: model registration from manifest uploads",
     )
     registry.add_stack_dependency(artifacts)
     rollout = RolloutStack(
         app,
         config.stack_name("Rollout"),
-        config=config,
+        environment=environment,
+        functions=config.functions,
+        services=config.placed_services,
+        routing=services.routing,
+        load_balancer_arn=services.load_balancer.load_balancer_arn,
         vpc=network.vpc,
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
-        services=services,
         artifacts_key=artifacts.key,
-        env=environment,
+        env=stack_env,
         description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
     )
     rollout.add_stack_dependency(registry)

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = REPO_ROOT / "lambda"
 # Each function's handler module, and what its first real request imports on top (both load lazily).
 MODULES = ["registry.handler", "registry.registrar", "rollout.handler", "rollout.steps"]
-EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/*.md"]  # as stacks/python_function.py
+EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/*.md"]  # as stacks/common/lambda_function.py
 IMPORT_TARGET_MS = 300
 ASSET_TARGET_KB = 256
 MEASURE = "import sys, time; t = time.perf_counter(); __import__(sys.argv[1]); print(time.perf_counter() - t)"

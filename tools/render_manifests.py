@@ -36,10 +36,11 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
 def rendered_objects(config: EnvironmentConfig) -> dict[str, list[dict]]:
     """File name -> objects, for the namespace and each service."""
     files = {"namespace.yaml": [namespace_object()]}
-    for service in config.services:
+    for placed in config.placed_services:
+        service = placed.spec
         files[f"{service.name}.yaml"] = service_objects(
             service,
-            placement=placement_for(service, config.pool_for(service)),
+            placement=placement_for(service, placed.pool),
             values=review_values(config, service.name, f"{service.image.repository}:{service.image.tag}"),
             drain_seconds=config.load_balancer.deregistration_delay_seconds,
         )

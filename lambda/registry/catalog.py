@@ -48,5 +48,10 @@ class Catalog:
         services = [CatalogService(**entry) for entry in data["services"]]
         return cls(services={s.name: s for s in services}, block_severity=data["block_severity"])
 
+    @property
+    def repositories(self) -> list[str]:
+        """Distinct image repositories, in the order the services name them."""
+        return list(dict.fromkeys(service.repository for service in self.services.values()))
+
     def blocking_severities(self) -> tuple[str, ...]:
         return SEVERITIES[SEVERITIES.index(self.block_severity) :]

@@ -1,4 +1,4 @@
-"""The registry table (item layout documented in stacks/artifacts.py): model versions and their events.
+"""The registry table (key design in registry/table_keys.py): model versions and their events.
 
 Writes that decide a version's state are conditional, so two registrations racing for the same
 version cannot both win, and a registered version is never overwritten.
@@ -14,6 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from registry.table_keys import VERSION_PREFIX, event_key, event_prefix, partition, version_key
 from tessera_shared.constants import REJECTED
 
 _serializer = TypeSerializer()
@@ -46,12 +47,17 @@ class VersionRecord:
         return cls(**{key: value for key, value in item.items() if key in names})
 
 
-def partition(service: str) -> str:
-    return f"SERVICE#{service}"
-
-
-def version_key(version: str) -> str:
-    return f"VERSION#{version}"
+def query_partition(client: Any, table: str, service: str, prefix: str) -> list[dict]:
+    """Every item of a service whose sort key starts with `prefix`, in key order (all pages)."""
+    items: list[dict] = []
+    for page in client.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues=to_dynamo({":pk": partition(service), ":prefix": prefix}),
+        ConsistentRead=True,
+    ):
+        items.extend(from_dynamo(item) for item in page["Items"])
+    return items
 
 
 def now() -> str:
@@ -132,7 +138,7 @@ class RegistryStore:
 
     def add_event_once(self, service: str, version: str, event: dict, *, key: str) -> bool:
         """Record an event under a deterministic key; False if it was recorded before."""
-        item = {"pk": partition(service), "sk": f"EVENT#{version}#{key}", "kind": "event", "version": version, **event}
+        item = {"pk": partition(service), "sk": event_key(version, key), "kind": "event", "version": version, **event}
         try:
             self._client.put_item(
                 TableName=self._table, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
@@ -144,27 +150,18 @@ class RegistryStore:
         return True
 
     def list_versions(self, service: str) -> list[VersionRecord]:
-        return [VersionRecord.from_item(item) for item in self._query(service, "VERSION#")]
+        return [VersionRecord.from_item(item) for item in self._query(service, VERSION_PREFIX)]
 
     def history(self, service: str, version: str) -> list[dict]:
-        return self._query(service, f"EVENT#{version}#")
+        return self._query(service, event_prefix(version))
 
     def _query(self, service: str, prefix: str) -> list[dict]:
-        paginator = self._client.get_paginator("query")
-        items: list[dict] = []
-        for page in paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=to_dynamo({":pk": partition(service), ":prefix": prefix}),
-            ConsistentRead=True,
-        ):
-            items.extend(from_dynamo(item) for item in page["Items"])
-        return items
+        return query_partition(self._client, self._table, service, prefix)
 
     def _event_put(self, record: VersionRecord, event: dict) -> dict:
         item = {
             "pk": partition(record.service),
-            "sk": f"EVENT#{record.version}#{event['at']}#{event['kind']}",
+            "sk": event_key(record.version, f"{event['at']}#{event['kind']}"),
             "kind": "event",
             "version": record.version,
             **event,

@@ -1,5 +1,5 @@
 """Rollout state in the registry table: the per-service lock, the stable/canary pointer, version
-states, and the rollout record with the audit trail of every decision (layout in stacks/artifacts.py).
+states, and the rollout record with the audit trail of every decision (key design in registry/table_keys.py).
 
 Every write is idempotent or conditional, so a step that runs twice leaves the same state.
 """
@@ -11,22 +11,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from registry.store import from_dynamo, partition, to_dynamo, version_key
+from registry.store import from_dynamo, query_partition, to_dynamo
+from registry.table_keys import LOCK_KEY, POINTER_KEY, ROLLOUT_PREFIX, partition, rollout_key, version_key
 from rollout.errors import RolloutError, RolloutInProgressError
 from tessera_shared.constants import PROMOTED, REGISTERED
 
-LOCK_KEY = "LOCK"
-POINTER_KEY = "POINTER"
 LOCK_LIFETIME = timedelta(days=2)  # TTL frees the lock of a rollout that vanished without releasing it
 RUNNABLE_STATES = (REGISTERED, PROMOTED)
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def rollout_key(started_at: str, execution: str) -> str:
-    return f"ROLLOUT#{started_at}#{execution.rsplit(':', 1)[-1]}"
 
 
 class Ledger:
@@ -162,16 +157,7 @@ class Ledger:
         )
 
     def rollouts(self, service: str) -> list[dict]:
-        paginator = self._client.get_paginator("query")
-        items: list[dict] = []
-        for page in paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=to_dynamo({":pk": partition(service), ":prefix": "ROLLOUT#"}),
-            ConsistentRead=True,
-        ):
-            items.extend(from_dynamo(item) for item in page["Items"])
-        return items
+        return query_partition(self._client, self._table, service, ROLLOUT_PREFIX)
 
     def _get(self, service: str, sort_key: str) -> dict | None:
         response = self._client.get_item(

@@ -22,7 +22,7 @@ from rollout.traffic import current_weights, healthy_targets, set_weights
 from tessera_shared.constants import PROMOTED, ROLLED_BACK
 
 DEFAULT_POLL_SECONDS = 30
-# Policy fields a single rollout may override (see stacks/config_rollout.py for their meaning).
+# Policy fields a single rollout may override (see stacks/config/rollout.py for their meaning).
 OVERRIDABLE = frozenset(
     {
         "steps",

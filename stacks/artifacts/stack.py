@@ -4,21 +4,8 @@ Resources: one customer-managed KMS key; one ECR repository per service image; t
 bucket (versioned, KMS, access-logged, EventBridge notifications for registration); the
 DynamoDB model-registry table.
 
-Registry table key design (single table; string keys `pk` and `sk`; `expires_at` is the TTL
-attribute). Every item of a service lives in the partition `pk = SERVICE#<service>`:
-
-- model version, `sk = VERSION#<version>`: one version by GetItem; every version of the service's
-  model by Query with `begins_with(sk, "VERSION#")`. Holds state (REGISTERED, REJECTED, ...),
-  the manifest digest, compile target and rejection reasons.
-- version event, `sk = EVENT#<version>#<iso time>`: the state changes of a version (registered,
-  rejected, promoted, rolled back), read by Query with `begins_with(sk, "EVENT#<version>#")`.
-- pointer, `sk = POINTER`: the service's current stable and canary versions.
-- rollout lock, `sk = LOCK`: at most one rollout per service (conditional put); `expires_at`
-  frees a lock whose rollout was abandoned.
-- rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
-  time order, with the audit record of every decision the rollout took.
-
-Every access pattern is a GetItem or a Query on one service's partition, so no index is needed.
+The registry table's key design is documented with the code that builds the keys,
+lambda/registry/table_keys.py.
 """
 
 from __future__ import annotations
@@ -32,6 +19,7 @@ from constructs import Construct
 
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
 from stacks.config.environment import ArtifactsConfig
@@ -47,13 +35,11 @@ class ArtifactsStack(Stack):
         *,
         settings: ArtifactsConfig,
         image_repositories: list[str],
-        environment_name: str,
-        retain: bool,
-        parameter_prefix: str,
+        environment: EnvironmentScope,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
-        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        removal_policy, retain, environment_name = environment.removal_policy, environment.retain, environment.name
 
         self.key = kms.Key(
             self,
@@ -132,7 +118,7 @@ class ArtifactsStack(Stack):
             published[f"artifacts/ecr/{name}/arn"] = PublishedValue(
                 repository.repository_arn, f"ARN of the ECR repository {name}"
             )
-        publish_values(self, parameter_prefix=parameter_prefix, values=published)
+        publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 
     def _acknowledge_notifications_handler(self) -> None:
         """CDK's singleton Lambda that turns on the bucket's EventBridge notifications at deploy time."""

@@ -11,7 +11,7 @@ the CloudWatch agent and the EBS CSI controller read instance metadata from insi
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -29,6 +29,7 @@ from stacks.cluster.cdk_internals_nag import (
 from stacks.cluster.node_pools import AcceleratorPool, GravitonPool, NodePool
 from stacks.cluster.platform_charts import PlatformCharts
 from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.config.cluster import ClusterConfig
 
@@ -57,9 +58,7 @@ class ClusterStack(Stack):
         *,
         settings: ClusterConfig,
         vpc: ec2.IVpc,
-        environment_name: str,
-        removal_policy: RemovalPolicy,
-        parameter_prefix: str,
+        environment: EnvironmentScope,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
@@ -68,13 +67,13 @@ class ClusterStack(Stack):
         secrets_key = kms.Key(
             self,
             "SecretsKey",
-            description=f"Tessera {environment_name}: envelope encryption of Kubernetes secrets",
-            alias=f"alias/tessera/{environment_name}/eks-secrets",
+            description=f"Tessera {environment.name}: envelope encryption of Kubernetes secrets",
+            alias=f"alias/tessera/{environment.name}/eks-secrets",
             enable_key_rotation=True,
-            removal_policy=removal_policy,
+            removal_policy=environment.removal_policy,
         )
         endpoint = settings.endpoint
-        self.cluster_name = f"tessera-{environment_name}"
+        self.cluster_name = f"tessera-{environment.name}"
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -127,7 +126,7 @@ class ClusterStack(Stack):
         )
         charts.node.add_dependency(system_nodegroup)
 
-        self._publish(parameter_prefix, node_role)
+        self._publish(environment.parameter_prefix, node_role)
         acknowledge_cluster_internals(self.cluster)
         acknowledge_aws_custom_resource_singleton(self)
 

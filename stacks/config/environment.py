@@ -9,6 +9,7 @@ reported as ``<field path>: <what was wrong>``, one line each.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -99,6 +100,18 @@ class ArtifactsConfig(StrictModel):
     access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
 
 
+@dataclass(frozen=True)
+class PlacedService:
+    """A service with the accelerator pool it runs on (None: the Graviton `general` pool)."""
+
+    spec: ServiceSpec
+    pool: AcceleratorPoolConfig | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
 class EnvironmentConfig(StrictModel):
     """Everything that differs between two Tessera environments."""
 
@@ -180,6 +193,10 @@ class EnvironmentConfig(StrictModel):
     def pool_for(self, service: ServiceSpec) -> AcceleratorPoolConfig | None:
         """The accelerator pool a Neuron service runs on; None for cpu services (general pool)."""
         return self._pools_for(service)[0] if service.is_neuron else None
+
+    @property
+    def placed_services(self) -> tuple[PlacedService, ...]:
+        return tuple(PlacedService(spec=service, pool=self.pool_for(service)) for service in self.services)
 
     def _efa_zone_problems(self) -> list[str]:
         zones = self.network.availability_zones

@@ -3,7 +3,7 @@
 A service names the silicon it runs on (`accelerator.type`: trainium, inferentia or cpu); moving it
 to other hardware is a change of that one line (plus the core count and image built for it).
 Whether the named pool exists and the cores fit is checked against the cluster config in
-`stacks/config.py`, where both are known.
+`stacks/config/environment.py`, where both are known.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ multi-GB transfers do not pay NAT data processing.
 
 from __future__ import annotations
 
-from aws_cdk import Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.config.environment import NetworkConfig
@@ -36,8 +37,7 @@ class NetworkStack(Stack):
         construct_id: str,
         *,
         settings: NetworkConfig,
-        removal_policy: RemovalPolicy,
-        parameter_prefix: str,
+        environment: EnvironmentScope,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
@@ -46,7 +46,7 @@ class NetworkStack(Stack):
             self,
             "FlowLogs",
             retention=RETENTION_BY_DAYS[settings.flow_log_retention_days],
-            removal_policy=removal_policy,
+            removal_policy=environment.removal_policy,
         )
         self.vpc = ec2.Vpc(
             self,
@@ -98,7 +98,7 @@ class NetworkStack(Stack):
 
         publish_values(
             self,
-            parameter_prefix=parameter_prefix,
+            parameter_prefix=environment.parameter_prefix,
             values={
                 "network/vpc-id": PublishedValue(self.vpc.vpc_id, "ID of the Tessera VPC"),
                 "network/vpc-cidr": PublishedValue(self.vpc.vpc_cidr_block, "IPv4 CIDR of the Tessera VPC"),

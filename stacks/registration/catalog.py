@@ -7,16 +7,18 @@ from stacks.config.environment import EnvironmentConfig
 
 
 def build_catalog(config: EnvironmentConfig) -> Catalog:
-    services = {}
-    for service in config.services:
-        pool = config.pool_for(service)
-        services[service.name] = CatalogService(
-            name=service.name,
-            repository=service.image.repository,
-            accelerator=service.accelerator.type,
-            instance_family=pool.family if pool else None,
-            neuron_cores=service.accelerator.neuron_cores,
-            neuron_sdk=service.image.neuron_sdk,
-            model_prefix=service.model_prefix,
-        )
-    return Catalog(services=services, block_severity=config.registry.block_severity)
+    return Catalog(
+        services={
+            placed.name: CatalogService(
+                name=placed.name,
+                repository=placed.spec.image.repository,
+                accelerator=placed.spec.accelerator.type,
+                instance_family=placed.pool.family if placed.pool else None,
+                neuron_cores=placed.spec.accelerator.neuron_cores,
+                neuron_sdk=placed.spec.image.neuron_sdk,
+                model_prefix=placed.spec.model_prefix,
+            )
+            for placed in config.placed_services
+        },
+        block_severity=config.registry.block_severity,
+    )

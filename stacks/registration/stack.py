@@ -3,7 +3,7 @@ service catalog it checks versions against (an SSM parameter rendered from confi
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -12,12 +12,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from registry.catalog import Catalog
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
-from stacks.config.environment import EnvironmentConfig
-from stacks.registration.catalog import build_catalog
+from stacks.config.services import FunctionsConfig
 from tessera_shared import constants as shared
 
 STANDARD_PARAMETER_LIMIT = 4096
@@ -30,20 +31,21 @@ class RegistryStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        config: EnvironmentConfig,
+        environment: EnvironmentScope,
+        functions: FunctionsConfig,
+        catalog: Catalog,
         artifacts_key: kms.IKey,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
-        removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
-        bucket_name = model_bucket_name(config.name, account=self.account, region=self.region)
-        table_name = registry_table_name(config.name)
+        bucket_name = model_bucket_name(environment.name, account=self.account, region=self.region)
+        table_name = registry_table_name(environment.name)
 
-        catalog_json = build_catalog(config).to_json()
-        catalog = ssm.StringParameter(
+        catalog_json = catalog.to_json()
+        catalog_parameter = ssm.StringParameter(
             self,
             "Catalog",
-            parameter_name=f"{config.parameter_prefix}/registry/catalog",
+            parameter_name=f"{environment.parameter_prefix}/registry/catalog",
             string_value=catalog_json,
             description="Services the model registry checks versions against (rendered from config)",
             tier=ssm.ParameterTier.ADVANCED
@@ -55,19 +57,19 @@ class RegistryStack(Stack):
             self,
             "Register",
             handler="registry.handler.handle",
-            description=f"Tessera {config.name}: registers model versions from their manifests",
-            settings=config.functions,
+            description=f"Tessera {environment.name}: registers model versions from their manifests",
+            settings=functions,
             environment={
                 shared.ENV_MODEL_BUCKET: bucket_name,
                 shared.ENV_REGISTRY_TABLE: table_name,
-                shared.ENV_CATALOG_PARAMETER: catalog.parameter_name,
+                shared.ENV_CATALOG_PARAMETER: catalog_parameter.parameter_name,
                 "POWERTOOLS_SERVICE_NAME": shared.REGISTER_FUNCTION_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
-                shared.ENV_ENVIRONMENT: config.name,
+                shared.ENV_ENVIRONMENT: environment.name,
             },
-            removal_policy=removal_policy,
+            removal_policy=environment.removal_policy,
         )
-        self._grant(config, catalog, artifacts_key, bucket_name, table_name)
+        self._grant(environment.name, catalog, catalog_parameter, artifacts_key)
 
         failed = sqs.Queue(
             self,
@@ -75,7 +77,7 @@ class RegistryStack(Stack):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
-            removal_policy=removal_policy,
+            removal_policy=environment.removal_policy,
         )
         Validations.of(failed).acknowledge(
             Acknowledgment(
@@ -107,7 +109,7 @@ class RegistryStack(Stack):
 
         publish_values(
             self,
-            parameter_prefix=config.parameter_prefix,
+            parameter_prefix=environment.parameter_prefix,
             values={
                 "registry/function-name": PublishedValue(
                     self.register.function.function_name, "register Lambda (direct calls: {service, version})"
@@ -116,11 +118,11 @@ class RegistryStack(Stack):
             },
         )
 
-    def _grant(
-        self, config: EnvironmentConfig, catalog: ssm.StringParameter, key: kms.IKey, bucket_name: str, table_name: str
-    ) -> None:
+    def _grant(self, environment_name: str, catalog: Catalog, parameter: ssm.StringParameter, key: kms.IKey) -> None:
+        bucket_name = model_bucket_name(environment_name, account=self.account, region=self.region)
+        table_name = registry_table_name(environment_name)
         role = self.register.role
-        catalog.grant_read(role)
+        parameter.grant_read(role)
         # The registry table is encrypted with this key; S3 objects (manifests) need decrypt only.
         key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         manifests = f"arn:{self.partition}:s3:::{bucket_name}/models/*"
@@ -147,12 +149,12 @@ class RegistryStack(Stack):
                 actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings"],
                 resources=[
                     self.format_arn(service="ecr", resource="repository", resource_name=repository)
-                    for repository in config.image_repositories
+                    for repository in catalog.repositories
                 ],
             )
         )
         env = nag_environment(self)
-        nag_bucket = model_bucket_name(config.name, account=env.account, region=env.region)
+        nag_bucket = model_bucket_name(environment_name, account=env.account, region=env.region)
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{nag_bucket}/models/*]",

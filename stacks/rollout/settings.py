@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.config.environment import EnvironmentConfig
-from stacks.config.services import ServiceSpec
+from stacks.config.environment import PlacedService
 from stacks.services.kubernetes_objects import NAMESPACE, track_name
 
 
@@ -20,11 +19,9 @@ class RoutingArns:
     load_balancer: str
 
 
-def rollout_settings(
-    config: EnvironmentConfig, service: ServiceSpec, *, routing: RoutingArns, image_registry: str, model_bucket: str
-) -> dict:
+def rollout_settings(placed: PlacedService, *, routing: RoutingArns, image_registry: str, model_bucket: str) -> dict:
+    service, pool = placed.spec, placed.pool
     policy = service.rollout
-    pool = config.pool_for(service)
     return {
         "service": service.name,
         "namespace": NAMESPACE,

@@ -3,7 +3,9 @@ the rollout role's EKS access entry (the inference namespace only) and the optio
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -17,15 +19,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
-from stacks.config.environment import EnvironmentConfig
-from stacks.config.services import ServiceSpec
+from stacks.config.environment import PlacedService
+from stacks.config.services import FunctionsConfig
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
-from stacks.services.stack import ServicesStack
+from stacks.services.stack import ServiceRouting
 from tessera_shared import constants as shared
 
 EXECUTION_TIMEOUT = Duration.days(3)
@@ -37,22 +40,25 @@ class RolloutStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        config: EnvironmentConfig,
+        environment: EnvironmentScope,
+        functions: FunctionsConfig,
+        services: Sequence[PlacedService],
+        routing: Mapping[str, ServiceRouting],
+        load_balancer_arn: str,
         vpc: ec2.IVpc,
         cluster: eks.ICluster,
         cluster_security_group_id: str,
-        services: ServicesStack,
         artifacts_key: kms.IKey,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
-        removal_policy = RemovalPolicy.RETAIN if config.is_retained else RemovalPolicy.DESTROY
-        settings_prefix = f"{config.parameter_prefix}/rollout/services/"
+        removal_policy = environment.removal_policy
+        settings_prefix = f"{environment.parameter_prefix}/rollout/services/"
 
         self.topic = sns.Topic(
             self,
             "Notifications",
-            display_name=f"Tessera {config.name} rollouts",
+            display_name=f"Tessera {environment.name} rollouts",
             master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
             enforce_ssl=True,
         )
@@ -67,13 +73,13 @@ class RolloutStack(Stack):
             self,
             "Steps",
             handler="rollout.handler.handle",
-            description=f"Tessera {config.name}: the steps of a model rollout",
-            settings=config.functions,
+            description=f"Tessera {environment.name}: the steps of a model rollout",
+            settings=functions,
             environment={
                 shared.ENV_CLUSTER_NAME: cluster.cluster_name,
                 shared.ENV_CLUSTER_ENDPOINT: cluster.cluster_endpoint,
                 shared.ENV_CLUSTER_CA: cluster.cluster_certificate_authority_data,
-                shared.ENV_REGISTRY_TABLE: registry_table_name(config.name),
+                shared.ENV_REGISTRY_TABLE: registry_table_name(environment.name),
                 shared.ENV_TOPIC_ARN: self.topic.topic_arn,
                 shared.ENV_SETTINGS_PREFIX: settings_prefix,
                 "POWERTOOLS_SERVICE_NAME": shared.ROLLOUT_FUNCTION_SERVICE,
@@ -96,21 +102,21 @@ class RolloutStack(Stack):
                 )
             ],
         )
-        for service in config.services:
-            self._settings_parameter(config, service, services, settings_prefix)
-        self._grant(config, services, artifacts_key, settings_prefix)
+        for placed in services:
+            self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
+        self._grant(environment.name, services, routing, artifacts_key, settings_prefix)
 
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
-            retention=RETENTION_BY_DAYS[config.functions.log_retention_days],
+            retention=RETENTION_BY_DAYS[functions.log_retention_days],
             removal_policy=removal_policy,
         )
         definition = RolloutDefinition(self, "Definition", function=self.function.function)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"tessera-{config.name}-rollout",
+            state_machine_name=f"tessera-{environment.name}-rollout",
             definition_body=sfn.DefinitionBody.from_chainable(definition.definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=EXECUTION_TIMEOUT,
@@ -118,10 +124,10 @@ class RolloutStack(Stack):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self._acknowledge_state_machine_role()
-        self._auto_start_rules(config)
+        self._auto_start_rules(environment.name, services)
         publish_values(
             self,
-            parameter_prefix=config.parameter_prefix,
+            parameter_prefix=environment.parameter_prefix,
             values={
                 "rollout/state-machine-arn": PublishedValue(
                     self.state_machine.state_machine_arn, "Rollout state machine"
@@ -132,21 +138,25 @@ class RolloutStack(Stack):
         )
 
     def _settings_parameter(
-        self, config: EnvironmentConfig, service: ServiceSpec, services: ServicesStack, prefix: str
+        self,
+        environment_name: str,
+        placed: PlacedService,
+        routing: ServiceRouting,
+        load_balancer_arn: str,
+        prefix: str,
     ) -> ssm.StringParameter:
         """Everything a rollout of this service needs, resolved at deploy time, read by the Prepare step."""
-        routing = services.routing[service.name]
+        service = placed.spec
         settings = rollout_settings(
-            config,
-            service,
+            placed,
             routing=RoutingArns(
                 rule=routing.rule.listener_rule_arn,
                 stable_target_group=routing.target_groups["stable"].target_group_arn,
                 canary_target_group=routing.target_groups["canary"].target_group_arn,
-                load_balancer=services.load_balancer.load_balancer_arn,
+                load_balancer=load_balancer_arn,
             ),
             image_registry=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}",
-            model_bucket=model_bucket_name(config.name, account=self.account, region=self.region),
+            model_bucket=model_bucket_name(environment_name, account=self.account, region=self.region),
         )
         return ssm.StringParameter(
             self,
@@ -157,7 +167,14 @@ class RolloutStack(Stack):
             description=f"Rollout settings of {service.name}",
         )
 
-    def _grant(self, config: EnvironmentConfig, services: ServicesStack, key: kms.IKey, settings_prefix: str) -> None:
+    def _grant(
+        self,
+        environment_name: str,
+        services: Sequence[PlacedService],
+        routing: Mapping[str, ServiceRouting],
+        key: kms.IKey,
+        settings_prefix: str,
+    ) -> None:
         role = self.function.role
         key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         # The topic uses the AWS managed SNS key, whose policy already lets SNS use it for publishers.
@@ -174,7 +191,7 @@ class RolloutStack(Stack):
                 ],
                 resources=[
                     self.format_arn(
-                        service="dynamodb", resource="table", resource_name=registry_table_name(config.name)
+                        service="dynamodb", resource="table", resource_name=registry_table_name(environment_name)
                     )
                 ],
             ),
@@ -185,13 +202,13 @@ class RolloutStack(Stack):
                     self.format_arn(
                         service="ssm", resource="parameter", resource_name=f"{settings_prefix.strip('/')}/{s.name}"
                     )
-                    for s in config.services
+                    for s in services
                 ],
             ),
             iam.PolicyStatement(
                 sid="MoveTraffic",
                 actions=["elasticloadbalancing:ModifyRule"],
-                resources=[routing.rule.listener_rule_arn for routing in services.routing.values()],
+                resources=[service_routing.rule.listener_rule_arn for service_routing in routing.values()],
             ),
             # Describe* and metric reads take no resource-level permissions.
             iam.PolicyStatement(
@@ -230,8 +247,8 @@ class RolloutStack(Stack):
             ),
         )
 
-    def _auto_start_rules(self, config: EnvironmentConfig) -> None:
-        for service in config.services:
+    def _auto_start_rules(self, environment_name: str, services: Sequence[PlacedService]) -> None:
+        for service in (placed.spec for placed in services):
             if not service.rollout.auto_start:
                 continue
             events.Rule(
@@ -241,7 +258,7 @@ class RolloutStack(Stack):
                 event_pattern=events.EventPattern(
                     source=[shared.REGISTRATION_EVENT_SOURCE],
                     detail_type=[shared.REGISTRATION_EVENT_DETAIL_TYPE],
-                    detail={"service": [service.name], "environment": [config.name]},
+                    detail={"service": [service.name], "environment": [environment_name]},
                 ),
                 targets=[
                     targets.SfnStateMachine(

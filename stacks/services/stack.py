@@ -9,6 +9,7 @@ At rest the template's weights equal the live ones, so a later deploy does not m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
@@ -24,10 +25,11 @@ from constructs import Construct
 from stacks.cluster.addons import pod_identity_role
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name
-from stacks.config.environment import EnvironmentConfig
+from stacks.config.environment import PlacedService
 from stacks.config.services import LoadBalancerConfig, ServiceSpec
 from stacks.services.kubernetes_objects import (
     NAMESPACE,
@@ -57,7 +59,9 @@ class ServicesStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        config: EnvironmentConfig,
+        environment: EnvironmentScope,
+        load_balancer: LoadBalancerConfig,
+        services: Sequence[PlacedService],
         vpc: ec2.IVpc,
         cluster: eks.ICluster,
         cluster_security_group_id: str,
@@ -65,13 +69,13 @@ class ServicesStack(Stack):
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
-        settings = config.load_balancer
-        retain = config.is_retained
+        settings = load_balancer
+        retain = environment.retain
         lb_subnets = vpc.public_subnets if settings.internet_facing else vpc.private_subnets
 
         self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
         model_bucket = s3.Bucket.from_bucket_name(
-            self, "ModelBucket", model_bucket_name(config.name, account=self.account, region=self.region)
+            self, "ModelBucket", model_bucket_name(environment.name, account=self.account, region=self.region)
         )
         pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
 
@@ -82,7 +86,8 @@ class ServicesStack(Stack):
             "services/load-balancer-dns": PublishedValue(self.load_balancer.load_balancer_dns_name, "ALB DNS name"),
             "services/listener-arn": PublishedValue(listener.listener_arn, "ALB listener of the services"),
         }
-        for index, service in enumerate(config.services):
+        for index, placed in enumerate(services):
+            service = placed.spec
             routing = self._routing(service, index, settings, vpc, listener)
             self.routing[service.name] = routing
             # Only the load balancer reaches the pods: pod IPs sit behind the cluster security group.
@@ -91,10 +96,10 @@ class ServicesStack(Stack):
                 ec2.Port.tcp(service.port),
                 f"{service.name} from the Tessera load balancer",
             )
-            self._model_reader(service, cluster, model_bucket, artifacts_key, config.name)
+            self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
             objects = service_objects(
                 service,
-                placement=placement_for(service, config.pool_for(service)),
+                placement=placement_for(service, placed.pool),
                 values=DeployTimeValues(
                     image_uri=self._image_uri(service),
                     model_bucket=model_bucket.bucket_name,
@@ -108,7 +113,7 @@ class ServicesStack(Stack):
             )
             manifest.node.add_dependency(namespace)
             published |= _published_routing(service, routing)
-        publish_values(self, parameter_prefix=config.parameter_prefix, values=published)
+        publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 
     def _image_uri(self, service: ServiceSpec) -> str:
         """Built from the repository name in this stack's account and region, not imported from the

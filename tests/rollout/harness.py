@@ -130,10 +130,9 @@ class RolloutWorld:
         sns = boto3.client("sns", region_name=REGION)
         topic = sns.create_topic(Name="tessera-dev-rollouts")["TopicArn"]
         ssm = boto3.client("ssm", region_name=REGION)
-        service = next(s for s in self.config.services if s.name == "assistant")
+        assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
         settings = rollout_settings(
-            self.config,
-            service,
+            assistant,
             routing=routing,
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",

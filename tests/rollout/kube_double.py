@@ -180,6 +180,14 @@ class KubernetesApiDouble:
                 },
             },
         }
+        return self.add_rendered_deployment(namespace, deployment, ready_after_reads=ready_after_reads)
+
+    def add_rendered_deployment(self, namespace: str, deployment: dict, *, ready_after_reads: int = 0) -> dict:
+        """Store a Deployment as given (for example one rendered by the Services stack), as a create would:
+        the server fills in uid, generation, resourceVersion and status. Returns the stored object."""
+        deployment = copy.deepcopy(deployment)
+        name = deployment["metadata"]["name"]
+        deployment["metadata"]["namespace"] = namespace
         with self._lock:
             key = (namespace, name)
             if key in self._objects:

@@ -137,9 +137,10 @@ def test_stacks_carry_the_cost_tags(dev: SynthesizedEnvironment) -> None:
 
 
 def test_explicit_zones_are_used_verbatim() -> None:
-    from aws_cdk import App, Environment, RemovalPolicy
+    from aws_cdk import App, Environment
     from aws_cdk.assertions import Template
 
+    from stacks.common.environment_scope import EnvironmentScope
     from stacks.config.environment import NetworkConfig
     from stacks.network.stack import NetworkStack
     from tests.synth import CDK_JSON_CONTEXT
@@ -150,8 +151,7 @@ def test_explicit_zones_are_used_verbatim() -> None:
         app,
         "ExplicitZones",
         settings=NetworkConfig(az_count=2, nat_gateways=2, availability_zones=zones),
-        removal_policy=RemovalPolicy.DESTROY,
-        parameter_prefix="/tessera/test",
+        environment=EnvironmentScope(name="test", parameter_prefix="/tessera/test", retain=False),
         env=Environment(account="111122223333", region="eu-west-1"),
     )
     subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet").values()

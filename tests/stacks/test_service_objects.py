@@ -1,7 +1,7 @@
 """Policy tests over every workload Tessera renders, for every shipped environment.
 
-The objects come from the same pure functions the Services stack applies (stacks/service_manifests.py),
-rendered with review placeholders by stacks/render_manifests.py.
+The objects come from the same pure functions the Services stack applies (stacks/services/kubernetes_objects.py),
+rendered with review placeholders by tools/render_manifests.py.
 """
 
 from __future__ import annotations
