@@ -1,47 +1,112 @@
-"""`tessera rollout ...`: start, watch, approve, abort and review model rollouts."""
+"""`tessera rollout ...`: start, watch, approve, abort, unlock and review model rollouts."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rollout.ledger import Ledger
+from rollout.contract import ContractError, ServiceSettings
+from rollout.ledger import RUNNABLE_STATES, Ledger
+from rollout.policy import OverrideError, apply_overrides, check_overrides, describe_fields
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
+from tessera_shared.constants import ABORTED, PROMOTED, RUNNING
 
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+EXIT_INTERRUPTED = 130
+TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+RAW = argparse.RawDescriptionHelpFormatter
+
+START_HELP = f"""examples:
+  tessera --env prod rollout start assistant 2026-11-20
+  tessera rollout start assistant 2026-11-20 --override bake_seconds=900 --override steps=[5,25,50,100]
+  tessera rollout start assistant 2026-11-20 --override analysis.min_requests=500
+
+overridable keys (--override KEY=JSON, checked before anything starts):
+{describe_fields()}
+
+exit codes: 0 started; 1 refused (version not startable, service busy); 2 invalid override;
+3 service or version not found; 4 environment unreachable"""
+
+STATUS_HELP = """examples:
+  tessera rollout status assistant
+  tessera rollout status assistant --watch            # print on change, exit with the outcome
+  tessera --json rollout status assistant --watch     # one JSON line per change
+
+exit codes: 0 running or promoted; 1 failed, rolled back, aborted, timed out or needs an operator;
+3 never rolled out; 4 environment unreachable; 130 interrupted (Ctrl-C)"""
+
+ABORT_HELP = """The rollout stops at its next step and rolls back inside its state machine, so nothing it was
+doing lands after the abort. By default the command waits until the rollout has ended.
+
+examples:
+  tessera rollout abort assistant --reason "latency regression seen by on-call"
+  tessera rollout abort assistant --no-wait
+
+exit codes: 0 aborted; 1 the rollout ended otherwise (or not within --timeout); 3 nothing running"""
+
+UNLOCK_HELP = """Only for a service whose rollout could not clean up (NEEDS_OPERATOR) or whose lock is stuck:
+first bring traffic, stable and canary back by hand (see `rollout status`), then free the lock.
+
+examples:
+  tessera rollout unlock assistant --force
+  tessera rollout unlock assistant --force --yes      # no confirmation prompt
+
+exit codes: 0 unlocked; 1 not confirmed; 2 --force missing; 3 not locked"""
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("start", help="start rolling a registered version out")
+    start = commands.add_parser(
+        "start", help="start rolling a registered version out", epilog=START_HELP, formatter_class=RAW
+    )
     start.add_argument("service")
     start.add_argument("version")
-    start.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=JSON",
-        help="policy override for this rollout, e.g. bake_seconds=300 or steps=[5,25,50]",
-    )
+    start.add_argument("--override", action="append", default=[], metavar="KEY=JSON", help="policy override")
     start.set_defaults(run=start_rollout)
-    status = commands.add_parser("status", help="the service's current (or last) rollout")
+    status = commands.add_parser(
+        "status", help="the service's current (or last) rollout", epilog=STATUS_HELP, formatter_class=RAW
+    )
     status.add_argument("service")
-    status.add_argument("--watch", action="store_true", help="refresh until the rollout ends")
-    status.add_argument("--interval", type=float, default=10.0, help="seconds between refreshes with --watch")
+    status.add_argument("--watch", action="store_true", help="print on every change until the rollout ends")
+    status.add_argument("--interval", type=float, default=10.0, help="seconds between looks with --watch")
     status.set_defaults(run=show_status)
-    approve = commands.add_parser("approve", help="let a rollout waiting for approval promote (or --reject it)")
+    approve = commands.add_parser(
+        "approve",
+        help="let a rollout waiting for approval promote (or --reject it)",
+        epilog="examples:\n  tessera rollout approve assistant\n  tessera rollout approve assistant --reject "
+        '"eval regressed"\n\nexit codes: 0 done; 3 nothing waits for approval',
+        formatter_class=RAW,
+    )
     approve.add_argument("service")
     approve.add_argument("--reject", metavar="REASON", help="reject instead: the rollout rolls back")
     approve.set_defaults(run=approve_rollout)
-    abort = commands.add_parser("abort", help="stop the running rollout and roll it back")
+    abort = commands.add_parser(
+        "abort", help="stop the running rollout and roll it back", epilog=ABORT_HELP, formatter_class=RAW
+    )
     abort.add_argument("service")
     abort.add_argument("--reason", default="aborted by an operator")
+    abort.add_argument("--no-wait", action="store_true", help="return once the abort is requested")
+    abort.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the rollout to end")
     abort.set_defaults(run=abort_rollout)
-    history = commands.add_parser("history", help="the service's rollouts, newest first")
+    unlock = commands.add_parser(
+        "unlock", help="free a service's rollout lock by force", epilog=UNLOCK_HELP, formatter_class=RAW
+    )
+    unlock.add_argument("service")
+    unlock.add_argument("--force", action="store_true", help="required: this bypasses every safety check")
+    unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    unlock.set_defaults(run=unlock_service)
+    history = commands.add_parser(
+        "history",
+        help="the service's rollouts, newest first",
+        epilog="examples:\n  tessera rollout history assistant\n\nexit codes: 0 listed",
+        formatter_class=RAW,
+    )
     history.add_argument("service")
     history.set_defaults(run=show_history)
 
@@ -50,7 +115,8 @@ def _ledger(env: Environment) -> Ledger:
     return Ledger(env.client("dynamodb"), env.parameter("artifacts/registry-table-name"))
 
 
-def _parse_overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str]) -> dict:
+    """`KEY=JSON` pairs, checked against the overridable fields; exit 2 before any AWS call."""
     overrides: dict = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
@@ -60,18 +126,39 @@ def _parse_overrides(pairs: list[str]) -> dict:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             raise CliError(f"--override {pair!r}: {value!r} is not JSON", EXIT_USAGE) from None
-    return overrides
+    try:
+        return check_overrides(overrides)
+    except OverrideError as error:
+        raise CliError(f"invalid override: {'; '.join(error.problems)}", EXIT_USAGE) from None
 
 
 def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
+    overrides = parse_overrides(args.override)
     env = Environment(args.env, args.region)
-    holder = _ledger(env).lock_holder(args.service)
+    if args.service not in env.catalog.services:
+        raise CliError(f"service {args.service!r} not found in environment {args.env}", EXIT_NOT_FOUND)
+    policy = _settings(env, args.service).policy
+    try:
+        apply_overrides(policy, overrides)
+    except OverrideError as error:
+        raise CliError(f"invalid override: {'; '.join(error.problems)}", EXIT_USAGE) from None
+    ledger = _ledger(env)
+    record = ledger.version(args.service, args.version)
+    if record is None:
+        raise CliError(f"{args.service} version {args.version} not found in the registry", EXIT_NOT_FOUND)
+    if record["state"] not in RUNNABLE_STATES:
+        raise CliError(
+            f"{args.service} version {args.version} is {record['state']}; only {' or '.join(RUNNABLE_STATES)} "
+            "versions roll out",
+            EXIT_REJECTED,
+        )
+    holder = ledger.lock_holder(args.service)
     if holder:
         raise CliError(
             f"{args.service} is already being rolled out: version {holder['version']} by {holder['execution']}",
             EXIT_REJECTED,
         )
-    request = {"service": args.service, "version": args.version, "overrides": _parse_overrides(args.override)}
+    request = {"service": args.service, "version": args.version, "overrides": overrides}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     response = env.client("stepfunctions").start_execution(
         stateMachineArn=env.parameter("rollout/state-machine-arn"),
@@ -85,90 +172,229 @@ def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
     return EXIT_OK
 
 
-def _latest(env: Environment, service: str) -> dict | None:
-    records = sorted(_ledger(env).rollouts(service), key=lambda r: r["started_at"], reverse=True)
+def _settings(env: Environment, service: str) -> ServiceSettings:
+    raw = env.parameter(f"rollout/services/{service}")
+    try:
+        return ServiceSettings.from_json(json.loads(raw), where="settings")
+    except (ContractError, ValueError) as error:
+        raise CliError(f"rollout settings of {service} are unreadable: {error}", EXIT_REJECTED) from None
+
+
+def _latest(ledger: Ledger, service: str) -> dict | None:
+    records = sorted(ledger.rollouts(service), key=lambda r: r["started_at"], reverse=True)
     return records[0] if records else None
 
 
-def _describe(env: Environment, record: dict) -> dict:
+# -- status ----------------------------------------------------------------------------------------
+def describe(env: Environment, ledger: Ledger, service: str) -> dict:
+    """The rollout's state as one JSON document (the shape `--json` prints)."""
+    record = _latest(ledger, service)
+    if record is None:
+        raise CliError(f"{service} has never been rolled out", EXIT_NOT_FOUND)
     execution = env.client("stepfunctions").describe_execution(executionArn=record["execution"])
-    decisions = record.get("decisions", [])
-    last = decisions[-1] if decisions else {}
+    plan = record.get("plan") or {}
+    progress = record.get("progress") or {}
+    status = record.get("status", RUNNING)
+    problem = None
+    if status == RUNNING and execution["status"] in TERMINAL_EXECUTION:
+        # The record never heard how it ended: say so, with what Step Functions knows.
+        problem = f"execution {execution['status']}: {execution.get('error', '')} {execution.get('cause', '')}".strip()
+        status = execution["status"] if execution["status"] != "SUCCEEDED" else PROMOTED
+    decisions = [{k: v for k, v in d.items() if k != "task_token"} for d in record.get("decisions", [])]
+    judgement = next((d for d in reversed(decisions) if "judgement" in d.get("id", "")), None)
+    steps = (plan.get("policy") or {}).get("steps") or record.get("steps") or []
+    step = progress.get("step", 0)
+    waiting_approval = status == RUNNING and bool(record.get("approval_token")) and _awaiting_approval(decisions)
     return {
-        "service": record["pk"].removeprefix("SERVICE#"),
+        "service": service,
         "version": record["version"],
+        "previous": record.get("previous"),
+        "status": status,
         "execution": record["execution"],
         "execution_status": execution["status"],
-        "rollout_status": record.get("status"),
+        "problem": problem,
+        "reason": record.get("reason") or None,
+        "left_to_undo": record.get("left_to_undo") or None,
         "started_at": record["started_at"],
-        "steps": record.get("steps"),
-        "last_decision": {k: v for k, v in last.items() if k != "task_token"},
-        "decisions": len(decisions),
-        "reason": record.get("reason"),
+        "finished_at": record.get("finished_at"),
+        "step": {"index": step, "of": len(steps), "canary_weight": steps[step] if step < len(steps) else None},
+        "weights": _weights(env, plan) if status == RUNNING else None,
+        "replicas": {"canary": progress.get("replicas"), "stable": progress.get("stable_replicas")},
+        "bake_seconds_left": _seconds_left(progress.get("bake_until")) if status == RUNNING else None,
+        "last_judgement": judgement
+        and {key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons", "canary", "stable")},
+        "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting_approval else None,
     }
 
 
-def _status_line(status: dict) -> str:
-    last = status["last_decision"]
-    weight = f" at {last['canary_weight']}%" if "canary_weight" in last else ""
-    verdict = f" {last['verdict']}" if last.get("verdict") else ""
-    reason = f" ({status['reason']})" if status.get("reason") else ""
-    return (
-        f"{status['service']} {status['version']}: {status['rollout_status']} / {status['execution_status']}"
-        f"{reason}; last step {last.get('step', '-')}{weight}{verdict}; {status['decisions']} decision(s)"
-    )
+def _awaiting_approval(decisions: list[dict]) -> bool:
+    ids = [d.get("id") for d in decisions]
+    return "approval-requested" in ids and "promote-stable" not in ids
+
+
+def _weights(env: Environment, plan: dict) -> dict | None:
+    if not plan.get("rule_arn"):
+        return None
+    [rule] = env.client("elbv2").describe_rules(RuleArns=[plan["rule_arn"]])["Rules"]
+    forward = next(a for a in rule["Actions"] if a["Type"] == "forward")
+    weights = {
+        g["TargetGroupArn"]: g.get("Weight", 1) for g in forward.get("ForwardConfig", {}).get("TargetGroups", [])
+    }
+    return {"stable": weights.get(plan.get("stable_tg"), 0), "canary": weights.get(plan.get("canary_tg"), 0)}
+
+
+def _seconds_left(until: str | None) -> int | None:
+    if not until:
+        return None
+    return max(0, int((datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()))
+
+
+def status_line(status: dict) -> str:
+    parts = [f"{status['service']} {status['version']}: {status['status']}"]
+    step = status["step"]
+    if status["status"] == RUNNING and step["of"]:
+        parts.append(f"step {step['index'] + 1}/{step['of']} at {step['canary_weight']}%")
+    if status["weights"]:
+        parts.append(f"weights stable {status['weights']['stable']} / canary {status['weights']['canary']}")
+    replicas = status["replicas"]
+    if status["status"] == RUNNING and replicas["canary"] is not None:
+        parts.append(f"pods stable {replicas['stable']} / canary {replicas['canary']}")
+    if status["bake_seconds_left"]:
+        parts.append(f"bake {status['bake_seconds_left']} s left")
+    judgement = status["last_judgement"]
+    if judgement:
+        canary, stable = judgement.get("canary") or {}, judgement.get("stable") or {}
+        parts.append(
+            f"last judgement {judgement['verdict']} (canary {canary.get('requests')} req, "
+            f"{canary.get('errors_5xx')} 5xx, p99 {canary.get('p99_seconds')} s; stable {stable.get('requests')} req, "
+            f"{stable.get('errors_5xx')} 5xx, p99 {stable.get('p99_seconds')} s)"
+        )
+    for key, label in (("problem", "problem"), ("reason", "reason"), ("left_to_undo", "left to undo")):
+        if status[key]:
+            parts.append(f"{label}: {status[key]}")
+    if status["approve_with"]:
+        parts.append(f"waiting for approval: {status['approve_with']}")
+    return "; ".join(parts)
+
+
+def _exit_for(status: dict) -> int:
+    return EXIT_OK if status["status"] in (RUNNING, PROMOTED) else EXIT_REJECTED
 
 
 def show_status(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    while True:
-        record = _latest(env, args.service)
-        if record is None:
-            raise CliError(f"{args.service} has never been rolled out", EXIT_NOT_FOUND)
-        status = _describe(env, record)
-        printer.result(status, _status_line(status))
-        if not args.watch or status["execution_status"] in TERMINAL:
-            return EXIT_OK
-        time.sleep(args.interval)
+    ledger = _ledger(env)
+    if not args.watch:
+        status = describe(env, ledger, args.service)
+        printer.result(status, status_line(status))
+        return _exit_for(status)
+    return watch(lambda: describe(env, ledger, args.service), printer, interval=args.interval)
+
+
+def watch(
+    look: Callable[[], dict], printer: Printer, *, interval: float, sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """Print on every change (with a timestamp; one JSON line per change with --json) until the rollout
+    ends, then exit with its outcome. Ctrl-C ends it cleanly."""
+    last: dict | None = None
+    try:
+        while True:
+            status = look()
+            shown = {k: v for k, v in status.items() if k != "bake_seconds_left"}
+            if shown != last:
+                last = shown
+                stamp = datetime.now(UTC).strftime("%H:%M:%S")
+                if printer.as_json:
+                    print(json.dumps({"at": stamp, **status}, sort_keys=True, default=str), flush=True)
+                else:
+                    print(f"{stamp} {status_line(status)}", flush=True)
+            if status["status"] != RUNNING:
+                return _exit_for(status)
+            sleep(interval)
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# -- approval, abort, unlock -------------------------------------------------------------------------
+def _running(ledger: Ledger, service: str) -> dict:
+    record = _latest(ledger, service)
+    if record is None or record.get("status") != RUNNING:
+        raise CliError(f"no rollout of {service} is running", EXIT_NOT_FOUND)
+    return record
 
 
 def approve_rollout(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    record = _latest(env, args.service)
-    request = next((d for d in (record or {}).get("decisions", []) if d.get("id") == "approval-requested"), None)
-    if record is None or record.get("status") != "RUNNING" or request is None:
+    record = _latest(_ledger(env), args.service) or {}
+    token = record.get("approval_token")
+    decisions = record.get("decisions", [])
+    if record.get("status") != RUNNING or not token or not _awaiting_approval(decisions):
         raise CliError(f"no rollout of {args.service} is waiting for approval", EXIT_NOT_FOUND)
     sfn = env.client("stepfunctions")
     if args.reject:
-        sfn.send_task_failure(taskToken=request["task_token"], error="Rejected", cause=args.reject)
+        sfn.send_task_failure(taskToken=token, error="Rejected", cause=args.reject)
         printer.result({"service": args.service, "approved": False}, f"rejected {args.service} {record['version']}")
     else:
-        sfn.send_task_success(taskToken=request["task_token"], output="{}")
+        sfn.send_task_success(taskToken=token, output="{}")
         printer.result({"service": args.service, "approved": True}, f"approved {args.service} {record['version']}")
     return EXIT_OK
 
 
 def abort_rollout(args: argparse.Namespace, printer: Printer) -> int:
-    """Stop the execution, then run its rollback step directly (a stopped execution runs no more states)."""
+    """Signal the running rollout to stop; it rolls back inside its own state machine."""
     env = Environment(args.env, args.region)
-    record = _latest(env, args.service)
-    if record is None or record.get("status") != "RUNNING":
-        raise CliError(f"no rollout of {args.service} is running", EXIT_NOT_FOUND)
-    env.client("stepfunctions").stop_execution(executionArn=record["execution"], error="Aborted", cause=args.reason)
-    payload = {
-        "action": "rollback",
-        "plan": record["plan"],
-        "progress": {"deployed": True},
-        "error": {"Error": "Aborted", "Cause": args.reason},
-    }
-    response = env.client("lambda").invoke(
-        FunctionName=env.parameter("rollout/function-name"), Payload=json.dumps(payload).encode()
+    ledger = _ledger(env)
+    record = _running(ledger, args.service)
+    who = _caller(env)
+    if not ledger.request_abort(args.service, execution=record["execution"], reason=args.reason, by=who):
+        raise CliError(f"the rollout of {args.service} no longer holds its lock: nothing to abort", EXIT_NOT_FOUND)
+    if record.get("approval_token") and _awaiting_approval(record.get("decisions", [])):
+        sfn = env.client("stepfunctions")
+        # If the approval is over already, the next step sees the abort request instead.
+        with contextlib.suppress(
+            sfn.exceptions.TaskDoesNotExist, sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken
+        ):
+            sfn.send_task_failure(taskToken=record["approval_token"], error="AbortRequestedError", cause=args.reason)
+    if args.no_wait:
+        printer.result({"service": args.service, "abort_requested": True}, f"abort of {args.service} requested")
+        return EXIT_OK
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        status = describe(env, ledger, args.service)
+        if status["status"] != RUNNING:
+            printer.result(status, status_line(status))
+            return EXIT_OK if status["status"] == ABORTED else EXIT_REJECTED
+        time.sleep(2)
+    raise CliError(f"{args.service} was still rolling back after {args.timeout:g} s", EXIT_REJECTED)
+
+
+def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
+    if not args.force:
+        raise CliError("unlock needs --force: it frees the service whatever state it is in", EXIT_USAGE)
+    env = Environment(args.env, args.region)
+    ledger = _ledger(env)
+    holder = ledger.lock_holder(args.service)
+    if holder is None:
+        raise CliError(f"{args.service} is not locked", EXIT_NOT_FOUND)
+    if not args.yes:
+        answer = input(
+            f"{args.service} is locked by {holder['execution']} (version {holder.get('version')}). "
+            f"Type the service name to free it: "
+        )
+        if answer.strip() != args.service:
+            raise CliError("not confirmed; nothing changed", EXIT_REJECTED)
+    who = _caller(env)
+    ledger.force_unlock(args.service, by=who)
+    printer.result(
+        {"service": args.service, "unlocked": True, "was_held_by": holder["execution"], "by": who},
+        f"unlocked {args.service} (was held by {holder['execution']}); recorded as done by {who}",
     )
-    result = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        raise CliError(f"rollback failed: {result.get('errorMessage', result)}", EXIT_REJECTED)
-    printer.result(result, f"aborted {args.service} {record['version']}: {result.get('status')}")
     return EXIT_OK
+
+
+def _caller(env: Environment) -> str:
+    return env.client("sts").get_caller_identity()["Arn"]
 
 
 def show_history(args: argparse.Namespace, printer: Printer) -> int:
@@ -180,13 +406,13 @@ def show_history(args: argparse.Namespace, printer: Printer) -> int:
             "status": r.get("status"),
             "started_at": r["started_at"],
             "finished_at": r.get("finished_at"),
-            "reason": r.get("reason"),
+            "reason": r.get("reason") or None,
             "decisions": [{k: v for k, v in d.items() if k != "task_token"} for d in r.get("decisions", [])],
         }
         for r in records
     ]
     human = "\n".join(
-        f"{row['started_at']}  {row['version']:<20} {row['status']:<12} {row['reason'] or ''}" for row in rows
+        f"{row['started_at']}  {row['version']:<20} {row['status']:<14} {row['reason'] or ''}" for row in rows
     )
     printer.result({"service": args.service, "rollouts": rows}, human or f"{args.service} has never been rolled out")
     return EXIT_OK

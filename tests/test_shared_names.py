@@ -98,7 +98,11 @@ def test_the_registration_announcement_matches_the_auto_start_rule(
     variant: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real event pattern from the template, on a moto event bus, receives what the handler puts."""
-    [rule] = variant.resources("Rollout", "AWS::Events::Rule").values()
+    [rule] = [
+        r
+        for r in variant.resources("Rollout", "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["tessera.registry"]
+    ]
     pattern = rule["Properties"]["EventPattern"]
     use_fake_credentials(monkeypatch)
     monkeypatch.setenv(shared.ENV_ENVIRONMENT, variant.config.name)

@@ -12,6 +12,8 @@ lives in the partition `pk = SERVICE#<service>`:
 - rollout lock, `sk = LOCK`: at most one rollout per service (conditional put).
 - rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
   time order, with the audit record of every decision the rollout took.
+- notice, `sk = NOTICE#<execution id>`: claimed (conditional put) by whichever path announces an
+  execution's outcome, so that every outcome is announced once; `expires_at` lets TTL remove it.
 
 Every access pattern is a GetItem or a Query on one service's partition, so no index is needed.
 The Artifacts stack creates the table; the register function, the rollout function and the CLI
@@ -25,6 +27,7 @@ EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
 POINTER_KEY = "POINTER"
 LOCK_KEY = "LOCK"
+NOTICE_PREFIX = "NOTICE#"
 
 
 def partition(service: str) -> str:
@@ -46,3 +49,7 @@ def event_key(version: str, suffix: str) -> str:
 
 def rollout_key(started_at: str, execution: str) -> str:
     return f"{ROLLOUT_PREFIX}{started_at}#{execution.rsplit(':', 1)[-1]}"
+
+
+def notice_key(execution: str) -> str:
+    return f"{NOTICE_PREFIX}{execution.rsplit(':', 1)[-1]}"

@@ -1,5 +1,8 @@
-"""Errors the rollout steps raise. Step Functions retries TransientError with backoff; any other
-error sends the execution to roll back."""
+"""Errors the rollout steps raise. Their class names are the error names the state machine sees.
+
+Step Functions retries TransientError (and CleanupIncompleteError, in Rollback) with backoff; any other
+error sends the execution to roll back.
+"""
 
 from __future__ import annotations
 
@@ -14,3 +17,19 @@ class RolloutError(Exception):
 
 class RolloutInProgressError(Exception):
     """Another rollout holds the service's lock; this one is refused before it changes anything."""
+
+
+class StartRefusedError(Exception):
+    """The request cannot start: an unknown service, invalid overrides, a policy that runs too long."""
+
+
+class LockLostError(RolloutError):
+    """This execution no longer holds the service's lock: it must not touch the service again."""
+
+
+class AbortRequestedError(Exception):
+    """An operator asked the rollout to stop (`tessera rollout abort`)."""
+
+
+class CleanupIncompleteError(Exception):
+    """Rollback could not restore everything yet; the message lists what is left."""

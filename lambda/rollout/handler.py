@@ -1,4 +1,5 @@
-"""The rollout Lambda: one function, one entry point per state-machine task (`action`).
+"""The rollout Lambda: one function, one entry point per state-machine task (`action`), plus the
+Step Functions "Execution Status Change" events of the safety net.
 
 Each action's module is imported on first use, so a cold start pays only for what it runs.
 """
@@ -14,6 +15,7 @@ from aws_lambda_powertools import Logger
 from tessera_shared import constants as shared
 
 logger = Logger(service=shared.ROLLOUT_FUNCTION_SERVICE)
+STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 @cache
@@ -35,6 +37,7 @@ def clients() -> Any:
         cloudwatch=cloudwatch,
         sns=boto3.client("sns"),
         ssm=boto3.client("ssm"),
+        stepfunctions=boto3.client("stepfunctions"),
         kube=KubeClient(
             os.environ[shared.ENV_CLUSTER_ENDPOINT],
             lambda: eks_token(sts, cluster),
@@ -47,28 +50,39 @@ def clients() -> Any:
 
 
 def dispatch(event: dict, deps: Any) -> dict:
-    """Run the step named by event["action"] with the state the state machine passed."""
-    from rollout import steps
+    """Run the step named by event["action"] on the typed plan and progress the state machine passed."""
+    from rollout import cleanup, steps
+    from rollout.contract import Plan, Progress
 
-    action = event.get("action")
-    plan, progress = event.get("plan") or {}, event.get("progress") or {}
+    if event.get("detail-type") == STATUS_CHANGE:
+        return cleanup.execution_ended(event.get("detail") or {}, deps)
+
+    def plan() -> Plan:
+        return Plan.from_json(event.get("plan"), where="plan")
+
+    def progress() -> Progress:
+        return Progress.from_json(event.get("progress") or {}, where="progress")
+
     actions = {
-        "prepare": lambda: steps.prepare(event.get("input") or {}, event.get("execution", ""), deps),
-        "acquire_lock": lambda: steps.acquire_lock(plan, deps),
-        "preflight": lambda: steps.preflight(plan, deps),
-        "deploy_canary": lambda: steps.deploy_canary(plan, event.get("preflight") or {}, deps),
-        "check_canary_ready": lambda: steps.check_ready(plan, progress, "canary", deps),
-        "check_stable_ready": lambda: steps.check_ready(plan, progress, "stable", deps),
-        "check_warm": lambda: steps.check_warm(plan, progress, deps),
-        "scale_canary": lambda: steps.scale_canary(plan, progress, deps),
-        "shift_traffic": lambda: steps.shift_traffic(plan, progress, deps),
-        "evaluate": lambda: steps.evaluate(plan, progress, deps),
-        "advance": lambda: steps.advance(plan, progress),
-        "await_approval": lambda: steps.await_approval(plan, event.get("token", ""), deps),
-        "promote_stable": lambda: steps.promote_stable(plan, progress, deps),
-        "finalize": lambda: steps.finalize(plan, deps),
-        "rollback": lambda: steps.rollback(plan, event.get("progress"), event.get("error"), deps),
+        "prepare": lambda: steps.prepare(event.get("input") or {}, event.get("execution", ""), deps).to_json(),
+        "acquire_lock": lambda: steps.acquire_lock(plan(), deps),
+        "preflight": lambda: steps.preflight(plan(), progress(), deps).to_json(),
+        "deploy_canary": lambda: steps.deploy_canary(plan(), progress(), deps).to_json(),
+        "check_canary_ready": lambda: steps.check_ready(plan(), progress(), "canary", deps),
+        "check_stable_ready": lambda: steps.check_ready(plan(), progress(), "stable", deps),
+        "check_warm": lambda: steps.check_warm(plan(), progress(), deps).to_json(),
+        "scale_canary": lambda: steps.scale_canary(plan(), progress(), deps).to_json(),
+        "shift_traffic": lambda: steps.shift_traffic(plan(), progress(), deps).to_json(),
+        "check_bake": lambda: steps.check_bake(plan(), progress(), deps).to_json(),
+        "judge": lambda: steps.judge_canary(plan(), progress(), deps).to_json(),
+        "advance": lambda: steps.advance(plan(), progress(), deps).to_json(),
+        "await_approval": lambda: steps.await_approval(plan(), event.get("token", ""), deps),
+        "promote_stable": lambda: steps.promote_stable(plan(), progress(), deps).to_json(),
+        "finalize": lambda: steps.finalize(plan(), progress(), deps),
+        "rollback": lambda: cleanup.rollback(plan(), progress(), event.get("error"), deps),
+        "hand_to_operator": lambda: cleanup.hand_to_operator(plan(), event.get("error"), deps),
     }
+    action = event.get("action")
     if action not in actions:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(actions)}")
     return actions[action]()

@@ -26,6 +26,9 @@ class ExtraMetricRule:
     direction: Direction
     # The canary may be at most this many times worse than stable; None compares only to threshold.
     max_ratio_vs_stable: float | None = None
+    # A total (Sum, SampleCount) grows with the traffic a track gets: compared with stable's it is
+    # taken per request, or a canary at 10 % of the traffic would look ten times better than stable.
+    per_request: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ("lower_is_better", "higher_is_better"):
@@ -232,6 +235,8 @@ def _judge_extra(
         result.checks.append(Check(name, value, None, None))
         return
     ratio = rule.max_ratio_vs_stable
+    if rule.per_request:
+        value, stable_value, name = value / canary.requests, stable_value / stable.requests, f"{name}_per_request"
     if lower_is_better:
         limit = stable_value * ratio
         passed = value <= limit

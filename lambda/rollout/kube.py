@@ -1,5 +1,5 @@
-"""A small client for the one thing the rollout steps do on the cluster: read, resize and re-version
-the services' Deployments through the Kubernetes API.
+"""A small client for what the rollout engine does on the cluster: read, create, resize and re-version
+the services' Deployments, and hold the stable track's autoscaler floor, through the Kubernetes API.
 
 It uses urllib rather than the Kubernetes Python client: the Lambda runtime has only the standard
 library and boto3, and the steps need two endpoints, not a generated client for all of them.
@@ -26,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rollout.errors import RolloutError, TransientError
@@ -87,6 +88,10 @@ def _sign_cluster_id(request: Any, **_: Any) -> None:
         request.headers[CLUSTER_ID_HEADER] = cluster
 
 
+class NotFoundError(RolloutError):
+    """The object does not exist (404)."""
+
+
 class _ConflictError(TransientError):
     """A 409: the object changed since it was read. replace_deployment re-reads and retries; if one
     escapes (REPLACE_ATTEMPTS exhausted elsewhere) it is still a TransientError."""
@@ -100,8 +105,25 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+@dataclass(frozen=True)
+class _Resource:
+    """One kind of object the client handles: its API path and the name errors use."""
+
+    group_version: str  # "apps/v1"
+    plural: str  # "deployments"
+    noun: str  # "deployments.apps", as the API server names it in messages
+
+    def path(self, namespace: str, name: str | None = None) -> str:
+        base = f"/apis/{self.group_version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{self.plural}"
+        return base if name is None else f"{base}/{urllib.parse.quote(name, safe='')}"
+
+
+DEPLOYMENTS = _Resource("apps/v1", "deployments", "deployments.apps")
+AUTOSCALERS = _Resource("autoscaling/v2", "horizontalpodautoscalers", "horizontalpodautoscalers.autoscaling")
+
+
 class KubeClient:
-    """Reads and updates apps/v1 Deployments on one cluster.
+    """Reads and updates apps/v1 Deployments and autoscaling/v2 HorizontalPodAutoscalers on one cluster.
 
     `endpoint` is the API server URL (`https://<id>.<zone>.<region>.eks.amazonaws.com`). `ca_data` is
     the cluster's certificate authority as EKS reports it (base64 of PEM); when given, the server's
@@ -139,9 +161,44 @@ class KubeClient:
 
     def get_deployment(self, namespace: str, name: str) -> dict:
         """The Deployment as stored, including metadata.resourceVersion and status."""
-        return self._request("GET", namespace, name)
+        return self._request("GET", DEPLOYMENTS, namespace, name)
+
+    def find_deployment(self, namespace: str, name: str) -> dict | None:
+        """The Deployment, or None when it does not exist."""
+        try:
+            return self.get_deployment(namespace, name)
+        except NotFoundError:
+            return None
+
+    def create_deployment(self, namespace: str, deployment: dict) -> dict:
+        return self._request("POST", DEPLOYMENTS, namespace, None, body=deployment)
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        """Delete it; a Deployment that is already gone is fine."""
+        try:
+            self._request("DELETE", DEPLOYMENTS, namespace, name)
+        except NotFoundError:
+            return
+
+    def get_autoscaler(self, namespace: str, name: str) -> dict:
+        return self._request("GET", AUTOSCALERS, namespace, name)
+
+    def replace_autoscaler(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+        return self._replace(AUTOSCALERS, namespace, name, change)
 
     def replace_deployment(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+        return self._replace(DEPLOYMENTS, namespace, name, change)
+
+    def set_autoscaler_floor(self, namespace: str, name: str, min_replicas: int) -> dict:
+        """Set the HPA's minReplicas (never above its maxReplicas, which the API would refuse)."""
+
+        def change(autoscaler: dict) -> None:
+            spec = autoscaler.setdefault("spec", {})
+            spec["minReplicas"] = max(1, min(min_replicas, spec.get("maxReplicas", min_replicas)))
+
+        return self.replace_autoscaler(namespace, name, change)
+
+    def _replace(self, resource: _Resource, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
         """Apply `change` to the current Deployment and store it, without losing concurrent writes.
 
         Optimistic concurrency: the object is read, changed in a copy and PUT back whole, carrying the
@@ -152,17 +209,17 @@ class KubeClient:
         was, nothing is written. Returns the object as stored.
         """
         for _ in range(REPLACE_ATTEMPTS):
-            current = self.get_deployment(namespace, name)
+            current = self._request("GET", resource, namespace, name)
             desired = copy.deepcopy(current)
             change(desired)
             if desired == current:
                 return current
             try:
-                return self._request("PUT", namespace, name, body=desired)
+                return self._request("PUT", resource, namespace, name, body=desired)
             except _ConflictError:
                 continue
         raise TransientError(
-            f"deployment {namespace}/{name} changed under every one of {REPLACE_ATTEMPTS} updates (409 Conflict)"
+            f"{resource.noun} {namespace}/{name} changed under every one of {REPLACE_ATTEMPTS} updates (409 Conflict)"
         )
 
     def scale(self, namespace: str, name: str, replicas: int) -> dict:
@@ -205,14 +262,14 @@ class KubeClient:
             self._token_at = now
         return self._token
 
-    def _request(self, method: str, namespace: str, name: str, body: dict | None = None) -> dict:
+    def _request(
+        self, method: str, resource: _Resource, namespace: str, name: str | None, body: dict | None = None
+    ) -> dict:
         """Send one request, map its failure to the rollout's errors, and retry once on 401 with a
         new token (the cached one may have expired or been revoked)."""
-        path = (
-            f"/apis/apps/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
-            f"/deployments/{urllib.parse.quote(name, safe='')}"
-        )
-        verb = "get" if method == "GET" else "update"
+        path = resource.path(namespace, name)
+        verb = {"GET": "get", "POST": "create", "DELETE": "delete"}.get(method, "update")
+        target = f"{resource.noun} {namespace}/{name or (body or {}).get('metadata', {}).get('name', '')}"
         data = None if body is None else json.dumps(body).encode("utf-8")
         fresh = False
         while True:
@@ -229,7 +286,7 @@ class KubeClient:
                 if status == 401 and not fresh:
                     fresh = True
                     continue
-                raise _map_status(status, message, verb=verb, namespace=namespace, name=name) from error
+                raise _map_status(status, message, verb=verb, target=target) from error
             except urllib.error.URLError as error:
                 if isinstance(error.reason, ssl.SSLCertVerificationError):
                     raise RolloutError(
@@ -284,9 +341,9 @@ def _api_message(error: urllib.error.HTTPError) -> str:
     return text or (error.reason if isinstance(error.reason, str) else "") or f"HTTP {error.code}"
 
 
-def _map_status(status: int, message: str, *, verb: str, namespace: str, name: str) -> Exception:
+def _map_status(status: int, message: str, *, verb: str, target: str) -> Exception:
     """The rollout error an HTTP error status stands for."""
-    resource = f"deployments.apps {namespace}/{name}"
+    resource = target
     if status == 401:
         return RolloutError(
             f"Kubernetes API refused the credentials (401) twice, the second time with a fresh token: {message}"
@@ -297,7 +354,7 @@ def _map_status(status: int, message: str, *, verb: str, namespace: str, name: s
             f"(check its EKS access entry and policy): {message}"
         )
     if status == 404:
-        return RolloutError(f"deployment {namespace}/{name} not found")
+        return NotFoundError(f"{resource} not found")
     if status == 409:
         return _ConflictError(f"{verb} {resource}: conflict: {message}")
     if status == 429 or status >= 500:

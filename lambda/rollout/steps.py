@@ -1,7 +1,8 @@
-"""The rollout's steps. Each takes the execution's state (plan, progress) and the AWS/Kubernetes
-clients, does one thing, and returns what the state machine keeps. Every step is safe to run twice:
-it sets absolute values (weights, replicas, versions, states) rather than changing them by a delta,
-and its audit record carries an id that is written once.
+"""The rollout's steps. Each takes the typed plan and progress (rollout.contract) and the clients, does
+one thing, and returns what the state machine keeps. Every step is safe to run twice: it sets absolute
+values (weights, replicas, versions, states) rather than changing them by a delta, and its audit entry
+carries an id that is written once. Every step after the lock first checks that its execution still
+holds the lock (and has not been asked to abort), so nothing lands for a rollout that is over.
 """
 
 from __future__ import annotations
@@ -13,28 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollout.errors import RolloutError
+from rollout.cleanup import return_to_rest
+from rollout.contract import Plan, Progress, ServiceSettings, StableSnapshot
+from rollout.errors import RolloutError, StartRefusedError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
-from rollout.kube import KubeClient, deployment_ready, ready_summary
+from rollout.kube import KubeClient, NotFoundError, deployment_ready, ready_summary
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alarms_in_alarm, arn_dimension
+from rollout.notify import Announcer
+from rollout.policy import OverrideError, apply_overrides
 from rollout.traffic import current_weights, healthy_targets, set_weights
-from tessera_shared.constants import PROMOTED, ROLLED_BACK
+from tessera_shared.constants import PROMOTED, RUNNING, SERVING_CONTAINER
 
-DEFAULT_POLL_SECONDS = 30
-# Policy fields a single rollout may override (see stacks/config/rollout.py for their meaning).
-OVERRIDABLE = frozenset(
-    {
-        "steps",
-        "warmup_seconds",
-        "bake_seconds",
-        "poll_seconds",
-        "manual_approval",
-        "approval_timeout_seconds",
-        "ready_timeout_seconds",
-        "analysis",
-    }
-)
+PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
 
 
 @dataclass
@@ -44,6 +36,7 @@ class Clients:
     cloudwatch: Any
     sns: Any
     ssm: Any
+    stepfunctions: Any
     kube: KubeClient
     percentiles: PercentileReader
     topic_arn: str
@@ -52,6 +45,10 @@ class Clients:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def announcer(self) -> Announcer:
+        return Announcer(self.ledger, self.sns, self.topic_arn)
 
 
 def _iso(moment: datetime) -> str:
@@ -63,82 +60,125 @@ def _parse(moment: str) -> datetime:
 
 
 # -- preparing -------------------------------------------------------------------------------------
-def prepare(request: dict, execution: str, clients: Clients) -> dict:
-    """The execution's plan: the service's rollout settings with this rollout's overrides applied."""
+def prepare(request: dict, execution: str, clients: Clients) -> Plan:
+    """The execution's plan: the service's rollout settings with this rollout's overrides applied.
+    Everything is checked before anything is touched; a bad request is refused, not rolled back."""
     service, version = request.get("service"), request.get("version")
     if not isinstance(service, str) or not isinstance(version, str):
-        raise RolloutError('start a rollout with {"service": ..., "version": ...}')
+        raise StartRefusedError('start a rollout with {"service": ..., "version": ..., "overrides": {...}}')
     name = f"{clients.settings_prefix}{service}"
     try:
-        settings = json.loads(clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        raw = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
     except clients.ssm.exceptions.ParameterNotFound:
-        raise RolloutError(f"service {service!r} has no rollout settings ({name})") from None
+        raise StartRefusedError(f"service {service!r} not found: it has no rollout settings ({name})") from None
+    settings = ServiceSettings.from_json(json.loads(raw), where="settings")
     overrides = request.get("overrides") or {}
-    unknown = sorted(set(overrides) - OVERRIDABLE)
-    if unknown:
-        raise RolloutError(f"overrides {unknown} are not rollout policy fields; allowed: {sorted(OVERRIDABLE)}")
-    policy = {**settings["policy"], **{k: v for k, v in overrides.items() if k != "analysis"}}
-    policy["analysis"] = {**settings["policy"]["analysis"], **overrides.get("analysis", {})}
+    if not isinstance(overrides, dict):
+        raise StartRefusedError(f"overrides: expected an object, got {overrides!r}")
+    try:
+        policy = apply_overrides(settings.policy, overrides)
+    except OverrideError as error:
+        raise StartRefusedError(f"invalid overrides: {error}") from None
     record = clients.ledger.version(service, version)
     image_tag = (record or {}).get("image", ":").rsplit(":", 1)[-1]
-    return {
-        "service": service,
-        "version": version,
-        "execution": execution,
-        "started_at": _iso(clients.now()),
-        "namespace": settings["namespace"],
-        "stable_deployment": settings["stable_deployment"],
-        "canary_deployment": settings["canary_deployment"],
-        "rule_arn": settings["rule_arn"],
-        "stable_tg": settings["stable_target_group"],
-        "canary_tg": settings["canary_target_group"],
-        "load_balancer": settings["load_balancer"],
-        "image": f"{settings['image_repository_uri']}:{image_tag}",
-        "model_uri": f"s3://{settings['model_bucket']}/{settings['model_prefix']}{version}/",
-        "stable_version": clients.ledger.pointer(service).get("stable"),
-        "pool": settings.get("pool"),
-        "steps": policy["steps"],
-        "warmup_seconds": policy["warmup_seconds"],
-        "bake_seconds": policy["bake_seconds"],
-        "poll_seconds": policy.get("poll_seconds", DEFAULT_POLL_SECONDS),
-        "ready_timeout_seconds": policy.get("ready_timeout_seconds", settings["ready_timeout_seconds"]),
-        "manual_approval": policy["manual_approval"],
-        "approval_timeout_seconds": policy["approval_timeout_seconds"],
-        "analysis": policy["analysis"],
-    }
+    return Plan(
+        service=service,
+        version=version,
+        execution=execution,
+        started_at=_iso(clients.now()),
+        namespace=settings.namespace,
+        stable_deployment=settings.stable_deployment,
+        canary_deployment=settings.canary_deployment,
+        stable_autoscaler=settings.stable_autoscaler,
+        rule_arn=settings.rule_arn,
+        stable_tg=settings.stable_target_group,
+        canary_tg=settings.canary_target_group,
+        load_balancer=settings.load_balancer,
+        image=f"{settings.image_repository_uri}:{image_tag}",
+        model_uri=f"s3://{settings.model_bucket}/{settings.model_prefix}{version}/",
+        stable_version=clients.ledger.pointer(service).get("stable"),
+        pool=settings.pool,
+        policy=policy,
+    )
 
 
-def acquire_lock(plan: dict, clients: Clients) -> dict:
-    clients.ledger.acquire_lock(plan["service"], execution=plan["execution"], version=plan["version"])
+def acquire_lock(plan: Plan, clients: Clients) -> dict:
+    taken_over = clients.ledger.acquire_lock(
+        plan.service,
+        execution=plan.execution,
+        version=plan.version,
+        is_running=lambda holder: _execution_running(clients, holder),
+    )
     clients.ledger.start_record(plan)
+    if taken_over:
+        clients.ledger.record_decision(
+            plan, {"id": "lock-taken-over", "step": "lock", "from": taken_over.get("execution")}
+        )
     return {}
 
 
-def preflight(plan: dict, clients: Clients) -> dict:
-    """Nothing moves unless the version is registered, the service is at rest and the pool can fit it."""
-    record = clients.ledger.version(plan["service"], plan["version"])
+def _execution_running(clients: Clients, execution: str) -> bool:
+    try:
+        return clients.stepfunctions.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    except clients.stepfunctions.exceptions.ExecutionDoesNotExist:
+        return False
+
+
+def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """Nothing moves unless the version may run, the service is at rest, the watched alarms exist and the
+    pool fits stable, the canary's largest size and the surge pod of stable's own rolling update."""
+    _guard(plan, clients)
+    record = clients.ledger.version(plan.service, plan.version)
     if record is None or record["state"] not in RUNNABLE_STATES:
         state = record["state"] if record else "not in the registry"
-        raise RolloutError(f"{plan['service']} version {plan['version']} is {state}; only registered versions roll out")
-    weights = current_weights(clients.elbv2, rule_arn=plan["rule_arn"])
-    if weights.get(plan["canary_tg"], 0) != 0:
-        raise RolloutError(f"{plan['service']} is not at rest: the canary has weight {weights[plan['canary_tg']]}")
-    stable = clients.kube.get_deployment(plan["namespace"], plan["stable_deployment"])
-    stable_replicas = stable["spec"].get("replicas", 0)
-    most_canary = canary_replicas(stable_replicas, max(plan["steps"]))
-    pool = plan.get("pool")
-    checks = {"stable_replicas": stable_replicas, "most_canary_replicas": most_canary}
-    if pool:
-        needed = (stable_replicas + most_canary) * pool["cores_per_pod"]
-        capacity = pool["max_nodes"] * pool["node_cores"]
+        raise RolloutError(f"{plan.service} version {plan.version} is {state}; only registered versions roll out")
+    weights = current_weights(clients.elbv2, rule_arn=plan.rule_arn)
+    if weights.get(plan.canary_tg, 0) != 0:
+        raise RolloutError(f"{plan.service} is not at rest: the canary has weight {weights[plan.canary_tg]}")
+    missing = _missing_alarms(clients, plan.policy.analysis.alarms)
+    if missing:
+        raise RolloutError(f"watched alarm(s) do not exist: {', '.join(missing)}")
+    snapshot = _stable_snapshot(plan, clients)
+    most_canary = canary_replicas(snapshot.replicas, max(plan.policy.steps))
+    checks: dict[str, Any] = {"stable_replicas": snapshot.replicas, "most_canary_replicas": most_canary}
+    if plan.pool:
+        # stable's rolling update at promotion adds one pod (maxSurge 1) beside stable and canary.
+        needed = (snapshot.replicas + most_canary + 1) * plan.pool.cores_per_pod
+        capacity = plan.pool.max_nodes * plan.pool.node_cores
         checks |= {"neuron_cores_needed": needed, "neuron_cores_in_pool": capacity}
         if needed > capacity:
             raise RolloutError(
-                f"pool cannot fit the canary: {stable_replicas} stable + {most_canary} canary pods need {needed} "
-                f"NeuronCores, the pool has at most {capacity}"
+                f"pool cannot fit the rollout: {snapshot.replicas} stable + {most_canary} canary pods + 1 surge pod "
+                f"at promotion need {needed} NeuronCores, the pool has at most {capacity}"
             )
     _audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
-    return {"stable_replicas": stable_replicas}
+    return _saved(plan, clients, progress.replace(stable=snapshot, stable_replicas=snapshot.replicas))
+
+
+def _missing_alarms(clients: Clients, names: list[str]) -> list[str]:
+    found: set[str] = set()
+    for start in range(0, len(names), 100):
+        chunk = names[start : start + 100]
+        response = clients.cloudwatch.describe_alarms(AlarmNames=chunk, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        found |= {a["AlarmName"] for a in response.get("MetricAlarms", []) + response.get("CompositeAlarms", [])}
+    return [name for name in names if name not in found]
+
+
+def _stable_snapshot(plan: Plan, clients: Clients) -> StableSnapshot:
+    stable = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)
+    server = _server(stable)
+    env = {entry["name"]: entry.get("value", "") for entry in server.get("env", [])}
+    try:
+        autoscaler_min = clients.kube.get_autoscaler(plan.namespace, plan.stable_autoscaler)["spec"].get("minReplicas")
+    except NotFoundError:
+        autoscaler_min = None
+    return StableSnapshot(
+        image=server["image"],
+        model_version=env.get("MODEL_VERSION", ""),
+        model_uri=env.get("MODEL_S3_URI", ""),
+        replicas=stable["spec"].get("replicas", 0),
+        autoscaler_min=autoscaler_min,
+    )
 
 
 def canary_replicas(stable_replicas: int, weight: int) -> int:
@@ -147,206 +187,256 @@ def canary_replicas(stable_replicas: int, weight: int) -> int:
 
 
 # -- the canary ------------------------------------------------------------------------------------
-def deploy_canary(plan: dict, preflight_result: dict, clients: Clients) -> dict:
-    replicas = canary_replicas(preflight_result["stable_replicas"], plan["steps"][0])
-    _run_new_version(plan, clients, plan["canary_deployment"])
-    clients.kube.scale(plan["namespace"], plan["canary_deployment"], replicas)
-    _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan["image"]})
-    return _progress(plan, clients, step=0, replicas=replicas, stable_replicas=preflight_result["stable_replicas"])
-
-
-def check_ready(plan: dict, progress: dict, track: str, clients: Clients) -> dict:
-    """Is the track's Deployment fully rolled out? Past the deadline it is an error."""
-    name = plan["canary_deployment"] if track == "canary" else plan["stable_deployment"]
-    deployment = clients.kube.get_deployment(plan["namespace"], name)
-    if deployment_ready(deployment):
-        return {"ready": True}
-    if clients.now() > _parse(progress["deadline"]):
-        raise RolloutError(f"{name} not ready after {plan['ready_timeout_seconds']} s: {ready_summary(deployment)}")
-    return {"ready": False, "summary": ready_summary(deployment)}
-
-
-def check_warm(plan: dict, progress: dict, clients: Clients) -> dict:
-    """After the warm-up at 0 % traffic every canary pod must be a healthy target."""
-    healthy, registered = healthy_targets(clients.elbv2, target_group=plan["canary_tg"])
-    if healthy < progress["replicas"] or healthy != registered:
-        raise RolloutError(
-            f"canary warm-up failed: {healthy} of {registered} targets healthy, {progress['replicas']} expected"
-        )
-    _audit(clients, plan, "warm-up", {"verdict": "PASS", "healthy_targets": healthy})
-    return progress
-
-
-def scale_canary(plan: dict, progress: dict, clients: Clients) -> dict:
-    weight = plan["steps"][progress["step"]]
-    replicas = canary_replicas(progress["stable_replicas"], weight)
-    clients.kube.scale(plan["namespace"], plan["canary_deployment"], replicas)
-    return _progress(
-        plan, clients, step=progress["step"], replicas=replicas, stable_replicas=progress["stable_replicas"]
+def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """Run the version on the canary track, sized to the first step; hold stable at its size."""
+    _guard(plan, clients)
+    snapshot = progress.stable
+    if snapshot is None:
+        raise RolloutError("deploy_canary needs the stable snapshot that preflight records")
+    if snapshot.autoscaler_min is not None:
+        # While the rollout runs, nothing may shrink stable below its size at the start.
+        clients.kube.set_autoscaler_floor(plan.namespace, plan.stable_autoscaler, snapshot.replicas)
+    replicas = canary_replicas(snapshot.replicas, plan.policy.steps[0])
+    _run_version(clients, plan.namespace, plan.canary_deployment, plan.image, plan.version, plan.model_uri)
+    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
+    _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan.image})
+    return _saved(
+        plan,
+        clients,
+        progress.replace(deployed=True, replicas=replicas, deadline=_deadline(plan, clients), warm_until=None),
     )
 
 
-def shift_traffic(plan: dict, progress: dict, clients: Clients) -> dict:
-    weight = plan["steps"][progress["step"]]
+def check_ready(plan: Plan, progress: Progress, track: str, clients: Clients) -> dict:
+    """Is the track's Deployment fully rolled out? Past the deadline it is an error."""
+    _guard(plan, clients)
+    name = plan.canary_deployment if track == "canary" else plan.stable_deployment
+    deployment = clients.kube.get_deployment(plan.namespace, name)
+    if deployment_ready(deployment):
+        return {"ready": True}
+    if progress.deadline and clients.now() > _parse(progress.deadline):
+        raise RolloutError(f"{name} not ready after {plan.policy.ready_timeout_seconds} s: {ready_summary(deployment)}")
+    return {"ready": False, "summary": ready_summary(deployment)}
+
+
+def check_warm(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """The canary serves no traffic for the warm-up; at its end every canary pod must be a healthy target."""
+    _guard(plan, clients)
+    now = clients.now()
+    if progress.warm_until is None:
+        until = _iso(now + timedelta(seconds=plan.policy.warmup_seconds))
+        return progress.replace(warm_until=until, waiting=now < _parse(until))
+    if now < _parse(progress.warm_until):
+        return progress.replace(waiting=True)
+    healthy, registered = healthy_targets(clients.elbv2, target_group=plan.canary_tg)
+    if healthy < progress.replicas or healthy != registered:
+        raise RolloutError(
+            f"canary warm-up failed: {healthy} of {registered} targets healthy, {progress.replicas} expected"
+        )
+    _audit(clients, plan, "warm-up", {"verdict": "PASS", "healthy_targets": healthy})
+    return progress.replace(waiting=False)
+
+
+def scale_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """Size the canary to this step's share of stable as stable is now (its autoscaler may have moved it)."""
+    _guard(plan, clients)
+    stable_now = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)["spec"].get("replicas", 0)
+    weight = plan.policy.steps[progress.step]
+    replicas = canary_replicas(stable_now, weight)
+    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
+    return _saved(
+        plan,
+        clients,
+        progress.replace(replicas=replicas, stable_replicas=stable_now, deadline=_deadline(plan, clients)),
+    )
+
+
+def shift_traffic(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    _guard(plan, clients)
+    weight = plan.policy.steps[progress.step]
     weights = _set_canary_weight(plan, clients, weight)
     _audit(
         clients,
         plan,
-        f"step-{progress['step']}-weights",
-        {"step": progress["step"], "canary_weight": weight, "weights": weights},
+        f"step-{progress.step}-weights",
+        {"step": progress.step, "canary_weight": weight, "weights": weights},
     )
-    return {**progress, "step_started_at": _iso(clients.now()), "extensions": 0}
+    now = clients.now()
+    return _saved(
+        plan,
+        clients,
+        progress.replace(
+            step_started_at=_iso(now),
+            bake_until=_iso(now + timedelta(seconds=plan.policy.bake_seconds)),
+            extensions=0,
+            waiting=True,
+            verdict=None,
+        ),
+    )
 
 
-def evaluate(plan: dict, progress: dict, clients: Clients) -> dict:
+def check_bake(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """Is the step's bake over? (Checked every poll, so an abort is seen within one poll.)"""
+    _guard(plan, clients)
+    return progress.replace(waiting=clients.now() < _parse(progress.bake_until or _iso(clients.now())))
+
+
+def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Judge the canary against stable over the step so far; extend the bake while data is short."""
-    analysis = plan["analysis"]
-    start, end = _parse(progress["step_started_at"]), clients.now()
-    metrics = AlbMetrics(clients.cloudwatch, clients.percentiles, load_balancer=arn_dimension(plan["load_balancer"]))
+    _guard(plan, clients)
+    analysis = plan.policy.analysis
+    start, end = _parse(progress.step_started_at or _iso(clients.now())), clients.now()
+    metrics = AlbMetrics(clients.cloudwatch, clients.percentiles, load_balancer=arn_dimension(plan.load_balancer))
     extra = [
         ExtraMetricQuery(
-            name=m["name"],
-            namespace=m["namespace"],
-            metric_name=m["metric_name"],
-            statistic=m["statistic"],
-            dimensions={k: v.replace("{service}", plan["service"]) for k, v in m["dimensions"].items()},
+            name=m.name,
+            namespace=m.namespace,
+            metric_name=m.metric_name,
+            statistic=m.statistic,
+            dimensions={k: v.replace("{service}", plan.service) for k, v in m.dimensions.items()},
         )
-        for m in analysis["extra_metrics"]
+        for m in analysis.extra_metrics
     ]
     stats = {
         track: metrics.track_stats(
-            track=track, target_group=arn_dimension(plan[f"{track}_tg"]), start=start, end=end, extra=extra
+            track=track,
+            target_group=arn_dimension(plan.canary_tg if track == "canary" else plan.stable_tg),
+            start=start,
+            end=end,
+            extra=extra,
         )
         for track in ("canary", "stable")
     }
-    alarms = alarms_in_alarm(clients.cloudwatch, analysis["alarms"])
-    judgement = judge(_analysis_policy(analysis), stats["canary"], stats["stable"], alarms)
-    verdict, extensions = judgement.verdict, progress["extensions"]
+    alarms = alarms_in_alarm(clients.cloudwatch, analysis.alarms)
+    judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"], alarms)
+    verdict, extensions, bake_until = judgement.verdict, progress.extensions, progress.bake_until
     reasons = list(judgement.reasons)
     if verdict == "NOT_ENOUGH_DATA":
-        if extensions >= analysis["max_bake_extensions"]:
+        if extensions >= analysis.max_bake_extensions:
             verdict = "FAIL"
             reasons.append(f"still not enough data after {extensions} bake extension(s)")
         else:
             extensions += 1
+            bake_until = _iso(end + timedelta(seconds=plan.policy.bake_seconds))
     _audit(
         clients,
         plan,
-        f"step-{progress['step']}-judgement-{progress['extensions']}",
+        f"step-{progress.step}-judgement-{progress.extensions}",
         {
-            "step": progress["step"],
-            "canary_weight": plan["steps"][progress["step"]],
+            "step": progress.step,
+            "canary_weight": plan.policy.steps[progress.step],
             "window": [_iso(start), _iso(end)],
             "canary": _stats_dict(stats["canary"]),
             "stable": _stats_dict(stats["stable"]),
             "alarms_in_alarm": alarms,
-            "thresholds": {k: v for k, v in analysis.items() if k != "extra_metrics"},
+            "thresholds": {k: v for k, v in analysis.to_json().items() if k != "extra_metrics"},
             "judgement": judgement.as_dict(),
             "verdict": verdict,
             "reasons": reasons,
         },
     )
-    return {**progress, "verdict": verdict, "extensions": extensions, "reasons": reasons}
+    return _saved(
+        plan,
+        clients,
+        progress.replace(verdict=verdict, extensions=extensions, reasons=reasons, bake_until=bake_until, waiting=True),
+    )
 
 
-def advance(plan: dict, progress: dict) -> dict:
-    step = progress["step"] + 1
-    return {**progress, "step": step, "done": step >= len(plan["steps"]), "verdict": None}
+def advance(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    _guard(plan, clients)
+    step = progress.step + 1
+    return progress.replace(step=step, done=step >= len(plan.policy.steps), verdict=None)
 
 
-def await_approval(plan: dict, token: str, clients: Clients) -> dict:
-    """Park the execution until an operator approves (or rejects) promotion; the token is how."""
-    clients.ledger.record_decision(plan, {"id": "approval-requested", "step": "approval", "task_token": token})
-    _notify(clients, plan, "APPROVAL_NEEDED", f"approve with: tessera rollout approve {plan['service']}")
+def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
+    """Park the execution until an operator approves (or rejects) promotion. A retried task gets a new
+    token, so the token is overwritten on every attempt."""
+    _guard(plan, clients)
+    clients.ledger.set_approval_token(plan, token)
+    _audit(clients, plan, "approval-requested", {})
+    clients.announcer.progress(plan, "APPROVAL_NEEDED", f"approve with: tessera rollout approve {plan.service}")
     return {}
 
 
 # -- the end ---------------------------------------------------------------------------------------
-def promote_stable(plan: dict, progress: dict, clients: Clients) -> dict:
-    _run_new_version(plan, clients, plan["stable_deployment"])
-    _audit(clients, plan, "promote-stable", {"version": plan["version"]})
-    return {**progress, "deadline": _iso(clients.now() + timedelta(seconds=plan["ready_timeout_seconds"]))}
+def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    _guard(plan, clients)
+    _run_version(clients, plan.namespace, plan.stable_deployment, plan.image, plan.version, plan.model_uri)
+    _audit(clients, plan, "promote-stable", {"version": plan.version})
+    return _saved(plan, clients, progress.replace(promotion_started=True, deadline=_deadline(plan, clients)))
 
 
-def finalize(plan: dict, clients: Clients) -> dict:
-    """Stable serves the new version: traffic back to stable, canary to zero, pointer moved."""
-    _return_to_rest(plan, clients)
-    clients.ledger.set_version_state(plan["service"], plan["version"], PROMOTED)
-    clients.ledger.set_pointer(plan["service"], stable=plan["version"], canary=None)
-    clients.ledger.finish_record(plan, "PROMOTED")
-    clients.ledger.release_lock(plan["service"], execution=plan["execution"])
-    _notify(clients, plan, "PROMOTED", f"{plan['version']} is now stable")
-    return {"status": "PROMOTED"}
+def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
+    """Stable serves the new version: traffic back to stable, canary to zero, stable's own floor back,
+    then one transaction commits the promotion and frees the lock. The announcement after the commit
+    is best-effort: it never changes the outcome."""
+    if _finished(plan, clients) == PROMOTED:  # a repeated delivery after the commit
+        return {"outcome": PROMOTED}
+    _guard(plan, clients)
+    left = return_to_rest(plan, progress, clients, restore_stable=False)
+    if left:
+        raise RolloutError(f"could not return to rest after promotion: {'; '.join(left)}")
+    clients.ledger.commit_promotion(plan)
+    clients.announcer.outcome(plan.service, plan.version, plan.execution, PROMOTED, f"{plan.version} is now stable")
+    return {"outcome": PROMOTED}
 
 
-def rollback(plan: dict, progress: dict | None, error: dict | None, clients: Clients) -> dict:
-    """Traffic to stable first, then the canary to zero; a version that reached the canary is marked
-    ROLLED_BACK (one refused at preflight keeps its state: it never ran)."""
-    reason = _error_text(error)
-    _return_to_rest(plan, clients)
-    record = clients.ledger.version(plan["service"], plan["version"])
-    if (progress or {}).get("deployed") and record is not None and record["state"] != PROMOTED:
-        clients.ledger.set_version_state(plan["service"], plan["version"], ROLLED_BACK)
-    clients.ledger.record_decision(
-        plan, {"id": "rollback", "step": "rollback", "verdict": "ROLLED_BACK", "reason": reason}
-    )
-    clients.ledger.finish_record(plan, ROLLED_BACK, reason=reason)
-    clients.ledger.release_lock(plan["service"], execution=plan["execution"])
-    _notify(clients, plan, ROLLED_BACK, reason)
-    return {"status": ROLLED_BACK, "reason": reason}
+def _finished(plan: Plan, clients: Clients) -> str | None:
+    """The rollout's outcome when its record is already final, else None."""
+    record = clients.ledger.record_for(plan.service, plan.execution) or {}
+    status = record.get("status")
+    return status if status and status != RUNNING else None
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _run_new_version(plan: dict, clients: Clients, deployment: str) -> None:
-    clients.kube.set_version(
-        plan["namespace"], deployment, image=plan["image"], model_version=plan["version"], model_uri=plan["model_uri"]
-    )
+def _guard(plan: Plan, clients: Clients) -> None:
+    clients.ledger.guard(plan.service, execution=plan.execution)
 
 
-def _return_to_rest(plan: dict, clients: Clients) -> None:
-    """Stable 100 / canary 0 first, then the canary's pods go: nobody is sent to a pod that is leaving."""
-    _set_canary_weight(plan, clients, 0)
-    clients.kube.scale(plan["namespace"], plan["canary_deployment"], 0)
+def _run_version(clients: Clients, namespace: str, deployment: str, image: str, version: str, uri: str) -> None:
+    clients.kube.set_version(namespace, deployment, image=image, model_version=version, model_uri=uri)
 
 
-def _set_canary_weight(plan: dict, clients: Clients, weight: int) -> dict[str, int]:
+def _server(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"].get("containers", [])
+    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+    if server is None:
+        raise RolloutError(f"deployment {deployment['metadata']['name']} has no container {SERVING_CONTAINER!r}")
+    return server
+
+
+def _set_canary_weight(plan: Plan, clients: Clients, weight: int) -> dict[str, int]:
     return set_weights(
-        clients.elbv2,
-        rule_arn=plan["rule_arn"],
-        stable_tg=plan["stable_tg"],
-        canary_tg=plan["canary_tg"],
-        canary_weight=weight,
+        clients.elbv2, rule_arn=plan.rule_arn, stable_tg=plan.stable_tg, canary_tg=plan.canary_tg, canary_weight=weight
     )
 
 
-def _progress(plan: dict, clients: Clients, *, step: int, replicas: int, stable_replicas: int) -> dict:
-    deadline = clients.now() + timedelta(seconds=plan["ready_timeout_seconds"])
-    return {
-        "deployed": True,
-        "step": step,
-        "replicas": replicas,
-        "stable_replicas": stable_replicas,
-        "extensions": 0,
-        "deadline": _iso(deadline),
-        "done": False,
-    }
+def _deadline(plan: Plan, clients: Clients) -> str:
+    return _iso(clients.now() + timedelta(seconds=plan.policy.ready_timeout_seconds))
 
 
-def _analysis_policy(analysis: dict) -> AnalysisPolicy:
+def _saved(plan: Plan, clients: Clients, progress: Progress) -> Progress:
+    clients.ledger.save_progress(plan, progress)
+    return progress
+
+
+def _analysis_policy(plan: Plan) -> AnalysisPolicy:
+    analysis = plan.policy.analysis
     return AnalysisPolicy(
-        max_5xx_rate=analysis["max_5xx_rate_percent"] / 100,
-        max_5xx_ratio_vs_stable=analysis["max_5xx_ratio_vs_stable"],
-        max_p99_seconds=analysis["max_p99_seconds"],
-        max_p99_ratio_vs_stable=analysis["max_p99_ratio_vs_stable"],
-        min_requests=analysis["min_requests"],
+        max_5xx_rate=analysis.max_5xx_rate_percent / 100,
+        max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
+        max_p99_seconds=analysis.max_p99_seconds,
+        max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
+        min_requests=analysis.min_requests,
         extra_metrics=tuple(
             ExtraMetricRule(
-                name=m["name"],
-                threshold=m["threshold"],
-                direction=m["direction"],
-                max_ratio_vs_stable=m.get("max_ratio_vs_stable"),
+                name=m.name,
+                threshold=m.threshold,
+                direction=m.direction,  # type: ignore[arg-type]
+                max_ratio_vs_stable=m.max_ratio_vs_stable,
+                per_request=m.statistic in PER_REQUEST_STATISTICS,
             )
-            for m in analysis["extra_metrics"]
+            for m in analysis.extra_metrics
         ),
     )
 
@@ -360,36 +450,5 @@ def _stats_dict(stats: Any) -> dict:
     }
 
 
-def _audit(clients: Clients, plan: dict, decision_id: str, details: dict) -> None:
+def _audit(clients: Clients, plan: Plan, decision_id: str, details: dict) -> None:
     clients.ledger.record_decision(plan, {"id": decision_id, "step": decision_id, **details})
-
-
-def _notify(clients: Clients, plan: dict, status: str, detail: str) -> None:
-    clients.sns.publish(
-        TopicArn=clients.topic_arn,
-        Subject=f"Tessera rollout {plan['service']} {plan['version']}: {status}"[:100],
-        Message=json.dumps(
-            {
-                "service": plan["service"],
-                "version": plan["version"],
-                "status": status,
-                "detail": detail,
-                "execution": plan["execution"],
-            }
-        ),
-    )
-
-
-def _error_text(error: dict | None) -> str:
-    if not error:
-        return "rolled back"
-    cause = error.get("Cause", "")
-    try:
-        parsed = json.loads(cause)
-    except (TypeError, ValueError):
-        parsed = cause
-    if isinstance(parsed, dict):  # a Lambda error: {"errorType": ..., "errorMessage": ...}
-        cause = parsed.get("errorMessage", cause)
-    elif isinstance(parsed, list):  # the judgement's reasons
-        cause = "; ".join(str(reason) for reason in parsed)
-    return f"{error.get('Error', 'Error')}: {cause}".strip()

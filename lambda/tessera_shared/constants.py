@@ -57,3 +57,18 @@ ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
 METRICS_NAMESPACE = "Tessera"
 REGISTER_FUNCTION_SERVICE = "tessera-registry"
 ROLLOUT_FUNCTION_SERVICE = "tessera-rollout"
+
+# -- how long a rollout may run -------------------------------------------------------------------
+# A policy's worst case is bounded in config validation and at every start; the state machine's
+# execution timeout covers that bound, and the service lock's lease covers the execution timeout,
+# so a valid rollout never outlives its execution and no execution outlives its lock.
+MAX_ROLLOUT_SECONDS = 30 * 86400
+EXECUTION_TIMEOUT_SECONDS = MAX_ROLLOUT_SECONDS + 86400
+LOCK_LEASE_SECONDS = EXECUTION_TIMEOUT_SECONDS + 3600
+
+# -- outcomes of a rollout, in its record and its notification -------------------------------------
+RUNNING = "RUNNING"
+FAILED = "FAILED"  # infrastructure or input trouble: says nothing about the version, which stays startable
+ABORTED = "ABORTED"
+TIMED_OUT = "TIMED_OUT"
+NEEDS_OPERATOR = "NEEDS_OPERATOR"  # cleanup could not finish: the lock is handed to an operator

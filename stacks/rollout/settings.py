@@ -1,4 +1,5 @@
-"""A service's rollout settings: what the Prepare step reads (from SSM) to plan a rollout.
+"""A service's rollout settings: what the Prepare step reads (from SSM) to plan a rollout, built as the
+rollout contract's ServiceSettings so that both sides agree on every field.
 
 Pure: the Rollout stack passes CloudFormation references for the ARNs, tests pass real ones.
 """
@@ -7,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rollout.contract import Analysis, ExtraMetric, Policy, PoolCapacity, ServiceSettings
 from stacks.config.environment import PlacedService
-from stacks.services.kubernetes_objects import NAMESPACE, track_name
+from stacks.services.kubernetes_objects import track_name
+from tessera_shared.constants import NAMESPACE
+
+DEFAULT_POLL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -19,38 +24,54 @@ class RoutingArns:
     load_balancer: str
 
 
-def rollout_settings(placed: PlacedService, *, routing: RoutingArns, image_registry: str, model_bucket: str) -> dict:
+def rollout_settings(
+    placed: PlacedService, *, routing: RoutingArns, image_registry: str, model_bucket: str
+) -> ServiceSettings:
     service, pool = placed.spec, placed.pool
     policy = service.rollout
-    return {
-        "service": service.name,
-        "namespace": NAMESPACE,
-        "stable_deployment": track_name(service, "stable"),
-        "canary_deployment": track_name(service, "canary"),
-        "rule_arn": routing.rule,
-        "stable_target_group": routing.stable_target_group,
-        "canary_target_group": routing.canary_target_group,
-        "load_balancer": routing.load_balancer,
-        "image_repository_uri": f"{image_registry}/{service.image.repository}",
-        "model_bucket": model_bucket,
-        "model_prefix": service.model_prefix,
-        # A new pod may take the whole model-load allowance, plus scheduling and a node scale-up.
-        "ready_timeout_seconds": service.startup_allowance_minutes * 60 + 300,
-        "pool": (
-            {
-                "max_nodes": pool.max_size,
-                "node_cores": pool.smallest_instance.cores,
-                "cores_per_pod": service.accelerator.neuron_cores,
-            }
-            if pool
-            else None
+    analysis = policy.analysis
+    return ServiceSettings(
+        service=service.name,
+        namespace=NAMESPACE,
+        stable_deployment=track_name(service, "stable"),
+        canary_deployment=track_name(service, "canary"),
+        stable_autoscaler=track_name(service, "stable"),
+        rule_arn=routing.rule,
+        stable_target_group=routing.stable_target_group,
+        canary_target_group=routing.canary_target_group,
+        load_balancer=routing.load_balancer,
+        image_repository_uri=f"{image_registry}/{service.image.repository}",
+        model_bucket=model_bucket,
+        model_prefix=service.model_prefix,
+        pool=PoolCapacity(
+            max_nodes=pool.max_size,
+            node_cores=pool.smallest_instance.cores,
+            cores_per_pod=service.accelerator.neuron_cores,
+        )
+        if pool
+        else None,
+        policy=Policy(
+            steps=policy.weights,
+            warmup_seconds=policy.warmup_minutes * 60,
+            bake_seconds=policy.bake_minutes * 60,
+            poll_seconds=DEFAULT_POLL_SECONDS,
+            manual_approval=policy.manual_approval,
+            approval_timeout_seconds=policy.approval_timeout_minutes * 60,
+            # A new pod may take the whole model-load allowance, plus scheduling and a node scale-up.
+            ready_timeout_seconds=ready_timeout_seconds(service.startup_allowance_minutes),
+            analysis=Analysis(
+                max_5xx_rate_percent=analysis.max_5xx_rate_percent,
+                max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
+                max_p99_seconds=analysis.max_p99_seconds,
+                max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
+                min_requests=analysis.min_requests,
+                max_bake_extensions=analysis.max_bake_extensions,
+                alarms=list(analysis.alarms),
+                extra_metrics=[ExtraMetric(**metric.model_dump()) for metric in analysis.extra_metrics],
+            ),
         ),
-        "policy": {
-            "steps": policy.weights,
-            "warmup_seconds": policy.warmup_minutes * 60,
-            "bake_seconds": policy.bake_minutes * 60,
-            "manual_approval": policy.manual_approval,
-            "approval_timeout_seconds": policy.approval_timeout_minutes * 60,
-            "analysis": policy.analysis.model_dump(),
-        },
-    }
+    )
+
+
+def ready_timeout_seconds(startup_allowance_minutes: int) -> int:
+    return startup_allowance_minutes * 60 + 300

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -22,6 +23,7 @@ from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.log_retention import RETENTION_BY_DAYS
+from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
 from stacks.config.environment import PlacedService
@@ -31,7 +33,8 @@ from stacks.rollout.state_machine import RolloutDefinition
 from stacks.services.stack import ServiceRouting
 from tessera_shared import constants as shared
 
-EXECUTION_TIMEOUT = Duration.days(3)
+EXECUTION_TIMEOUT = Duration.seconds(shared.EXECUTION_TIMEOUT_SECONDS)
+STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 class RolloutStack(Stack):
@@ -113,10 +116,11 @@ class RolloutStack(Stack):
             removal_policy=removal_policy,
         )
         definition = RolloutDefinition(self, "Definition", function=self.function.function)
+        state_machine_name = f"tessera-{environment.name}-rollout"
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"tessera-{environment.name}-rollout",
+            state_machine_name=state_machine_name,
             definition_body=sfn.DefinitionBody.from_chainable(definition.definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=EXECUTION_TIMEOUT,
@@ -124,6 +128,7 @@ class RolloutStack(Stack):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self._acknowledge_state_machine_role()
+        self._safety_net(removal_policy)
         self._auto_start_rules(environment.name, services)
         publish_values(
             self,
@@ -162,7 +167,7 @@ class RolloutStack(Stack):
             self,
             f"{pascal_case(service.name)}Settings",
             parameter_name=f"{prefix}{service.name}",
-            string_value=self.to_json_string(settings),
+            string_value=self.to_json_string(settings.to_json()),
             tier=ssm.ParameterTier.ADVANCED,
             description=f"Rollout settings of {service.name}",
         )
@@ -206,6 +211,19 @@ class RolloutStack(Stack):
                 ],
             ),
             iam.PolicyStatement(
+                # Whether a lock's holder still runs, before a start takes the lock over.
+                sid="LockHolders",
+                actions=["states:DescribeExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"tessera-{environment_name}-rollout:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
                 sid="MoveTraffic",
                 actions=["elasticloadbalancing:ModifyRule"],
                 resources=[service_routing.rule.listener_rule_arn for service_routing in routing.values()],
@@ -224,13 +242,58 @@ class RolloutStack(Stack):
         ]
         for statement in statements:
             role.add_to_policy(statement)
+        nag = nag_environment(self)
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="DescribeRules, DescribeTargetHealth, GetMetricData, DescribeAlarms and the Lambda ENI calls in "
                 "the VPC support no resource-level permissions; the only traffic write, ModifyRule, is limited to the "
                 "services' rules.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{nag.partition}:states:{nag.region}:{nag.account}:execution:"
+                f"tessera-{environment_name}-rollout:*]",
+                reason="Reads the status of any execution of this environment's rollout state machine, to tell "
+                "whether a lock's holder still runs; execution names are only known at run time.",
+            ),
+        )
+
+    def _safety_net(self, removal_policy: RemovalPolicy) -> None:
+        """An execution that ends in a way no state catches (stopped from outside, timed out, failed where
+        nothing catches) is cleaned up and announced by the function, from its status-change event."""
+        undelivered = sqs.Queue(
+            self,
+            "UndeliveredStatusChanges",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=removal_policy,
+        )
+        Validations.of(undelivered).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3", reason="This queue is itself the dead-letter queue of the safety-net rule."
             )
+        )
+        events.Rule(
+            self,
+            "ExecutionEnded",
+            description="A rollout execution failed, timed out or was stopped: make sure it ended in a known state",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[STATUS_CHANGE],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.function.function,
+                    retry_attempts=8,
+                    max_event_age=Duration.hours(6),
+                    dead_letter_queue=undelivered,
+                )
+            ],
         )
 
     def _acknowledge_state_machine_role(self) -> None:

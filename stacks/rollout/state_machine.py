@@ -1,9 +1,14 @@
-"""The rollout state machine: lock, preflight, canary, warm-up, traffic steps with bake and judgement,
-optional approval, then promote or roll back. Every task runs one action of the rollout Lambda.
+"""The rollout state machine: prepare, lock, preflight, canary, warm-up, traffic steps with bake and
+judgement, optional approval, then promote; or roll back, and when even that cannot finish, hand the
+service to an operator. Every task runs one action of the rollout Lambda on the typed plan and progress
+of rollout.contract; the JSON paths here come from those models' field names.
 
-Waiting happens in Wait states (never in a Lambda). Throttling and 5xx (TransientError) are retried
-with backoff; any other error after the lock is taken goes to Rollback, which restores stable 100 /
-canary 0 before anything else.
+Waiting happens in Wait states (never in a Lambda), in loops of `poll_seconds`, so an abort request is
+seen within one poll. Tasks are idempotent, so throttling, 5xx (TransientError) and Lambda timeouts
+(`Lambda.Unknown`) are retried with backoff; any other error after the lock is taken goes to Rollback.
+A Rollback that still cannot finish after its retries goes to HandToOperator, which records what is left
+and notifies. Whatever ends an execution in a way no state catches (a stop from outside, its timeout)
+is handled by the safety-net rule on the execution's status (see the Rollout stack).
 """
 
 from __future__ import annotations
@@ -14,15 +19,37 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from rollout.contract import Plan, Progress, json_path
+
 RETRYABLE = [
     "TransientError",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",  # a Lambda timeout: every action is safe to run again
 ]
 PLAN = sfn.JsonPath.object_at("$.plan")
 PROGRESS = sfn.JsonPath.object_at("$.progress")
+PROGRESS_PATH = "$.progress"
+
+
+def plan_path(*names: str) -> str:
+    return json_path(Plan, *names, root="plan")
+
+
+def progress_path(*names: str) -> str:
+    return json_path(Progress, *names, root="progress")
+
+
+POLL_SECONDS = plan_path("policy", "poll_seconds")
+# Outcomes the clean-up reports, and the error each execution ends with.
+ENDINGS = {
+    "ROLLED_BACK": "RolledBack",
+    "ABORTED": "Aborted",
+    "FAILED": "RolloutFailed",
+    "NEEDS_OPERATOR": "NeedsOperator",
+}
 
 
 class RolloutDefinition(Construct):
@@ -32,23 +59,13 @@ class RolloutDefinition(Construct):
         super().__init__(scope, construct_id)
         self._function = function
 
-        rolled_back = sfn.Fail(self, "RolledBack", error="RolledBack", cause_path="$.result.reason")
-        rollback = self._task(
-            "Rollback",
-            "rollback",
-            {"plan": PLAN, "progress": PROGRESS, "error": sfn.JsonPath.object_at("$.error")},
-            "$.result",
-        )
-        rollback.next(rolled_back)
-
+        rollback = self._rollback()
         refused = sfn.Fail(self, "Refused", error="RolloutRefused", cause_path="$.error.Cause")
         not_started = sfn.Fail(self, "NotStarted", error="RolloutNotStarted", cause_path="$.error.Cause")
 
         prepare = self._task("Prepare", "prepare", {"input": sfn.JsonPath.object_at("$")}, "$.plan")
         prepare.add_catch(not_started, errors=["States.ALL"], result_path="$.error")
-        at_rest = sfn.Pass(
-            self, "NothingDeployedYet", result=sfn.Result.from_object({"deployed": False}), result_path="$.progress"
-        )
+        at_rest = sfn.Pass(self, "NothingDeployedYet", result=sfn.Result.from_object({}), result_path=PROGRESS_PATH)
         lock = self._task("AcquireLock", "acquire_lock", {"plan": PLAN}, sfn.JsonPath.DISCARD)
         lock.add_catch(refused, errors=["States.ALL"], result_path="$.error")
 
@@ -56,53 +73,30 @@ class RolloutDefinition(Construct):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
             return task
 
-        preflight = guarded(self._task("Preflight", "preflight", {"plan": PLAN}, "$.preflight"))
-        deploy = guarded(
-            self._task(
-                "DeployCanary",
-                "deploy_canary",
-                {"plan": PLAN, "preflight": sfn.JsonPath.object_at("$.preflight")},
-                "$.progress",
-            )
-        )
-        warm_wait = sfn.Wait(self, "WarmUp", time=sfn.WaitTime.seconds_path("$.plan.warmup_seconds"))
-        check_warm = guarded(self._task("CheckWarm", "check_warm", {"plan": PLAN, "progress": PROGRESS}, "$.progress"))
-        scale = guarded(self._task("ScaleCanary", "scale_canary", {"plan": PLAN, "progress": PROGRESS}, "$.progress"))
-        shift = guarded(self._task("ShiftTraffic", "shift_traffic", {"plan": PLAN, "progress": PROGRESS}, "$.progress"))
-        bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.plan.bake_seconds"))
-        evaluate = guarded(self._task("Judge", "evaluate", {"plan": PLAN, "progress": PROGRESS}, "$.progress"))
-        advance = guarded(self._task("NextStep", "advance", {"plan": PLAN, "progress": PROGRESS}, "$.progress"))
+        def step(construct_id: str, action: str) -> tasks.LambdaInvoke:
+            return guarded(self._task(construct_id, action, {"plan": PLAN, "progress": PROGRESS}, PROGRESS_PATH))
+
+        preflight = step("Preflight", "preflight")
+        deploy = step("DeployCanary", "deploy_canary")
+        warm = self._poll_loop("WarmUp", step("CheckWarm", "check_warm"))
+        scale = step("ScaleCanary", "scale_canary")
+        shift = step("ShiftTraffic", "shift_traffic")
+        bake = self._poll_loop("Bake", step("CheckBake", "check_bake"))
+        judge = step("Judge", "judge")
+        advance = step("NextStep", "advance")
         failed_judgement = sfn.Pass(
             self,
             "CanaryFailed",
             parameters={
                 "Error": "CanaryFailed",
-                "Cause": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.progress.reasons")),
+                "Cause": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at(progress_path("reasons"))),
             },
             result_path="$.error",
         )
         failed_judgement.next(rollback)
-        approval = tasks.LambdaInvoke(
-            self,
-            "AwaitApproval",
-            lambda_function=function,
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "action": "await_approval",
-                    "plan": PLAN,
-                    "token": sfn.JsonPath.task_token,
-                    "execution": sfn.JsonPath.execution_id,
-                }
-            ),
-            task_timeout=sfn.Timeout.at("$.plan.approval_timeout_seconds"),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        guarded(approval)
-        promote = guarded(
-            self._task("PromoteStable", "promote_stable", {"plan": PLAN, "progress": PROGRESS}, "$.progress")
-        )
-        finalize = guarded(self._task("Finalize", "finalize", {"plan": PLAN}, "$.result"))
+        approval = guarded(self._approval())
+        promote = step("PromoteStable", "promote_stable")
+        finalize = guarded(self._task("Finalize", "finalize", {"plan": PLAN, "progress": PROGRESS}, "$.result"))
         promoted = sfn.Succeed(self, "Promoted")
 
         canary_ready = self._ready_loop("Canary", "check_canary_ready")
@@ -112,27 +106,79 @@ class RolloutDefinition(Construct):
             guarded(check)
 
         prepare.next(at_rest).next(lock).next(preflight).next(deploy).next(canary_ready.start)
-        canary_ready.when_ready.next(warm_wait).next(check_warm).next(scale).next(scaled_ready.start)
-        scaled_ready.when_ready.next(shift).next(bake).next(evaluate)
-        evaluate.next(
+        canary_ready.when_done.next(warm.start)
+        warm.when_done.next(scale).next(scaled_ready.start)
+        scaled_ready.when_done.next(shift).next(bake.start)
+        bake.when_done.next(judge)
+        judge.next(
             sfn.Choice(self, "Verdict")
-            .when(sfn.Condition.string_equals("$.progress.verdict", "PASS"), advance)
-            .when(sfn.Condition.string_equals("$.progress.verdict", "NOT_ENOUGH_DATA"), bake)
+            .when(sfn.Condition.string_equals(progress_path("verdict"), "PASS"), advance)
+            .when(sfn.Condition.string_equals(progress_path("verdict"), "NOT_ENOUGH_DATA"), bake.start)
             .otherwise(failed_judgement)
         )
         ready_to_promote = (
             sfn.Choice(self, "NeedsApproval")
-            .when(sfn.Condition.boolean_equals("$.plan.manual_approval", True), approval.next(promote))
+            .when(sfn.Condition.boolean_equals(plan_path("policy", "manual_approval"), True), approval.next(promote))
             .otherwise(promote)
         )
         advance.next(
             sfn.Choice(self, "AllStepsDone")
-            .when(sfn.Condition.boolean_equals("$.progress.done", True), ready_to_promote)
+            .when(sfn.Condition.boolean_equals(progress_path("done"), True), ready_to_promote)
             .otherwise(scale)
         )
         promote.next(stable_ready.start)
-        stable_ready.when_ready.next(finalize).next(promoted)
+        stable_ready.when_done.next(finalize).next(promoted)
         self.definition = prepare
+
+    def _rollback(self) -> tasks.LambdaInvoke:
+        """Rollback, retried while its clean-up is incomplete; then the hand-over to an operator."""
+        rollback = self._task(
+            "Rollback",
+            "rollback",
+            {"plan": PLAN, "progress": PROGRESS, "error": sfn.JsonPath.object_at("$.error")},
+            "$.result",
+        )
+        rollback.add_retry(
+            errors=["CleanupIncompleteError"], interval=Duration.seconds(10), max_attempts=5, backoff_rate=2.0
+        )
+        operator = self._task(
+            "HandToOperator",
+            "hand_to_operator",
+            {"plan": PLAN, "error": sfn.JsonPath.object_at("$.cleanup_error")},
+            "$.result",
+        )
+        rollback.add_catch(operator, errors=["States.ALL"], result_path="$.cleanup_error")
+        ending = sfn.Choice(self, "RollbackOutcome")
+        operator.next(ending)
+        for outcome, error in ENDINGS.items():
+            ending.when(
+                sfn.Condition.string_equals("$.result.outcome", outcome),
+                sfn.Fail(self, error, error=error, cause_path="$.result.reason"),
+            )
+        ending.otherwise(sfn.Fail(self, "EndedUnexpectedly", error="RolloutFailed", cause_path="$.result.reason"))
+        rollback.next(ending)
+        return rollback
+
+    def _approval(self) -> tasks.LambdaInvoke:
+        approval = tasks.LambdaInvoke(
+            self,
+            "AwaitApproval",
+            lambda_function=self._function,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "await_approval",
+                    "plan": PLAN,
+                    "token": sfn.JsonPath.task_token,
+                    "execution": sfn.JsonPath.execution_id,
+                }
+            ),
+            task_timeout=sfn.Timeout.at(plan_path("policy", "approval_timeout_seconds")),
+            retry_on_service_exceptions=False,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        approval.add_retry(errors=RETRYABLE, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2.0)
+        return approval
 
     def _task(self, construct_id: str, action: str, payload: dict, result_path: str) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
@@ -147,8 +193,8 @@ class RolloutDefinition(Construct):
         task.add_retry(errors=RETRYABLE, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2.0)
         return task
 
-    def _ready_loop(self, prefix: str, action: str) -> _ReadyLoop:
-        wait = sfn.Wait(self, f"{prefix}Settling", time=sfn.WaitTime.seconds_path("$.plan.poll_seconds"))
+    def _ready_loop(self, prefix: str, action: str) -> _Loop:
+        wait = sfn.Wait(self, f"{prefix}Settling", time=sfn.WaitTime.seconds_path(POLL_SECONDS))
         check = self._task(f"{prefix}Ready", action, {"plan": PLAN, "progress": PROGRESS}, "$.ready")
         after = sfn.Pass(self, f"{prefix}IsReady")
         wait.next(check).next(
@@ -156,13 +202,25 @@ class RolloutDefinition(Construct):
             .when(sfn.Condition.boolean_equals("$.ready.ready", True), after)
             .otherwise(wait)
         )
-        return _ReadyLoop(start=wait, check=check, when_ready=after)
+        return _Loop(start=wait, check=check, when_done=after)
+
+    def _poll_loop(self, prefix: str, check: tasks.LambdaInvoke) -> _Loop:
+        """Wait a poll, run `check` (which sets progress.waiting), repeat while it says to wait."""
+        wait = sfn.Wait(self, f"{prefix}Wait", time=sfn.WaitTime.seconds_path(POLL_SECONDS))
+        after = sfn.Pass(self, f"{prefix}Done")
+        wait.next(check).next(
+            sfn.Choice(self, f"{prefix}Over")
+            .when(sfn.Condition.boolean_equals(progress_path("waiting"), True), wait)
+            .otherwise(after)
+        )
+        return _Loop(start=wait, check=check, when_done=after)
 
 
-class _ReadyLoop:
-    """Wait, check readiness, repeat until ready (the check fails the rollout past its deadline)."""
+class _Loop:
+    """Wait, check, repeat until the check says the loop is done (the check fails the rollout past its
+    deadline)."""
 
-    def __init__(self, *, start: sfn.Wait, check: tasks.LambdaInvoke, when_ready: sfn.Pass) -> None:
+    def __init__(self, *, start: sfn.Wait, check: tasks.LambdaInvoke, when_done: sfn.Pass) -> None:
         self.start = start
         self.check = check
-        self.when_ready = when_ready
+        self.when_done = when_done

@@ -6,19 +6,27 @@ Load balancer metrics exist only when requests flow, so a `TrafficDouble` plays 
 time the rollout moves traffic it emits the requests, errors and latency the scenario gives each
 track. moto's CloudWatch cannot serve percentiles, so p99 comes from the same double through the
 metric reader's percentile seam.
+
+moto runs Wait states in real time; `ClockDouble` replaces that: a Wait state advances the double's
+clock by its seconds at once, and the steps, the ledger and the traffic double all read that clock.
+Notifications are counted on an SQS queue subscribed to the rollout topic.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from registry.store import RegistryStore, VersionRecord
 from rollout.handler import dispatch
@@ -42,6 +50,30 @@ NEW_VERSION = "2026-11-20"
 STABLE_REPLICAS = 2
 
 
+class ClockDouble:
+    """Test double of time for the rollout: starts now, moves only when a Wait state waits."""
+
+    def __init__(self) -> None:
+        self._now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+def make_waits_instant(clock: ClockDouble, monkeypatch: Any) -> None:
+    """moto's Wait states and retry intervals advance the clock double instead of sleeping."""
+
+    def wait(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        clock.advance(wait_seconds)
+        time.sleep(0.001)  # let the test thread look in between
+
+    monkeypatch.setattr(WaitFunction, "_wait_interval", wait)
+    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=clock.advance))
+
+
 @dataclass
 class TrackTraffic:
     """What one track's clients see during a step."""
@@ -58,6 +90,7 @@ class TrafficDouble:
     cloudwatch: Any
     load_balancer: str
     target_groups: dict[str, str]  # track -> target group dimension
+    clock: Callable[[], datetime]
     canary: TrackTraffic = field(default_factory=TrackTraffic)
     stable: TrackTraffic = field(default_factory=TrackTraffic)
     silent: bool = False  # a canary that gets no requests at all
@@ -77,13 +110,13 @@ class TrafficDouble:
                         "MetricName": "RequestCount",
                         "Dimensions": dimensions,
                         "Value": traffic.requests,
-                        "Timestamp": datetime.now(UTC),
+                        "Timestamp": self.clock(),
                     },
                     {
                         "MetricName": "HTTPCode_Target_5XX_Count",
                         "Dimensions": dimensions,
                         "Value": traffic.errors_5xx,
-                        "Timestamp": datetime.now(UTC),
+                        "Timestamp": self.clock(),
                     },
                 ],
             )
@@ -102,11 +135,15 @@ class TrafficDouble:
 class RolloutWorld:
     config: EnvironmentConfig
     kube: KubernetesApiDouble
+    clock: ClockDouble = field(default_factory=ClockDouble)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
     completed: list[str] = field(default_factory=list)  # every task that returned, in order
     faults: dict[str, list[Exception]] = field(default_factory=dict)  # action -> errors to raise first
+    paused_at: str | None = None  # an action that waits for resume() before it runs
+    _resume: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)
 
     def build(self) -> RolloutWorld:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -123,12 +160,18 @@ class RolloutWorld:
                 ),
                 {"kind": state.lower(), "at": "2026-11-20T00:00:00.000+00:00", "state": state, "reasons": []},
             )
-        ledger = Ledger(dynamodb, TABLE)
+        ledger = Ledger(dynamodb, TABLE, clock=self.clock)
         ledger.set_pointer("assistant", stable=STABLE_VERSION, canary=None)
 
         routing = self._load_balancer()
         sns = boto3.client("sns", region_name=REGION)
         topic = sns.create_topic(Name="tessera-dev-rollouts")["TopicArn"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        self.notice_queue = sqs.create_queue(QueueName="rollout-notices")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.notice_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         ssm = boto3.client("ssm", region_name=REGION)
         assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
         settings = rollout_settings(
@@ -137,11 +180,19 @@ class RolloutWorld:
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",
         )
-        ssm.put_parameter(Name=f"{SETTINGS_PREFIX}assistant", Value=json.dumps(settings), Type="String")
+        ssm.put_parameter(Name=f"{SETTINGS_PREFIX}assistant", Value=json.dumps(settings.to_json()), Type="String")
 
         self.kube.add_deployment(
-            NAMESPACE, "assistant-stable", replicas=STABLE_REPLICAS, env={"MODEL_VERSION": STABLE_VERSION}
+            NAMESPACE,
+            "assistant-stable",
+            replicas=STABLE_REPLICAS,
+            image=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/tessera/dev/assistant:img-{STABLE_VERSION}",
+            env={
+                "MODEL_VERSION": STABLE_VERSION,
+                "MODEL_S3_URI": f"s3://models-bucket/models/assistant/{STABLE_VERSION}/",
+            },
         )
+        self.kube.add_autoscaler(NAMESPACE, "assistant-stable", min_replicas=1, max_replicas=6)
         self.kube.add_deployment(NAMESPACE, "assistant-canary", replicas=0, env={"MODEL_VERSION": STABLE_VERSION})
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         self.traffic = TrafficDouble(
@@ -151,6 +202,7 @@ class RolloutWorld:
                 "stable": arn_dimension(routing.stable_target_group),
                 "canary": arn_dimension(routing.canary_target_group),
             },
+            clock=self.clock,
         )
         self.clients = Clients(
             ledger=ledger,
@@ -158,10 +210,12 @@ class RolloutWorld:
             cloudwatch=cloudwatch,
             sns=sns,
             ssm=ssm,
+            stepfunctions=boto3.client("stepfunctions", region_name=REGION),
             kube=KubeClient(self.kube.endpoint, lambda: "k8s-aws-v1.test-token"),
             percentiles=self.traffic,
             topic_arn=topic,
             settings_prefix=SETTINGS_PREFIX,
+            clock=self.clock,
         )
         self.routing = routing
         return self
@@ -214,6 +268,11 @@ class RolloutWorld:
     def invoke(self, event: dict) -> dict:
         """Run one task like Lambda would; afterwards play the parts that are not ours (users, the controller)."""
         action = event.get("action", "")
+        if action == self.paused_at:
+            self.paused_at = None
+            self._paused.set()
+            if not self._resume.wait(timeout=60):
+                raise RuntimeError(f"{action} was never resumed")
         self.dispatched.append(action)
         pending = self.faults.get(action)
         if pending:
@@ -226,6 +285,19 @@ class RolloutWorld:
             self.traffic.emit(weights[self.routing.canary_target_group])
         self.completed.append(action)
         return result
+
+    def pause_before(self, action: str) -> None:
+        """The next task running `action` waits, before it runs, until resume()."""
+        self._resume.clear()
+        self._paused.clear()
+        self.paused_at = action
+
+    def wait_until_paused(self, timeout: float = 60.0) -> None:
+        if not self._paused.wait(timeout):
+            raise AssertionError("the rollout never reached the paused action")
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def _register_canary_targets(self, replicas: int) -> None:
         """What the load balancer controller does through the TargetGroupBinding."""
@@ -246,6 +318,16 @@ class RolloutWorld:
 
     def canary_replicas(self) -> int:
         return self.kube.deployment(NAMESPACE, "assistant-canary")["spec"]["replicas"]
+
+    def notices(self) -> list[dict]:
+        """Every message published on the rollout topic so far (drains the queue)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        messages = []
+        while batch := sqs.receive_message(QueueUrl=self.notice_queue, MaxNumberOfMessages=10).get("Messages", []):
+            messages += [json.loads(message["Body"]) for message in batch]
+            for message in batch:
+                sqs.delete_message(QueueUrl=self.notice_queue, ReceiptHandle=message["ReceiptHandle"])
+        return messages
 
     def deployed_version(self, track: str) -> str:
         container = self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0]

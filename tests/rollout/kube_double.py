@@ -1,9 +1,9 @@
 """KubernetesApiDouble: a TEST DOUBLE of the Kubernetes API server, for the rollout's tests.
 
 It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments
-only (GET and PUT of one Deployment by namespace and name), on 127.0.0.1 over plain HTTP (or TLS
-when given a server context), and follows the real server's semantics where the rollout client
-depends on them:
+(GET, PUT and DELETE of one Deployment by namespace and name, POST to create one) and autoscaling/v2
+HorizontalPodAutoscalers (GET and PUT), on 127.0.0.1 over plain HTTP (or TLS when given a server
+context), and follows the real server's semantics where the rollout client depends on them:
 
 - every write bumps metadata.resourceVersion (a string, one counter across the server); a write that
   changes nothing is a no-op and bumps nothing;
@@ -39,6 +39,10 @@ from typing import Any
 MODEL_VERSION_LABEL = "tessera.dev/model-version"
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
 _DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/deployments/(?P<name>[^/]+)$")
+_DEPLOYMENTS_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/deployments$")
+_AUTOSCALER_PATH = re.compile(
+    r"^/apis/autoscaling/v2/namespaces/(?P<namespace>[^/]+)/horizontalpodautoscalers/(?P<name>[^/]+)$"
+)
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -79,7 +83,7 @@ def status_body(code: int, message: str) -> dict:
 
 
 class KubernetesApiDouble:
-    """A test double of the Kubernetes API server serving apps/v1 Deployments (see the module docstring).
+    """A test double of the Kubernetes API server serving Deployments and HPAs (see the module docstring).
 
     Use as a context manager, or start() and stop(). `tls`, a server-side SSLContext, makes it serve HTTPS.
     """
@@ -88,6 +92,7 @@ class KubernetesApiDouble:
         self._tls = tls
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], dict] = {}
+        self._autoscalers: dict[tuple[str, str], dict] = {}
         self._ready_after_reads: dict[tuple[str, str], int] = {}
         self._pending_reads: dict[tuple[str, str], int] = {}
         self._faults: list[tuple[str, int, str | None]] = []
@@ -185,25 +190,30 @@ class KubernetesApiDouble:
     def add_rendered_deployment(self, namespace: str, deployment: dict, *, ready_after_reads: int = 0) -> dict:
         """Store a Deployment as given (for example one rendered by the Services stack), as a create would:
         the server fills in uid, generation, resourceVersion and status. Returns the stored object."""
+        with self._lock:
+            if (namespace, deployment["metadata"]["name"]) in self._objects:
+                raise ValueError(f"deployment {namespace}/{deployment['metadata']['name']} already exists")
+            return self._insert(namespace, deployment, ready_after_reads=ready_after_reads)
+
+    def _insert(self, namespace: str, deployment: dict, *, ready_after_reads: int) -> dict:
+        """Store a new Deployment (the caller holds the lock)."""
         deployment = copy.deepcopy(deployment)
         name = deployment["metadata"]["name"]
         deployment["metadata"]["namespace"] = namespace
-        with self._lock:
-            key = (namespace, name)
-            if key in self._objects:
-                raise ValueError(f"deployment {namespace}/{name} already exists")
-            self._uids += 1
-            deployment["metadata"] |= {
-                "uid": f"00000000-0000-4000-8000-{self._uids:012d}",
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "generation": 1,
-                "resourceVersion": self._next_resource_version(),
-            }
-            deployment["status"] = _ready_status(deployment)
-            self._objects[key] = deployment
-            self._ready_after_reads[key] = ready_after_reads
-            self._pending_reads[key] = 0
-            return copy.deepcopy(deployment)
+        key = (namespace, name)
+        self._uids += 1
+        deployment["metadata"] |= {
+            "uid": f"00000000-0000-4000-8000-{self._uids:012d}",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "generation": 1,
+            "resourceVersion": self._next_resource_version(),
+        }
+        deployment["spec"].setdefault("replicas", 1)
+        deployment["status"] = _ready_status(deployment)
+        self._objects[key] = deployment
+        self._ready_after_reads[key] = ready_after_reads
+        self._pending_reads[key] = 0
+        return copy.deepcopy(deployment)
 
     def set_ready_after_reads(self, namespace: str, name: str, reads: int) -> None:
         """How many GETs after each spec change see the rollout still in progress."""
@@ -257,6 +267,10 @@ class KubernetesApiDouble:
                 raise _ApiError(401, "Unauthorized")
             if token in self._revoked:
                 raise _ApiError(401, "Unauthorized")
+            if (match := _AUTOSCALER_PATH.match(path)) is not None:
+                return self._autoscaler_request(method, match["namespace"], match["name"], content_type, body)
+            if (match := _DEPLOYMENTS_PATH.match(path)) is not None and method == "POST":
+                return self._create(match["namespace"], content_type, body)
             match = _DEPLOYMENT_PATH.match(path)
             if match is None:
                 raise _ApiError(404, "the server could not find the requested resource")
@@ -265,7 +279,69 @@ class KubernetesApiDouble:
                 return self._get(namespace, name)
             if method == "PUT":
                 return self._put(namespace, name, content_type, body)
+            if method == "DELETE":
+                self._stored(namespace, name)
+                del self._objects[(namespace, name)]
+                return status_body(200, "deleted") | {"status": "Success"}
             raise _ApiError(405, f"{method} is not supported by this test double")
+
+    def _create(self, namespace: str, content_type: str, body: bytes) -> dict:
+        desired = _json_object(content_type, body)
+        name = (desired.get("metadata") or {}).get("name")
+        if (namespace, name) in self._objects:
+            raise _ApiError(409, f'deployments.apps "{name}" already exists')
+        spec = desired.get("spec") or {}
+        spec.setdefault("replicas", 1)
+        _validate(spec, spec)
+        desired["metadata"] = {k: v for k, v in desired["metadata"].items() if k not in ("uid", "resourceVersion")}
+        return self._insert(namespace, desired, ready_after_reads=0)
+
+    def _autoscaler_request(self, method: str, namespace: str, name: str, content_type: str, body: bytes) -> dict:
+        key = (namespace, name)
+        if key not in self._autoscalers:
+            raise _ApiError(404, f'horizontalpodautoscalers.autoscaling "{name}" not found')
+        stored = self._autoscalers[key]
+        if method == "GET":
+            return copy.deepcopy(stored)
+        if method != "PUT":
+            raise _ApiError(405, f"{method} is not supported by this test double")
+        desired = _json_object(content_type, body)
+        sent_version = (desired.get("metadata") or {}).get("resourceVersion")
+        if sent_version is not None and sent_version != stored["metadata"]["resourceVersion"]:
+            raise _ApiError(409, f'Operation cannot be fulfilled on horizontalpodautoscalers "{name}"')
+        spec = desired.get("spec") or {}
+        if not 1 <= spec.get("minReplicas", 1) <= spec.get("maxReplicas", 0):
+            raise _ApiError(422, "spec.minReplicas: Invalid value: must be between 1 and maxReplicas")
+        if spec != stored["spec"]:
+            stored = {**stored, "spec": copy.deepcopy(spec)}
+            stored["metadata"] = {**stored["metadata"], "resourceVersion": self._next_resource_version()}
+            self._autoscalers[key] = stored
+        return copy.deepcopy(stored)
+
+    def add_autoscaler(self, namespace: str, name: str, *, min_replicas: int, max_replicas: int) -> None:
+        """Store an autoscaling/v2 HPA of the Deployment of the same name."""
+        with self._lock:
+            self._autoscalers[(namespace, name)] = {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": name, "namespace": namespace, "resourceVersion": self._next_resource_version()},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": min_replicas,
+                    "maxReplicas": max_replicas,
+                },
+            }
+
+    def autoscaler(self, namespace: str, name: str) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._autoscalers[(namespace, name)])
+
+    def scale_as_autoscaler(self, namespace: str, name: str, wanted: int) -> int:
+        """What the HPA controller does: set the Deployment's replicas to `wanted` within [min, max]."""
+        hpa = self.autoscaler(namespace, name)["spec"]
+        replicas = max(hpa["minReplicas"], min(wanted, hpa["maxReplicas"]))
+        self.update(namespace, name, lambda deployment: deployment["spec"].__setitem__("replicas", replicas))
+        return replicas
 
     def _get(self, namespace: str, name: str) -> dict:
         key = (namespace, name)
@@ -279,14 +355,7 @@ class KubernetesApiDouble:
         return answer
 
     def _put(self, namespace: str, name: str, content_type: str, body: bytes) -> dict:
-        if content_type.split(";")[0].strip() != "application/json":
-            raise _ApiError(415, f"the body of the request was in an unknown format: {content_type or 'none'}")
-        try:
-            desired = json.loads(body)
-        except ValueError as error:
-            raise _ApiError(400, f"invalid JSON body: {error}") from error
-        if not isinstance(desired, dict):
-            raise _ApiError(400, "the request body is not a JSON object")
+        desired = _json_object(content_type, body)
         if desired.get("apiVersion") != "apps/v1" or desired.get("kind") != "Deployment":
             raise _ApiError(400, "the body must be an apps/v1 Deployment (apiVersion and kind)")
         metadata = desired.get("metadata") or {}
@@ -350,6 +419,18 @@ class KubernetesApiDouble:
             self._pending_reads[key] = reads
         self._objects[key] = new
         return new
+
+
+def _json_object(content_type: str, body: bytes) -> dict:
+    if content_type.split(";")[0].strip() != "application/json":
+        raise _ApiError(415, f"the body of the request was in an unknown format: {content_type or 'none'}")
+    try:
+        desired = json.loads(body)
+    except ValueError as error:
+        raise _ApiError(400, f"invalid JSON body: {error}") from error
+    if not isinstance(desired, dict):
+        raise _ApiError(400, "the request body is not a JSON object")
+    return desired
 
 
 def _validate(spec: dict, stored_spec: dict) -> None:

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from rollout.handler import dispatch
+from stacks.registration.catalog import build_catalog
 from tessera_cli.main import main as tessera
 from tests.fake_aws import use_fake_credentials
 from tests.rollout.definition import state_machine_definition
@@ -29,14 +30,15 @@ from tests.rollout.harness import (
     TABLE,
     RolloutWorld,
     TrackTraffic,
+    make_waits_instant,
     route_lambda_to,
     run_execution,
 )
 from tests.rollout.kube_double import KubernetesApiDouble
 from tests.synth import SynthesizedEnvironment
 
-# moto treats a SecondsPath of 0 as missing; one second keeps the waits real but short.
-FAST = {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
+# Waits are instant (ClockDouble), so the policy can keep realistic durations.
+FAST = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120}
 
 
 @dataclass
@@ -73,6 +75,7 @@ def rollouts(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> It
     with mock_aws(config=aws_config), KubernetesApiDouble() as kube:
         world = RolloutWorld(config=dev.config, kube=kube).build()
         route_lambda_to(world, monkeypatch)
+        make_waits_instant(world.clock, monkeypatch)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
             name="tessera-dev-rollout",
@@ -107,7 +110,7 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     assert "5xx rate" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
-    assert rollouts.world.dispatched.count("evaluate") == 1
+    assert rollouts.world.dispatched.count("judge") == 1
 
 
 def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:
@@ -124,7 +127,7 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     execution = rollouts.run({"analysis": {"max_bake_extensions": 2}})
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
-    assert rollouts.world.dispatched.count("evaluate") == 3
+    assert rollouts.world.dispatched.count("judge") == 3
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
     assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
@@ -150,15 +153,15 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
 
 
 def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> None:
-    ledger = rollouts.world.clients.ledger
-    ledger.acquire_lock("assistant", execution="arn:aws:states:us-east-1:123456789012:execution:x:other", version="9")
-    execution = rollouts.run()
-    assert execution["status"] == "FAILED"
-    assert execution["error"] == "RolloutRefused"
-    assert "already being rolled out: version 9" in execution["cause"]
-    assert rollouts.version_state() == "REGISTERED"  # nothing was touched
-    assert rollouts.world.canary_replicas() == 0
-    assert "rollback" not in rollouts.world.dispatched
+    world = rollouts.world
+    first = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
+    assert first["status"] == "RUNNING"
+    second = rollouts.run()
+    assert second["status"] == "FAILED"
+    assert second["error"] == "RolloutRefused"
+    assert f"already being rolled out: version {NEW_VERSION}" in second["cause"]
+    assert world.clients.ledger.lock_holder("assistant")["execution"] == first["executionArn"]
+    rollouts.sfn.stop_execution(executionArn=first["executionArn"])
 
 
 def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,42 +205,49 @@ def test_throttled_modify_rule_is_retried(rollouts: Rollouts) -> None:
     rollouts.assert_at_rest(stable=NEW_VERSION)
 
 
-def test_abort_mid_way_rolls_back(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
+def test_abort_mid_way_rolls_back_inside_the_state_machine(
+    rollouts: Rollouts, capsys: pytest.CaptureFixture[str]
+) -> None:
     world = rollouts.world
-    ssm = world.clients.ssm
-    ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
-    ssm.put_parameter(Name="/tessera/dev/rollout/function-name", Value="tessera-dev-rollout", Type="String")
-    running = rollouts.run({"bake_seconds": 60}, until=lambda _: "shift_traffic" in world.completed)
-    assert running["status"] == "RUNNING"
+    _prepare_cli(world, rollouts.machine)
+    world.pause_before("check_bake")
+    running = rollouts.run(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
+    world.wait_until_paused()
     assert world.weights()[world.routing.canary_target_group] == 10
-    assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 0
-    assert "ROLLED_BACK" in capsys.readouterr().out
+    assert tessera(["--env", "dev", "rollout", "abort", "assistant", "--no-wait"]) == 0
+    world.resume()
+    finished = run_execution_until_done(rollouts, running["executionArn"])
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "Aborted"
     rollouts.assert_at_rest(stable=STABLE_VERSION)
-    assert rollouts.version_state() == "ROLLED_BACK"
-    assert rollouts.sfn.describe_execution(executionArn=running["executionArn"])["status"] == "ABORTED"
+    assert rollouts.version_state() == "REGISTERED"  # an abort says nothing about the version
+    assert rollouts.record()["status"] == "ABORTED"
+    assert [n["status"] for n in world.notices()] == ["ABORTED"]
+    capsys.readouterr()
 
 
-def test_rollback_handler_can_run_alone_twice(rollouts: Rollouts) -> None:
-    """The abort path runs the rollback step outside the state machine; twice must be harmless."""
+def test_rollback_handler_run_twice_gives_the_same_outcome(rollouts: Rollouts) -> None:
     world = rollouts.world
     plan = dispatch(
         {"action": "prepare", "input": {"service": "assistant", "version": NEW_VERSION}, "execution": "e1"},
         world.clients,
     )
     dispatch({"action": "acquire_lock", "plan": plan}, world.clients)
-    for _ in range(2):
-        result = dispatch(
-            {"action": "rollback", "plan": plan, "progress": {"deployed": False}, "error": None}, world.clients
-        )
-    assert result["status"] == "ROLLED_BACK"
-    assert rollouts.version_state() == "REGISTERED"  # it never reached the canary
+    error = {"Error": "TransientError", "Cause": "Kubernetes API answered 503"}
+    results = [
+        dispatch({"action": "rollback", "plan": plan, "progress": {}, "error": error}, world.clients) for _ in range(2)
+    ]
+    assert [r["outcome"] for r in results] == ["FAILED", "FAILED"]
+    assert rollouts.version_state() == "REGISTERED"
     assert world.clients.ledger.lock_holder("assistant") is None
+    assert len(world.notices()) == 1
 
 
 def _prepare_cli(world: RolloutWorld, machine: str) -> None:
     ssm = world.clients.ssm
     ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
     ssm.put_parameter(Name="/tessera/dev/rollout/state-machine-arn", Value=machine, Type="String")
+    ssm.put_parameter(Name="/tessera/dev/registry/catalog", Value=build_catalog(world.config).to_json(), Type="String")
 
 
 @pytest.mark.parametrize(
@@ -283,7 +293,7 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     assert json.loads(capsys.readouterr().out)["execution_status"] == "SUCCEEDED"
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
     line = capsys.readouterr().out
-    assert f"assistant {NEW_VERSION}: PROMOTED / SUCCEEDED" in line
+    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 1000 req")
     assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"

@@ -244,9 +244,9 @@ def test_conflicts_are_retried_up_to_five_attempts(
 
 
 def test_missing_deployment_is_a_rollout_error_naming_it(client: KubeClient):
-    with pytest.raises(RolloutError, match=r"^deployment tessera/nope not found$"):
+    with pytest.raises(RolloutError, match=r"^deployments.apps tessera/nope not found$"):
         client.get_deployment(NAMESPACE, "nope")
-    with pytest.raises(RolloutError, match=r"^deployment tessera/nope not found$"):
+    with pytest.raises(RolloutError, match=r"^deployments.apps tessera/nope not found$"):
         client.scale(NAMESPACE, "nope", 1)
 
 

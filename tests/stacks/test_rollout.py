@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from stacks.services.kubernetes_objects import NAMESPACE
+from tessera_shared.constants import EXECUTION_TIMEOUT_SECONDS, LOCK_LEASE_SECONDS, MAX_ROLLOUT_SECONDS
 from tests.rollout.definition import state_machine_definition
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
 
@@ -34,51 +35,85 @@ def test_asl_validator_rejects_a_broken_definition(tmp_path) -> None:
     assert result.returncode != 0
 
 
-def test_waiting_happens_in_wait_states(definition: dict) -> None:
+def test_waiting_happens_in_wait_states_of_one_poll(definition: dict) -> None:
+    """Every wait is one poll long, so an abort request is seen within a poll (warm-up and bake loop)."""
     waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
-    assert {"WarmUp", "Bake"} <= waits.keys()
-    assert waits["Bake"]["SecondsPath"] == "$.plan.bake_seconds"
-    assert waits["WarmUp"]["SecondsPath"] == "$.plan.warmup_seconds"
+    assert {"WarmUpWait", "BakeWait", "CanarySettling", "ScaledSettling", "StableSettling"} == waits.keys()
+    assert {state["SecondsPath"] for state in waits.values()} == {"$.plan.policy.poll_seconds"}
+    assert definition["States"]["BakeWait"]["Next"] == "CheckBake"
+    loop = definition["States"]["BakeOver"]
+    assert loop["Choices"] == [{"Variable": "$.progress.waiting", "BooleanEquals": True, "Next": "BakeWait"}]
 
 
 def test_every_task_after_the_lock_rolls_back_on_error(definition: dict) -> None:
     states = definition["States"]
     for name, state in states.items():
-        if state["Type"] != "Task" or name in ("Prepare", "AcquireLock", "Rollback"):
+        if state["Type"] != "Task" or name in ("Prepare", "AcquireLock", "Rollback", "HandToOperator"):
             continue
         catchers = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
         assert catchers, name
         assert catchers[0]["Next"] == "Rollback", name
     assert states["AcquireLock"]["Catch"][0]["Next"] == "Refused"
     assert states["Prepare"]["Catch"][0]["Next"] == "NotStarted"
-    assert states["Rollback"]["Next"] == "RolledBack"
+
+
+def test_a_rollback_that_cannot_finish_hands_over_to_an_operator(definition: dict) -> None:
+    """Case 2: Rollback is retried while its clean-up is incomplete, then HandToOperator records and
+    notifies; every ending is a Fail state whose error names the outcome."""
+    states = definition["States"]
+    rollback = states["Rollback"]
+    cleanup_retry = next(r for r in rollback["Retry"] if r["ErrorEquals"] == ["CleanupIncompleteError"])
+    assert cleanup_retry["MaxAttempts"] >= 3
+    assert rollback["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": "HandToOperator"}
+    ]
+    assert rollback["Next"] == states["HandToOperator"]["Next"] == "RollbackOutcome"
+    endings = {c["StringEquals"]: c["Next"] for c in states["RollbackOutcome"]["Choices"]}
+    assert endings == {
+        "ROLLED_BACK": "RolledBack",
+        "ABORTED": "Aborted",
+        "FAILED": "RolloutFailed",
+        "NEEDS_OPERATOR": "NeedsOperator",
+    }
+    assert all(states[name]["Type"] == "Fail" and states[name]["Error"] == name for name in endings.values())
+
+
+def test_a_lambda_timeout_is_retried(definition: dict) -> None:
+    """Case 2: a Lambda timeout surfaces as Lambda.Unknown; every action is idempotent, so it is retried."""
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task":
+            retried = {error for retry in state["Retry"] for error in retry["ErrorEquals"]}
+            assert {"Lambda.Unknown", "Lambda.TooManyRequestsException"} <= retried, name
 
 
 def test_transient_errors_are_retried_with_backoff(definition: dict) -> None:
     for name, state in definition["States"].items():
-        if state["Type"] == "Task" and name != "AwaitApproval":
-            [retry] = state["Retry"]
-            assert "TransientError" in retry["ErrorEquals"], name
+        if state["Type"] == "Task":
+            [retry] = [r for r in state["Retry"] if "TransientError" in r["ErrorEquals"]]
             assert retry["BackoffRate"] == 2
             assert retry["MaxAttempts"] >= 3
 
 
 def test_judgement_routes_each_verdict(definition: dict) -> None:
     choices = {c["StringEquals"]: c["Next"] for c in definition["States"]["Verdict"]["Choices"]}
-    assert choices == {"PASS": "NextStep", "NOT_ENOUGH_DATA": "Bake"}
+    assert choices == {"PASS": "NextStep", "NOT_ENOUGH_DATA": "BakeWait"}
     assert definition["States"]["Verdict"]["Default"] == "CanaryFailed"
 
 
 def test_approval_waits_for_a_task_token(definition: dict) -> None:
     approval = definition["States"]["AwaitApproval"]
     assert approval["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
-    assert approval["TimeoutSecondsPath"] == "$.plan.approval_timeout_seconds"
+    assert approval["TimeoutSecondsPath"] == "$.plan.policy.approval_timeout_seconds"
 
 
 def test_state_machine_is_standard_traced_and_logged(dev: SynthesizedEnvironment) -> None:
     [machine] = dev.resources("Rollout", "AWS::StepFunctions::StateMachine").values()
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
+    definition = json.loads("".join(p if isinstance(p, str) else "" for p in props["DefinitionString"]["Fn::Join"][1]))
+    # Case 3: the execution outlives the longest valid policy, and the lock's lease outlives the execution.
+    assert definition["TimeoutSeconds"] == EXECUTION_TIMEOUT_SECONDS > MAX_ROLLOUT_SECONDS
+    assert LOCK_LEASE_SECONDS > EXECUTION_TIMEOUT_SECONDS
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
 
@@ -122,7 +157,10 @@ def test_settings_parameter_per_service(dev: SynthesizedEnvironment) -> None:
 
 
 def test_auto_start_is_off_by_default(dev: SynthesizedEnvironment) -> None:
-    assert dev.resources("Rollout", "AWS::Events::Rule") == {}
+    sources = [
+        r["Properties"]["EventPattern"]["source"] for r in dev.resources("Rollout", "AWS::Events::Rule").values()
+    ]
+    assert sources == [["aws.states"]]  # only the safety net
 
 
 def test_notifications_topic_is_encrypted_and_tls_only(dev: SynthesizedEnvironment) -> None:
@@ -133,7 +171,11 @@ def test_notifications_topic_is_encrypted_and_tls_only(dev: SynthesizedEnvironme
 
 
 def test_auto_start_rule_for_services_that_want_it(variant: SynthesizedEnvironment) -> None:
-    [rule] = variant.template("Rollout").find_resources("AWS::Events::Rule").values()
+    [rule] = [
+        r
+        for r in variant.resources("Rollout", "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["tessera.registry"]
+    ]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["tessera.registry"]
     assert pattern["detail"] == {"service": ["embeddings"], "environment": ["variant"]}
@@ -156,3 +198,21 @@ def test_linear_policy_with_approval_reaches_the_settings(variant: SynthesizedEn
     text = json.dumps(parameter["Value"])
     assert '\\"steps\\":[25,50,75,100]' in text
     assert '\\"manual_approval\\":true' in text
+
+
+def test_the_safety_net_sends_every_uncaught_ending_to_the_function(dev: SynthesizedEnvironment) -> None:
+    """Case 2/3: an execution that fails, times out or is stopped where no state catches it still ends
+    in a known state: its status-change event reaches the rollout function."""
+    [rule] = [
+        r["Properties"]
+        for r in dev.resources("Rollout", "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["aws.states"]
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert pattern["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert "StateMachine" in json.dumps(pattern["detail"]["stateMachineArn"])
+    [target] = rule["Targets"]
+    assert "Steps" in json.dumps(target["Arn"])
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+    assert "DeadLetterConfig" in target

@@ -1,0 +1,211 @@
+"""Every way a rollout ends short of promotion: Rollback, the hand-over to an operator when Rollback
+cannot finish, and the safety net that handles an execution which ended without either (stopped from
+outside, timed out, or failed in a state nothing catches).
+
+All of them bring the service back to rest the same way (`return_to_rest`), in this order:
+1. traffic to stable 100 / canary 0,
+2. stable's Deployment back to what it ran before, if promotion had started to change it,
+3. the canary to 0 replicas (only once its traffic is gone: never send users to pods that are leaving),
+4. stable's autoscaler floor back to its own minimum.
+Each stage is idempotent and best-effort: a failed stage is reported, the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rollout.contract import Plan, Progress
+from rollout.errors import CleanupIncompleteError
+from rollout.traffic import set_weights
+from tessera_shared.constants import (
+    ABORTED,
+    FAILED,
+    MODEL_VERSION_LABEL,
+    NEEDS_OPERATOR,
+    PROMOTED,
+    ROLLED_BACK,
+    RUNNING,
+    TIMED_OUT,
+)
+
+if TYPE_CHECKING:
+    from rollout.steps import Clients
+
+# Errors that say the version itself is bad: only these mark it ROLLED_BACK. Everything else (the
+# infrastructure, an abort, a timeout) leaves the version startable again.
+VERDICT_ERRORS = frozenset({"CanaryFailed", "Rejected"})
+OUTCOME_BY_ERROR = {"AbortRequestedError": ABORTED}
+
+
+def return_to_rest(plan: Plan, progress: Progress, clients: Clients, *, restore_stable: bool) -> list[str]:
+    """Run every clean-up stage; return what could not be done (empty: the service is at rest)."""
+    left = []
+    traffic_moved = _stage(left, "traffic", lambda: _stable_takes_all(plan, clients))
+    if restore_stable and progress.stable is not None:
+        _stage(left, "stable", lambda: _restore_stable(plan, progress, clients))
+    if traffic_moved:
+        _stage(left, "canary", lambda: clients.kube.scale(plan.namespace, plan.canary_deployment, 0))
+    else:
+        left.append("canary: kept running because its traffic could not be moved to stable")
+    if progress.stable is not None and progress.stable.autoscaler_min is not None:
+        floor = progress.stable.autoscaler_min
+        _stage(
+            left, "autoscaler", lambda: clients.kube.set_autoscaler_floor(plan.namespace, plan.stable_autoscaler, floor)
+        )
+    return left
+
+
+def _stage(left: list[str], name: str, action: Any) -> bool:
+    try:
+        action()
+    except Exception as error:  # best-effort: report it and go on with the next stage
+        left.append(f"{name}: {type(error).__name__}: {error}")
+        return False
+    return True
+
+
+def _stable_takes_all(plan: Plan, clients: Clients) -> None:
+    set_weights(
+        clients.elbv2, rule_arn=plan.rule_arn, stable_tg=plan.stable_tg, canary_tg=plan.canary_tg, canary_weight=0
+    )
+
+
+def _restore_stable(plan: Plan, progress: Progress, clients: Clients) -> None:
+    """Put back what stable ran before, if the Deployment now runs something else (promotion started,
+    even if the step that started it never reported back)."""
+    snapshot = progress.stable
+    assert snapshot is not None  # noqa: S101 - checked by the caller
+    stable = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)
+    running = stable["spec"]["template"].get("metadata", {}).get("labels", {}).get(MODEL_VERSION_LABEL)
+    if running == snapshot.model_version:
+        return
+    clients.kube.set_version(
+        plan.namespace,
+        plan.stable_deployment,
+        image=snapshot.image,
+        model_version=snapshot.model_version,
+        model_uri=snapshot.model_uri,
+    )
+
+
+# -- Rollback --------------------------------------------------------------------------------------
+def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Clients) -> dict:
+    """Return the service to rest, record the outcome, free the lock, announce it. A clean-up that cannot
+    finish raises CleanupIncompleteError: the state machine retries, then hands over to an operator."""
+    name, reason = error_name(error), error_text(error)
+    done = _final_record(plan, clients)
+    if done is not None:  # a repeated delivery: the outcome stands
+        return {"outcome": done["status"], "reason": done.get("reason", "")}
+    lock = clients.ledger.lock_holder(plan.service)
+    if lock is None or lock.get("execution") != plan.execution or lock.get("revoked"):
+        # Someone else owns the service now: touching it would undo their rollout.
+        return _finish(plan, clients, FAILED, f"{reason}; the lock was no longer this rollout's, nothing was undone")
+    left = return_to_rest(plan, progress, clients, restore_stable=True)
+    if left:
+        raise CleanupIncompleteError("; ".join(left))
+    outcome = ROLLED_BACK if name in VERDICT_ERRORS else OUTCOME_BY_ERROR.get(name, FAILED)
+    if outcome == ROLLED_BACK and progress.deployed:
+        record = clients.ledger.version(plan.service, plan.version)
+        if record is not None and record["state"] != PROMOTED:
+            clients.ledger.set_version_state(plan.service, plan.version, ROLLED_BACK)
+    clients.ledger.record_decision(plan, {"id": "rollback", "step": "rollback", "verdict": outcome, "reason": reason})
+    result = _finish(plan, clients, outcome, reason)
+    clients.ledger.release_lock(plan.service, execution=plan.execution)
+    return result
+
+
+def hand_to_operator(plan: Plan, error: dict | None, clients: Clients) -> dict:
+    """Rollback gave up: keep the service locked for a person and tell them what is left to undo."""
+    done = _final_record(plan, clients)
+    if done is not None:
+        return {"outcome": done["status"], "reason": done.get("left_to_undo") or done.get("reason", "")}
+    left = error_text(error)
+    clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
+    clients.ledger.finish_record(plan.service, plan.execution, NEEDS_OPERATOR, reason="rollback incomplete", left=left)
+    clients.announcer.outcome(
+        plan.service, plan.version, plan.execution, NEEDS_OPERATOR, f"rollback incomplete, left to undo: {left}"
+    )
+    return {"outcome": NEEDS_OPERATOR, "reason": left}
+
+
+def _final_record(plan: Plan, clients: Clients) -> dict | None:
+    record = clients.ledger.record_for(plan.service, plan.execution)
+    return record if record is not None and record.get("status") != RUNNING else None
+
+
+def _finish(plan: Plan, clients: Clients, outcome: str, reason: str) -> dict:
+    clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=reason)
+    clients.announcer.outcome(plan.service, plan.version, plan.execution, outcome, reason)
+    return {"outcome": outcome, "reason": reason}
+
+
+# -- the safety net --------------------------------------------------------------------------------
+STATUS_OUTCOMES = {"ABORTED": ABORTED, "TIMED_OUT": TIMED_OUT, "FAILED": FAILED}
+
+
+def execution_ended(detail: dict, clients: Clients) -> dict:
+    """A Step Functions "Execution Status Change" to FAILED, TIMED_OUT or ABORTED. When the rollout's
+    record is still RUNNING, nothing inside the execution finished it: revoke the lock (so no late step
+    acts), bring the service to rest, and record the outcome. Either way the outcome is announced once."""
+    status, execution = detail.get("status", ""), detail.get("executionArn", "")
+    request = _json(detail.get("input"))
+    service, version = request.get("service"), str(request.get("version", ""))
+    cause = f"execution {status}: {detail.get('error') or ''} {detail.get('cause') or ''}".strip()
+    if not isinstance(service, str) or not execution:
+        return {"outcome": "IGNORED", "reason": "not a rollout execution"}
+    record = clients.ledger.record_for(service, execution)
+    if record is None:
+        # Refused before it took the lock: nothing changed, but whoever started it should hear why.
+        clients.announcer.outcome(service, version, execution, "REFUSED", cause)
+        return {"outcome": "REFUSED"}
+    outcome = record.get("status", RUNNING)
+    if outcome == RUNNING:
+        outcome = _clean_up_after(record, status, cause, clients)
+    clients.announcer.outcome(service, record["version"], execution, outcome, record.get("reason") or cause)
+    return {"outcome": outcome}
+
+
+def _clean_up_after(record: dict, status: str, cause: str, clients: Clients) -> str:
+    plan = Plan.from_json(record["plan"], where="record.plan")
+    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+    lock = clients.ledger.lock_holder(plan.service) or {}
+    if lock.get("execution") != plan.execution:
+        outcome, left = FAILED, ""
+        cause = f"{cause}; the lock was no longer this rollout's, nothing was undone"
+    else:
+        clients.ledger.revoke_lock(plan.service, execution=plan.execution)
+        remaining = return_to_rest(plan, progress, clients, restore_stable=True)
+        left = "; ".join(remaining)
+        if remaining:
+            clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
+            outcome = NEEDS_OPERATOR
+        else:
+            clients.ledger.release_lock(plan.service, execution=plan.execution)
+            outcome = STATUS_OUTCOMES.get(status, FAILED)
+    clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=cause, left=left)
+    return outcome
+
+
+# -- reading errors --------------------------------------------------------------------------------
+def error_name(error: dict | None) -> str:
+    return (error or {}).get("Error", "")
+
+
+def error_text(error: dict | None) -> str:
+    if not error:
+        return "rolled back"
+    cause = error.get("Cause", "")
+    parsed = _json(cause) if isinstance(cause, str) and cause[:1] in "[{" else cause
+    if isinstance(parsed, dict):  # a Lambda error: {"errorType": ..., "errorMessage": ...}
+        cause = parsed.get("errorMessage", cause)
+    elif isinstance(parsed, list):  # the judgement's reasons
+        cause = "; ".join(str(reason) for reason in parsed)
+    return f"{error.get('Error', 'Error')}: {cause}".strip()
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else (text or {})
+    except ValueError:
+        return {}

@@ -1,0 +1,248 @@
+"""The rollout contract: typed models of what a rollout is asked to do and how far it has got.
+
+- `ServiceSettings`: a service's rollout settings, rendered at synth by the Rollout stack into SSM and
+  read by Prepare.
+- `Policy` / `Analysis` / `ExtraMetric`: how traffic moves and how the canary is judged (the service's
+  policy with this rollout's overrides applied; see rollout.policy).
+- `Plan`: everything one rollout needs, fixed when it starts (Prepare's result, `$.plan`).
+- `Progress`: where the rollout is (`$.progress`), replaced by each step.
+
+Every model has a JSON round trip (`to_json` / `from_json`) that rejects unknown and missing fields by
+name. Plans carry `contract_version`: a rollout that started under older code keeps running after a
+deploy of newer code, as long as newer code only adds fields with defaults; a plan from newer code
+than this is refused rather than half-understood. The state machine takes its JSON paths from these
+models (`json_path`), so a renamed field cannot silently leave a path dangling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+CONTRACT_VERSION = 1
+
+T = TypeVar("T", bound="Model")
+
+
+class ContractError(ValueError):
+    """A payload that does not fit the contract: names the field and what was expected."""
+
+
+class Model:
+    """JSON round trip for the frozen dataclasses below."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls: type[T], data: object, *, where: str = "") -> T:
+        return _build(cls, data, where or cls.__name__)
+
+
+@dataclass(frozen=True)
+class ExtraMetric(Model):
+    name: str
+    namespace: str
+    metric_name: str
+    statistic: str
+    dimensions: dict[str, str]
+    threshold: float
+    direction: str
+    max_ratio_vs_stable: float | None = None
+
+
+@dataclass(frozen=True)
+class Analysis(Model):
+    max_5xx_rate_percent: float
+    max_5xx_ratio_vs_stable: float
+    max_p99_seconds: float
+    max_p99_ratio_vs_stable: float
+    min_requests: int
+    max_bake_extensions: int
+    alarms: list[str] = field(default_factory=list)
+    extra_metrics: list[ExtraMetric] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Policy(Model):
+    steps: list[int]
+    warmup_seconds: int
+    bake_seconds: int
+    poll_seconds: int
+    manual_approval: bool
+    approval_timeout_seconds: int
+    ready_timeout_seconds: int
+    analysis: Analysis
+
+
+@dataclass(frozen=True)
+class PoolCapacity(Model):
+    """The accelerator pool a service runs on, as far as preflight's capacity check needs it."""
+
+    max_nodes: int
+    node_cores: int
+    cores_per_pod: int
+
+
+@dataclass(frozen=True)
+class ServiceSettings(Model):
+    """One service's rollout settings (SSM `/tessera/<env>/rollout/services/<service>`)."""
+
+    service: str
+    namespace: str
+    stable_deployment: str
+    canary_deployment: str
+    stable_autoscaler: str
+    rule_arn: str
+    stable_target_group: str
+    canary_target_group: str
+    load_balancer: str
+    image_repository_uri: str
+    model_bucket: str
+    model_prefix: str
+    pool: PoolCapacity | None
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Plan(Model):
+    service: str
+    version: str
+    execution: str
+    started_at: str
+    namespace: str
+    stable_deployment: str
+    canary_deployment: str
+    stable_autoscaler: str
+    rule_arn: str
+    stable_tg: str
+    canary_tg: str
+    load_balancer: str
+    image: str
+    model_uri: str
+    stable_version: str | None
+    pool: PoolCapacity | None
+    policy: Policy
+    contract_version: int = CONTRACT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.contract_version > CONTRACT_VERSION:
+            raise ContractError(
+                f"Plan.contract_version: {self.contract_version} was written by newer rollout code "
+                f"than this ({CONTRACT_VERSION}); deploy the newer code first"
+            )
+
+
+@dataclass(frozen=True)
+class StableSnapshot(Model):
+    """What stable ran before the rollout: rollback puts it back if promotion had started."""
+
+    image: str
+    model_version: str
+    model_uri: str
+    replicas: int
+    autoscaler_min: int | None  # the HPA's own minReplicas, restored when the rollout ends
+
+
+@dataclass(frozen=True)
+class Progress(Model):
+    deployed: bool = False  # the canary Deployment runs the new version
+    step: int = 0
+    replicas: int = 0  # canary pods wanted at this step
+    stable_replicas: int = 0  # stable's size when the canary was last sized
+    extensions: int = 0
+    deadline: str | None = None  # of the readiness loop in progress
+    warm_until: str | None = None
+    bake_until: str | None = None
+    step_started_at: str | None = None
+    verdict: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    waiting: bool = False  # a warm-up or bake loop goes round again
+    done: bool = False
+    promotion_started: bool = False
+    stable: StableSnapshot | None = None
+
+    def replace(self, **changes: Any) -> Progress:
+        return dataclasses.replace(self, **changes)
+
+
+def json_path(model: type[Model], *names: str, root: str) -> str:
+    """`$.<root>.<names...>`, checked against the model's fields (and nested models')."""
+    current: Any = model
+    for name in names:
+        hints = _hints(current)
+        if name not in hints:
+            raise ContractError(f"{current.__name__} has no field {name!r}")
+        current = _model_in(hints[name])
+    return "$." + ".".join((root, *names))
+
+
+# -- building models from JSON -------------------------------------------------------------------
+def _build(model: type[T], data: object, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ContractError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = _hints(model)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ContractError(f"{where}: unknown field(s) {unknown}; expected {sorted(hints)}")
+    values = {}
+    for item in dataclasses.fields(model):  # type: ignore[arg-type]
+        if item.name not in data:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise ContractError(f"{where}.{item.name}: required")
+            continue
+        values[item.name] = _value(hints[item.name], data[item.name], f"{where}.{item.name}")
+    try:
+        return model(**values)
+    except (TypeError, ValueError) as error:
+        raise ContractError(f"{where}: {error}") from None
+
+
+def _value(hint: Any, value: object, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        [hint] = [option for option in options if option is not type(None)]
+        origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, Model):
+        return _build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ContractError(f"{where}: expected a list, got {type(value).__name__}")
+        [item] = typing.get_args(hint)
+        return [_value(item, entry, f"{where}[{index}]") for index, entry in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ContractError(f"{where}: expected an object of strings")
+        return dict(value)
+    return _scalar(hint, value, where)
+
+
+def _scalar(hint: Any, value: object, where: str) -> Any:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }
+    if not ok.get(hint, False):
+        raise ContractError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return float(value) if hint is float else value  # type: ignore[arg-type]
+
+
+@functools.cache
+def _hints(model: type) -> dict[str, Any]:
+    return typing.get_type_hints(model)
+
+
+def _model_in(hint: Any) -> Any:
+    for option in (hint, *typing.get_args(hint)):
+        if isinstance(option, type) and issubclass(option, Model):
+            return option
+    return None

@@ -1,0 +1,174 @@
+"""Per-rollout overrides of a service's policy, and the policy's worst-case duration.
+
+The CLI checks overrides with these functions before it starts anything, and Prepare checks them again
+(an execution can be started without the CLI), so both refuse the same input with the same words.
+A policy whose worst case exceeds MAX_ROLLOUT_SECONDS is refused with the figure: the execution
+timeout and the lock's lease are derived from that bound, so a valid rollout always outlives neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.contract import Analysis, Policy
+from tessera_shared.constants import MAX_ROLLOUT_SECONDS
+
+ALARM_NAME = re.compile(r"^[\w .\-/#:()+=@]{1,255}$")
+
+
+class OverrideError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Field:
+    """One overridable field: what it holds, in which unit, and its range."""
+
+    kind: type
+    unit: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the bound itself is not allowed
+
+
+FIELDS: dict[str, Field] = {
+    "steps": Field(list, "percent", "canary weights of the steps, rising, each 1-100", 1, 100),
+    "warmup_seconds": Field(int, "seconds", "canary at 0 % traffic before the first step", 0, 7200),
+    "bake_seconds": Field(int, "seconds", "time at each step before its final judgement", 1, 43200),
+    "poll_seconds": Field(int, "seconds", "how often readiness, warm-up and bake are checked", 1, 300),
+    "manual_approval": Field(bool, "", "wait for `tessera rollout approve` before promotion"),
+    "approval_timeout_seconds": Field(int, "seconds", "how long an approval may take", 60, 604800),
+    "ready_timeout_seconds": Field(int, "seconds", "how long a track may take to become ready", 10, 14400),
+    "analysis.max_5xx_rate_percent": Field(float, "percent", "ceiling of the canary's 5xx rate", 0, 100, True),
+    "analysis.max_5xx_ratio_vs_stable": Field(float, "ratio", "canary 5xx rate at most this x stable's", 1, None, True),
+    "analysis.max_p99_seconds": Field(float, "seconds", "ceiling of the canary's p99 response time", 0, 600, True),
+    "analysis.max_p99_ratio_vs_stable": Field(float, "ratio", "canary p99 at most this x stable's", 1, None, True),
+    "analysis.min_requests": Field(int, "requests", "canary requests a judgement needs", 1, 10**9),
+    "analysis.max_bake_extensions": Field(int, "count", "bakes added while data is short", 0, 20),
+    "analysis.alarms": Field(list, "names", "CloudWatch alarms whose ALARM state rolls back"),
+}
+
+
+def describe_fields() -> str:
+    """The overridable keys with units and ranges, for `--help` and the README."""
+    lines = []
+    for name, spec in FIELDS.items():
+        bounds = ""
+        if spec.low is not None or spec.high is not None:
+            low = "" if spec.low is None else f"{'>' if spec.low_open else '>='}{spec.low:g}"
+            high = "" if spec.high is None else f"<={spec.high:g}"
+            bounds = " (" + ", ".join(part for part in (low, high) if part) + ")"
+        unit = f" [{spec.unit}]" if spec.unit else ""
+        lines.append(f"  {name}{unit}{bounds}: {spec.help}")
+    return "\n".join(lines)
+
+
+def flatten(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"analysis": {"min_requests": 50}}` and `{"analysis.min_requests": 50}` mean the same."""
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key == "analysis" and isinstance(value, Mapping):
+            flat |= {f"analysis.{inner}": inner_value for inner, inner_value in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides, flattened, when every key is overridable and every value fits its field."""
+    flat = flatten(overrides)
+    problems = []
+    for key, value in flat.items():
+        spec = FIELDS.get(key)
+        if spec is None:
+            problems.append(f"{key}: not an overridable field; allowed: {', '.join(FIELDS)}")
+            continue
+        problems.extend(f"{key}: {problem}" for problem in _check(key, spec, value))
+    if problems:
+        raise OverrideError(problems)
+    return flat
+
+
+def apply_overrides(policy: Policy, overrides: Mapping[str, Any]) -> Policy:
+    """The policy with the overrides applied; refused when an override is invalid or the result's
+    worst-case duration exceeds MAX_ROLLOUT_SECONDS."""
+    flat = check_overrides(overrides)
+    analysis_changes = {key.removeprefix("analysis."): v for key, v in flat.items() if key.startswith("analysis.")}
+    changes = {key: value for key, value in flat.items() if not key.startswith("analysis.")}
+    analysis: Analysis = dataclasses.replace(policy.analysis, **analysis_changes)
+    result = dataclasses.replace(policy, **changes, analysis=analysis)
+    check_duration(result)
+    return result
+
+
+def worst_case_seconds(policy: Policy) -> int:
+    """The longest a rollout under this policy can run when every wait runs to its limit: the canary's
+    readiness and warm-up, per step a resize's readiness and every bake with all its extensions,
+    the approval, and stable's readiness after promotion (one poll of slack per loop)."""
+    ready = policy.ready_timeout_seconds + policy.poll_seconds
+    bakes = policy.bake_seconds * (1 + policy.analysis.max_bake_extensions) + policy.poll_seconds
+    approval = policy.approval_timeout_seconds if policy.manual_approval else 0
+    return ready + policy.warmup_seconds + len(policy.steps) * (ready + bakes) + approval + ready
+
+
+def check_duration(policy: Policy) -> None:
+    worst = worst_case_seconds(policy)
+    if worst > MAX_ROLLOUT_SECONDS:
+        raise OverrideError(
+            [
+                f"policy: worst-case duration {worst} s ({worst / 86400:.1f} days) exceeds the "
+                f"{MAX_ROLLOUT_SECONDS} s ({MAX_ROLLOUT_SECONDS // 86400} days) a rollout may run; "
+                "shorten bakes, extensions, steps or the approval timeout"
+            ]
+        )
+
+
+def _check(key: str, spec: Field, value: Any) -> list[str]:
+    checks: dict[type, Callable[[], list[str]]] = {
+        bool: lambda: [] if isinstance(value, bool) else [f"expected true or false, got {value!r}"],
+        int: lambda: _number(spec, value, integer=True),
+        float: lambda: _number(spec, value, integer=False),
+        list: lambda: _steps(spec, value) if key == "steps" else _alarms(value),
+    }
+    return checks[spec.kind]()
+
+
+def _number(spec: Field, value: Any, *, integer: bool) -> list[str]:
+    number_types = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number_types):
+        expected = "a whole number" if integer else "a number"
+        return [f"expected {expected} of {spec.unit}, got {value!r}"]
+    low_ok = spec.low is None or (value > spec.low if spec.low_open else value >= spec.low)
+    high_ok = spec.high is None or value <= spec.high
+    if low_ok and high_ok:
+        return []
+    low = "" if spec.low is None else f"{'above' if spec.low_open else 'at least'} {spec.low:g}"
+    high = "" if spec.high is None else f"at most {spec.high:g}"
+    return [f"{value!r} is out of range: must be {' and '.join(part for part in (low, high) if part)} {spec.unit}"]
+
+
+def _steps(spec: Field, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        return [f"expected a non-empty list of percentages, got {value!r}"]
+    if any(isinstance(step, bool) or not isinstance(step, int) for step in value):
+        return [f"every step is a whole percentage, got {value!r}"]
+    problems = []
+    if any(not spec.low <= step <= spec.high for step in value):  # type: ignore[operator]
+        problems.append(f"each step is a canary weight from 1 to 100, got {value}")
+    if any(later <= earlier for earlier, later in itertools.pairwise(value)):
+        problems.append(f"steps must rise, got {value}")
+    return problems
+
+
+def _alarms(value: Any) -> list[str]:
+    if not isinstance(value, list) or any(not isinstance(name, str) or not ALARM_NAME.match(name) for name in value):
+        return [f"expected a list of CloudWatch alarm names, got {value!r}"]
+    return []
