@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollout.capacity import pool_fit
 from rollout.errors import RolloutError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
 from rollout.kube import KubeClient, deployment_ready, ready_summary
@@ -129,13 +130,11 @@ def preflight(plan: dict, clients: Clients) -> dict:
     pool = plan.get("pool")
     checks = {"stable_replicas": stable_replicas, "most_canary_replicas": most_canary}
     if pool:
-        needed = (stable_replicas + most_canary) * pool["cores_per_pod"]
-        capacity = pool["max_nodes"] * pool["node_cores"]
-        checks |= {"neuron_cores_needed": needed, "neuron_cores_in_pool": capacity}
-        if needed > capacity:
+        fit = pool_fit(pool, pods=stable_replicas + most_canary)
+        checks |= fit.evidence
+        if not fit.fits:
             raise RolloutError(
-                f"pool cannot fit the canary: {stable_replicas} stable + {most_canary} canary pods need {needed} "
-                f"NeuronCores, the pool has at most {capacity}"
+                f"pool cannot fit the canary: {stable_replicas} stable + {most_canary} canary pods {fit.shortfall}"
             )
     _audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
     return {"stable_replicas": stable_replicas}

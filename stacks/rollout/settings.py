@@ -36,11 +36,16 @@ def rollout_settings(placed: PlacedService, *, routing: RoutingArns, image_regis
         "model_prefix": service.model_prefix,
         # A new pod may take the whole model-load allowance, plus scheduling and a node scale-up.
         "ready_timeout_seconds": service.startup_allowance_minutes * 60 + 300,
+        # The pool's Karpenter limits and types, for the preflight's capacity check (lambda/rollout/capacity.py).
         "pool": (
             {
-                "max_nodes": pool.max_size,
-                "node_cores": pool.smallest_instance.cores,
+                "name": pool.name,
+                "max_nodes": pool.max_nodes,
+                "max_neuron_cores": pool.max_neuron_cores,
                 "cores_per_pod": service.accelerator.neuron_cores,
+                "instance_types": [
+                    {"name": spec.name, "cores": spec.cores, "devices": spec.chips} for spec in pool.instance_specs
+                ],
             }
             if pool
             else None
