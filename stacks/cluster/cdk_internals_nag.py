@@ -1,7 +1,8 @@
 """cdk-nag acknowledgments for resources that CDK generates inside the EKS cluster construct.
 
 These roles and functions belong to aws-cdk-lib (the cluster's service role, the kubectl provider);
-Tessera cannot change their policies or runtimes, only explain why each finding is acceptable. Each acknowledgment is put on the one construct it concerns.
+Tessera cannot change their policies or runtimes, only explain why each finding is acceptable.
+Each acknowledgment is put on the one construct it concerns.
 """
 
 from __future__ import annotations

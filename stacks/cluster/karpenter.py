@@ -8,7 +8,7 @@ upgraded with it, which Karpenter's upgrade guide asks for.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -82,9 +82,9 @@ class Karpenter(Construct):
         role = pod_identity_role(self, "ControllerRole", description="Pod Identity role of the Karpenter controller")
         tokens = {
             "ClusterName": cluster_name,
-            "AWS::Partition": Aws.PARTITION,
-            "AWS::Region": Aws.REGION,
-            "AWS::AccountId": Aws.ACCOUNT_ID,
+            "AWS::Partition": stack.partition,
+            "AWS::Region": stack.region,
+            "AWS::AccountId": stack.account,
             "KarpenterNodeRole.Arn": self.node_role.role_arn,
             "KarpenterInterruptionQueue.Arn": self.queue.queue_arn,
         }
