@@ -17,6 +17,7 @@ from stacks.network.stack import NetworkStack
 from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
+from stacks.services.kubernetes_objects import placement_for
 from stacks.services.stack import ServicesStack
 
 
@@ -75,6 +76,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         environment=environment,
         settings=config.cluster,
         vpc=network.vpc,
+        neuron_scheduler=any(placement_for(p.spec, p.pool).scheduler_name for p in config.placed_services),
         env=stack_env,
         description=f"Tessera {config.name}: EKS cluster, Graviton and Neuron node pools, platform controllers",
     )

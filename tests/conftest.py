@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stacks.config.environment import config_path_for, load_config, parse_config
+from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
 from tests.synth import SynthesizedEnvironment, synthesize
 
 TLS_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/0b8a1f2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
@@ -20,10 +20,10 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
     return synthesize(load_config(config_path_for("prod")), tmp_path_factory.mktemp("cdk.out.prod"))
 
 
-@pytest.fixture(scope="session")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
-    """dev pinned to a region and zones, with access entries, an EFA pool, a capacity-block pool and an
-    internet-facing HTTPS load balancer: the options the shipped environments leave off."""
+def variant_config() -> EnvironmentConfig:
+    """dev pinned to a region and zones, with access entries, an EFA pool, a capacity-block pool, a service
+    whose cores need the Neuron scheduler extension and an internet-facing HTTPS load balancer: the options
+    the shipped environments leave off."""
     data = yaml.safe_load(config_path_for("dev").read_text())
     data["name"] = "variant"
     data["region"] = "us-east-1"
@@ -38,20 +38,34 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
     }
     data["services"][0]["accelerator"]["pool"] = "trainium"
     data["services"][1]["rollout"] = {"auto_start": True, "strategy": "linear", "manual_approval": True}
+    ranker = yaml.safe_load(yaml.safe_dump(data["services"][0]))
+    ranker |= {"name": "ranker", "port": 8100, "route": {"path_prefix": "/v1/ranker"}}
+    ranker["image"]["repository"] = "tessera/variant/ranker"
+    # 3 cores on trn1n (2 per device): neither whole devices nor one core, so the scheduler extension.
+    ranker["accelerator"] = {"type": "trainium", "neuron_cores": 3, "pool": "training"}
+    data["services"].append(ranker)
     data["cluster"]["accelerator_pools"] += [
         {
             "name": "training",
             "instance_types": ["trn1n.32xlarge"],
-            "max_size": 2,
+            "max_nodes": 2,
             "efa": {"availability_zone": "us-east-1b"},
         },
         {
             "name": "reserved",
             "instance_types": ["trn2.48xlarge"],
-            "min_size": 1,
-            "desired_size": 1,
-            "max_size": 1,
-            "capacity": {"type": "capacity_block", "reservation_id": "cr-0123456789abcdef0"},
+            "max_nodes": 1,
+            "max_neuron_cores": 64,
+            "capacity": {
+                "type": "capacity_block",
+                "reservation_id": "cr-0123456789abcdef0",
+                "availability_zone": "us-east-1a",
+            },
         },
     ]
-    return synthesize(parse_config(data, source="variant"), tmp_path_factory.mktemp("cdk.out.variant"))
+    return parse_config(data, source="variant")
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
+    return synthesize(variant_config(), tmp_path_factory.mktemp("cdk.out.variant"))

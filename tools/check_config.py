@@ -1,6 +1,7 @@
 """`python -m tools.check_config PATH`: validate a config file without synthesizing.
 
-Exit 0 with a one-line summary when the file is valid; exit 1 with one line per problem when not.
+Exit 0 with a one-line summary when the file is valid (plus one `warning:` line on stderr per setting
+that is valid but probably unintended); exit 1 with one line per problem when not.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main(argv: list[str]) -> int:
             print(f"{error.source}: {problem}", file=sys.stderr)
         return 1
     print(f"{path}: OK, {summary(config)}")
+    for warning in config.cluster.warnings():
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     return 0
 
 

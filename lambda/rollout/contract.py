@@ -80,12 +80,22 @@ class Policy(Model):
 
 
 @dataclass(frozen=True)
-class PoolCapacity(Model):
-    """The accelerator pool a service runs on, as far as preflight's capacity check needs it."""
+class InstanceCapacity(Model):
+    name: str
+    cores: int
+    devices: int
 
+
+@dataclass(frozen=True)
+class PoolCapacity(Model):
+    """The accelerator pool a service runs on, as far as preflight's capacity check needs it: its
+    Karpenter limits and the types Karpenter may launch (rollout.capacity does the arithmetic)."""
+
+    name: str
     max_nodes: int
-    node_cores: int
+    max_neuron_cores: int | None
     cores_per_pod: int
+    instance_types: list[InstanceCapacity]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollout.capacity import pool_fit
 from rollout.cleanup import return_to_rest
 from rollout.contract import Plan, Progress, ServiceSettings, StableSnapshot
 from rollout.errors import RolloutError, StartRefusedError
@@ -143,13 +144,12 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     checks: dict[str, Any] = {"stable_replicas": snapshot.replicas, "most_canary_replicas": most_canary}
     if plan.pool:
         # stable's rolling update at promotion adds one pod (maxSurge 1) beside stable and canary.
-        needed = (snapshot.replicas + most_canary + 1) * plan.pool.cores_per_pod
-        capacity = plan.pool.max_nodes * plan.pool.node_cores
-        checks |= {"neuron_cores_needed": needed, "neuron_cores_in_pool": capacity}
-        if needed > capacity:
+        fit = pool_fit(plan.pool, pods=snapshot.replicas + most_canary + 1)
+        checks |= fit.evidence
+        if not fit.fits:
             raise RolloutError(
                 f"pool cannot fit the rollout: {snapshot.replicas} stable + {most_canary} canary pods + 1 surge pod "
-                f"at promotion need {needed} NeuronCores, the pool has at most {capacity}"
+                f"at promotion {fit.shortfall}"
             )
     _audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
     return _saved(plan, clients, progress.replace(stable=snapshot, stable_replicas=snapshot.replicas))

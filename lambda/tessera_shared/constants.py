@@ -41,6 +41,18 @@ NEURON_SCHEDULER_NAME = "my-scheduler"
 NEURON_TAINT_KEY = "aws.amazon.com/neuron"
 NEURONCORE_RESOURCE = "aws.amazon.com/neuroncore"
 NEURON_DEVICE_RESOURCE = "aws.amazon.com/neuron"
+NEURON_TAINT_VALUE = "true"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+# The system node group's taint: only controllers that tolerate it (Karpenter, CoreDNS, ...) run there.
+CRITICAL_ADDONS_TAINT_KEY = "CriticalAddonsOnly"
+SYSTEM_POOL = "system"
+GENERAL_POOL = "general"
+# x86 system node group for the Neuron scheduler extension (created only when a service needs it).
+SCHEDULER_POOL = "system-x86"
+# Karpenter: a pod carrying this annotation keeps its node from voluntary disruption (consolidation, drift).
+DO_NOT_DISRUPT_ANNOTATION = "karpenter.sh/do-not-disrupt"
+# Private subnets carry this tag (value: the cluster name); Karpenter's node classes select them by it.
+KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
 
 # -- the functions' environment variables, set by the stacks and read by the handlers -------------
 ENV_ENVIRONMENT = "ENVIRONMENT"

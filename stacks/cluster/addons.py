@@ -2,7 +2,8 @@
 
 The cluster is created without EKS's self-managed networking add-ons, so vpc-cni, kube-proxy and
 the Pod Identity agent are managed add-ons that the node groups wait for; add-ons that run
-Deployments (CoreDNS, the EBS CSI controller, CloudWatch observability) wait for the system pool.
+Deployments (CoreDNS, the EBS CSI controller, CloudWatch observability) and the node monitoring agent
+wait for the system node group and Karpenter's pools.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class ClusterAddons(Construct):
             self._addon(cluster, "coredns", versions.coredns),
             self._addon(cluster, "aws-ebs-csi-driver", versions.aws_ebs_csi_driver),
             self._addon(cluster, "amazon-cloudwatch-observability", versions.amazon_cloudwatch_observability),
+            # Reports accelerator (Neuron), kernel, network and storage faults as node conditions that
+            # Karpenter's node repair and managed node group auto-repair act on.
+            self._addon(cluster, "eks-node-monitoring-agent", versions.eks_node_monitoring_agent),
         ]
         for addon in self.after_nodes:
             addon.node.add_dependency(pod_identity_agent)

@@ -1,8 +1,8 @@
 """cdk-nag acknowledgments for resources that CDK generates inside the EKS cluster construct.
 
-These roles and functions belong to aws-cdk-lib (the cluster's service role, the kubectl provider,
-the AwsCustomResource singleton); Tessera cannot change their policies or runtimes, only explain
-why each finding is acceptable. Each acknowledgment is put on the one construct it concerns.
+These roles and functions belong to aws-cdk-lib (the cluster's service role, the kubectl provider);
+Tessera cannot change their policies or runtimes, only explain why each finding is acceptable.
+Each acknowledgment is put on the one construct it concerns.
 """
 
 from __future__ import annotations
@@ -80,10 +80,3 @@ def acknowledge_cluster_internals(cluster: eks.Cluster) -> None:
         f"AwsSolutions-IAM5[Resource::{handler_arn}:*]",
         "The provider framework invokes any version of its own kubectl function: the ARN suffix is the version.",
     )
-
-
-def acknowledge_aws_custom_resource_singleton(stack: Stack) -> None:
-    singleton = next(
-        child for child in stack.node.children if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287")
-    )
-    acknowledge(singleton.node.find_child("ServiceRole"), BASIC_EXECUTION, LOGS_REASON)

@@ -1,9 +1,12 @@
-"""Platform software from Helm charts at pinned versions: the Neuron device plugin and scheduler
-extension, the AWS Load Balancer Controller, metrics-server and the Cluster Autoscaler.
+"""Platform software from Helm charts at pinned versions: the Neuron device plugin (and, when a
+service needs it, the scheduler extension), the EFA device plugin (when a pool has EFA), the AWS
+Load Balancer Controller and metrics-server. Karpenter is in stacks/cluster/karpenter.py.
 
-Controllers run on the Graviton `system` pool (node selector). None of them tolerates the Neuron
-taint, so none can land on an accelerator node, except the Neuron device plugin, which must run
-on every Neuron node and nowhere else.
+Controllers run on the Graviton `system` node group (node selector, CriticalAddonsOnly toleration).
+None of them tolerates the Neuron taint, so none can land on an accelerator node, except the device
+plugins, which must run on the Neuron nodes. The Neuron scheduler extension runs on the x86 system
+node group: its extender image is not confirmed for arm64, and a scheduler on nodes that only
+exist once it has scheduled something would deadlock.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config.cluster import ChartVersions
-from tessera_shared.constants import POOL_LABEL
+from tessera_shared.constants import (
+    CRITICAL_ADDONS_TAINT_KEY,
+    NEURON_TAINT_KEY,
+    POOL_LABEL,
+    SCHEDULER_POOL,
+    SYSTEM_POOL,
+)
 
-SYSTEM_POOL_SELECTOR = {POOL_LABEL: "system", "kubernetes.io/arch": "arm64"}
+SYSTEM_POOL_SELECTOR = {POOL_LABEL: SYSTEM_POOL, "kubernetes.io/arch": "arm64"}
+SCHEDULER_POOL_SELECTOR = {POOL_LABEL: SCHEDULER_POOL, "kubernetes.io/arch": "amd64"}
+CRITICAL_ADDONS_TOLERATION = {"key": CRITICAL_ADDONS_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+NEURON_TOLERATION = {"key": NEURON_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 NEURON_CHART_REPOSITORY = "oci://public.ecr.aws/neuron/neuron-helm-chart"
 LBC_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-iam-policy.json"
 LBC_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
 LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
-AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+EFA_CHART_REPOSITORY = "https://aws.github.io/eks-charts"
 
 
 def load_lbc_policy() -> dict:
@@ -37,16 +49,29 @@ def load_lbc_policy() -> dict:
     return json.loads(raw)
 
 
-def neuron_chart_values() -> dict:
+def neuron_chart_values(*, scheduler: bool, kube_scheduler_image: str) -> dict:
+    repository, tag = kube_scheduler_image.rsplit(":", 1)
+    placement = {"nodeSelector": SCHEDULER_POOL_SELECTOR, "tolerations": [CRITICAL_ADDONS_TOLERATION]}
     return {
         "devicePlugin": {"enabled": True},  # the chart's own node affinity keeps it on Neuron instance types
         "scheduler": {
-            "enabled": True,
-            "nodeSelector": SYSTEM_POOL_SELECTOR,
-            "customScheduler": {"enabled": True, "nodeSelector": SYSTEM_POOL_SELECTOR},
+            "enabled": scheduler,
+            **placement,
+            "customScheduler": {
+                "enabled": scheduler,
+                # The chart's default is a 1.31 build; kube-scheduler must match the API server's minor.
+                "image": {"repository": repository, "tag": tag},
+                **placement,
+            },
         },
+        # Karpenter's node repair reads AcceleratedHardwareReady from the node monitoring agent, not NPD's NeuronHealth.
         "npd": {"enabled": False},
     }
+
+
+def efa_device_plugin_values() -> dict:
+    """The chart's DaemonSet runs only on EFA instance types (its own affinity); Neuron nodes are tainted."""
+    return {"tolerations": [NEURON_TOLERATION]}
 
 
 def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: str) -> dict:
@@ -57,30 +82,14 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: s
         "replicaCount": 2,
         "serviceAccount": {"create": False, "name": LBC_SERVICE_ACCOUNT},
         "nodeSelector": SYSTEM_POOL_SELECTOR,
+        "tolerations": [CRITICAL_ADDONS_TOLERATION],
         # Tessera's services are bound through TargetGroupBinding only; the controller never owns an ALB.
         "enableServiceMutatorWebhook": False,
     }
 
 
 def metrics_server_values() -> dict:
-    return {"replicas": 2, "nodeSelector": SYSTEM_POOL_SELECTOR}
-
-
-def cluster_autoscaler_values(*, cluster_name: str, region: str, image_tag: str) -> dict:
-    return {
-        "autoDiscovery": {"clusterName": cluster_name},
-        "awsRegion": region,
-        "image": {"tag": image_tag},
-        "rbac": {"serviceAccount": {"create": False, "name": AUTOSCALER_SERVICE_ACCOUNT}},
-        "nodeSelector": SYSTEM_POOL_SELECTOR,
-        "extraArgs": {
-            "balance-similar-node-groups": True,
-            "skip-nodes-with-system-pods": False,
-            "expander": "least-waste",
-            # Neuron nodes take minutes to join and report their devices; do not give up on them early.
-            "max-node-provision-time": "25m",
-        },
-    }
+    return {"replicas": 2, "nodeSelector": SYSTEM_POOL_SELECTOR, "tolerations": [CRITICAL_ADDONS_TOLERATION]}
 
 
 class PlatformCharts(Construct):
@@ -90,9 +99,10 @@ class PlatformCharts(Construct):
         construct_id: str,
         *,
         cluster: eks.Cluster,
-        cluster_name: str,
         versions: ChartVersions,
         vpc_id: str,
+        neuron_scheduler: bool,
+        efa: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -105,8 +115,21 @@ class PlatformCharts(Construct):
             repository=NEURON_CHART_REPOSITORY,
             version=versions.neuron,
             release="neuron",
-            values=neuron_chart_values(),
+            values=neuron_chart_values(
+                scheduler=neuron_scheduler, kube_scheduler_image=versions.neuron_kube_scheduler_image
+            ),
         )
+        self.efa = None
+        if efa:
+            self.efa = self._chart(
+                "EfaDevicePlugin",
+                cluster,
+                chart="aws-efa-k8s-device-plugin",
+                repository=EFA_CHART_REPOSITORY,
+                version=versions.efa_device_plugin,
+                release="aws-efa-k8s-device-plugin",
+                values=efa_device_plugin_values(),
+            )
 
         lbc_account = self._service_account(cluster, "LoadBalancerControllerServiceAccount", LBC_SERVICE_ACCOUNT)
         lbc_policy = iam.Policy(
@@ -125,7 +148,9 @@ class PlatformCharts(Construct):
             release="aws-load-balancer-controller",
             values=load_balancer_controller_values(cluster_name=cluster.cluster_name, region=region, vpc_id=vpc_id),
         )
+        # The controller's pods start with credentials (its Pod Identity association) and its permissions.
         self.load_balancer_controller.node.add_dependency(lbc_account)
+        self.load_balancer_controller.node.add_dependency(lbc_policy)
 
         self.metrics_server = self._chart(
             "MetricsServer",
@@ -136,55 +161,6 @@ class PlatformCharts(Construct):
             release="metrics-server",
             values=metrics_server_values(),
         )
-
-        autoscaler_account = self._service_account(
-            cluster, "ClusterAutoscalerServiceAccount", AUTOSCALER_SERVICE_ACCOUNT
-        )
-        autoscaler_account.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ScaleOwnNodeGroups",
-                actions=["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                resources=["*"],
-                conditions={"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}},
-            )
-        )
-        autoscaler_account.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DiscoverNodeGroups",
-                actions=[
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "autoscaling:DescribeScalingActivities",
-                    "autoscaling:DescribeTags",
-                    "ec2:DescribeImages",
-                    "ec2:DescribeInstanceTypes",
-                    "ec2:DescribeLaunchTemplateVersions",
-                    "ec2:GetInstanceTypesFromInstanceRequirements",
-                    "eks:DescribeNodegroup",
-                ],
-                resources=["*"],
-            )
-        )
-        Validations.of(autoscaler_account.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="The autoscaler discovers groups with Describe* calls that take no resource; scaling calls are "
-                "limited by the cluster-owned tag condition because group ARNs contain a generated id.",
-            )
-        )
-        self.cluster_autoscaler = self._chart(
-            "ClusterAutoscaler",
-            cluster,
-            chart="cluster-autoscaler",
-            repository="https://kubernetes.github.io/autoscaler",
-            version=versions.cluster_autoscaler,
-            release="cluster-autoscaler",
-            values=cluster_autoscaler_values(
-                cluster_name=cluster.cluster_name, region=region, image_tag=versions.cluster_autoscaler_image_tag
-            ),
-        )
-        self.cluster_autoscaler.node.add_dependency(autoscaler_account)
 
     def _chart(
         self,
@@ -226,11 +202,11 @@ class PlatformCharts(Construct):
             "Upstream AWS Load Balancer Controller policy, pinned by checksum: it creates and tags load balancers, "
             "target groups and security groups whose ARNs are unknown before it runs, guarded by its tag conditions."
         )
-        for finding in sorted(_wildcard_findings(load_lbc_policy())):
+        for finding in sorted(wildcard_findings(load_lbc_policy())):
             Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
 
 
-def _wildcard_findings(policy: dict) -> set[str]:
+def wildcard_findings(policy: dict) -> set[str]:
     findings: set[str] = set()
     for statement in policy["Statement"]:
         for action in _as_list(statement["Action"]):

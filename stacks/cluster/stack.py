@@ -1,12 +1,13 @@
-"""Cluster stack: EKS on Graviton with Trainium and Inferentia2 pools and the Neuron software stack.
+"""Cluster stack: EKS with a Graviton system node group, Karpenter pools (Graviton general, Trainium and
+Inferentia2) and the Neuron software stack.
 
 Access is by EKS access entries only (authentication mode API). Nobody is made cluster admin for
 having deployed the stack (`bootstrap_cluster_creator_admin_permissions=False`): admins and
 read-only users are the IAM roles named in config, and CDK's kubectl provider has its own entry.
 
-IMDS hop limit: 1 on every pool (pods cannot reach instance metadata; they get AWS credentials from
-Pod Identity) except where config sets 2. The default config sets 2 on the system pool only, where
-the CloudWatch agent and the EBS CSI controller read instance metadata from inside pods.
+IMDS hop limit: 1 on every node (pods cannot reach instance metadata; they get AWS credentials from
+Pod Identity) except where config sets 2 on the system node group, where the CloudWatch agent and the
+EBS CSI controller read instance metadata from inside pods.
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ from aws_cdk.lambda_layer_kubectl_v34 import KubectlV34Layer
 from constructs import Construct
 
 from stacks.cluster.addons import ClusterAddons
-from stacks.cluster.autoscaler_tags import AutoscalerNodeTemplateTags
 from stacks.cluster.cdk_internals_nag import (
     acknowledge,
-    acknowledge_aws_custom_resource_singleton,
     acknowledge_cluster_internals,
 )
-from stacks.cluster.node_pools import AcceleratorPool, GravitonPool, NodePool
+from stacks.cluster.karpenter import Karpenter
+from stacks.cluster.node_pools import SystemNodegroup
 from stacks.cluster.platform_charts import PlatformCharts
-from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import cluster_name
 from stacks.config.cluster import ClusterConfig
+from tessera_shared.constants import SCHEDULER_POOL, SYSTEM_POOL
 
 KUBECTL_LAYERS = {"1.34": KubectlV34Layer}
 ALL_LOG_TYPES = [
@@ -59,6 +60,7 @@ class ClusterStack(Stack):
         settings: ClusterConfig,
         vpc: ec2.IVpc,
         environment: EnvironmentScope,
+        neuron_scheduler: bool,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
@@ -73,7 +75,7 @@ class ClusterStack(Stack):
             removal_policy=environment.removal_policy,
         )
         endpoint = settings.endpoint
-        self.cluster_name = f"tessera-{environment.name}"
+        self.cluster_name = cluster_name(environment.name)
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -101,34 +103,63 @@ class ClusterStack(Stack):
 
         addons = ClusterAddons(self, "Addons", cluster=self.cluster, versions=settings.addons)
         node_role = self._node_role()
-        self.pools = self._node_pools(settings, node_role, private_subnets)
-        system_nodegroup = self.pools[0].nodegroup
-        for pool in self.pools:
-            for prerequisite in addons.node_prerequisites:
-                pool.nodegroup.node.add_dependency(prerequisite)
-            AutoscalerNodeTemplateTags(
+        nodegroups = [
+            SystemNodegroup(
                 self,
-                f"{pascal_case(pool.name)}AutoscalerTags",
-                cluster_name=self.cluster.cluster_name,
-                nodegroup=pool.nodegroup,
-                tags=pool.template.autoscaler_tags(),
+                "SystemPool",
+                cluster=self.cluster,
+                name=SYSTEM_POOL,
+                instance_types=settings.system_pool.instance_types,
+                nodes=settings.system_pool.nodes,
+                ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
+                node_role=node_role,
+                subnets=private_subnets,
+                disk_size_gib=settings.system_pool.disk_size_gib,
+                imds_hop_limit=settings.system_pool.imds_hop_limit,
+                max_unavailable=settings.system_pool.max_unavailable,
             )
+        ]
+        if neuron_scheduler:
+            nodegroups.append(
+                SystemNodegroup(
+                    self,
+                    "SchedulerPool",
+                    cluster=self.cluster,
+                    name=SCHEDULER_POOL,
+                    instance_types=settings.scheduler_pool.instance_types,
+                    nodes=settings.scheduler_pool.nodes,
+                    ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
+                    node_role=node_role,
+                    subnets=private_subnets,
+                )
+            )
+        system_nodegroup = nodegroups[0].nodegroup
+        for group in nodegroups:
+            for prerequisite in addons.node_prerequisites:
+                group.nodegroup.node.add_dependency(prerequisite)
+
+        self.karpenter = Karpenter(
+            self, "Karpenter", cluster=self.cluster, cluster_name=self.cluster_name, settings=settings
+        )
+        self.karpenter.node.add_dependency(system_nodegroup)
+        # Add-ons that run Deployments may land on Karpenter's general nodes: the pools exist first.
         for addon in addons.after_nodes:
-            addon.node.add_dependency(system_nodegroup)
+            addon.node.add_dependency(self.karpenter.pools)
 
         charts = PlatformCharts(
             self,
             "Platform",
             cluster=self.cluster,
-            cluster_name=self.cluster_name,
             versions=settings.charts,
             vpc_id=vpc.vpc_id,
+            neuron_scheduler=neuron_scheduler,
+            efa=any(pool.efa is not None for pool in settings.accelerator_pools),
         )
-        charts.node.add_dependency(system_nodegroup)
+        for group in nodegroups:
+            charts.node.add_dependency(group.nodegroup)
 
         self._publish(environment.parameter_prefix, node_role)
         acknowledge_cluster_internals(self.cluster)
-        acknowledge_aws_custom_resource_singleton(self)
 
     def _grant_access(self, settings: ClusterConfig) -> None:
         grants = [
@@ -155,38 +186,13 @@ class ClusterStack(Stack):
         role = iam.Role(
             self,
             "NodeRole",
-            description="EC2 role of every Tessera node (pods get their own permissions from Pod Identity)",
+            description="EC2 role of the managed node groups (pods get their own permissions from Pod Identity)",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
         )
         for policy, reason in NODE_MANAGED_POLICIES.items():
             role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
             acknowledge(role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", reason)
         return role
-
-    def _node_pools(self, settings: ClusterConfig, node_role: iam.Role, subnets: ec2.SubnetSelection) -> list[NodePool]:
-        pools = []
-        for name, graviton in (("system", settings.system_pool), ("general", settings.general_pool)):
-            pool = GravitonPool(
-                self,
-                f"{pascal_case(name)}Pool",
-                cluster=self.cluster,
-                name=name,
-                settings=graviton,
-                node_role=node_role,
-                subnets=subnets,
-            )
-            pools.append(NodePool(name=name, nodegroup=pool.nodegroup, template=pool.template))
-        for accelerator in settings.accelerator_pools:
-            pool = AcceleratorPool(
-                self,
-                f"Accelerator{pascal_case(accelerator.name)}Pool",
-                cluster=self.cluster,
-                settings=accelerator,
-                node_role=node_role,
-                subnets=subnets,
-            )
-            pools.append(NodePool(name=accelerator.name, nodegroup=pool.nodegroup, template=pool.template))
-        return pools
 
     def _publish(self, parameter_prefix: str, node_role: iam.Role) -> None:
         cluster = self.cluster
@@ -204,7 +210,13 @@ class ClusterStack(Stack):
             "cluster/security-group-id": PublishedValue(
                 cluster.cluster_security_group_id, "Cluster security group (nodes, pods, control plane)"
             ),
-            "cluster/node-role-arn": PublishedValue(node_role.role_arn, "EC2 role of the nodes"),
+            "cluster/node-role-arn": PublishedValue(node_role.role_arn, "EC2 role of the managed node groups"),
+            "cluster/karpenter-node-role-arn": PublishedValue(
+                self.karpenter.node_role.role_arn, "EC2 role of the nodes Karpenter launches"
+            ),
+            "cluster/karpenter-interruption-queue": PublishedValue(
+                self.karpenter.queue.queue_name, "SQS queue of Karpenter's interruption notices"
+            ),
         }
         if kubectl_role is not None:
             values["cluster/kubectl-role-arn"] = PublishedValue(

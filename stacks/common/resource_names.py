@@ -11,3 +11,8 @@ def model_bucket_name(environment_name: str, *, account: str, region: str) -> st
 
 def registry_table_name(environment_name: str) -> str:
     return f"tessera-{environment_name}-model-registry"
+
+
+def cluster_name(environment_name: str) -> str:
+    """The EKS cluster's name; the Network stack tags the private subnets with it for Karpenter."""
+    return f"tessera-{environment_name}"

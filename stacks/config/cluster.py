@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import StrictModel, duplicates, raise_if_any
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES, NeuronInstanceType, family_of, is_graviton
+from tessera_shared.constants import GENERAL_POOL, SCHEDULER_POOL, SYSTEM_POOL
 
 # Kubernetes versions for which Tessera ships a matching kubectl layer (requirements.txt).
 SUPPORTED_KUBERNETES_VERSIONS = ("1.34",)
@@ -19,6 +20,9 @@ CHART_VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 IMAGE_TAG_PATTERN = r"^v?\d+\.\d+\.\d+(\.\d+)?$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 POOL_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,20}$"
+DURATION_PATTERN = r"^([0-9]+(s|m|h))+$"
+DURATION_OR_NEVER_PATTERN = r"^(([0-9]+(s|m|h))+|Never)$"
+AMI_ALIAS_PATTERN = r"^al2023@v\d{8}$"
 
 
 class EndpointConfig(StrictModel):
@@ -59,6 +63,11 @@ class AddonVersions(StrictModel):
     eks_pod_identity_agent: str = Field("v1.4.0-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
     aws_ebs_csi_driver: str = Field("v1.63.1-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
     amazon_cloudwatch_observability: str = Field("v5.4.0-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
+    eks_node_monitoring_agent: str = Field(
+        "v1.7.0-eksbuild.1",
+        pattern=ADDON_VERSION_PATTERN,
+        description="Sets AcceleratedHardwareReady=False on Neuron faults; Karpenter's node repair acts on it.",
+    )
 
 
 class ChartVersions(StrictModel):
@@ -67,32 +76,52 @@ class ChartVersions(StrictModel):
     neuron: str = Field("1.10.0", pattern=CHART_VERSION_PATTERN, description="oci://public.ecr.aws/neuron chart")
     aws_load_balancer_controller: str = Field("3.5.0", pattern=CHART_VERSION_PATTERN)
     metrics_server: str = Field("3.13.1", pattern=CHART_VERSION_PATTERN)
-    cluster_autoscaler: str = Field("9.59.0", pattern=CHART_VERSION_PATTERN)
-    cluster_autoscaler_image_tag: str = Field(
-        "v1.34.5", pattern=IMAGE_TAG_PATTERN, description="Must match the cluster's Kubernetes minor version."
+    karpenter: str = Field(
+        "1.14.1",
+        pattern=CHART_VERSION_PATTERN,
+        description="oci://public.ecr.aws/karpenter/karpenter and karpenter-crd, same version; the newest release "
+        "whose compatibility table covers the cluster's minor (1.34 needs >= 1.6).",
+    )
+    efa_device_plugin: str = Field(
+        "v0.5.30", pattern=r"^v\d+\.\d+\.\d+$", description="eks-charts aws-efa-k8s-device-plugin (installed with EFA)."
+    )
+    neuron_kube_scheduler_image: str = Field(
+        "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.34.11-eks-1-34-24",
+        pattern=r"^[a-z0-9.-]+(/[a-z0-9._-]+)+:v\d+\.\d+\.\d+[A-Za-z0-9._-]*$",
+        description="kube-scheduler of the Neuron scheduler extension; its minor must be the cluster's.",
     )
 
-
-class PoolSize(StrictModel):
-    min_size: int = Field(ge=0, le=1000)
-    desired_size: int = Field(ge=0, le=1000)
-    max_size: int = Field(ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PoolSize:
-        problems = []
-        if self.min_size > self.desired_size:
-            problems.append(f"min_size: {self.min_size} exceeds desired_size {self.desired_size}")
-        if self.desired_size > self.max_size:
-            problems.append(f"desired_size: {self.desired_size} exceeds max_size {self.max_size}")
-        raise_if_any(problems)
-        return self
+    @property
+    def neuron_kube_scheduler_minor(self) -> str:
+        tag = self.neuron_kube_scheduler_image.rsplit(":", 1)[1]
+        return ".".join(tag.lstrip("v").split(".")[:2])
 
 
-class GravitonPoolConfig(PoolSize):
-    """A pool of AWS Graviton (arm64) nodes running Amazon Linux 2023."""
+class NodeDisk(StrictModel):
+    """The encrypted gp3 root volume of a node."""
+
+    disk_size_gib: int = Field(50, ge=20, le=16384)
+    disk_throughput_mibps: int = Field(125, ge=125, le=2000, description="gp3 throughput (125 is gp3's baseline).")
+    disk_iops: int = Field(3000, ge=3000, le=80000, description="gp3 IOPS (3000 is gp3's baseline).")
+
+
+def _graviton_problems(types: list[str]) -> list[str]:
+    return [
+        f"[{index}] {name!r} is not a Graviton (arm64) type"
+        + (" (Neuron types go in accelerator_pools)" if name in NEURON_INSTANCE_TYPES else "")
+        for index, name in enumerate(types)
+        if not is_graviton(name)
+    ]
+
+
+class SystemPoolConfig(StrictModel):
+    """The one EKS managed node group: Graviton nodes for Karpenter, CoreDNS and the controllers.
+
+    Nothing autoscales it, so its size is one number that CloudFormation owns outright; it is tainted
+    CriticalAddonsOnly and only the controllers tolerate that."""
 
     instance_types: list[str] = Field(min_length=1)
+    nodes: int = Field(2, ge=2, le=20, description="Fixed node count; at least 2 so controllers span AZs.")
     disk_size_gib: int = Field(50, ge=20, le=16384)
     max_unavailable: int = Field(1, ge=1, le=100, description="Nodes replaced at once during an update.")
     imds_hop_limit: Literal[1, 2] = Field(
@@ -102,32 +131,74 @@ class GravitonPoolConfig(PoolSize):
     @field_validator("instance_types")
     @classmethod
     def _graviton_only(cls, types: list[str]) -> list[str]:
+        raise_if_any(_graviton_problems(types))
+        return types
+
+
+class SchedulerPoolConfig(StrictModel):
+    """A small x86 managed node group for the Neuron scheduler extension, created only when a service needs
+    the extension: its image is not confirmed to be published for arm64."""
+
+    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large"], min_length=1)
+    nodes: int = Field(1, ge=1, le=4)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _x86(cls, types: list[str]) -> list[str]:
         problems = [
-            f"[{index}] {name!r} is not a Graviton (arm64) type"
-            + (" (Neuron types go in accelerator_pools)" if name in NEURON_INSTANCE_TYPES else "")
+            f"[{index}] {name!r} must be an x86_64 type without accelerators"
             for index, name in enumerate(types)
-            if not is_graviton(name)
+            if family_of(name) is None or is_graviton(name) or name in NEURON_INSTANCE_TYPES
         ]
-        if problems:
-            raise ValueError("\n".join(problems))
+        raise_if_any(problems)
+        return types
+
+
+class GeneralPoolConfig(NodeDisk):
+    """The Karpenter pool of Graviton (arm64) nodes for cpu services; consolidated when underused."""
+
+    instance_types: list[str] = Field(min_length=1)
+    max_nodes: int = Field(ge=1, le=1000, description="Karpenter limit: nodes of this pool at most.")
+    consolidate_after: str = Field("5m", pattern=DURATION_PATTERN)
+    expire_after: str = Field("720h", pattern=DURATION_OR_NEVER_PATTERN, description="Node lifetime, or Never.")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _graviton_only(cls, types: list[str]) -> list[str]:
+        raise_if_any(_graviton_problems(types))
         return types
 
 
 class CapacityConfig(StrictModel):
-    """How an accelerator pool buys its instances."""
+    """How an accelerator pool buys its instances. A reservation or capacity block exists in one zone."""
 
-    type: Literal["on_demand", "spot", "capacity_block"] = "on_demand"
+    type: Literal["on_demand", "spot", "reservation", "capacity_block"] = "on_demand"
     reservation_id: str | None = Field(
-        None, pattern=r"^cr-[0-9a-f]{17}$", description="Capacity reservation of a capacity block; only then."
+        None, pattern=r"^cr-[0-9a-f]{17}$", description="The capacity reservation (or capacity block); only then."
+    )
+    availability_zone: str | None = Field(
+        None, description="The reservation's zone; the pool launches only there. Only with a reservation."
     )
 
     @model_validator(mode="after")
     def _reservation_matches_type(self) -> CapacityConfig:
-        if self.type == "capacity_block" and self.reservation_id is None:
-            raise ValueError("reservation_id: required when type is capacity_block")
-        if self.type != "capacity_block" and self.reservation_id is not None:
-            raise ValueError(f"reservation_id: only used with type capacity_block, not {self.type}")
+        problems = []
+        if self.is_reserved:
+            if self.reservation_id is None:
+                problems.append(f"reservation_id: required when type is {self.type}")
+            if self.availability_zone is None:
+                problems.append(f"availability_zone: required when type is {self.type} (a reservation has one zone)")
+        else:
+            if self.reservation_id is not None:
+                problems.append(f"reservation_id: only used with a reservation or capacity block, not {self.type}")
+            if self.availability_zone is not None:
+                problems.append(f"availability_zone: only used with a reservation or capacity block, not {self.type}")
+        raise_if_any(problems)
         return self
+
+    @property
+    def is_reserved(self) -> bool:
+        return self.type in ("reservation", "capacity_block")
 
 
 class EfaConfig(StrictModel):
@@ -136,18 +207,27 @@ class EfaConfig(StrictModel):
     availability_zone: str = Field(description="The pool is pinned to this AZ (one of network.availability_zones).")
 
 
-class AcceleratorPoolConfig(PoolSize):
-    """A pool of Trainium or Inferentia2 nodes (AL2023 Neuron AMI, tainted for Neuron workloads only)."""
+class AcceleratorPoolConfig(NodeDisk):
+    """A Karpenter pool of Trainium or Inferentia2 nodes (AL2023 Neuron AMI, tainted for Neuron workloads only)."""
 
     name: str = Field(pattern=POOL_NAME_PATTERN, description="Pool name; the `tessera.dev/pool` node label.")
     instance_types: list[str] = Field(min_length=1, description="Neuron types of a single family.")
-    min_size: int = Field(0, ge=0, le=1000)
-    desired_size: int = Field(0, ge=0, le=1000)
+    max_nodes: int = Field(ge=1, le=1000, description="Karpenter limit: nodes of this pool at most.")
+    max_neuron_cores: int | None = Field(
+        None, ge=1, description="Karpenter limit on aws.amazon.com/neuroncore across the pool; omitted = no limit."
+    )
     capacity: CapacityConfig = CapacityConfig()
-    disk_size_gib: int = Field(500, ge=100, le=16384, description="gp3 root volume, sized for model caches.")
-    max_unavailable: int = Field(1, ge=1, le=100)
-    imds_hop_limit: Literal[1, 2] = 1
+    disk_size_gib: int = Field(200, ge=100, le=16384, description="gp3 root volume (model cache if no NVMe).")
     efa: EfaConfig | None = None
+    disruption_budget: str = Field(
+        "1", pattern=r"^(\d+|\d+%)$", description="Nodes Karpenter may disrupt at once for drift or consolidation."
+    )
+    consolidate_after: str = Field("30m", pattern=DURATION_PATTERN, description="Empty nodes go after this long.")
+    expire_after: str = Field(
+        "Never",
+        pattern=DURATION_OR_NEVER_PATTERN,
+        description="Expiry is forceful and ignores budgets; leave Never unless you want it deliberately.",
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -172,10 +252,18 @@ class AcceleratorPoolConfig(PoolSize):
 
     @model_validator(mode="after")
     def _efa_fits(self) -> AcceleratorPoolConfig:
+        problems = []
         if self.efa is not None:
             without = [spec.name for spec in self.instance_specs if not spec.supports_efa]
             if without:
-                raise ValueError(f"efa: {', '.join(without)} has no EFA interfaces")
+                problems.append(f"efa: {', '.join(without)} has no EFA interfaces")
+            zone = self.capacity.availability_zone
+            if zone is not None and zone != self.efa.availability_zone:
+                problems.append(
+                    f"efa.availability_zone: {self.efa.availability_zone!r} differs from the reservation's "
+                    f"zone {zone!r}"
+                )
+        raise_if_any(problems)
         return self
 
     @property
@@ -191,9 +279,23 @@ class AcceleratorPoolConfig(PoolSize):
         return self.instance_specs[0].accelerator
 
     @property
-    def smallest_instance(self) -> NeuronInstanceType:
-        """What the autoscaler must assume a new node brings when it scales the pool up from zero."""
-        return min(self.instance_specs, key=lambda spec: (spec.cores, spec.chips))
+    def cores_per_device(self) -> int:
+        """The same for every type of a family (2 on inf2/trn1/trn1n, 4 logical cores on trn2)."""
+        return self.instance_specs[0].cores_per_device
+
+    @property
+    def largest_instance(self) -> NeuronInstanceType:
+        return max(self.instance_specs, key=lambda spec: (spec.cores, spec.chips))
+
+    @property
+    def has_instance_store(self) -> bool:
+        """Every type has local NVMe: the node's ephemeral storage (and so the model cache) is RAID0 NVMe."""
+        return all(spec.has_instance_store for spec in self.instance_specs)
+
+    @property
+    def zone(self) -> str | None:
+        """The one zone the pool is pinned to (a reservation's or EFA's), if any."""
+        return self.capacity.availability_zone or (self.efa.availability_zone if self.efa else None)
 
 
 class ClusterConfig(StrictModel):
@@ -204,19 +306,24 @@ class ClusterConfig(StrictModel):
     )
     endpoint: EndpointConfig = EndpointConfig()
     admin_role_arns: list[str] = Field(
-        default_factory=list, description="IAM roles granted cluster-admin through EKS access entries."
+        default_factory=list,
+        description="IAM roles granted cluster-admin through EKS access entries. Empty: nobody can use kubectl "
+        "(the deployer is not made admin); check-config warns.",
     )
     read_only_role_arns: list[str] = Field(
         default_factory=list, description="IAM roles granted cluster-wide read-only access."
     )
     addons: AddonVersions = AddonVersions()
     charts: ChartVersions = ChartVersions()
-    system_pool: GravitonPoolConfig = GravitonPoolConfig(
-        instance_types=["m7g.large"], min_size=2, desired_size=2, max_size=4, imds_hop_limit=2
+    node_ami_alias: str = Field(
+        "al2023@v20260903",
+        pattern=AMI_ALIAS_PATTERN,
+        description="Karpenter AMI alias pinned to an AL2023 release (never @latest: a new AMI would replace every "
+        "node); Karpenter picks the arm64 or Neuron variant of that release. An AMI upgrade is a change of this line.",
     )
-    general_pool: GravitonPoolConfig = GravitonPoolConfig(
-        instance_types=["c7g.xlarge"], min_size=1, desired_size=2, max_size=10
-    )
+    system_pool: SystemPoolConfig = SystemPoolConfig(instance_types=["m7g.large"], nodes=2, imds_hop_limit=2)
+    scheduler_pool: SchedulerPoolConfig = SchedulerPoolConfig()
+    general_pool: GeneralPoolConfig = GeneralPoolConfig(instance_types=["c7g.xlarge"], max_nodes=10)
     accelerator_pools: list[AcceleratorPoolConfig] = Field(default_factory=list)
 
     @field_validator("admin_role_arns", "read_only_role_arns")
@@ -234,23 +341,30 @@ class ClusterConfig(StrictModel):
     @model_validator(mode="after")
     def _cluster_rules(self) -> ClusterConfig:
         problems = duplicates("accelerator_pools", [pool.name for pool in self.accelerator_pools], field="name")
-        reserved = {"system", "general"}
+        reserved = {SYSTEM_POOL, GENERAL_POOL, SCHEDULER_POOL}
         problems += [
-            f"accelerator_pools[{index}].name: {pool.name!r} is reserved for a Graviton pool"
+            f"accelerator_pools[{index}].name: {pool.name!r} is reserved for a Tessera pool"
             for index, pool in enumerate(self.accelerator_pools)
             if pool.name in reserved
         ]
-        if self.system_pool.min_size < 2:
-            problems.append(f"system_pool.min_size: {self.system_pool.min_size} must be >= 2 (controllers span AZs)")
         minor = self.kubernetes_version
         if not self.addons.kube_proxy.startswith(f"v{minor}."):
             problems.append(f"addons.kube_proxy: {self.addons.kube_proxy!r} does not match Kubernetes {minor}")
-        if not self.charts.cluster_autoscaler_image_tag.lstrip("v").startswith(f"{minor}."):
+        if self.charts.neuron_kube_scheduler_minor != minor:
             problems.append(
-                f"charts.cluster_autoscaler_image_tag: {self.charts.cluster_autoscaler_image_tag!r} "
-                f"does not match Kubernetes {minor}"
+                f"charts.neuron_kube_scheduler_image: {self.charts.neuron_kube_scheduler_image!r} is kube-scheduler "
+                f"{self.charts.neuron_kube_scheduler_minor}, the cluster runs Kubernetes {minor}; use a {minor} build"
             )
         overlap = set(self.admin_role_arns) & set(self.read_only_role_arns)
         problems += [f"read_only_role_arns: {arn!r} is also in admin_role_arns" for arn in sorted(overlap)]
         raise_if_any(problems)
         return self
+
+    def warnings(self) -> list[str]:
+        """Valid but probably unintended settings, one `<field path>: <why>` line each."""
+        if self.admin_role_arns:
+            return []
+        return [
+            "cluster.admin_role_arns: empty, and the deployer is not made cluster admin: nobody can use kubectl on "
+            "this cluster; add an IAM role ARN (see README, Cluster access)"
+        ]

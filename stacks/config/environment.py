@@ -174,12 +174,7 @@ class EnvironmentConfig(StrictModel):
                 names = ", ".join(pool.name for pool in candidates)
                 problems.append(f"{path}.pool: several {service.accelerator.type} pools ({names}); name one")
             else:
-                node = candidates[0].smallest_instance
-                if service.accelerator.neuron_cores > node.cores:
-                    problems.append(
-                        f"{path}.neuron_cores: {service.accelerator.neuron_cores} exceeds the {node.cores} "
-                        f"NeuronCores of {node.name} in pool {candidates[0].name!r}"
-                    )
+                problems.extend(_fit_problems(index, service, candidates[0]))
         return problems
 
     def _pools_for(self, service: ServiceSpec) -> list[AcceleratorPoolConfig]:
@@ -199,16 +194,19 @@ class EnvironmentConfig(StrictModel):
         return tuple(PlacedService(spec=service, pool=self.pool_for(service)) for service in self.services)
 
     def _efa_zone_problems(self) -> list[str]:
+        """A pool pinned to one zone (EFA, a reservation or a capacity block) must name a zone the VPC has."""
         zones = self.network.availability_zones
         problems = []
         for index, pool in enumerate(self.cluster.accelerator_pools):
-            if pool.efa is None:
-                continue
-            path = f"cluster.accelerator_pools[{index}].efa.availability_zone"
-            if zones is None:
-                problems.append(f"{path}: set network.availability_zones (and region) to pin an EFA pool to a zone")
-            elif pool.efa.availability_zone not in zones:
-                problems.append(f"{path}: {pool.efa.availability_zone!r} is not one of network.availability_zones")
+            pinned = [("efa.availability_zone", pool.efa.availability_zone)] if pool.efa else []
+            if pool.capacity.availability_zone is not None:
+                pinned.append(("capacity.availability_zone", pool.capacity.availability_zone))
+            for field, zone in pinned:
+                path = f"cluster.accelerator_pools[{index}].{field}"
+                if zones is None:
+                    problems.append(f"{path}: set network.availability_zones (and region) to pin a pool to a zone")
+                elif zone not in zones:
+                    problems.append(f"{path}: {zone!r} is not one of network.availability_zones")
         return problems
 
     @property
@@ -245,3 +243,26 @@ def load_config(path: str | Path) -> EnvironmentConfig:
 
 def config_path_for(environment: str) -> Path:
     return CONFIG_DIR / f"{environment}.yaml"
+
+
+def _fit_problems(index: int, service: ServiceSpec, pool: AcceleratorPoolConfig) -> list[str]:
+    """A service's cores must fit the pool's largest node, and its model cache that node's local storage."""
+    path = f"services[{index}]"
+    node = pool.largest_instance
+    problems = []
+    cores = service.accelerator.neuron_cores
+    if cores > node.cores:
+        problems.append(
+            f"{path}.accelerator.neuron_cores: {cores} exceeds the {node.cores} NeuronCores of {node.name} "
+            f"in pool {pool.name!r}"
+        )
+    cache = service.resources.model_cache_bytes
+    if cache:
+        room_gb = node.instance_store_gb if pool.has_instance_store else pool.disk_size_gib * 1.073741824
+        where = "instance store" if pool.has_instance_store else "root volume (disk_size_gib)"
+        if cache / 1e9 > room_gb * 0.9:
+            problems.append(
+                f"{path}.resources.model_cache: {service.resources.model_cache} does not fit 90% of the "
+                f"{room_gb:.0f} GB {where} of {node.name} in pool {pool.name!r}"
+            )
+    return problems

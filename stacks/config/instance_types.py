@@ -1,8 +1,9 @@
 """The AWS Neuron instance types Tessera supports, and how to tell instance families apart.
 
-This table is the one source for config validation (which types may go in which pool), the node
-labels and the Cluster Autoscaler's node-template tags (how many `aws.amazon.com/neuroncore` and
-`aws.amazon.com/neuron` a node brings when its pool scales up from zero). Pure Python, no CDK.
+This table is the one source for config validation (which types may go in which pool, whether a
+pod's cores fit a node and come in whole devices, whether a type has local NVMe for the model cache)
+and for the rollout's capacity arithmetic. Karpenter learns the same counts from the EC2 API at run
+time; this copy only has to agree with it. Pure Python, no CDK.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class NeuronInstanceType:
     vcpus: int
     memory_gib: int
     efa_interfaces: int  # 0: no EFA
+    instance_store_gb: int  # local NVMe in total; 0: EBS only
+
+    @property
+    def cores_per_device(self) -> int:
+        return self.cores // self.chips
 
     @property
     def accelerator(self) -> Accelerator:
@@ -33,19 +39,26 @@ class NeuronInstanceType:
     def supports_efa(self) -> bool:
         return self.efa_interfaces > 0
 
+    @property
+    def has_instance_store(self) -> bool:
+        return self.instance_store_gb > 0
 
+
+# Instance store: trn1.2xlarge's 474 GB matches Karpenter v1.14.1's EC2 fixture
+# (pkg/fake/zz_generated.describe_instance_types.go); the 4 x 1900 GB of the 32xlarge/48xlarge types
+# are from the EC2 instance type pages (check: aws ec2 describe-instance-types --query ...InstanceStorageInfo).
 NEURON_INSTANCE_TYPES: dict[str, NeuronInstanceType] = {
     spec.name: spec
     for spec in (
-        NeuronInstanceType("inf2.xlarge", "inf2", 1, 2, 32, 4, 16, 0),
-        NeuronInstanceType("inf2.8xlarge", "inf2", 1, 2, 32, 32, 128, 0),
-        NeuronInstanceType("inf2.24xlarge", "inf2", 6, 12, 192, 96, 384, 0),
-        NeuronInstanceType("inf2.48xlarge", "inf2", 12, 24, 384, 192, 768, 0),
-        NeuronInstanceType("trn1.2xlarge", "trn1", 1, 2, 32, 8, 32, 0),
-        NeuronInstanceType("trn1.32xlarge", "trn1", 16, 32, 512, 128, 512, 8),
-        NeuronInstanceType("trn1n.32xlarge", "trn1n", 16, 32, 512, 128, 512, 16),
+        NeuronInstanceType("inf2.xlarge", "inf2", 1, 2, 32, 4, 16, 0, 0),
+        NeuronInstanceType("inf2.8xlarge", "inf2", 1, 2, 32, 32, 128, 0, 0),
+        NeuronInstanceType("inf2.24xlarge", "inf2", 6, 12, 192, 96, 384, 0, 0),
+        NeuronInstanceType("inf2.48xlarge", "inf2", 12, 24, 384, 192, 768, 0, 0),
+        NeuronInstanceType("trn1.2xlarge", "trn1", 1, 2, 32, 8, 32, 0, 474),
+        NeuronInstanceType("trn1.32xlarge", "trn1", 16, 32, 512, 128, 512, 8, 7600),
+        NeuronInstanceType("trn1n.32xlarge", "trn1n", 16, 32, 512, 128, 512, 16, 7600),
         # trn2: 128 physical cores, advertised as 64 logical cores at the default LNC=2; 96 GiB per chip.
-        NeuronInstanceType("trn2.48xlarge", "trn2", 16, 64, 1536, 192, 2048, 16),
+        NeuronInstanceType("trn2.48xlarge", "trn2", 16, 64, 1536, 192, 2048, 16, 7600),
     )
 }
 

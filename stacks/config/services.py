@@ -71,9 +71,44 @@ class AcceleratorSpec(StrictModel):
         return self
 
 
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def memory_bytes(quantity: str) -> int:
+    """Bytes of a quantity matching MEMORY_QUANTITY_PATTERN (e.g. `16Gi`, `500M`, `1024`)."""
+    for suffixes in (_BINARY, _DECIMAL):
+        for suffix, factor in suffixes.items():
+            if quantity.endswith(suffix):
+                return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
 class ResourceSpec(StrictModel):
     cpu: str = Field(pattern=CPU_QUANTITY_PATTERN, description="CPU request and limit, e.g. `2` or `500m`.")
     memory: str = Field(pattern=MEMORY_QUANTITY_PATTERN, description="Memory request and limit, e.g. `16Gi`.")
+    shm: str | None = Field(
+        None,
+        pattern=MEMORY_QUANTITY_PATTERN,
+        description="Size of /dev/shm, a memory-backed emptyDir (counts against `memory`); omitted = the runtime's "
+        "64 MiB. vLLM and PyTorch multiprocessing need more.",
+    )
+    model_cache: str | None = Field(
+        None,
+        pattern=MEMORY_QUANTITY_PATTERN,
+        description="Size of the /models cache; requested as ephemeral storage, so it lands on a node whose local "
+        "storage (RAID0 NVMe where the type has it, else the root volume) can hold it.",
+    )
+
+    @model_validator(mode="after")
+    def _shm_fits_memory(self) -> ResourceSpec:
+        if self.shm is not None and memory_bytes(self.shm) >= memory_bytes(self.memory):
+            raise ValueError(f"shm: {self.shm} must be less than memory {self.memory} (it is counted against it)")
+        return self
+
+    @property
+    def model_cache_bytes(self) -> int:
+        return memory_bytes(self.model_cache) if self.model_cache else 0
 
 
 class ReplicaSpec(StrictModel):

@@ -16,7 +16,9 @@ from constructs import Construct
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import cluster_name
 from stacks.config.environment import NetworkConfig
+from tessera_shared.constants import KARPENTER_DISCOVERY_TAG
 
 PUBLIC_SUBNET_MASK = 24
 PRIVATE_SUBNET_MASK = 19
@@ -95,6 +97,8 @@ class NetworkStack(Stack):
             Tags.of(subnet).add("kubernetes.io/role/elb", "1")
         for subnet in self.vpc.private_subnets:
             Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+            # Karpenter's node classes launch nodes into the subnets carrying this tag.
+            Tags.of(subnet).add(KARPENTER_DISCOVERY_TAG, cluster_name(environment.name))
 
         publish_values(
             self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout.contract import Analysis, ExtraMetric, Policy, PoolCapacity, ServiceSettings
+from rollout.contract import Analysis, ExtraMetric, InstanceCapacity, Policy, PoolCapacity, ServiceSettings
 from stacks.config.environment import PlacedService
 from stacks.services.kubernetes_objects import track_name
 from tessera_shared.constants import NAMESPACE
@@ -43,10 +43,15 @@ def rollout_settings(
         image_repository_uri=f"{image_registry}/{service.image.repository}",
         model_bucket=model_bucket,
         model_prefix=service.model_prefix,
+        # The pool's Karpenter limits and types, for the preflight's capacity check (lambda/rollout/capacity.py).
         pool=PoolCapacity(
-            max_nodes=pool.max_size,
-            node_cores=pool.smallest_instance.cores,
+            name=pool.name,
+            max_nodes=pool.max_nodes,
+            max_neuron_cores=pool.max_neuron_cores,
             cores_per_pod=service.accelerator.neuron_cores,
+            instance_types=[
+                InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.instance_specs
+            ],
         )
         if pool
         else None,

@@ -20,6 +20,13 @@ What reaches the container (the contract for image builders):
 | `MODEL_S3_URI` | `s3://<model bucket>/<model prefix><version>/`, holding `manifest.json` and the artifacts |
 | `MODEL_CACHE_DIR` | `/models`, a writable emptyDir to download (and compile-cache) the model into |
 
+The model cache sits on local NVMe where the node type has it and is sized by `resources.model_cache`.
+
+`/dev/shm` is a memory-backed emptyDir of `resources.shm` when set (it counts against the memory limit).
+Neuron pods request whole devices (`aws.amazon.com/neuron`) when their cores are a whole number of
+devices, one `aws.amazon.com/neuroncore` for a single core, and only other shapes use the Neuron
+scheduler extension; pods on an EFA pool also request `vpc.amazonaws.com/efa`.
+
 The image must serve HTTP on the configured port as UID 1000 with a read-only root filesystem
 (`/tmp` and `/models` are writable), answer the health path once the model is loaded, and finish
 in-flight requests after SIGTERM (the pod keeps receiving no new traffic from the drain onwards).
@@ -32,11 +39,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stacks.config.cluster import AcceleratorPoolConfig
-from stacks.config.services import ServiceSpec
+from stacks.config.services import ServiceSpec, memory_bytes
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
+    DO_NOT_DISRUPT_ANNOTATION,
+    EFA_RESOURCE,
+    GENERAL_POOL,
     MODEL_VERSION_LABEL,
     NAMESPACE,
+    NEURON_DEVICE_RESOURCE,
     NEURON_SCHEDULER_NAME,
     NEURON_TAINT_KEY,
     NEURONCORE_RESOURCE,
@@ -52,16 +63,20 @@ RUN_AS_USER = 1000
 STARTUP_PERIOD_SECONDS = 10
 PRE_STOP_EXTRA_SECONDS = 5
 SHUTDOWN_SECONDS = 30
+EPHEMERAL_HEADROOM = 2 * 2**30
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a service's pods may run."""
+    """Where a service's pods may run and which accelerator resources they request."""
 
     node_selector: dict[str, str]
     tolerations: list[dict]
-    neuron_cores: int
+    neuron_resources: dict[str, int]  # aws.amazon.com/neuron (whole devices) or aws.amazon.com/neuroncore
     scheduler_name: str | None
+    efa_interfaces: int = 0
+    shm: str | None = None
+    model_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,22 +89,47 @@ class DeployTimeValues:
     load_balancer_cidrs: Sequence[str]
 
 
+def neuron_request(cores: int, pool: AcceleratorPoolConfig) -> tuple[dict[str, int], str | None]:
+    """Whole devices when the cores are a whole number of devices, a single core as a core; only other
+    shapes need the Neuron scheduler extension (for contiguous cores), whose choices Karpenter's own
+    simulation cannot see (aws/karpenter-provider-aws#7265)."""
+    per_device = pool.cores_per_device
+    if cores % per_device == 0:
+        return {NEURON_DEVICE_RESOURCE: cores // per_device}, None
+    if cores == 1:
+        return {NEURONCORE_RESOURCE: 1}, None
+    return {NEURONCORE_RESOURCE: cores}, NEURON_SCHEDULER_NAME
+
+
+def efa_request(cores: int, pool: AcceleratorPoolConfig) -> int:
+    """EFA interfaces in proportion to the node's devices the pod takes (at least one) on an EFA pool."""
+    if pool.efa is None:
+        return 0
+    node = min(pool.instance_specs, key=lambda spec: spec.efa_interfaces)
+    return max(1, math.ceil(node.efa_interfaces * cores / node.cores))
+
+
 def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> Placement:
+    resources = service.resources
     if pool is None:
         return Placement(
-            node_selector={POOL_LABEL: "general", "kubernetes.io/arch": "arm64"},
+            node_selector={POOL_LABEL: GENERAL_POOL, "kubernetes.io/arch": "arm64"},
             tolerations=[],
-            neuron_cores=0,
+            neuron_resources={},
             scheduler_name=None,
+            shm=resources.shm,
+            model_cache=resources.model_cache,
         )
     cores = service.accelerator.neuron_cores
-    largest_node_cores = max(spec.cores for spec in pool.instance_specs)
+    neuron_resources, scheduler_name = neuron_request(cores, pool)
     return Placement(
         node_selector={ACCELERATOR_LABEL: pool.accelerator, POOL_LABEL: pool.name},
         tolerations=[{"key": NEURON_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        neuron_cores=cores,
-        # Pods that take part of a node need the Neuron scheduler extension to get contiguous cores.
-        scheduler_name=NEURON_SCHEDULER_NAME if cores < largest_node_cores else None,
+        neuron_resources=neuron_resources,
+        scheduler_name=scheduler_name,
+        efa_interfaces=efa_request(cores, pool),
+        shm=resources.shm,
+        model_cache=resources.model_cache,
     )
 
 
@@ -175,9 +215,29 @@ def _environment(service: ServiceSpec, track: str, model_uri: str) -> list[dict]
 
 def _resources(service: ServiceSpec, placement: Placement) -> dict:
     amounts = {"cpu": service.resources.cpu, "memory": service.resources.memory}
-    if placement.neuron_cores:
-        amounts[NEURONCORE_RESOURCE] = str(placement.neuron_cores)
+    if placement.model_cache:
+        # The cache's emptyDir counts against ephemeral storage: the pod lands where local storage can hold it
+        # (plus room for /tmp and logs, which count too).
+        amounts["ephemeral-storage"] = f"{(memory_bytes(placement.model_cache) + EPHEMERAL_HEADROOM) // 2**20}Mi"
+    amounts |= {name: str(count) for name, count in placement.neuron_resources.items()}
+    if placement.efa_interfaces:
+        amounts[EFA_RESOURCE] = str(placement.efa_interfaces)
     return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _volumes(placement: Placement) -> tuple[list[dict], list[dict]]:
+    """The pod's scratch dir, the model cache (local NVMe where the node has it: Karpenter RAID0s it under
+    kubelet) and shared memory, memory-backed and sized from config (the runtime's default is 64 MiB)."""
+    cache: dict = {"sizeLimit": placement.model_cache} if placement.model_cache else {}
+    mounts = [
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the pod's own /tmp
+        {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
+    ]
+    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "model-cache", "emptyDir": cache}]
+    if placement.shm:
+        mounts.append({"name": "shm", "mountPath": "/dev/shm"})  # noqa: S108 - a memory-backed emptyDir
+        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": placement.shm}})
+    return mounts, volumes
 
 
 def _probes(service: ServiceSpec) -> dict:
@@ -202,6 +262,7 @@ def _deployment(
     model_uri = f"s3://{values.model_bucket}/{service.model_prefix}{service.model.version}/"
     pod_labels = {**_labels(service, track), MODEL_VERSION_LABEL: service.model.version}
     pre_stop = drain_seconds + PRE_STOP_EXTRA_SECONDS
+    mounts, volumes = _volumes(placement)
     pod_spec: dict = {
         "serviceAccountName": service.name,
         "automountServiceAccountToken": False,
@@ -239,24 +300,25 @@ def _deployment(
                 **_probes(service),
                 # Keep serving while the load balancer deregisters the pod, then stop.
                 "lifecycle": {"preStop": {"sleep": {"seconds": pre_stop}}},
-                "volumeMounts": [
-                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the pod's own /tmp
-                    {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
-                ],
+                "volumeMounts": mounts,
             }
         ],
-        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "model-cache", "emptyDir": {}}],
+        "volumes": volumes,
     }
     if placement.tolerations:
         pod_spec["tolerations"] = placement.tolerations
     if placement.scheduler_name:
         pod_spec["schedulerName"] = placement.scheduler_name
+    template_metadata: dict = {"labels": pod_labels}
+    if track == "canary":
+        # Canary pods exist only while a rollout runs: Karpenter must not consolidate or drift their nodes away.
+        template_metadata["annotations"] = {DO_NOT_DISRUPT_ANNOTATION: "true"}
     spec: dict = {
         "revisionHistoryLimit": 5,
         "progressDeadlineSeconds": service.startup_allowance_minutes * 60 + 600,
         "selector": {"matchLabels": _selector(service, track)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        "template": {"metadata": template_metadata, "spec": pod_spec},
     }
     # The stable track's size belongs to its HPA; the canary's to the rollout engine (0 at rest).
     if track == "canary":

@@ -96,7 +96,7 @@ class ServicesStack(Stack):
                 ec2.Port.tcp(service.port),
                 f"{service.name} from the Tessera load balancer",
             )
-            self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
+            reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
             objects = service_objects(
                 service,
                 placement=placement_for(service, placed.pool),
@@ -112,6 +112,10 @@ class ServicesStack(Stack):
                 self, f"{pascal_case(service.name)}Objects", cluster=cluster, manifest=objects, overwrite=True
             )
             manifest.node.add_dependency(namespace)
+            # Pod Identity injects credentials only into pods created after the association exists; the role's
+            # policy must be in place before the first model download.
+            manifest.node.add_dependency(association)
+            manifest.node.add_dependency(reader)
             published |= _published_routing(service, routing)
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 
@@ -245,7 +249,7 @@ class ServicesStack(Stack):
 
     def _model_reader(
         self, service: ServiceSpec, cluster: eks.ICluster, bucket: s3.IBucket, key: kms.IKey, environment_name: str
-    ) -> iam.Role:
+    ) -> tuple[iam.Role, eks.CfnPodIdentityAssociation]:
         """Pod Identity for the service's pods: read its own model prefix, nothing else."""
         role = pod_identity_role(
             self, f"{pascal_case(service.name)}ModelReader", description=f"{service.name} model reader"
@@ -273,7 +277,7 @@ class ServicesStack(Stack):
             )
         )
         # L1: the L2 ServiceAccount renders its own manifest and cannot turn off the token mount.
-        eks.CfnPodIdentityAssociation(
+        association = eks.CfnPodIdentityAssociation(
             self,
             f"{pascal_case(service.name)}PodIdentity",
             cluster_name=cluster.cluster_name,
@@ -281,7 +285,7 @@ class ServicesStack(Stack):
             service_account=service.name,
             role_arn=role.role_arn,
         )
-        return role
+        return role, association
 
 
 def _published_routing(service: ServiceSpec, routing: ServiceRouting) -> dict[str, PublishedValue]:

@@ -150,3 +150,34 @@ def test_every_accepted_retention_maps_to_a_cdk_retention() -> None:
     from stacks.config.base import LOG_RETENTION_DAYS
 
     assert tuple(RETENTION_BY_DAYS) == LOG_RETENTION_DAYS
+
+
+def test_check_config_warns_when_nobody_can_use_kubectl() -> None:
+    """Issue 12 (access): no admin roles and no creator admin leaves the cluster unusable with kubectl."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.check_config", "config/prod.yaml"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith("config/prod.yaml: warning: cluster.admin_role_arns: empty")
+    assert "nobody can use kubectl" in warning
+
+
+def test_no_warning_once_an_admin_role_is_named() -> None:
+    data = _dev_data()
+    data["cluster"]["admin_role_arns"] = ["arn:aws:iam::111122223333:role/platform-admin"]
+    assert parse_config(data, source="test").cluster.warnings() == []
+
+
+def test_pool_pinned_to_a_reservation_zone() -> None:
+    """Issue 12 case 9: a capacity block launches only in its zone."""
+    data = _dev_data()
+    data["region"] = "us-east-1"
+    data["network"]["availability_zones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    data["cluster"]["accelerator_pools"][0]["capacity"] = {
+        "type": "capacity_block",
+        "reservation_id": "cr-0123456789abcdef0",
+        "availability_zone": "us-east-1c",
+    }
+    pool = parse_config(data, source="test").cluster.accelerator_pools[0]
+    assert pool.zone == "us-east-1c"

@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk.assertions import Match
 
-from stacks.cluster.node_pools import NEURON_AMI_TYPE
 from stacks.config.cluster import AddonVersions
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES
+from tests.kubernetes_objects import MANIFEST_RESOURCE, TOKEN_PLACEHOLDER, manifest_objects
 from tests.synth import SynthesizedEnvironment
-
-AUTOSCALER_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
 
 
 def _cluster(env: SynthesizedEnvironment) -> dict:
@@ -63,7 +60,7 @@ def test_cluster_version_and_api_authentication(dev: SynthesizedEnvironment) -> 
 def test_no_default_capacity_and_no_auto_mode(dev: SynthesizedEnvironment) -> None:
     cluster = _cluster(dev)
     assert cluster.get("ComputeConfig", {}).get("Enabled") is not True
-    assert len(dev.resources("Cluster", "AWS::EKS::Nodegroup")) == 4  # system, general and the two accelerator pools
+    assert len(dev.resources("Cluster", "AWS::EKS::Nodegroup")) == 1  # system; Karpenter makes the rest
 
 
 def test_all_control_plane_logs_are_on(dev: SynthesizedEnvironment) -> None:
@@ -109,8 +106,8 @@ def test_kubectl_provider_runs_in_the_private_subnets(dev: SynthesizedEnvironmen
 
 def test_only_configured_roles_get_access(dev: SynthesizedEnvironment) -> None:
     entries = dev.resources("Cluster", "AWS::EKS::AccessEntry").values()
-    # dev names no admin or read-only roles: the kubectl provider's role is the only entry.
-    assert len(entries) == 1
+    # dev names no admin or read-only roles: the kubectl provider's role and Karpenter's node role only.
+    assert sorted(entry["Properties"].get("Type", "STANDARD") for entry in entries) == ["EC2_LINUX", "STANDARD"]
 
 
 def test_admin_and_read_only_roles_get_their_policies(variant: SynthesizedEnvironment) -> None:
@@ -135,6 +132,7 @@ def test_managed_addons_are_pinned_from_config(dev: SynthesizedEnvironment) -> N
         "eks-pod-identity-agent": versions.eks_pod_identity_agent,
         "aws-ebs-csi-driver": versions.aws_ebs_csi_driver,
         "amazon-cloudwatch-observability": versions.amazon_cloudwatch_observability,
+        "eks-node-monitoring-agent": versions.eks_node_monitoring_agent,
     }
 
 
@@ -168,97 +166,170 @@ def test_no_irsa_oidc_provider(dev: SynthesizedEnvironment) -> None:
     dev.template("Cluster").resource_count_is("AWS::IAM::OIDCProvider", 0)
 
 
-def test_graviton_pools_are_arm64_al2023(dev: SynthesizedEnvironment) -> None:
+def test_one_managed_node_group_for_the_system_pool_with_a_fixed_size(dev: SynthesizedEnvironment) -> None:
+    """Issue 12 case 3: no pool that something else scales has a CloudFormation-owned DesiredSize."""
     groups = _nodegroups(dev)
-    assert groups["system"]["AmiType"] == "AL2023_ARM_64_STANDARD"
-    assert groups["system"]["InstanceTypes"] == ["m7g.large"]
-    assert groups["system"]["ScalingConfig"] == {"MinSize": 2, "DesiredSize": 2, "MaxSize": 4}
-    assert groups["general"]["AmiType"] == "AL2023_ARM_64_STANDARD"
-    assert groups["general"]["InstanceTypes"] == ["c7g.xlarge"]
-    for name in ("system", "general"):
-        assert "Taints" not in groups[name]
-        assert groups[name]["Labels"] == {"tessera.dev/pool": name, "tessera.dev/accelerator": "cpu"}
+    assert set(groups) == {"system"}
+    system = groups["system"]
+    assert system["AmiType"] == "AL2023_ARM_64_STANDARD"
+    assert system["InstanceTypes"] == ["m7g.large"]
+    assert system["ScalingConfig"] == {"MinSize": 2, "DesiredSize": 2, "MaxSize": 2}
+    assert system["Taints"] == [{"Key": "CriticalAddonsOnly", "Value": "true", "Effect": "NO_SCHEDULE"}]
+    assert system["Labels"] == {"tessera.dev/pool": "system", "tessera.dev/accelerator": "cpu"}
+    assert len(system["Subnets"]) == 3
 
 
-def test_system_pool_spans_every_private_subnet(dev: SynthesizedEnvironment) -> None:
-    assert len(_nodegroups(dev)["system"]["Subnets"]) == 3
+def test_no_cluster_autoscaler_and_no_asg_tag_writer(dev: SynthesizedEnvironment) -> None:
+    """Issue 12 cases 4-6: the Cluster Autoscaler and its node-template tags are gone."""
+    assert "cluster-autoscaler" not in _helm_releases(dev)
+    assert dev.resources("Cluster", "Custom::AWS") == {}
+    assert "k8s.io/cluster-autoscaler" not in json.dumps(dev.template_json("Cluster"))
 
 
-def test_neuron_pools_use_the_neuron_ami_string_taint_and_labels(dev: SynthesizedEnvironment) -> None:
-    groups = _nodegroups(dev)
-    for name, accelerator in (("trainium", "trainium"), ("inferentia", "inferentia")):
-        group = groups[name]
-        assert group["AmiType"] == NEURON_AMI_TYPE == "AL2023_x86_64_NEURON"
-        assert group["Taints"] == [{"Key": "aws.amazon.com/neuron", "Value": "true", "Effect": "NO_SCHEDULE"}]
-        assert group["Labels"] == {"tessera.dev/pool": name, "tessera.dev/accelerator": accelerator}
-        assert group["ScalingConfig"]["MinSize"] == 0
-    assert groups["trainium"]["CapacityType"] == "ON_DEMAND"
-    assert groups["inferentia"]["CapacityType"] == "SPOT"
-    assert groups["inferentia"]["InstanceTypes"] == ["inf2.xlarge", "inf2.8xlarge"]
-
-
-def test_every_pool_requires_imdsv2_repairs_itself_and_updates_gradually(dev: SynthesizedEnvironment) -> None:
-    expected_hops = {"system": 2, "general": 1, "trainium": 1, "inferentia": 1}
-    for name, group in _nodegroups(dev).items():
+def test_system_nodes_require_imdsv2_repair_themselves_and_update_gradually(dev: SynthesizedEnvironment) -> None:
+    for group in _nodegroups(dev).values():
         data = _launch_template(dev, group)
-        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": expected_hops[name]}
+        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
         assert "UserData" not in data
         assert group["NodeRepairConfig"] == {"Enabled": True}
         assert group["UpdateConfig"] == {"MaxUnavailable": 1}
+        [device] = data["BlockDeviceMappings"]
+        assert device["Ebs"] == {"VolumeSize": 50, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
 
 
-def test_root_volumes_are_encrypted_gp3_sized_for_model_caches(dev: SynthesizedEnvironment) -> None:
-    sizes = {"system": 50, "general": 50, "trainium": 500, "inferentia": 200}
-    for name, group in _nodegroups(dev).items():
-        [device] = _launch_template(dev, group)["BlockDeviceMappings"]
-        assert device["Ebs"] == {
-            "VolumeSize": sizes[name],
-            "VolumeType": "gp3",
-            "Encrypted": True,
-            "DeleteOnTermination": True,
-        }
+def _karpenter_objects(env: SynthesizedEnvironment) -> dict[tuple[str, str], dict]:
+    return {
+        (obj["kind"], obj["metadata"]["name"]): obj
+        for obj in manifest_objects(env, "Cluster")
+        if obj["apiVersion"].startswith("karpenter.")
+    }
 
 
-def _asg_tags(env: SynthesizedEnvironment) -> dict[str, dict[str, str]]:
-    """The tags each pool's AwsCustomResource puts on its Auto Scaling group, by pool label."""
-    found: dict[str, dict[str, str]] = {}
-    for resource in env.resources("Cluster", "Custom::AWS").values():
-        create = resource["Properties"]["Create"]
-        text = (
-            create
-            if isinstance(create, str)
-            else "".join(p if isinstance(p, str) else "<ref>" for p in create["Fn::Join"][1])
-        )
-        if '"action":"createOrUpdateTags"' not in text:
-            continue
-        tags = {tag["Key"]: tag["Value"] for tag in json.loads(text)["parameters"]["Tags"]}
-        found[tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/label/tessera.dev/pool"]] = tags
-    return found
+def test_every_pool_but_system_is_a_karpenter_node_pool(dev: SynthesizedEnvironment) -> None:
+    objects = _karpenter_objects(dev)
+    names = {"general", "trainium", "inferentia"}
+    assert {name for kind, name in objects if kind == "NodePool"} == names
+    assert {name for kind, name in objects if kind == "EC2NodeClass"} == names
+    node_class = objects[("EC2NodeClass", "trainium")]["spec"]
+    assert node_class["role"] == TOKEN_PLACEHOLDER  # the Karpenter node role, resolved at deploy time
+    assert node_class["securityGroupSelectorTerms"] == [{"id": TOKEN_PLACEHOLDER}]
+    assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "tessera-dev"}}]
 
 
-def test_autoscaler_tags_on_every_pool(dev: SynthesizedEnvironment) -> None:
-    tags = _asg_tags(dev)
-    assert set(tags) == {"system", "general", "trainium", "inferentia"}
-    assert tags["general"][f"{AUTOSCALER_TEMPLATE_PREFIX}/label/tessera.dev/accelerator"] == "cpu"
-    assert not any("/taint/" in key for key in tags["general"])
+def test_private_subnets_carry_the_karpenter_discovery_tag(dev: SynthesizedEnvironment) -> None:
+    tagged = [
+        subnet
+        for subnet in dev.resources("Network", "AWS::EC2::Subnet").values()
+        if {"Key": "karpenter.sh/discovery", "Value": "tessera-dev"} in subnet["Properties"]["Tags"]
+    ]
+    assert len(tagged) == 3
+    assert all({"Key": "kubernetes.io/role/internal-elb", "Value": "1"} in s["Properties"]["Tags"] for s in tagged)
 
 
-@pytest.mark.parametrize(("pool", "instance_type"), [("trainium", "trn1.2xlarge"), ("inferentia", "inf2.xlarge")])
-def test_autoscaler_tags_match_the_instance_table(dev: SynthesizedEnvironment, pool: str, instance_type: str) -> None:
-    spec = NEURON_INSTANCE_TYPES[instance_type]
-    tags = _asg_tags(dev)[pool]
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuroncore"] == str(spec.cores)
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuron"] == str(spec.chips)
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/taint/aws.amazon.com/neuron"] == "true:NoSchedule"
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/label/tessera.dev/accelerator"] == spec.accelerator
+def test_karpenter_chart_and_crds_are_pinned_from_config(dev: SynthesizedEnvironment) -> None:
+    releases = _helm_releases(dev)
+    crds, chart = releases["karpenter-crd"], releases["karpenter"]
+    assert (crds["Version"], chart["Version"]) == ("1.14.1", "1.14.1")
+    assert crds["Repository"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
+    assert chart["Repository"] == "oci://public.ecr.aws/karpenter/karpenter"
+    assert chart["SkipCrds"] is True  # CRDs come (and are upgraded) with the karpenter-crd release
+    values = json.loads(_values_text(chart))
+    assert values["settings"]["featureGates"] == {"nodeRepair": True}
+    assert values["settings"]["clusterName"] == "tessera-dev"
+    assert values["settings"]["interruptionQueue"] == "<ref>"
+    assert values["nodeSelector"] == {"tessera.dev/pool": "system", "kubernetes.io/arch": "arm64"}
+    assert values["dnsPolicy"] == "Default"
 
 
-def test_autoscaler_tags_of_prod_pools_follow_their_instance_types(prod: SynthesizedEnvironment) -> None:
-    tags = _asg_tags(prod)
-    assert tags["trainium"][f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuroncore"] == "32"
-    assert tags["trainium"][f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuron"] == "16"
-    # A pool of mixed sizes advertises its smallest node, so a scale-up never overpromises.
-    assert tags["inferentia"][f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuroncore"] == "12"
+def _logical_id(env: SynthesizedEnvironment, resource_type: str, predicate) -> str:
+    [logical_id] = [lid for lid, res in env.resources("Cluster", resource_type).items() if predicate(res["Properties"])]
+    return logical_id
+
+
+def test_karpenter_starts_after_its_credentials_and_crds(dev: SynthesizedEnvironment) -> None:
+    """Issue 12 case 1 for the controller: the association and policies exist before its pods."""
+    resources = dev.template_json("Cluster")["Resources"]
+    chart = _logical_id(dev, "Custom::AWSCDK-EKS-HelmChart", lambda p: p["Release"] == "karpenter")
+    crds = _logical_id(dev, "Custom::AWSCDK-EKS-HelmChart", lambda p: p["Release"] == "karpenter-crd")
+    association = _logical_id(dev, "AWS::EKS::PodIdentityAssociation", lambda p: p["ServiceAccount"] == "karpenter")
+    policies = [
+        lid
+        for lid, res in dev.resources("Cluster", "AWS::IAM::ManagedPolicy").items()
+        if "Karpenter controller" in res["Properties"].get("Description", "")
+    ]
+    assert len(policies) == 6
+    assert {crds, association, *policies} <= set(resources[chart]["DependsOn"])
+    pools = _logical_id(dev, MANIFEST_RESOURCE, lambda p: "NodePool" in json.dumps(p["Manifest"]))
+    assert {crds, chart} <= set(resources[pools]["DependsOn"])
+
+
+def test_karpenter_controller_policy_is_karpenters_own(dev: SynthesizedEnvironment) -> None:
+    from stacks.cluster.karpenter_policy import VARIABLES, controller_policies
+
+    def actions(statements: list[dict]) -> set[str]:
+        return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+    upstream = controller_policies({name: name for name in VARIABLES})
+    deployed = {
+        res["Properties"]["Description"].split(": ")[1].split(" ")[0]: res["Properties"]["PolicyDocument"]
+        for res in dev.resources("Cluster", "AWS::IAM::ManagedPolicy").values()
+        if "Karpenter controller" in res["Properties"].get("Description", "")
+    }
+    assert set(deployed) == set(upstream)
+    for name, document in upstream.items():
+        assert actions(deployed[name]["Statement"]) == actions(document["Statement"])
+    text = json.dumps(deployed["NodeLifecyclePolicy"])
+    assert "aws:ResourceTag/kubernetes.io/cluster/tessera-dev" in text
+
+
+def test_karpenter_policy_template_is_checksummed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks.cluster import karpenter_policy
+
+    tampered = tmp_path / "template.yaml"
+    tampered.write_text("Resources: {}")
+    monkeypatch.setattr(karpenter_policy, "TEMPLATE_FILE", tampered)
+    with pytest.raises(ValueError, match="does not match the reviewed"):
+        karpenter_policy.load_template()
+
+
+def test_karpenter_node_role_joins_through_an_ec2_linux_access_entry(dev: SynthesizedEnvironment) -> None:
+    entries = [e["Properties"] for e in dev.resources("Cluster", "AWS::EKS::AccessEntry").values()]
+    [node_entry] = [e for e in entries if e.get("Type") == "EC2_LINUX"]
+    role_id = node_entry["PrincipalArn"]["Fn::GetAtt"][0]
+    assert "KarpenterNodeRole" in role_id
+    role = dev.template_json("Cluster")["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert "AmazonEKSWorkerNodePolicy" in json.dumps(role["ManagedPolicyArns"])
+
+
+def test_interruption_queue_is_encrypted_tls_only_and_fed_by_four_kinds_of_event(dev: SynthesizedEnvironment) -> None:
+    [queue_id] = dev.resources("Cluster", "AWS::SQS::Queue")
+    queue = dev.resources("Cluster", "AWS::SQS::Queue")[queue_id]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 300
+    [policy] = dev.resources("Cluster", "AWS::SQS::QueuePolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    detail_types = {
+        rule["Properties"]["EventPattern"]["detail-type"][0]
+        for rule in dev.resources("Cluster", "AWS::Events::Rule").values()
+        if rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    }
+    assert {
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+        "AWS Health Event",
+    } <= detail_types
+
+
+def test_node_monitoring_agent_feeds_node_repair(dev: SynthesizedEnvironment) -> None:
+    """Issue 12 case 7: the agent sets AcceleratedHardwareReady; Karpenter's node repair gate is on."""
+    addons = {a["Properties"]["AddonName"]: a for a in dev.resources("Cluster", "AWS::EKS::Addon").values()}
+    assert addons["eks-node-monitoring-agent"]["Properties"]["AddonVersion"] == "v1.7.0-eksbuild.1"
+    assert json.loads(_values_text(_helm_releases(dev)["karpenter"]))["settings"]["featureGates"]["nodeRepair"]
 
 
 def test_exactly_one_neuron_device_plugin(dev: SynthesizedEnvironment) -> None:
@@ -272,7 +343,8 @@ def test_exactly_one_neuron_device_plugin(dev: SynthesizedEnvironment) -> None:
     assert chart["Version"] == "1.10.0"
     values = json.loads(chart["Values"])
     assert values["devicePlugin"]["enabled"] is True
-    assert values["scheduler"]["enabled"] is True
+    # No dev service needs the scheduler extension (whole devices or one core), so it is off.
+    assert values["scheduler"]["enabled"] is False
     # CDK's own device-plugin manifest (added by add_nodegroup_capacity) must not exist anywhere.
     for env_template in dev.template_paths:
         assert "neuron-device-plugin" not in env_template.read_text()
@@ -284,21 +356,14 @@ def test_platform_charts_are_pinned_and_run_on_the_system_pool(dev: SynthesizedE
         "neuron": "1.10.0",
         "aws-load-balancer-controller": "3.5.0",
         "metrics-server": "3.13.1",
-        "cluster-autoscaler": "9.59.0",
+        "karpenter-crd": "1.14.1",
+        "karpenter": "1.14.1",
     }
-    for name in ("aws-load-balancer-controller", "metrics-server", "cluster-autoscaler"):
+    for name in ("aws-load-balancer-controller", "metrics-server"):
         values = json.loads(_values_text(releases[name]))
         assert values["nodeSelector"] == {"tessera.dev/pool": "system", "kubernetes.io/arch": "arm64"}
-        assert "tolerations" not in values  # nothing but the device plugin tolerates the Neuron taint
-    neuron = json.loads(releases["neuron"]["Values"])
-    assert neuron["scheduler"]["nodeSelector"]["tessera.dev/pool"] == "system"
-    assert neuron["scheduler"]["customScheduler"]["nodeSelector"]["tessera.dev/pool"] == "system"
-
-
-def test_autoscaler_image_follows_the_kubernetes_version(dev: SynthesizedEnvironment) -> None:
-    values = json.loads(_values_text(_helm_releases(dev)["cluster-autoscaler"]))
-    assert values["image"]["tag"] == "v1.34.5"
-    assert values["autoDiscovery"]["clusterName"] == "<ref>"
+        # Only the system node group's taint: nothing but the device plugins tolerates the Neuron taint.
+        assert values["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
 
 
 def test_load_balancer_controller_gets_cluster_region_and_vpc(dev: SynthesizedEnvironment) -> None:
@@ -314,7 +379,7 @@ def test_controllers_use_pod_identity_associations(dev: SynthesizedEnvironment) 
         a["Properties"]["ServiceAccount"]: a["Properties"]
         for a in dev.resources("Cluster", "AWS::EKS::PodIdentityAssociation").values()
     }
-    assert set(associations) == {"aws-load-balancer-controller", "cluster-autoscaler"}
+    assert set(associations) == {"aws-load-balancer-controller", "karpenter"}
     assert all(a["Namespace"] == "kube-system" for a in associations.values())
 
 
@@ -342,28 +407,6 @@ def test_load_balancer_controller_policy_file_is_checksummed(tmp_path, monkeypat
         platform_charts.load_lbc_policy()
 
 
-def test_autoscaler_may_only_scale_groups_it_owns(dev: SynthesizedEnvironment) -> None:
-    dev.template("Cluster").has_resource_properties(
-        "AWS::IAM::Policy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Sid": "ScaleOwnNodeGroups",
-                                "Condition": {
-                                    "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/tessera-dev": "owned"}
-                                },
-                            }
-                        )
-                    ]
-                )
-            }
-        },
-    )
-
-
 def test_cluster_outputs_and_parameters(dev: SynthesizedEnvironment) -> None:
     template = dev.template("Cluster")
     outputs = template.to_json()["Outputs"]
@@ -384,31 +427,44 @@ def test_cluster_template_stays_well_under_cloudformation_limits(dev: Synthesize
     assert resources < 250
 
 
-def test_efa_pool_has_interfaces_placement_group_and_one_zone(variant: SynthesizedEnvironment) -> None:
-    training = _nodegroups(variant)["training"]
-    data = _launch_template(variant, training)
-    interfaces = data["NetworkInterfaces"]
-    assert len(interfaces) == NEURON_INSTANCE_TYPES["trn1n.32xlarge"].efa_interfaces == 16
-    assert all(interface["InterfaceType"] == "efa" for interface in interfaces)
-    assert [interface["NetworkCardIndex"] for interface in interfaces] == list(range(16))
-    assert interfaces[0]["DeviceIndex"] == 0
-    assert "PlacementGroup" in json.dumps(data["Placement"]["GroupName"])
+def test_scheduler_extension_only_with_a_service_that_needs_it_on_an_x86_group(variant: SynthesizedEnvironment) -> None:
+    """Issue 12 case 2: kube-scheduler matches the cluster's minor; the extension runs on x86 system nodes."""
+    values = json.loads(_values_text(_helm_releases(variant)["neuron"]))
+    scheduler = values["scheduler"]
+    assert scheduler["enabled"] is True
+    image = scheduler["customScheduler"]["image"]
+    assert image["repository"] == "public.ecr.aws/eks-distro/kubernetes/kube-scheduler"
+    assert image["tag"].startswith(f"v{variant.config.cluster.kubernetes_version}.")
+    for placement in (scheduler, scheduler["customScheduler"]):
+        assert placement["nodeSelector"] == {"tessera.dev/pool": "system-x86", "kubernetes.io/arch": "amd64"}
+    groups = _nodegroups(variant)
+    assert groups["system-x86"]["AmiType"] == "AL2023_x86_64_STANDARD"
+    assert groups["system-x86"]["Taints"][0]["Key"] == "CriticalAddonsOnly"
+
+
+def test_efa_device_plugin_only_where_a_pool_has_efa(
+    dev: SynthesizedEnvironment, variant: SynthesizedEnvironment
+) -> None:
+    """Issue 12 case 8."""
+    assert "aws-efa-k8s-device-plugin" not in _helm_releases(dev)
+    efa = _helm_releases(variant)["aws-efa-k8s-device-plugin"]
+    assert efa["Version"] == "v0.5.30"
+    assert json.loads(_values_text(efa))["tolerations"] == [
+        {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     [group] = variant.resources("Cluster", "AWS::EC2::PlacementGroup").values()
     assert group["Properties"]["Strategy"] == "cluster"
-    assert len(training["Subnets"]) == 1
 
 
-def test_capacity_block_pool_targets_its_reservation(variant: SynthesizedEnvironment) -> None:
-    reserved = _nodegroups(variant)["reserved"]
-    assert reserved["CapacityType"] == "CAPACITY_BLOCK"
-    data = _launch_template(variant, reserved)
-    assert data["InstanceMarketOptions"] == {"MarketType": "capacity-block"}
-    assert data["CapacityReservationSpecification"] == {
-        "CapacityReservationTarget": {"CapacityReservationId": "cr-0123456789abcdef0"}
+def test_capacity_block_and_efa_pools_in_the_template(variant: SynthesizedEnvironment) -> None:
+    """Issue 12 case 9, as deployed: the reservation's zone reaches the NodePool."""
+    objects = _karpenter_objects(variant)
+    requirements = {
+        r["key"]: r["values"] for r in objects[("NodePool", "reserved")]["spec"]["template"]["spec"]["requirements"]
     }
-
-
-def test_trn2_pool_advertises_logical_cores(variant: SynthesizedEnvironment) -> None:
-    tags = _asg_tags(variant)["reserved"]
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuroncore"] == "64"
-    assert tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/resources/aws.amazon.com/neuron"] == "16"
+    assert requirements["topology.kubernetes.io/zone"] == ["us-east-1a"]
+    assert objects[("EC2NodeClass", "reserved")]["spec"]["capacityReservationSelectorTerms"] == [
+        {"id": "cr-0123456789abcdef0"}
+    ]
+    assert NEURON_INSTANCE_TYPES["trn2.48xlarge"].has_instance_store
+    assert objects[("EC2NodeClass", "reserved")]["spec"]["instanceStorePolicy"] == "RAID0"

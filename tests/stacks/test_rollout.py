@@ -87,7 +87,7 @@ def test_a_lambda_timeout_is_retried(definition: dict) -> None:
 
 
 def test_transient_errors_are_retried_with_backoff(definition: dict) -> None:
-    for name, state in definition["States"].items():
+    for state in definition["States"].values():
         if state["Type"] == "Task":
             [retry] = [r for r in state["Retry"] if "TransientError" in r["ErrorEquals"]]
             assert retry["BackoffRate"] == 2

@@ -211,3 +211,54 @@ def test_access_log_bucket_is_private_and_tls_only(dev: SynthesizedEnvironment) 
             "LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 30})]},
         },
     )
+
+
+def test_each_services_objects_wait_for_its_pod_identity_and_role_policy(variant: SynthesizedEnvironment) -> None:
+    """Issue 12 case 1: pods created before their association never get credentials."""
+    resources = variant.template_json("Services")["Resources"]
+    associations = {
+        props["Properties"]["ServiceAccount"]: logical_id
+        for logical_id, props in resources.items()
+        if props["Type"] == "AWS::EKS::PodIdentityAssociation"
+    }
+    manifests = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" and "Deployment" in json.dumps(resource)
+    }
+    assert len(manifests) == len(variant.config.services)
+    for service in variant.config.services:
+        [(logical_id, manifest)] = [
+            (lid, m)
+            for lid, m in manifests.items()
+            if f'"name":"{service.name}-stable"' in json.dumps(m).replace(" ", "").replace('\\"', '"')
+        ]
+        depends_on = set(manifest["DependsOn"])
+        association = associations[service.name]
+        role_id = resources[association]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        policies = {
+            lid
+            for lid, r in resources.items()
+            if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"]["Roles"]
+        }
+        assert policies, f"{service.name}: its role has no policy"
+        assert {association, role_id, *policies} <= depends_on, logical_id
+
+
+def test_load_balancer_controller_chart_waits_for_its_policy(dev: SynthesizedEnvironment) -> None:
+    resources = dev.template_json("Cluster")["Resources"]
+    [chart] = [
+        r
+        for r in resources.values()
+        if r["Type"] == "Custom::AWSCDK-EKS-HelmChart" and r["Properties"]["Release"] == "aws-load-balancer-controller"
+    ]
+    [policy] = [
+        lid for lid, r in resources.items() if r["Type"] == "AWS::IAM::Policy" and "LoadBalancerControllerPolicy" in lid
+    ]
+    [association] = [
+        lid
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::EKS::PodIdentityAssociation"
+        and r["Properties"]["ServiceAccount"] == "aws-load-balancer-controller"
+    ]
+    assert {policy, association} <= set(chart["DependsOn"])

@@ -1,0 +1,62 @@
+"""How many of a service's pods its accelerator pool can hold, from the pool's Karpenter limits.
+
+Pure arithmetic over the pool of a service's rollout settings (rollout.contract.PoolCapacity, rendered
+by stacks/rollout/settings.py).
+
+Karpenter may launch any of the pool's types, up to `max_nodes` nodes and (when set) `max_neuron_cores`
+NeuronCores in total. The most pods the pool can hold is the best case over its types: whole pods per
+node (a pod never spans nodes) times the nodes the limits allow. Other services on the same pool are
+not counted: this answers "can it ever fit", not "is there room now".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout.contract import PoolCapacity
+
+
+@dataclass(frozen=True)
+class PoolFit:
+    pods: int
+    cores_per_pod: int
+    max_pods: int
+
+    @property
+    def fits(self) -> bool:
+        return self.pods <= self.max_pods
+
+    @property
+    def cores_needed(self) -> int:
+        return self.pods * self.cores_per_pod
+
+    @property
+    def cores_usable(self) -> int:
+        return self.max_pods * self.cores_per_pod
+
+    @property
+    def evidence(self) -> dict[str, int]:
+        return {
+            "neuron_cores_needed": self.cores_needed,
+            "neuron_cores_in_pool": self.cores_usable,
+            "pods_in_pool": self.max_pods,
+        }
+
+    @property
+    def shortfall(self) -> str:
+        return f"need {self.cores_needed} NeuronCores, the pool has at most {self.cores_usable}"
+
+
+def max_pods(pool: PoolCapacity) -> int:
+    """The most pods of `cores_per_pod` cores the pool's limits allow, over its instance types."""
+    best = 0
+    for instance in pool.instance_types:
+        nodes = pool.max_nodes
+        if pool.max_neuron_cores is not None:
+            nodes = min(nodes, pool.max_neuron_cores // instance.cores)
+        best = max(best, nodes * (instance.cores // pool.cores_per_pod))
+    return best
+
+
+def pool_fit(pool: PoolCapacity, *, pods: int) -> PoolFit:
+    return PoolFit(pods=pods, cores_per_pod=pool.cores_per_pod, max_pods=max_pods(pool))
