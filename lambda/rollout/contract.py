@@ -202,8 +202,11 @@ def _build(model: type[T], data: object, where: str) -> T:
     values = {}
     for item in dataclasses.fields(model):  # type: ignore[arg-type]
         if item.name not in data:
-            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+            if item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING:
+                continue
+            if not _optional(hints[item.name]):  # stores like DynamoDB's drop null attributes
                 raise ContractError(f"{where}.{item.name}: required")
+            values[item.name] = None
             continue
         values[item.name] = _value(hints[item.name], data[item.name], f"{where}.{item.name}")
     try:
@@ -249,6 +252,10 @@ def _scalar(hint: Any, value: object, where: str) -> Any:
 @functools.cache
 def _hints(model: type) -> dict[str, Any]:
     return typing.get_type_hints(model)
+
+
+def _optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
 
 
 def _model_in(hint: Any) -> Any:

@@ -1,5 +1,6 @@
 """Config models of a service's rollout policy: how traffic moves to a new model version and how
-the canary is judged against stable on the way. Every field can be overridden per rollout."""
+the canary is judged against stable on the way. `as_contract` turns it into the rollout engine's typed
+Policy (in seconds); the fields listed by rollout.policy.FIELDS can be overridden for one rollout."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rollout.contract import Analysis, Policy
+from rollout.contract import ExtraMetric as ContractExtraMetric
 from stacks.config.base import StrictModel, raise_if_any
+
+DEFAULT_POLL_SECONDS = 30
 
 ALARM_NAME_PATTERN = r"^[\w .\-/#:()+=@]{1,255}$"
 
@@ -91,6 +96,28 @@ class RolloutPolicy(StrictModel):
         if self.steps is not None and self.strategy == "all_at_once" and self.steps != [100]:
             raise ValueError("steps: all_at_once has the single step [100]")
         return self
+
+    def as_contract(self, *, ready_timeout_seconds: int) -> Policy:
+        analysis = self.analysis
+        return Policy(
+            steps=self.weights,
+            warmup_seconds=self.warmup_minutes * 60,
+            bake_seconds=self.bake_minutes * 60,
+            poll_seconds=DEFAULT_POLL_SECONDS,
+            manual_approval=self.manual_approval,
+            approval_timeout_seconds=self.approval_timeout_minutes * 60,
+            ready_timeout_seconds=ready_timeout_seconds,
+            analysis=Analysis(
+                max_5xx_rate_percent=analysis.max_5xx_rate_percent,
+                max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
+                max_p99_seconds=analysis.max_p99_seconds,
+                max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
+                min_requests=analysis.min_requests,
+                max_bake_extensions=analysis.max_bake_extensions,
+                alarms=list(analysis.alarms),
+                extra_metrics=[ContractExtraMetric(**metric.model_dump()) for metric in analysis.extra_metrics],
+            ),
+        )
 
     @property
     def weights(self) -> list[int]:

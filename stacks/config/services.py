@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rollout.policy import worst_case_seconds
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
 from stacks.config.rollout import RolloutPolicy
-from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+from tessera_shared.constants import MAX_ROLLOUT_SECONDS, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -172,6 +173,24 @@ class ServiceSpec(StrictModel):
                 problems.append(f"{key}: is set by Tessera from the service's model and track")
         raise_if_any(problems)
         return env
+
+    @model_validator(mode="after")
+    def _rollout_fits_its_execution(self) -> ServiceSpec:
+        """The state machine's timeout and the lock's lease are derived from MAX_ROLLOUT_SECONDS."""
+        policy = self.rollout.as_contract(ready_timeout_seconds=self.ready_timeout_seconds)
+        worst = worst_case_seconds(policy)
+        if worst > MAX_ROLLOUT_SECONDS:
+            raise ValueError(
+                f"rollout: worst-case duration {worst} s ({worst / 86400:.1f} days) exceeds the "
+                f"{MAX_ROLLOUT_SECONDS // 86400} days a rollout may run; shorten bakes, extensions, steps or the "
+                "approval timeout"
+            )
+        return self
+
+    @property
+    def ready_timeout_seconds(self) -> int:
+        """A new pod may take the whole model-load allowance, plus scheduling and a node scale-up."""
+        return self.startup_allowance_minutes * 60 + 300
 
     @model_validator(mode="after")
     def _sdk_matches_accelerator(self) -> ServiceSpec:

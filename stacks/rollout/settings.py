@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout.contract import Analysis, ExtraMetric, InstanceCapacity, Policy, PoolCapacity, ServiceSettings
+from rollout.contract import InstanceCapacity, PoolCapacity, ServiceSettings
 from stacks.config.environment import PlacedService
 from stacks.services.kubernetes_objects import track_name
 from tessera_shared.constants import NAMESPACE
-
-DEFAULT_POLL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,6 @@ def rollout_settings(
 ) -> ServiceSettings:
     service, pool = placed.spec, placed.pool
     policy = service.rollout
-    analysis = policy.analysis
     return ServiceSettings(
         service=service.name,
         namespace=NAMESPACE,
@@ -55,28 +52,5 @@ def rollout_settings(
         )
         if pool
         else None,
-        policy=Policy(
-            steps=policy.weights,
-            warmup_seconds=policy.warmup_minutes * 60,
-            bake_seconds=policy.bake_minutes * 60,
-            poll_seconds=DEFAULT_POLL_SECONDS,
-            manual_approval=policy.manual_approval,
-            approval_timeout_seconds=policy.approval_timeout_minutes * 60,
-            # A new pod may take the whole model-load allowance, plus scheduling and a node scale-up.
-            ready_timeout_seconds=ready_timeout_seconds(service.startup_allowance_minutes),
-            analysis=Analysis(
-                max_5xx_rate_percent=analysis.max_5xx_rate_percent,
-                max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
-                max_p99_seconds=analysis.max_p99_seconds,
-                max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
-                min_requests=analysis.min_requests,
-                max_bake_extensions=analysis.max_bake_extensions,
-                alarms=list(analysis.alarms),
-                extra_metrics=[ExtraMetric(**metric.model_dump()) for metric in analysis.extra_metrics],
-            ),
-        ),
+        policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
     )
-
-
-def ready_timeout_seconds(startup_allowance_minutes: int) -> int:
-    return startup_allowance_minutes * 60 + 300

@@ -74,6 +74,25 @@ def make_waits_instant(clock: ClockDouble, monkeypatch: Any) -> None:
     monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=clock.advance))
 
 
+class LambdaTimeoutDouble(Exception):  # noqa: N818 - named after what it stands for
+    """A task whose Lambda ran out of time: Step Functions reports Lambda.Unknown."""
+
+    error_type = "Lambda.Unknown"
+
+
+class LambdaThrottledDouble(Exception):  # noqa: N818
+    """Lambda refused the invocation (too many concurrent executions)."""
+
+    error_type = "Lambda.TooManyRequestsException"
+
+
+@dataclass(frozen=True)
+class After:
+    """A fault that strikes after the action did its work (a timeout just before it could answer)."""
+
+    error: Exception
+
+
 @dataclass
 class TrackTraffic:
     """What one track's clients see during a step."""
@@ -94,11 +113,14 @@ class TrafficDouble:
     canary: TrackTraffic = field(default_factory=TrackTraffic)
     stable: TrackTraffic = field(default_factory=TrackTraffic)
     silent: bool = False  # a canary that gets no requests at all
+    # Custom metrics the servers publish per track (namespace Tessera, dimension Track): name -> track -> value.
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def emit(self, canary_weight: int) -> None:
         for track, traffic in (("canary", self.canary), ("stable", self.stable)):
             if track == "canary" and (self.silent or canary_weight == 0):
                 continue
+            self._emit_extra(track)
             dimensions = [
                 {"Name": "LoadBalancer", "Value": self.load_balancer},
                 {"Name": "TargetGroup", "Value": self.target_groups[track]},
@@ -121,6 +143,20 @@ class TrafficDouble:
                 ],
             )
 
+    def _emit_extra(self, track: str) -> None:
+        for name, values in self.extra.items():
+            self.cloudwatch.put_metric_data(
+                Namespace="Tessera",
+                MetricData=[
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "Track", "Value": track}],
+                        "Value": values[track],
+                        "Timestamp": self.clock(),
+                    }
+                ],
+            )
+
     def p99(
         self, *, namespace: str, metric_name: str, dimensions: dict, start: datetime, end: datetime
     ) -> float | None:
@@ -140,7 +176,7 @@ class RolloutWorld:
     traffic: TrafficDouble = field(init=False)
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
     completed: list[str] = field(default_factory=list)  # every task that returned, in order
-    faults: dict[str, list[Exception]] = field(default_factory=dict)  # action -> errors to raise first
+    faults: dict[str, list[Exception | After]] = field(default_factory=dict)  # action -> faults, in turn
     paused_at: str | None = None  # an action that waits for resume() before it runs
     _resume: threading.Event = field(default_factory=threading.Event)
     _paused: threading.Event = field(default_factory=threading.Event)
@@ -275,9 +311,12 @@ class RolloutWorld:
                 raise RuntimeError(f"{action} was never resumed")
         self.dispatched.append(action)
         pending = self.faults.get(action)
-        if pending:
-            raise pending.pop(0)
+        fault = pending.pop(0) if pending else None
+        if isinstance(fault, Exception):
+            raise fault
         result = dispatch(event, self.clients)
+        if isinstance(fault, After):
+            raise fault.error
         if action in ("deploy_canary", "scale_canary"):
             self._register_canary_targets(result["replicas"])
         if action == "shift_traffic":
@@ -344,7 +383,8 @@ def route_lambda_to(world: RolloutWorld, monkeypatch: Any) -> None:
             return json.dumps(world.invoke(json.loads(body or "{}"))).encode()
         except Exception as error:
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
+            error_type = getattr(error, "error_type", type(error).__name__)
+            return json.dumps({"errorType": error_type, "errorMessage": str(error)}).encode()
 
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
 

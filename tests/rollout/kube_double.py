@@ -221,6 +221,11 @@ class KubernetesApiDouble:
             self._stored(namespace, name)
             self._ready_after_reads[(namespace, name)] = reads
 
+    def clear_faults(self) -> None:
+        """Forget every queued error response."""
+        with self._lock:
+            self._faults.clear()
+
     def fail_next(self, method: str, status_code: int, times: int = 1, message: str | None = None) -> None:
         """Answer the next `times` requests with this method with `status_code` (a Status body), before
         authentication or any other handling."""

@@ -8,98 +8,15 @@ the lock is free, and the stable pointer names a version that passed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from rollout.handler import dispatch
-from stacks.registration.catalog import build_catalog
 from tessera_cli.main import main as tessera
-from tests.fake_aws import use_fake_credentials
-from tests.rollout.definition import state_machine_definition
-from tests.rollout.harness import (
-    FUNCTION_ARN,
-    NEW_VERSION,
-    REGION,
-    STABLE_VERSION,
-    TABLE,
-    RolloutWorld,
-    TrackTraffic,
-    make_waits_instant,
-    route_lambda_to,
-    run_execution,
-)
-from tests.rollout.kube_double import KubernetesApiDouble
-from tests.synth import SynthesizedEnvironment
-
-# Waits are instant (ClockDouble), so the policy can keep realistic durations.
-FAST = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120}
-
-
-@dataclass
-class Rollouts:
-    world: RolloutWorld
-    sfn: Any
-    machine: str
-
-    def run(self, overrides: dict | None = None, **kwargs: Any) -> dict:
-        request = {"service": "assistant", "version": NEW_VERSION, "overrides": {**FAST, **(overrides or {})}}
-        return run_execution(self.sfn, self.machine, request, **kwargs)
-
-    def assert_at_rest(self, *, stable: str) -> None:
-        world = self.world
-        weights = world.weights()
-        assert weights == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0}
-        assert world.canary_replicas() == 0
-        assert world.clients.ledger.lock_holder("assistant") is None
-        assert world.clients.ledger.pointer("assistant")["stable"] == stable
-        assert world.deployed_version("stable") == stable
-
-    def version_state(self) -> str:
-        return self.world.clients.ledger.version("assistant", NEW_VERSION)["state"]
-
-    def record(self) -> dict:
-        [record] = self.world.clients.ledger.rollouts("assistant")
-        return record
-
-
-@pytest.fixture
-def rollouts(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rollouts]:
-    use_fake_credentials(monkeypatch, REGION)
-    aws_config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=aws_config), KubernetesApiDouble() as kube:
-        world = RolloutWorld(config=dev.config, kube=kube).build()
-        route_lambda_to(world, monkeypatch)
-        make_waits_instant(world.clock, monkeypatch)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(
-            name="tessera-dev-rollout",
-            definition=json.dumps(state_machine_definition(dev, function_arn=FUNCTION_ARN)),
-            roleArn="arn:aws:iam::123456789012:role/tessera-dev-rollout",
-        )["stateMachineArn"]
-        yield Rollouts(world=world, sfn=sfn, machine=machine)
-
-
-def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
-    execution = rollouts.run()
-    assert execution["status"] == "SUCCEEDED", execution
-    rollouts.assert_at_rest(stable=NEW_VERSION)
-    assert rollouts.version_state() == "PROMOTED"
-    record = rollouts.record()
-    assert record["status"] == "PROMOTED"
-    judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
-    assert judgement["verdict"] == "PASS"
-    assert judgement["canary"]["requests"] == 1000
-    assert judgement["canary_weight"] == 10
-    assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
-    # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
-    deploy = next(d for d in record["decisions"] if d["id"] == "deploy-canary")
-    assert deploy["replicas"] == 1
+from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
+from tests.rollout.scenarios import Rollouts
 
 
 def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) -> None:
@@ -209,14 +126,14 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
     rollouts: Rollouts, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = rollouts.world
-    _prepare_cli(world, rollouts.machine)
+    rollouts.prepare_cli()
     world.pause_before("check_bake")
     running = rollouts.run(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
     world.wait_until_paused()
     assert world.weights()[world.routing.canary_target_group] == 10
     assert tessera(["--env", "dev", "rollout", "abort", "assistant", "--no-wait"]) == 0
     world.resume()
-    finished = run_execution_until_done(rollouts, running["executionArn"])
+    finished = rollouts.wait(running["executionArn"])
     assert finished["status"] == "FAILED"
     assert finished["error"] == "Aborted"
     rollouts.assert_at_rest(stable=STABLE_VERSION)
@@ -243,13 +160,6 @@ def test_rollback_handler_run_twice_gives_the_same_outcome(rollouts: Rollouts) -
     assert len(world.notices()) == 1
 
 
-def _prepare_cli(world: RolloutWorld, machine: str) -> None:
-    ssm = world.clients.ssm
-    ssm.put_parameter(Name="/tessera/dev/artifacts/registry-table-name", Value=TABLE, Type="String")
-    ssm.put_parameter(Name="/tessera/dev/rollout/state-machine-arn", Value=machine, Type="String")
-    ssm.put_parameter(Name="/tessera/dev/registry/catalog", Value=build_catalog(world.config).to_json(), Type="String")
-
-
 @pytest.mark.parametrize(
     ("decision", "status", "stable"),
     [([], "SUCCEEDED", NEW_VERSION), (["--reject", "eval regressed"], "FAILED", STABLE_VERSION)],
@@ -258,36 +168,23 @@ def test_manual_approval_from_the_cli(
     rollouts: Rollouts, capsys: pytest.CaptureFixture[str], decision: list[str], status: str, stable: str
 ) -> None:
     world = rollouts.world
-    _prepare_cli(world, rollouts.machine)
+    rollouts.prepare_cli()
     waiting = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
     assert waiting["status"] == "RUNNING"
     assert tessera(["--env", "dev", "rollout", "approve", "assistant", *decision]) == 0
-    finished = run_execution_until_done(rollouts, waiting["executionArn"])
+    finished = rollouts.wait(waiting["executionArn"])
     assert finished["status"] == status
     rollouts.assert_at_rest(stable=stable)
     capsys.readouterr()
 
 
-def run_execution_until_done(rollouts: Rollouts, execution: str, timeout: float = 60.0) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = rollouts.sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.2)
-    raise AssertionError("execution did not finish")
-
-
 def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
-    world = rollouts.world
-    _prepare_cli(world, rollouts.machine)
+    rollouts.prepare_cli()
     overrides = ["--override", "poll_seconds=1", "--override", "warmup_seconds=1", "--override", "bake_seconds=1"]
     assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
     started = json.loads(capsys.readouterr().out)
     assert started["overrides"] == {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
-    finished = run_execution_until_done(rollouts, started["execution"])
+    finished = rollouts.wait(started["execution"])
     assert finished["status"] == "SUCCEEDED"
     assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant", "--watch", "--interval", "0.1"]) == 0
     assert json.loads(capsys.readouterr().out)["execution_status"] == "SUCCEEDED"
@@ -302,7 +199,7 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
 
 def test_cli_refuses_what_cannot_be_done(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
     world = rollouts.world
-    _prepare_cli(world, rollouts.machine)
+    rollouts.prepare_cli()
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 3
     assert tessera(["--env", "dev", "rollout", "approve", "assistant"]) == 3
     assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 3

@@ -1,0 +1,156 @@
+"""Driving whole rollouts: start an execution of the synthesized state machine under moto, let it end,
+deliver the safety net's status-change event as EventBridge would, and check every invariant."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stacks.registration.catalog import build_catalog
+from tests.rollout.harness import NEW_VERSION, REGION, TABLE, RolloutWorld, run_execution
+
+# Waits are instant (ClockDouble), so the policy can keep realistic durations.
+FAST = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120, "ready_timeout_seconds": 120}
+# How each outcome in the ledger shows on the execution (status, error).
+EXPECTED_ENDING = {
+    "PROMOTED": ("SUCCEEDED", None),
+    "ROLLED_BACK": ("FAILED", "RolledBack"),
+    "ABORTED": ("FAILED", "Aborted"),
+    "FAILED": ("FAILED", "RolloutFailed"),
+    "NEEDS_OPERATOR": ("FAILED", "NeedsOperator"),
+}
+STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+@dataclass
+class Rollouts:
+    world: RolloutWorld
+    sfn: Any
+    machine: str
+
+    def start(self, overrides: dict | None = None, *, version: str = NEW_VERSION, **kwargs: Any) -> dict:
+        request = {"service": "assistant", "version": version, "overrides": {**FAST, **(overrides or {})}}
+        return run_execution(self.sfn, self.machine, request, **kwargs)
+
+    run = start
+
+    def begin(self, overrides: dict | None = None) -> dict:
+        """Start an execution and return at once, while it runs."""
+        return self.start(overrides, until=lambda _: True)
+
+    def wait(self, execution: str, timeout: float = 90.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.05)
+        raise AssertionError(f"execution {execution} did not finish within {timeout} s")
+
+    def settle(self, execution: dict) -> dict:
+        """What the safety-net rule does after an execution ends in FAILED, TIMED_OUT or ABORTED:
+        deliver its status-change event (the documented shape) to the rollout function."""
+        if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+            self.world.invoke(status_change_event(execution))
+        return execution
+
+    def assert_at_rest(self, *, stable: str) -> None:
+        world = self.world
+        weights = world.weights()
+        assert weights == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0}
+        assert world.canary_replicas() == 0
+        assert world.clients.ledger.lock_holder("assistant") is None
+        assert world.clients.ledger.pointer("assistant")["stable"] == stable
+        assert world.deployed_version("stable") == stable
+
+    def assert_invariants(self, execution: dict) -> dict:
+        """Every invariant a rollout's end must keep, whatever happened on the way. Returns the record."""
+        world = self.world
+        ledger = world.clients.ledger
+        described = self.sfn.describe_execution(executionArn=execution["executionArn"])
+        assert described["status"] != "RUNNING"
+        weights = world.weights()
+        assert weights == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0}, weights
+        assert world.canary_replicas() == 0
+        assert world.deployed_version("stable") == ledger.pointer("assistant")["stable"]
+        record = ledger.record_for("assistant", execution["executionArn"])
+        notices = [n for n in world.notices() if n["execution"] == execution["executionArn"]]
+        endings = [n["status"] for n in notices if n["status"] != "APPROVAL_NEEDED"]
+        lock = ledger.lock_holder("assistant")
+        if record is None:  # refused before it took the lock: nothing was touched
+            assert described["error"] in ("RolloutRefused", "RolloutNotStarted"), described
+            assert endings == ["REFUSED"], endings
+            return {}
+        status = record["status"]
+        assert endings == [status], (endings, status)
+        if status == "NEEDS_OPERATOR":
+            assert lock is not None
+            assert lock.get("operator"), lock
+            assert record.get("left_to_undo")
+        else:
+            assert lock is None or self._running(lock["execution"]), lock
+        if described["status"] in ("ABORTED", "TIMED_OUT"):
+            assert status in (described["status"], "NEEDS_OPERATOR"), (status, described["status"])
+        else:
+            expected_status, expected_error = EXPECTED_ENDING[status]
+            assert described["status"] == expected_status, (status, described)
+            assert described.get("error") == expected_error, (status, described.get("error"))
+        if status != "ROLLED_BACK":
+            version = ledger.version("assistant", record["version"])["state"]
+            assert version in ("REGISTERED", "PROMOTED"), version  # only a verdict burns a version
+        return record
+
+    def _running(self, execution: str) -> bool:
+        return self.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+
+    def version_state(self) -> str:
+        return self.world.clients.ledger.version("assistant", NEW_VERSION)["state"]
+
+    def record(self) -> dict:
+        [record] = self.world.clients.ledger.rollouts("assistant")
+        return record
+
+    def prepare_cli(self) -> None:
+        """The SSM parameters the CLI finds the environment by."""
+        ssm = self.world.clients.ssm
+        for name, value in (
+            ("artifacts/registry-table-name", TABLE),
+            ("rollout/state-machine-arn", self.machine),
+            ("registry/catalog", build_catalog(self.world.config).to_json()),
+        ):
+            ssm.put_parameter(Name=f"/tessera/dev/{name}", Value=value, Type="String", Overwrite=True)
+
+
+def status_change_event(execution: dict) -> dict:
+    """A Step Functions "Execution Status Change" event as EventBridge delivers it (AWS Step Functions
+    developer guide, "Step Functions events": version, id, detail-type, source, account, time, region,
+    resources, and detail with executionArn, stateMachineArn, name, status, startDate, stopDate, input,
+    output, error, cause)."""
+    arn = execution["executionArn"]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": STATUS_CHANGE,
+        "source": "aws.states",
+        "account": arn.split(":")[4],
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "startDate": 1,
+            "stopDate": 2,
+            "input": execution.get("input", "{}"),
+            "output": None,
+            "inputDetails": {"included": True},
+            "outputDetails": None,
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        },
+    }
