@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
 from stacks.config.rollout import RolloutPolicy
-from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -44,11 +44,9 @@ class ServiceImage(StrictModel):
 
 class ModelSpec(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Model name, e.g. `assistant-vlm`.")
-    version: str = Field(pattern=MODEL_VERSION_PATTERN, description="The initial stable version.")
-    s3_prefix: str | None = Field(
-        None,
-        pattern=r"^models/[a-z0-9][a-z0-9/-]*/$",
-        description="Where the model's versions live in the model bucket; default `models/<service>/`.",
+    version: str = Field(
+        pattern=MODEL_VERSION_PATTERN,
+        description="The initial stable version; versions live under `models/<service>/<version>/` in the bucket.",
     )
 
 
@@ -148,7 +146,7 @@ class ServiceSpec(StrictModel):
 
     @property
     def model_prefix(self) -> str:
-        return self.model.s3_prefix or f"models/{self.name}/"
+        return model_prefix(self.name)
 
     @property
     def is_neuron(self) -> bool:
