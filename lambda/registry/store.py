@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from registry.table_keys import (
     IGNORED_PARTITION,
+    POINTER_KEY,
     VERSION_PREFIX,
     event_key,
     event_prefix,
@@ -286,6 +287,16 @@ class RegistryStore:
                 return False
             raise
         return True
+
+    def pointer(self, service: str) -> dict:
+        """The service's live versions as the rollout engine records them: `stable` and, mid-rollout, `canary`."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=to_dynamo({"pk": partition(service), "sk": POINTER_KEY}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return from_dynamo(item) if item else {}
 
     def list_versions(self, service: str) -> list[VersionRecord]:
         return [VersionRecord.from_item(item) for item in self._query(service, VERSION_PREFIX)]
