@@ -40,5 +40,8 @@ def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
 
 
 def _clear_handler_caches() -> None:
-    handler._registrar.cache_clear()
-    handler._store.cache_clear()
+    """The handler's per-execution-environment clients (each test is a fresh environment)."""
+    for name in ("_registrar", "_store"):
+        cached = getattr(handler, name, None)
+        if cached is not None:
+            cached.cache_clear()

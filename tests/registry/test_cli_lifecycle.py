@@ -11,7 +11,6 @@ from registry import handler
 from tessera_cli import environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from tessera_cli.main import main
-from tessera_shared.constants import EVENT_DEPLOYED_CANARY, EVENT_PROMOTED
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
     TABLE,
@@ -21,6 +20,7 @@ from tests.registry.world import (
     object_created_event,
 )
 
+EVENT_DEPLOYED_CANARY, EVENT_PROMOTED = "deployed-canary", "promoted"  # tessera_shared.constants
 V1, V2, V3 = "2026-11-01", "2026-11-20", "2026-11-24"
 
 

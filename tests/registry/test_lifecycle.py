@@ -12,18 +12,8 @@ import boto3
 import pytest
 
 from registry import handler
-from registry.images import image_reference, protect_image, protective_tag
 from registry.intake import parse_request
-from tessera_shared.constants import (
-    EVENT_DEPLOYED_CANARY,
-    EVENT_PROMOTED,
-    EVENT_ROLLED_BACK,
-    EVENT_ROLLOUT_FAILED,
-    PROMOTED,
-    REGISTERED,
-    REJECTED,
-    ROLLED_BACK,
-)
+from tessera_shared.constants import PROMOTED, REGISTERED, REJECTED, ROLLED_BACK
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
     ASSISTANT_TAG,
@@ -35,6 +25,14 @@ from tests.registry.world import (
     object_created_event,
 )
 
+# The lifecycle event kinds (tessera_shared.constants EVENT_*), spelled out so that this module also
+# loads on code that predates them, and each test fails on its own.
+EVENT_DEPLOYED_CANARY, EVENT_PROMOTED, EVENT_ROLLED_BACK, EVENT_ROLLOUT_FAILED = (
+    "deployed-canary",
+    "promoted",
+    "rolled-back",
+    "rollout-failed",
+)
 VERSION = "2026-11-20"
 REPOSITORY = "tessera/dev/assistant"
 
@@ -192,6 +190,8 @@ def test_6_lifecycle_events_refuse_unknown_versions_kinds_and_big_details(lambda
 
 # -- 7. images by digest, kept while used -------------------------------------------------------------
 def test_7_registration_records_the_image_digest(lambda_env: World) -> None:
+    from registry.images import image_reference
+
     result = register(lambda_env, assistant_manifest())
     expected = lambda_env.ecr.describe_images(repositoryName=REPOSITORY, imageIds=[{"imageTag": ASSISTANT_TAG}])
     digest = expected["imageDetails"][0]["imageDigest"]
@@ -216,6 +216,8 @@ def test_7_the_sdk_is_checked_against_the_image_the_version_runs(lambda_env: Wor
 
 
 def test_7_protecting_an_image_adds_the_kept_tag_once(lambda_env: World) -> None:
+    from registry.images import protect_image, protective_tag
+
     register(lambda_env, assistant_manifest())
     digest = lambda_env.store().get_version("assistant", VERSION).image_digest
     for _ in range(2):

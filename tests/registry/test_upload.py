@@ -15,7 +15,6 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from registry import handler
-from registry.checksums import file_checksums
 from registry.manifest import ManifestError, parse_manifest
 from tessera_cli import environment, models
 from tessera_cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE
@@ -77,6 +76,8 @@ def big() -> bytes:
 
 # -- the checksum model ------------------------------------------------------------------------------------
 def test_2_local_composite_matches_the_definition_and_moto(world: World, tmp_path: Path, big: bytes) -> None:
+    from registry.checksums import file_checksums
+
     path = tmp_path / "weights.bin"
     path.write_bytes(big)
     local = file_checksums(path, part_size=PART)
