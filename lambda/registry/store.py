@@ -158,7 +158,7 @@ class RegistryStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            self._event_put(record, event),
+            self._event_put(record.service, record.version, event),
         )
 
     def replace_rejected(self, record: VersionRecord, event: dict, *, previous_digest: str) -> None:
@@ -177,7 +177,7 @@ class RegistryStore:
                     ),
                 }
             },
-            self._event_put(record, event),
+            self._event_put(record.service, record.version, event),
         )
 
     def mark_announced(self, service: str, version: str) -> None:
@@ -233,7 +233,7 @@ class RegistryStore:
                         }
                     },
                     {"Update": update},
-                    self._event_put(VersionRecord(service, version, "", ""), event),
+                    self._event_put(service, version, event),
                 ]
             )
         except ClientError as error:
@@ -307,12 +307,11 @@ class RegistryStore:
     def _query(self, service: str, prefix: str) -> list[dict]:
         return query_partition(self._client, self._table, service, prefix)
 
-    def _event_put(self, record: VersionRecord, event: dict) -> dict:
+    def _event_put(self, service: str, version: str, event: dict) -> dict:
         item = {
-            "pk": partition(record.service),
-            "sk": event_key(record.version, f"{event['at']}#{event['kind']}"),
-            "kind": "event",
-            "version": record.version,
+            "pk": partition(service),
+            "sk": event_key(version, f"{event['at']}#{event['kind']}"),
+            "version": version,
             **event,
         }
         return {"Put": {"TableName": self._table, "Item": to_dynamo(item)}}
