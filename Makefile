@@ -24,7 +24,7 @@ help:
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
-	@echo "make bench                               time a full synth against an empty CDK app"
+	@echo "make bench                               time a synth, Lambda cold imports, and a 1 GiB model upload"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,7 @@ manifests: $(VENV)/.installed
 bench: setup
 	$(PY) tools/bench_synth.py
 	$(PY) tools/bench_lambda.py
+	$(PY) tools/bench_upload.py
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache

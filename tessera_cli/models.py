@@ -1,24 +1,39 @@
-"""`tessera models ...`: list, show, register and validate model versions."""
+"""`tessera models ...`: list, show, register, validate, upload model versions; list ignored uploads."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import time
 from pathlib import Path
 
-from registry.checks import check_local_artifacts, check_target_fit
-from registry.manifest import ManifestError, parse_manifest
+from registry.catalog import Catalog
+from registry.checks import check_local_artifacts, check_target_fit, multipart_warnings
+from registry.manifest import ManifestError, digest, parse_manifest
+from registry.registrar import NOT_FOUND
+from registry.store import RegistryStore, VersionRecord
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
-from tessera_shared.constants import REJECTED
+from tessera_shared.constants import MANIFEST_NAME, MODEL_VERSION_PATTERN, REJECTED, SERVICE_NAME_PATTERN
+
+EXAMPLES = {
+    "tessera models list": "tessera models list assistant --json",
+    "tessera models show": "tessera models show assistant 2026-11-20",
+    "tessera models register": "tessera models register assistant 2026-11-20",
+    "tessera models validate": "tessera models validate ./assistant-2026-11-20 --env prod",
+    "tessera models upload": "tessera models upload assistant 2026-11-20 ./assistant-2026-11-20",
+    "tessera models ignored": "tessera --env prod models ignored",
+}
+WAIT_POLL_SECONDS = 2.0
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="every version of a service's model")
+    listing = commands.add_parser("list", help="every version of a service's model, live ones marked")
     listing.add_argument("service")
     listing.set_defaults(run=list_versions)
-    show = commands.add_parser("show", help="one version: state, compile target, reasons, history")
+    show = commands.add_parser("show", help="one version: state, image digest, compile target, reasons, history")
     show.add_argument("service")
     show.add_argument("version")
     show.set_defaults(run=show_version)
@@ -30,70 +45,215 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("path", type=Path, help="the version folder, or its manifest.json")
     validate.add_argument("--config", type=Path, help="environment config file (default config/<env>.yaml)")
     validate.set_defaults(run=validate_local)
+    upload = commands.add_parser(
+        "upload",
+        help="upload a version folder (artifacts, then the manifest) and wait for its registration",
+        description="Uploads every file of FOLDER (its manifest.json may leave `artifacts` out: they are "
+        "filled in with the checksums S3 records), writes the manifest last and waits for the registration.",
+    )
+    upload.add_argument("service")
+    upload.add_argument("version")
+    upload.add_argument("folder", type=Path)
+    upload.add_argument("--part-size-mib", type=int, default=64, help="multipart part size (>= 5); default 64")
+    upload.add_argument("--no-wait", action="store_true", help="do not wait for the registration outcome")
+    upload.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for registration; 300")
+    upload.set_defaults(run=upload_version)
+    ignored = commands.add_parser("ignored", help="manifest uploads the registry could not place (recent days)")
+    ignored.set_defaults(run=list_ignored)
+
+
+# -- checks before any write ---------------------------------------------------------------------------
+def _check_names(service: str, version: str | None = None) -> None:
+    """Malformed names are usage errors, found before any AWS call."""
+    if not re.match(SERVICE_NAME_PATTERN, service):
+        raise CliError(f"service {service!r} must match {SERVICE_NAME_PATTERN}", EXIT_USAGE)
+    if version is not None and not re.match(MODEL_VERSION_PATTERN, version):
+        raise CliError(f"version {version!r} must match {MODEL_VERSION_PATTERN}", EXIT_USAGE)
+
+
+def _known_service(env: Environment, service: str) -> Catalog:
+    catalog = env.catalog
+    if service not in catalog.services:
+        known = ", ".join(sorted(catalog.services)) or "none"
+        raise CliError(f"service {service!r} is not in environment {env.name} (services: {known})", EXIT_NOT_FOUND)
+    return catalog
+
+
+# -- list and show ----------------------------------------------------------------------------------------
+def _live(store: RegistryStore, service: str) -> dict[str, str]:
+    """version -> track, from the pointer the rollout engine keeps."""
+    pointer = store.pointer(service)
+    return {pointer[track]: track for track in ("canary", "stable") if pointer.get(track)}
+
+
+def _short(image_digest: str | None) -> str:
+    return image_digest.removeprefix("sha256:")[:12] if image_digest else "-"
 
 
 def list_versions(args: argparse.Namespace, printer: Printer) -> int:
-    records = Environment(args.env, args.region).store.list_versions(args.service)
-    rows = [{"version": r.version, "state": r.state, "model": r.model, "updated_at": r.updated_at} for r in records]
-    human = "\n".join(f"{r['version']:<24} {r['state']:<12} {r['updated_at']}" for r in rows)
-    printer.result(
-        {"service": args.service, "versions": rows}, human or f"no versions of {args.service} are registered"
-    )
+    _check_names(args.service)
+    env = Environment(args.env, args.region)
+    _known_service(env, args.service)
+    live = _live(env.store, args.service)
+    records = env.store.list_versions(args.service)
+    rows = [{**_list_row(record), "live": live.get(record.version)} for record in records]
+    header = f"{'VERSION':<24} {'STATE':<12} {'LIVE':<7} {'IMAGE':<13} REGISTERED"
+    lines = [
+        f"{row['version']:<24} {row['state']:<12} {row['live'] or '-':<7} {_short(row['image_digest']):<13} "
+        f"{row['registered_at']}"
+        for row in rows
+    ]
+    human = "\n".join([header, *lines]) if rows else f"no versions of {args.service} are registered"
+    printer.result({"service": args.service, "versions": rows}, human)
     return EXIT_OK
 
 
+def _list_row(record: VersionRecord) -> dict:
+    return {
+        "version": record.version,
+        "state": record.state,
+        "model": record.model,
+        "image": record.image,
+        "image_digest": record.image_digest,
+        "registered_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
 def show_version(args: argparse.Namespace, printer: Printer) -> int:
-    store = Environment(args.env, args.region).store
+    _check_names(args.service, args.version)
+    env = Environment(args.env, args.region)
+    _known_service(env, args.service)
+    store = env.store
     record = store.get_version(args.service, args.version)
     if record is None:
         raise CliError(f"{args.service} version {args.version} is not in the registry", EXIT_NOT_FOUND)
     history = store.history(args.service, args.version)
+    live = _live(store, args.service).get(record.version)
     lines = [
-        f"{record.service} {record.version}: {record.state}",
-        f"  model:  {record.model}",
-        f"  image:  {record.image}",
-        f"  target: {', '.join(f'{k}={v}' for k, v in sorted(record.target.items()))}",
-        *(f"  reason: {reason}" for reason in record.reasons),
+        f"{record.service} {record.version}: {record.state}{f' (live: {live})' if live else ''}",
+        f"  model:        {record.model}",
+        f"  image:        {record.image}",
+        f"  image digest: {record.image_digest or '-'}",
+        f"  target:       {', '.join(f'{k}={v}' for k, v in sorted(record.target.items()))}",
+        *(f"  reason:       {reason}" for reason in record.reasons),
         "  history:",
-        *(f"    {event['at']} {event['kind']}" for event in history),
+        *(f"    {event['at']} {event['kind']}{_event_note(event)}" for event in history),
     ]
-    data = {**record.__dict__, "history": history}
-    printer.result(data, "\n".join(lines))
+    printer.result({**record.view(), "live": live, "history": history}, "\n".join(lines))
     return EXIT_OK
 
 
+def _event_note(event: dict) -> str:
+    notes = []
+    if "attempt" in event:
+        notes.append(f"attempt {event['attempt']}")
+    if event.get("reasons"):
+        notes.append(f"{len(event['reasons'])} reason(s)")
+    for name in ("execution", "reason"):
+        if event.get(name):
+            notes.append(f"{name} {event[name]}")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+# -- register ---------------------------------------------------------------------------------------------
 def register_version(args: argparse.Namespace, printer: Printer) -> int:
-    outcome = Environment(args.env, args.region).registrar().register(args.service, args.version)
+    _check_names(args.service, args.version)
+    env = Environment(args.env, args.region)
+    _known_service(env, args.service)
+    outcome = env.registrar().register(args.service, args.version)
     lines = [f"{outcome.service} {outcome.version}: {outcome.outcome} (state {outcome.state})"]
     lines += [f"  reason: {reason}" for reason in outcome.reasons]
+    if outcome.outcome == NOT_FOUND:
+        raise CliError("; ".join(outcome.reasons), EXIT_NOT_FOUND)
     printer.result(outcome.as_dict(), "\n".join(lines))
     return EXIT_REJECTED if outcome.outcome == REJECTED else EXIT_OK
 
 
+# -- validate ---------------------------------------------------------------------------------------------
 def validate_local(args: argparse.Namespace, printer: Printer) -> int:
-    from stacks.config.environment import config_path_for, load_config  # config tooling only this command needs
-    from stacks.config.errors import ConfigError
-    from stacks.registration.catalog import build_catalog
-
-    manifest_path = args.path / "manifest.json" if args.path.is_dir() else args.path
+    manifest_path = args.path / MANIFEST_NAME if args.path.is_dir() else args.path
     if not manifest_path.is_file():
         raise CliError(f"{manifest_path} does not exist", EXIT_USAGE)
-    try:
-        catalog = build_catalog(load_config(args.config or config_path_for(args.env)))
-    except ConfigError as error:
-        raise CliError(f"{error.source}: {'; '.join(error.problems)}", EXIT_UNREACHABLE) from None
+    catalog = _local_catalog(args)
+    warnings: list[str] = []
     try:
         manifest = parse_manifest(manifest_path.read_bytes())
     except ManifestError as error:
         reasons = error.reasons
     else:
         reasons = check_local_artifacts(manifest_path.parent, manifest)
+        warnings = multipart_warnings(manifest)
         service = catalog.services.get(manifest.service)
         if service is None:
             reasons.append(f"service {manifest.service!r} is not in environment {args.env}")
         else:
             reasons += check_target_fit(manifest, service)
     valid = not reasons
-    human = f"{manifest_path}: valid" if valid else "\n".join(f"{manifest_path}: {reason}" for reason in reasons)
-    printer.result({"path": str(manifest_path), "valid": valid, "reasons": reasons}, human)
+    lines = [f"{manifest_path}: warning: {warning}" for warning in warnings]
+    lines += [f"{manifest_path}: valid"] if valid else [f"{manifest_path}: {reason}" for reason in reasons]
+    printer.result(
+        {"path": str(manifest_path), "valid": valid, "reasons": reasons, "warnings": warnings}, "\n".join(lines)
+    )
     return EXIT_OK if valid else EXIT_REJECTED
+
+
+def _local_catalog(args: argparse.Namespace) -> Catalog:
+    from stacks.config.environment import config_path_for, load_config  # config tooling only `validate` needs
+    from stacks.config.errors import ConfigError
+    from stacks.registration.catalog import build_catalog
+
+    try:
+        return build_catalog(load_config(args.config or config_path_for(args.env)))
+    except ConfigError as error:
+        raise CliError(f"{error.source}: {'; '.join(error.problems)}", EXIT_UNREACHABLE) from None
+
+
+# -- upload -----------------------------------------------------------------------------------------------
+def upload_version(args: argparse.Namespace, printer: Printer) -> int:
+    from tessera_cli.upload_command import run_upload  # boto3's transfer manager and tqdm: only for uploads
+
+    _check_names(args.service, args.version)
+    if not args.folder.is_dir():
+        raise CliError(f"{args.folder} is not a folder", EXIT_USAGE)
+    if not (args.folder / MANIFEST_NAME).is_file():
+        raise CliError(f"{args.folder / MANIFEST_NAME} does not exist", EXIT_USAGE)
+    if args.part_size_mib < 5:
+        raise CliError("--part-size-mib must be at least 5 (S3's smallest part)", EXIT_USAGE)
+    env = Environment(args.env, args.region)
+    catalog = _known_service(env, args.service)
+    manifest, body = run_upload(args, env, catalog, quiet=printer.as_json)
+    if args.no_wait:
+        printer.result(
+            {"service": args.service, "version": args.version, "outcome": "UPLOADED", "manifest": manifest},
+            f"{args.service} {args.version}: uploaded; registration runs from the manifest's upload event",
+        )
+        return EXIT_OK
+    return _wait_for_registration(args, env.store, digest(body), printer)
+
+
+def _wait_for_registration(args: argparse.Namespace, store: RegistryStore, content: str, printer: Printer) -> int:
+    deadline = time.monotonic() + args.timeout
+    while True:
+        record = store.get_version(args.service, args.version)
+        if record is not None and record.digest == content:
+            lines = [f"{record.service} {record.version}: {record.state} (image {record.image_digest or '-'})"]
+            lines += [f"  reason: {reason}" for reason in record.reasons]
+            printer.result({**record.view(), "outcome": record.state}, "\n".join(lines))
+            return EXIT_REJECTED if record.state == REJECTED else EXIT_OK
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"uploaded, but no registration of {args.service} {args.version} within {args.timeout:.0f} s; "
+                f"see `tessera models show {args.service} {args.version}` and `tessera models ignored`",
+                EXIT_UNREACHABLE,
+            )
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+# -- ignored uploads -------------------------------------------------------------------------------------
+def list_ignored(args: argparse.Namespace, printer: Printer) -> int:
+    items = Environment(args.env, args.region).store.list_ignored()
+    lines = [f"{item['at']}  {item.get('key') or '-'}\n    {item['reason']}" for item in items]
+    human = "\n".join(lines) if items else "no uploads were ignored recently"
+    printer.result({"ignored": items}, human)
+    return EXIT_OK

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from tessera_shared.constants import model_prefix
+
 # ECR finding severities, least to most severe.
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 # A model compiled for one of these families runs on the others of its set (same Neuron chips).
@@ -22,8 +24,12 @@ class CatalogService:
     accelerator: str  # trainium | inferentia | cpu
     instance_family: str | None  # the service's pool family; None for cpu
     neuron_cores: int
+    image_tag: str  # the serving image config declares; its Neuron SDK is neuron_sdk
     neuron_sdk: str | None  # Neuron SDK of the service's serving image, as declared in config
-    model_prefix: str
+
+    @property
+    def model_prefix(self) -> str:
+        return model_prefix(self.name)
 
     @property
     def accepted_families(self) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """What the register Lambda is asked to do: an EventBridge "Object Created" event for a
 `models/<service>/<version>/manifest.json` key in the model bucket, or a direct
-`{"service": ..., "version": ...}` call. Anything else is ignored with the reason why."""
+`{"service": ..., "version": ...}` call. Anything else is ignored with the reason why (and, for an
+object in the model bucket, the key, so that the operator can find it with `tessera models ignored`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+from tessera_shared.constants import MANIFEST_NAME, MODEL_ROOT, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
 
 MANIFEST_KEY = re.compile(
-    rf"^models/(?P<service>{SERVICE_NAME_PATTERN.strip('^$')})/(?P<version>{MODEL_VERSION_PATTERN.strip('^$')})"
-    r"/manifest\.json$"
+    rf"^{re.escape(MODEL_ROOT)}(?P<service>{SERVICE_NAME_PATTERN.strip('^$')})/"
+    rf"(?P<version>{MODEL_VERSION_PATTERN.strip('^$')})/{re.escape(MANIFEST_NAME)}$"
 )
 SERVICE = re.compile(SERVICE_NAME_PATTERN)
 VERSION = re.compile(MODEL_VERSION_PATTERN)
@@ -23,11 +24,13 @@ class RegistrationRequest:
     service: str
     version: str
     source: str  # "s3-event" or "direct"
+    key: str | None = None  # the manifest's object key, for an S3 event
 
 
 @dataclass(frozen=True)
 class Ignored:
     reason: str
+    key: str | None = None  # the object key, for an upload to the model bucket
 
 
 def parse_request(event: object, *, bucket: str) -> RegistrationRequest | Ignored:
@@ -52,10 +55,15 @@ def _from_s3_event(event: dict, bucket: str) -> RegistrationRequest | Ignored:
         return Ignored("S3 event lacks detail.bucket.name or detail.object.key")
     if event_bucket != bucket:
         return Ignored(f"object is in bucket {event_bucket!r}, not the model bucket {bucket!r}")
-    match = MANIFEST_KEY.match(unquote_plus(key))
+    key = unquote_plus(key)
+    match = MANIFEST_KEY.match(key)
     if match is None:
-        return Ignored(f"key {key!r} is not models/<service>/<version>/manifest.json")
-    return RegistrationRequest(match["service"], match["version"], "s3-event")
+        return Ignored(
+            f"key {key!r} is not {MODEL_ROOT}<service>/<version>/{MANIFEST_NAME} with a service matching "
+            f"{SERVICE.pattern} and a version matching {VERSION.pattern}",
+            key=key,
+        )
+    return RegistrationRequest(match["service"], match["version"], "s3-event", key)
 
 
 def _from_direct_call(event: dict) -> RegistrationRequest | Ignored:

@@ -20,6 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
 
 SCHEMA_VERSION = 1
+# Bounds that keep every registry item far below DynamoDB's 400 KB (the reasons and target are stored).
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_ARTIFACTS = 1000
+MAX_METADATA_KEYS = 64
+# S3 multipart limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
+MIN_PART_BYTES = 5 << 20
+MAX_PART_BYTES = 5 << 30
+MAX_PARTS = 10_000
 FAMILIES_BY_ACCELERATOR = {"trainium": ("trn1", "trn1n", "trn2"), "inferentia": ("inf2",)}
 
 
@@ -70,6 +78,13 @@ class Artifact(_Strict):
         pattern=r"^[A-Za-z0-9+/]{43}=(-\d{1,5})?$",
         description="The ChecksumSHA256 S3 recorded at upload (base64; `-N` suffix for multipart uploads).",
     )
+    part_size_bytes: int | None = Field(
+        None,
+        ge=MIN_PART_BYTES,
+        le=MAX_PART_BYTES,
+        description="Part size of a multipart upload: with the file it reproduces the composite checksum.",
+    )
+    part_count: int | None = Field(None, ge=1, le=MAX_PARTS, description="Parts of a multipart upload.")
 
     @field_validator("path")
     @classmethod
@@ -85,7 +100,27 @@ class Artifact(_Strict):
     def _has_checksum(self) -> Artifact:
         if self.sha256 is None and self.s3_checksum_sha256 is None:
             raise ValueError("give sha256 or s3_checksum_sha256")
+        if (self.part_size_bytes is None) != (self.part_count is None):
+            raise ValueError("give part_size_bytes and part_count together")
+        if self.part_count is not None and self.part_count != -(-self.size_bytes // self.part_size_bytes):
+            raise ValueError(
+                f"part_count {self.part_count} does not fit size_bytes {self.size_bytes} in parts of "
+                f"{self.part_size_bytes} bytes"
+            )
+        suffix = self.composite_parts
+        if suffix is not None and suffix != self.part_count:
+            raise ValueError(
+                f"s3_checksum_sha256 is a composite of {suffix} parts; give part_size_bytes and part_count "
+                f"(tessera models upload records them), part_count is {self.part_count}"
+            )
         return self
+
+    @property
+    def composite_parts(self) -> int | None:
+        """The part count in a composite (multipart) checksum's `-N` suffix; None for a whole-object one."""
+        if self.s3_checksum_sha256 is None or "-" not in self.s3_checksum_sha256:
+            return None
+        return int(self.s3_checksum_sha256.rsplit("-", 1)[1])
 
     @property
     def expected_s3_checksum(self) -> str:
@@ -102,8 +137,10 @@ class Manifest(_Strict):
     version: str = Field(pattern=MODEL_VERSION_PATTERN)
     image: ImageRef
     compile_target: Annotated[NeuronTarget | CpuTarget, Field(discriminator="accelerator")]
-    artifacts: list[Artifact] = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form: training run, eval scores, ...")
+    artifacts: list[Artifact] = Field(min_length=1, max_length=MAX_ARTIFACTS)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, max_length=MAX_METADATA_KEYS, description="Free-form: training run, eval scores, ..."
+    )
 
     @model_validator(mode="after")
     def _unique_paths(self) -> Manifest:
@@ -126,9 +163,27 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """JSON allows repeated keys and Python keeps the last; a manifest saying two things is refused."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(f"manifest: key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
 def parse_manifest(raw: bytes) -> Manifest:
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError([f"manifest is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}"])
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKeyError as error:
+        raise ManifestError([str(error)]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError([f"manifest is not valid JSON: {error}"]) from None
     try:

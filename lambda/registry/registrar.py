@@ -1,8 +1,12 @@
 """Registers one model version: read its manifest, run every check, record REGISTERED or REJECTED.
 
-Idempotent: the same manifest registered again returns the stored result and adds no history;
-a different manifest for an existing version is rejected as a conflict and changes nothing;
-a REJECTED version of the same manifest is checked again (say, once its image scan completed).
+The lifecycle (drawn in docs/model-manifest.md):
+
+- no manifest in S3: an answer (NOT_FOUND), never a stored state;
+- REJECTED: registering again re-checks it, from the same manifest (say, once its image scan
+  completed) or from a corrected one; every attempt stays in the history;
+- REGISTERED, and a version that ever ran (canary or stable): immutable; the same manifest again
+  answers with the stored result, a different one is refused as a conflict and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,22 +17,32 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog
-from registry.checks import check_artifacts, check_identity, check_image, check_target_fit
+from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, check_target_fit
 from registry.manifest import Manifest, ManifestError, digest, parse_manifest
 from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
-from tessera_shared.constants import REGISTERED, REJECTED
+from tessera_shared.constants import (
+    EVENT_CONFLICT,
+    EVENT_REGISTERED,
+    EVENT_REJECTED,
+    MANIFEST_NAME,
+    REGISTERED,
+    REJECTED,
+    model_prefix,
+)
 
-MANIFEST_NAME = "manifest.json"
+NOT_FOUND = "NOT_FOUND"
 
 
 @dataclass(frozen=True)
 class Outcome:
     service: str
     version: str
-    outcome: str  # REGISTERED | REJECTED
-    state: str  # the version's state in the registry afterwards
+    outcome: str  # REGISTERED | REJECTED | NOT_FOUND (nothing stored)
+    state: str | None  # the version's state in the registry afterwards (None: not in the registry)
     reasons: list[str] = field(default_factory=list)
     changed: bool = False
+    announced: bool = False
+    image_digest: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +52,7 @@ class Outcome:
             "state": self.state,
             "reasons": list(self.reasons),
             "changed": self.changed,
+            "image_digest": self.image_digest,
         }
 
 
@@ -46,6 +61,7 @@ class Decision:
     state: str
     reasons: list[str]
     manifest: Manifest | None
+    image_digest: str | None = None
 
 
 class Registrar:
@@ -56,15 +72,29 @@ class Registrar:
         self._catalog = catalog
         self._bucket = bucket
 
-    def folder(self, service: str, version: str) -> str:
-        entry = self._catalog.services.get(service)
-        prefix = entry.model_prefix if entry else f"models/{service}/"
-        return f"{prefix}{version}/"
+    @staticmethod
+    def folder(service: str, version: str) -> str:
+        return f"{model_prefix(service)}{version}/"
+
+    def manifest_url(self, service: str, version: str) -> str:
+        return f"s3://{self._bucket}/{self.folder(service, version)}{MANIFEST_NAME}"
+
+    def knows(self, service: str) -> bool:
+        return service in self._catalog.services
+
+    def unknown_service_reason(self, service: str) -> str:
+        known = ", ".join(sorted(self._catalog.services)) or "none"
+        return f"service {service!r} is not in this environment (services: {known})"
 
     def register(self, service: str, version: str) -> Outcome:
+        if not self.knows(service):
+            return Outcome(service, version, NOT_FOUND, None, [self.unknown_service_reason(service)])
         raw = self._read_manifest(service, version)
-        content = digest(raw) if raw is not None else "missing"
         existing = self._store.get_version(service, version)
+        if raw is None:
+            reason = f"manifest not found at {self.manifest_url(service, version)}"
+            return Outcome(service, version, NOT_FOUND, existing.state if existing else None, [reason])
+        content = digest(raw)
         if existing is not None:
             settled = self._settled(existing, content)
             if settled is not None:
@@ -74,50 +104,59 @@ class Registrar:
 
     def _settled(self, existing: VersionRecord, content: str) -> Outcome | None:
         """The answer for a version the registry already holds, or None if it must be checked again."""
+        if existing.state == REJECTED and not existing.deployed:
+            return None  # the same manifest re-checked, or a corrected one
         if existing.digest != content:
             reason = (
-                f"version {existing.version} of {existing.service} is already {existing.state} with a different "
-                "manifest; a version is never overwritten, publish a new version"
+                f"version {existing.version} of {existing.service} is already {existing.state}"
+                f"{' and has run' if existing.deployed else ''} with a different manifest; a registered version "
+                "is never overwritten, publish a new version"
             )
             self._store.add_event_once(
                 existing.service,
                 existing.version,
-                {"kind": "conflict", "at": now(), "state": existing.state, "reasons": [reason], "digest": content},
+                {"kind": EVENT_CONFLICT, "at": now(), "state": existing.state, "reasons": [reason], "digest": content},
                 key=f"CONFLICT#{content}",
             )
             return Outcome(existing.service, existing.version, REJECTED, existing.state, [reason])
-        if existing.state == REJECTED:
-            return None
-        return Outcome(existing.service, existing.version, _outcome_of(existing.state), existing.state, [])
+        return self._stored(existing)
 
-    def _decide(self, service: str, version: str, raw: bytes | None) -> Decision:
-        if raw is None:
-            key = f"{self.folder(service, version)}{MANIFEST_NAME}"
-            return Decision(REJECTED, [f"manifest not found at s3://{self._bucket}/{key}"], None)
+    @staticmethod
+    def _stored(record: VersionRecord) -> Outcome:
+        return Outcome(
+            record.service,
+            record.version,
+            _outcome_of(record.state),
+            record.state,
+            [] if record.state != REJECTED else list(record.reasons),
+            announced=record.announced,
+            image_digest=record.image_digest,
+        )
+
+    def _decide(self, service: str, version: str, raw: bytes) -> Decision:
         try:
             manifest = parse_manifest(raw)
         except ManifestError as error:
-            return Decision(REJECTED, error.reasons, None)
+            return Decision(REJECTED, cap_reasons(error.reasons), None)
+        entry = self._catalog.services[service]
         reasons = check_identity(manifest, service=service, version=version)
-        entry = self._catalog.services.get(service)
-        if entry is None:
-            known = ", ".join(sorted(self._catalog.services)) or "none"
-            reasons.append(f"service {service!r} is not in this environment (services: {known})")
-            return Decision(REJECTED, reasons, manifest)
         reasons += check_target_fit(manifest, entry)
         reasons += check_artifacts(
             self._s3, bucket=self._bucket, folder=self.folder(service, version), manifest=manifest
         )
-        reasons += check_image(self._ecr, manifest, entry, self._catalog)
-        return Decision(REJECTED if reasons else REGISTERED, reasons, manifest)
+        image_reasons, image_digest = check_image(self._ecr, manifest, entry, self._catalog)
+        reasons += image_reasons
+        return Decision(REJECTED if reasons else REGISTERED, cap_reasons(reasons), manifest, image_digest)
 
     def _record(
         self, service: str, version: str, content: str, decision: Decision, existing: VersionRecord | None
     ) -> Outcome:
-        if existing is not None and existing.reasons == decision.reasons and decision.state == REJECTED:
-            return Outcome(service, version, REJECTED, REJECTED, decision.reasons)
+        same_manifest = existing is not None and existing.digest == content
+        if same_manifest and decision.state == REJECTED and existing.reasons == decision.reasons:
+            return self._stored(existing)  # nothing new to say
         stamp = now()
         manifest = decision.manifest
+        attempts = 1 if existing is None else existing.attempts + (0 if same_manifest else 1)
         record = VersionRecord(
             service=service,
             version=version,
@@ -126,24 +165,41 @@ class Registrar:
             reasons=decision.reasons,
             model=manifest.model if manifest else None,
             image=f"{manifest.image.repository}:{manifest.image.tag}" if manifest else None,
+            image_digest=decision.image_digest,
             target=manifest.compile_target.model_dump() if manifest else {},
             created_at=existing.created_at if existing else stamp,
             updated_at=stamp,
+            attempts=attempts,
         )
-        event = {"kind": decision.state.lower(), "at": stamp, "state": decision.state, "reasons": decision.reasons}
+        event = {
+            "kind": EVENT_REGISTERED if decision.state == REGISTERED else EVENT_REJECTED,
+            "at": stamp,
+            "state": decision.state,
+            "reasons": decision.reasons,
+            "attempt": attempts,
+            "digest": content,
+            "image_digest": decision.image_digest,
+        }
         try:
             if existing is None:
                 self._store.create_version(record, event)
             else:
-                self._store.replace_rejected(record, event)
+                self._store.replace_rejected(record, event, previous_digest=existing.digest)
         except ConcurrentWriteError:
             # Another registration of this version won the race: answer with what it decided.
             winner = self._store.get_version(service, version)
-            settled = self._settled(winner, content) if winner else None
-            return settled or Outcome(
-                service, version, REJECTED, winner.state if winner else REJECTED, winner.reasons if winner else []
-            )
-        return Outcome(service, version, _outcome_of(decision.state), decision.state, decision.reasons, changed=True)
+            if winner is None:
+                raise
+            return self._settled(winner, content) or self._stored(winner)
+        return Outcome(
+            service,
+            version,
+            _outcome_of(decision.state),
+            decision.state,
+            decision.reasons,
+            changed=True,
+            image_digest=decision.image_digest,
+        )
 
     def _read_manifest(self, service: str, version: str) -> bytes | None:
         key = f"{self.folder(service, version)}{MANIFEST_NAME}"

@@ -6,8 +6,15 @@ lives in the partition `pk = SERVICE#<service>`:
 - model version, `sk = VERSION#<version>`: one version by GetItem; every version of the service's
   model by Query with `begins_with(sk, "VERSION#")`. Holds the state (REGISTERED, REJECTED, ...),
   the manifest digest, compile target and rejection reasons.
+- model version, fields: `state`, `digest` (of the manifest), `image` (repository:tag) and
+  `image_digest` (sha256:..., what the rollout deploys), `attempts`, `deployed` (set once the version
+  reached a canary or stable: from then on it is never re-registered), `announced` (set once EventBridge
+  accepted the registration announcement).
 - version event, `sk = EVENT#<version>#<iso time>#<kind>`: the history of a version (registered,
-  rejected, promoted, rolled back), read by Query with `begins_with(sk, "EVENT#<version>#")`.
+  rejected, conflict, deployed-canary, promoted, rolled-back, rollout-failed), read by Query with
+  `begins_with(sk, "EVENT#<version>#")`.
+- event guard, `sk = ONCE#<version>#<key>`: written in the same transaction as an event recorded
+  with an idempotency key, so that a retried step records its event once.
 - pointer, `sk = POINTER`: the service's current stable and canary versions.
 - rollout lock, `sk = LOCK`: at most one rollout per service (conditional put).
 - rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
@@ -15,7 +22,11 @@ lives in the partition `pk = SERVICE#<service>`:
 - notice, `sk = NOTICE#<execution id>`: claimed (conditional put) by whichever path announces an
   execution's outcome, so that every outcome is announced once; `expires_at` lets TTL remove it.
 
-Every access pattern is a GetItem or a Query on one service's partition, so no index is needed.
+Uploads the register function could not place (unknown service, malformed key) are kept for
+`tessera models ignored` in one partition, `pk = IGNORED`, `sk = <iso time>#<event id>`, with
+`expires_at` set, so TTL clears them after a few days.
+
+Every access pattern is a GetItem or a Query on one partition, so no index is needed.
 The Artifacts stack creates the table; the register function, the rollout function and the CLI
 read and write it through these keys only.
 """
@@ -25,6 +36,8 @@ from __future__ import annotations
 VERSION_PREFIX = "VERSION#"
 EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
+ONCE_PREFIX = "ONCE#"
+IGNORED_PARTITION = "IGNORED"
 POINTER_KEY = "POINTER"
 LOCK_KEY = "LOCK"
 NOTICE_PREFIX = "NOTICE#"
@@ -45,6 +58,14 @@ def event_prefix(version: str) -> str:
 def event_key(version: str, suffix: str) -> str:
     """`suffix` orders the version's events (it starts with the event's ISO time) and keeps them apart."""
     return f"{event_prefix(version)}{suffix}"
+
+
+def once_key(version: str, key: str) -> str:
+    return f"{ONCE_PREFIX}{version}#{key}"
+
+
+def ignored_key(at: str, event_id: str) -> str:
+    return f"{at}#{event_id}"
 
 
 def rollout_key(started_at: str, execution: str) -> str:

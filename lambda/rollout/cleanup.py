@@ -20,6 +20,8 @@ from rollout.errors import CleanupIncompleteError
 from rollout.traffic import set_weights
 from tessera_shared.constants import (
     ABORTED,
+    EVENT_ROLLED_BACK,
+    EVENT_ROLLOUT_FAILED,
     FAILED,
     MODEL_VERSION_LABEL,
     NEEDS_OPERATOR,
@@ -105,10 +107,13 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
     if left:
         raise CleanupIncompleteError("; ".join(left))
     outcome = ROLLED_BACK if name in VERDICT_ERRORS else OUTCOME_BY_ERROR.get(name, FAILED)
-    if outcome == ROLLED_BACK and progress.deployed:
-        record = clients.ledger.version(plan.service, plan.version)
-        if record is not None and record["state"] != PROMOTED:
-            clients.ledger.set_version_state(plan.service, plan.version, ROLLED_BACK)
+    clients.ledger.set_canary(plan.service, None)
+    record = clients.ledger.version(plan.service, plan.version)
+    if record is not None and progress.deployed:
+        # ROLLED_BACK (the version's state and history) only for a verdict on the version itself.
+        verdict = outcome == ROLLED_BACK and record["state"] != PROMOTED
+        kind = EVENT_ROLLED_BACK if verdict else EVENT_ROLLOUT_FAILED
+        _history(clients, plan, kind, {"outcome": outcome, "reason": reason})
     clients.ledger.record_decision(plan, {"id": "rollback", "step": "rollback", "verdict": outcome, "reason": reason})
     result = _finish(plan, clients, outcome, reason)
     clients.ledger.release_lock(plan.service, execution=plan.execution)
@@ -122,11 +127,21 @@ def hand_to_operator(plan: Plan, error: dict | None, clients: Clients) -> dict:
         return {"outcome": done["status"], "reason": done.get("left_to_undo") or done.get("reason", "")}
     left = error_text(error)
     clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
+    _history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": NEEDS_OPERATOR, "reason": left})
     clients.ledger.finish_record(plan.service, plan.execution, NEEDS_OPERATOR, reason="rollback incomplete", left=left)
     clients.announcer.outcome(
         plan.service, plan.version, plan.execution, NEEDS_OPERATOR, f"rollback incomplete, left to undo: {left}"
     )
     return {"outcome": NEEDS_OPERATOR, "reason": left}
+
+
+def _history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
+    from rollout.steps import record_lifecycle
+
+    try:
+        record_lifecycle(clients, plan, kind, detail)
+    except LookupError:  # a version the registry does not hold has no history to add to
+        return
 
 
 def _final_record(plan: Plan, clients: Clients) -> dict | None:
@@ -184,6 +199,8 @@ def _clean_up_after(record: dict, status: str, cause: str, clients: Clients) -> 
             clients.ledger.release_lock(plan.service, execution=plan.execution)
             outcome = STATUS_OUTCOMES.get(status, FAILED)
     clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=cause, left=left)
+    if progress.deployed:
+        _history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": outcome, "reason": cause[:2000]})
     return outcome
 
 

@@ -132,7 +132,9 @@ class Plan(Model):
     stable_tg: str
     canary_tg: str
     load_balancer: str
-    image: str
+    image: str  # <registry>/<repository>@sha256:..., the image registration recorded
+    image_repository: str
+    image_digest: str
     model_uri: str
     stable_version: str | None
     pool: PoolCapacity | None

@@ -23,6 +23,7 @@ def clients() -> Any:
     """Built once per execution environment from the function's environment variables."""
     import boto3
 
+    from registry.store import RegistryStore
     from rollout.kube import KubeClient, eks_token
     from rollout.ledger import Ledger
     from rollout.metrics import CloudWatchPercentiles
@@ -31,8 +32,12 @@ def clients() -> Any:
     sts = boto3.client("sts")
     cloudwatch = boto3.client("cloudwatch")
     cluster = os.environ[shared.ENV_CLUSTER_NAME]
+    dynamodb = boto3.client("dynamodb")
+    table = os.environ[shared.ENV_REGISTRY_TABLE]
     return Clients(
-        ledger=Ledger(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE]),
+        ledger=Ledger(dynamodb, table),
+        store=RegistryStore(dynamodb, table),
+        ecr=boto3.client("ecr"),
         elbv2=boto3.client("elbv2"),
         cloudwatch=cloudwatch,
         sns=boto3.client("sns"),

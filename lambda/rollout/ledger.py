@@ -206,6 +206,19 @@ class Ledger:
             item["canary"] = canary
         return item
 
+    def set_canary(self, service: str, version: str | None) -> None:
+        """The version the canary track runs (None: none), for `tessera models list`."""
+        key = to_dynamo({"pk": partition(service), "sk": POINTER_KEY})
+        if version is None:
+            self._client.update_item(TableName=self._table, Key=key, UpdateExpression="REMOVE canary")
+            return
+        self._client.update_item(
+            TableName=self._table,
+            Key=key,
+            UpdateExpression="SET canary = :canary, kind = :kind, updated_at = :at",
+            ExpressionAttributeValues=to_dynamo({":canary": version, ":kind": "pointer", ":at": now()}),
+        )
+
     def commit_promotion(self, plan: Plan) -> bool:
         """In one transaction: the version PROMOTED, the stable pointer moved, the record PROMOTED and the
         lock released. True when this call committed it; False when it was committed before."""

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
+from registry.images import image_reference, protect_image
+from registry.store import RegistryStore
 from rollout.capacity import pool_fit
 from rollout.cleanup import return_to_rest
 from rollout.contract import Plan, Progress, ServiceSettings, StableSnapshot
@@ -25,7 +29,9 @@ from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alar
 from rollout.notify import Announcer
 from rollout.policy import OverrideError, apply_overrides
 from rollout.traffic import current_weights, healthy_targets, set_weights
-from tessera_shared.constants import PROMOTED, RUNNING, SERVING_CONTAINER
+from tessera_shared.constants import EVENT_DEPLOYED_CANARY, EVENT_PROMOTED, PROMOTED, RUNNING, SERVING_CONTAINER
+
+logger = Logger(child=True)
 
 PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
 
@@ -33,6 +39,8 @@ PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
 @dataclass
 class Clients:
     ledger: Ledger
+    store: RegistryStore
+    ecr: Any
     elbv2: Any
     cloudwatch: Any
     sns: Any
@@ -81,7 +89,14 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
     except OverrideError as error:
         raise StartRefusedError(f"invalid overrides: {error}") from None
     record = clients.ledger.version(service, version)
-    image_tag = (record or {}).get("image", ":").rsplit(":", 1)[-1]
+    digest = (record or {}).get("image_digest")
+    try:
+        image = image_reference(settings.image_repository_uri, digest)
+    except ValueError:
+        raise StartRefusedError(
+            f"{service} version {version} has no recorded image digest (not registered, or registered before "
+            "digests were recorded): register it again"
+        ) from None
     return Plan(
         service=service,
         version=version,
@@ -95,7 +110,9 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         stable_tg=settings.stable_target_group,
         canary_tg=settings.canary_target_group,
         load_balancer=settings.load_balancer,
-        image=f"{settings.image_repository_uri}:{image_tag}",
+        image=image,
+        image_repository=settings.image_repository_uri.split("/", 1)[1],
+        image_digest=str(digest),
         model_uri=f"s3://{settings.model_bucket}/{settings.model_prefix}{version}/",
         stable_version=clients.ledger.pointer(service).get("stable"),
         pool=settings.pool,
@@ -197,8 +214,12 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         # While the rollout runs, nothing may shrink stable below its size at the start.
         clients.kube.set_autoscaler_floor(plan.namespace, plan.stable_autoscaler, snapshot.replicas)
     replicas = canary_replicas(snapshot.replicas, plan.policy.steps[0])
+    # The image must outlive its tag's lifecycle while any track runs it.
+    protect_image(clients.ecr, repository=plan.image_repository, image_digest=plan.image_digest, version=plan.version)
     _run_version(clients, plan.namespace, plan.canary_deployment, plan.image, plan.version, plan.model_uri)
     clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
+    clients.ledger.set_canary(plan.service, plan.version)
+    record_lifecycle(clients, plan, EVENT_DEPLOYED_CANARY, {"image": plan.image})
     _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan.image})
     return _saved(
         plan,
@@ -377,6 +398,10 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
     if left:
         raise RolloutError(f"could not return to rest after promotion: {'; '.join(left)}")
     clients.ledger.commit_promotion(plan)
+    try:  # the version's history; the promotion itself is committed and must stand
+        record_lifecycle(clients, plan, EVENT_PROMOTED, {"previous": plan.stable_version})
+    except Exception:
+        logger.exception("could not add the promotion to the version's history")
     clients.announcer.outcome(plan.service, plan.version, plan.execution, PROMOTED, f"{plan.version} is now stable")
     return {"outcome": PROMOTED}
 
@@ -389,6 +414,14 @@ def _finished(plan: Plan, clients: Clients) -> str | None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def record_lifecycle(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
+    """Add one event of this rollout to the version's history (once, whatever the retries)."""
+    key = f"{plan.execution.rsplit(':', 1)[-1]}#{kind}"
+    clients.store.record_lifecycle_event(
+        plan.service, plan.version, kind, {"execution": plan.execution, **detail}, key=key
+    )
+
+
 def _guard(plan: Plan, clients: Clients) -> None:
     clients.ledger.guard(plan.service, execution=plan.execution)
 

@@ -10,6 +10,16 @@ from __future__ import annotations
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
 MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
+# -- where model versions live in the model bucket -------------------------------------------------
+# One rule, shared by config validation, the catalog, the register rule's event pattern and the key
+# parser: a service's versions are folders under models/<service>/, each with its manifest.json.
+MODEL_ROOT = "models/"
+MANIFEST_NAME = "manifest.json"
+
+
+def model_prefix(service: str) -> str:
+    return f"{MODEL_ROOT}{service}/"
+
 
 def parameter_prefix(environment: str) -> str:
     """Every SSM parameter of an environment lives under this path."""
@@ -21,6 +31,29 @@ REGISTERED = "REGISTERED"
 REJECTED = "REJECTED"
 PROMOTED = "PROMOTED"
 ROLLED_BACK = "ROLLED_BACK"
+
+# -- events in a version's history ------------------------------------------------------------------
+# The registry writes the first three; the rollout engine records the others through
+# registry.store.RegistryStore.record_lifecycle_event.
+EVENT_REGISTERED = "registered"
+EVENT_REJECTED = "rejected"
+EVENT_CONFLICT = "conflict"
+EVENT_DEPLOYED_CANARY = "deployed-canary"
+EVENT_PROMOTED = "promoted"
+EVENT_ROLLED_BACK = "rolled-back"
+EVENT_ROLLOUT_FAILED = "rollout-failed"
+LIFECYCLE_EVENTS = (EVENT_DEPLOYED_CANARY, EVENT_PROMOTED, EVENT_ROLLED_BACK, EVENT_ROLLOUT_FAILED)
+# Once one of these is recorded the version has run, and it is never re-registered.
+DEPLOYING_EVENTS = (EVENT_DEPLOYED_CANARY, EVENT_PROMOTED)
+
+# -- images kept while they run -----------------------------------------------------------------------
+# The rollout adds `<prefix><version>` to the image it deploys; the Artifacts stack's ECR lifecycle rule
+# of highest priority matches the prefix and so keeps those images from every lower-priority rule.
+PROTECTED_IMAGE_TAG_PREFIX = "tessera-live-"
+
+# -- uploads the register function could not place -------------------------------------------------------
+IGNORED_METRIC = "RegistrationIgnored"
+IGNORED_RECORD_DAYS = 14
 
 # -- the announcement of a registration on the default event bus ----------------------------------
 # The register function puts it; the Rollout stack's auto-start rules match it.

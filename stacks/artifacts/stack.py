@@ -23,6 +23,7 @@ from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
 from stacks.config.environment import ArtifactsConfig
+from tessera_shared.constants import PROTECTED_IMAGE_TAG_PREFIX
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -144,15 +145,24 @@ class ArtifactsStack(Stack):
             encryption=ecr.RepositoryEncryption.KMS,
             encryption_key=self.key,
             lifecycle_rules=[
+                # An image matched by a rule is never expired by a rule of lower priority: this one keeps
+                # every image the rollout tagged as live (registry/images.py protect_image) from the others.
+                ecr.LifecycleRule(
+                    description=f"Keep images tagged {PROTECTED_IMAGE_TAG_PREFIX}* (deployed by a rollout)",
+                    rule_priority=1,
+                    tag_status=ecr.TagStatus.TAGGED,
+                    tag_prefix_list=[PROTECTED_IMAGE_TAG_PREFIX],
+                    max_image_count=settings.protected_images_to_keep,
+                ),
                 ecr.LifecycleRule(
                     description=f"Expire untagged images after {settings.untagged_image_expiry_days} days",
-                    rule_priority=1,
+                    rule_priority=2,
                     tag_status=ecr.TagStatus.UNTAGGED,
                     max_image_age=Duration.days(settings.untagged_image_expiry_days),
                 ),
                 ecr.LifecycleRule(
                     description=f"Keep the newest {settings.tagged_images_to_keep} tagged images",
-                    rule_priority=2,
+                    rule_priority=3,
                     tag_status=ecr.TagStatus.TAGGED,
                     tag_pattern_list=["*"],
                     max_image_count=settings.tagged_images_to_keep,

@@ -94,6 +94,13 @@ class ArtifactsConfig(StrictModel):
 
     tagged_images_to_keep: int = Field(30, ge=1, le=1000, description="Newest tagged images kept per ECR repository.")
     untagged_image_expiry_days: int = Field(7, ge=1, le=365, description="Untagged images expire after this many days.")
+    protected_images_to_keep: int = Field(
+        1000,
+        ge=100,
+        le=10000,
+        description="Images the rollout tagged as live (tessera-live-*) that the lifecycle rules never expire, "
+        "up to this many per repository (beyond it the oldest-pushed protected image may expire).",
+    )
     noncurrent_model_version_days: int = Field(
         30, ge=1, le=3650, description="Overwritten or deleted objects in the model bucket are kept this many days."
     )

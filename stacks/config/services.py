@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from rollout.policy import worst_case_seconds
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
 from stacks.config.rollout import RolloutPolicy
-from tessera_shared.constants import MAX_ROLLOUT_SECONDS, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+from tessera_shared.constants import MAX_ROLLOUT_SECONDS, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -45,11 +45,9 @@ class ServiceImage(StrictModel):
 
 class ModelSpec(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Model name, e.g. `assistant-vlm`.")
-    version: str = Field(pattern=MODEL_VERSION_PATTERN, description="The initial stable version.")
-    s3_prefix: str | None = Field(
-        None,
-        pattern=r"^models/[a-z0-9][a-z0-9/-]*/$",
-        description="Where the model's versions live in the model bucket; default `models/<service>/`.",
+    version: str = Field(
+        pattern=MODEL_VERSION_PATTERN,
+        description="The initial stable version; versions live under `models/<service>/<version>/` in the bucket.",
     )
 
 
@@ -202,7 +200,7 @@ class ServiceSpec(StrictModel):
 
     @property
     def model_prefix(self) -> str:
-        return self.model.s3_prefix or f"models/{self.name}/"
+        return model_prefix(self.name)
 
     @property
     def is_neuron(self) -> bool:

@@ -15,8 +15,8 @@ def build_catalog(config: EnvironmentConfig) -> Catalog:
                 accelerator=placed.spec.accelerator.type,
                 instance_family=placed.pool.family if placed.pool else None,
                 neuron_cores=placed.spec.accelerator.neuron_cores,
+                image_tag=placed.spec.image.tag,
                 neuron_sdk=placed.spec.image.neuron_sdk,
-                model_prefix=placed.spec.model_prefix,
             )
             for placed in config.placed_services
         },

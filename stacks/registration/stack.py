@@ -4,6 +4,7 @@ service catalog it checks versions against (an SSM parameter rendered from confi
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -22,7 +23,7 @@ from stacks.config.services import FunctionsConfig
 from tessera_shared import constants as shared
 
 STANDARD_PARAMETER_LIMIT = 4096
-MANIFEST_KEY_PATTERN = "models/*/*/manifest.json"
+MANIFEST_KEY_PATTERN = f"{shared.MODEL_ROOT}*/*/{shared.MANIFEST_NAME}"
 
 
 class RegistryStack(Stack):
@@ -107,10 +108,30 @@ class RegistryStack(Stack):
             ],
         )
 
+        # An upload the function could not place (unknown service, malformed version folder) otherwise
+        # leaves the operator waiting for a registration that never comes.
+        ignored = cloudwatch.Alarm(
+            self,
+            "UploadsIgnored",
+            alarm_description="A manifest upload could not be placed: see `tessera models ignored`",
+            metric=cloudwatch.Metric(
+                namespace=shared.METRICS_NAMESPACE,
+                metric_name=shared.IGNORED_METRIC,
+                dimensions_map={"service": shared.REGISTER_FUNCTION_SERVICE},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
         publish_values(
             self,
             parameter_prefix=environment.parameter_prefix,
             values={
+                "registry/ignored-alarm-arn": PublishedValue(ignored.alarm_arn, "Alarm on ignored manifest uploads"),
                 "registry/function-name": PublishedValue(
                     self.register.function.function_name, "register Lambda (direct calls: {service, version})"
                 ),
@@ -132,7 +153,13 @@ class RegistryStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegistryTable",
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Query",
+                    "dynamodb:ConditionCheckItem",
+                ],
                 resources=[self.format_arn(service="dynamodb", resource="table", resource_name=table_name)],
             )
         )

@@ -192,6 +192,7 @@ class RolloutStack(Stack):
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
                     "dynamodb:Query",
                 ],
                 resources=[
@@ -221,6 +222,15 @@ class RolloutStack(Stack):
                         resource_name=f"tessera-{environment_name}-rollout:*",
                         arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
+                ],
+            ),
+            iam.PolicyStatement(
+                # The protective tag that keeps a running image (registry/images.py).
+                sid="ProtectRunningImages",
+                actions=["ecr:BatchGetImage", "ecr:PutImage"],
+                resources=[
+                    self.format_arn(service="ecr", resource="repository", resource_name=repository)
+                    for repository in dict.fromkeys(placed.spec.image.repository for placed in services)
                 ],
             ),
             iam.PolicyStatement(

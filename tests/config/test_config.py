@@ -181,3 +181,11 @@ def test_pool_pinned_to_a_reservation_zone() -> None:
     }
     pool = parse_config(data, source="test").cluster.accelerator_pools[0]
     assert pool.zone == "us-east-1c"
+
+
+def test_4_one_rule_for_where_models_live_s3_prefix_is_refused() -> None:
+    """Issue 11, case 4: the handler, its event rule, the catalog and the services all use models/<service>/;
+    a config that says otherwise is refused instead of silently breaking auto-registration."""
+    data = _dev_data()
+    data["services"][0]["model"]["s3_prefix"] = "models/assistant-v2/"
+    assert _problems(data) == ["services[0].model.s3_prefix: unknown key 's3_prefix'; allowed keys: name, version"]

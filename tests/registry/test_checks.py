@@ -124,29 +124,42 @@ class MultipartHeadDouble:
 
 def test_multipart_upload_needs_the_recorded_s3_checksum() -> None:
     composite = s3_checksum(b"parts") + "-3"
-    manifest = _manifest(artifacts=[{"path": "model.neff", "size_bytes": 10, "sha256": "0" * 64}])
-    reasons = check_artifacts(MultipartHeadDouble(10, composite), bucket=BUCKET, folder=FOLDER, manifest=manifest)
+    size = 11 << 20  # three parts of 5 MiB
+    manifest = _manifest(artifacts=[{"path": "model.neff", "size_bytes": size, "sha256": "0" * 64}])
+    reasons = check_artifacts(MultipartHeadDouble(size, composite), bucket=BUCKET, folder=FOLDER, manifest=manifest)
     assert reasons == [
-        f"artifact model.neff was uploaded in parts (S3 checksum {composite}); record that value as s3_checksum_sha256"
+        f"artifact model.neff was uploaded in 3 parts (S3 checksum {composite}), which S3 cannot compare with the "
+        "file's sha256: upload with `tessera models upload`, which records s3_checksum_sha256 with part_size_bytes "
+        "and part_count"
     ]
-    recorded = _manifest(artifacts=[{"path": "model.neff", "size_bytes": 10, "s3_checksum_sha256": composite}])
-    assert check_artifacts(MultipartHeadDouble(10, composite), bucket=BUCKET, folder=FOLDER, manifest=recorded) == []
+    recorded = _manifest(
+        artifacts=[
+            {
+                "path": "model.neff",
+                "size_bytes": size,
+                "s3_checksum_sha256": composite,
+                "part_size_bytes": 5 << 20,
+                "part_count": 3,
+            }
+        ]
+    )
+    assert check_artifacts(MultipartHeadDouble(size, composite), bucket=BUCKET, folder=FOLDER, manifest=recorded) == []
 
 
 def test_image_with_a_clean_scan_passes(world: World, catalog) -> None:
-    assert check_image(world.ecr, _manifest(), catalog.services["assistant"], catalog) == []
+    assert check_image(world.ecr, _manifest(), catalog.services["assistant"], catalog)[0] == []
 
 
 def test_image_from_another_repository(world: World, catalog) -> None:
     manifest = _manifest(image={"repository": "tessera/dev/gateway", "tag": "1.4.2"})
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == [
         "image repository 'tessera/dev/gateway' is not assistant's repository 'tessera/dev/assistant'"
     ]
 
 
 def test_image_tag_missing(world: World, catalog) -> None:
     manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "not-pushed"})
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == [
         "image tessera/dev/assistant:not-pushed does not exist"
     ]
 
@@ -156,7 +169,7 @@ def test_image_never_scanned(world: World, catalog) -> None:
         repositoryName="tessera/dev/assistant", imageManifest=image_manifest("unscanned"), imageTag="unscanned"
     )
     manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "unscanned"})
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == [
         "image tessera/dev/assistant:unscanned has not been scanned"
     ]
 
@@ -164,7 +177,7 @@ def test_image_never_scanned(world: World, catalog) -> None:
 def test_scan_still_running(world: World, catalog) -> None:
     world.push_image("tessera/dev/assistant", "fresh", status="IN_PROGRESS")
     manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "fresh"})
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == [
         "image tessera/dev/assistant:fresh scan is IN_PROGRESS; register again when it completes"
     ]
 
@@ -173,7 +186,7 @@ def test_findings_at_or_above_the_threshold_block(world: World, catalog) -> None
     world.push_image("tessera/dev/assistant", "vulnerable", findings={"CRITICAL": 2, "HIGH": 1, "LOW": 7})
     manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "vulnerable"})
     assert catalog.block_severity == "HIGH"
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == [
         "image tessera/dev/assistant:vulnerable has findings at or above HIGH: 1 HIGH, 2 CRITICAL"
     ]
 
@@ -181,8 +194,8 @@ def test_findings_at_or_above_the_threshold_block(world: World, catalog) -> None
 def test_findings_below_the_threshold_pass(world: World, catalog) -> None:
     world.push_image("tessera/dev/assistant", "minor", findings={"MEDIUM": 3, "LOW": 9})
     manifest = _manifest(image={"repository": "tessera/dev/assistant", "tag": "minor"})
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog) == []
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], catalog)[0] == []
     strict = replace(catalog, block_severity="MEDIUM")
-    assert check_image(world.ecr, manifest, catalog.services["assistant"], strict) == [
+    assert check_image(world.ecr, manifest, catalog.services["assistant"], strict)[0] == [
         "image tessera/dev/assistant:minor has findings at or above MEDIUM: 3 MEDIUM"
     ]

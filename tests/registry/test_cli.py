@@ -62,7 +62,7 @@ def test_show_unknown_version_exits_3(world: World, capsys: pytest.CaptureFixtur
 def test_undeployed_environment_exits_4(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--env", "staging", "models", "list", "assistant")
     assert code == EXIT_UNREACHABLE
-    assert "SSM parameter /tessera/staging/artifacts/registry-table-name not found" in err
+    assert "SSM parameter /tessera/staging/registry/catalog not found" in err
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,74 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import boto3
 import pytest
 
 from registry import handler
 from tests.registry.world import (
-    ACCOUNT,
     ASSISTANT_ARTIFACTS,
-    BUCKET,
-    CATALOG_PARAMETER,
     REGION,
-    TABLE,
+    LambdaContextDouble,
     World,
     assistant_manifest,
+    object_created_event,
 )
-
-
-@dataclass
-class LambdaContextDouble:
-    """The attributes Powertools reads from the Lambda context."""
-
-    function_name: str = "tessera-dev-register"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-register"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-
-def object_created_event(key: str, bucket: str = BUCKET) -> dict:
-    """The event S3 sends to EventBridge for a new object, in the shape AWS documents."""
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT,
-        "time": "2026-11-20T18:43:48Z",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {
-                "key": key,
-                "size": 5,
-                "etag": "b1946ac92492d2347c6235b4d2611184",
-                "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
-                "sequencer": "00617F08299329D189",
-            },
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT,
-            "source-ip-address": "1.2.3.4",
-            "reason": "PutObject",
-        },
-    }
-
-
-@pytest.fixture
-def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("MODEL_BUCKET", BUCKET)
-    monkeypatch.setenv("REGISTRY_TABLE", TABLE)
-    monkeypatch.setenv("CATALOG_PARAMETER", CATALOG_PARAMETER)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tessera")
-    monkeypatch.setenv("ENVIRONMENT", "dev")
-    handler._registrar.cache_clear()
-    yield world
-    handler._registrar.cache_clear()
 
 
 def _emitted(output: str) -> list[dict]:

@@ -26,7 +26,7 @@ SCAN_RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/ecr/scan-findin
 
 
 def image_manifest(tag: str) -> str:
-    """A distinct (fake) image per tag: ECR identifies images by their manifest digest."""
+    """A distinct (fake) image per tag: ECR identifies images by digest (moto derives it from the layers)."""
     return json.dumps(
         {
             "schemaVersion": 2,
@@ -36,7 +36,13 @@ def image_manifest(tag: str) -> str:
                 "size": 1,
                 "mediaType": "application/vnd.docker.container.image.v1+json",
             },
-            "layers": [],
+            "layers": [
+                {
+                    "digest": "sha256:" + hashlib.sha256(f"layer of {tag}".encode()).hexdigest(),
+                    "size": 1,
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                }
+            ],
         }
     )
 
@@ -142,3 +148,42 @@ def assistant_manifest(version: str = "2026-11-20", **changes: Any) -> dict:
 
 
 ASSISTANT_ARTIFACTS = {"model.neff": WEIGHTS, "tokenizer.json": TOKENIZER}
+
+
+@dataclass
+class LambdaContextDouble:
+    """The attributes Powertools reads from the Lambda context."""
+
+    function_name: str = "tessera-dev-register"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-register"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+
+def object_created_event(key: str, bucket: str = BUCKET) -> dict:
+    """The event S3 sends to EventBridge for a new object, in the shape AWS documents."""
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": "2026-11-20T18:43:48Z",
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,
+                "size": 5,
+                "etag": "b1946ac92492d2347c6235b4d2611184",
+                "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+                "sequencer": "00617F08299329D189",
+            },
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": ACCOUNT,
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject",
+        },
+    }

@@ -37,6 +37,7 @@ from rollout.steps import Clients
 from stacks.config.environment import EnvironmentConfig
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from tests.fake_aws import create_registry_table
+from tests.registry.world import image_manifest
 from tests.rollout.kube_double import KubernetesApiDouble
 
 REGION = "us-east-1"
@@ -185,7 +186,14 @@ class RolloutWorld:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_registry_table(dynamodb, TABLE)
         store = RegistryStore(dynamodb, TABLE)
+        ecr = boto3.client("ecr", region_name=REGION)
+        ecr.create_repository(repositoryName="tessera/dev/assistant", imageTagMutability="IMMUTABLE")
+        self.image_digests = {}
         for version, state in ((STABLE_VERSION, "PROMOTED"), (NEW_VERSION, "REGISTERED")):
+            pushed = ecr.put_image(
+                repositoryName="tessera/dev/assistant", imageManifest=image_manifest(version), imageTag=f"img-{version}"
+            )
+            self.image_digests[version] = pushed["image"]["imageId"]["imageDigest"]
             store.create_version(
                 VersionRecord(
                     service="assistant",
@@ -193,6 +201,7 @@ class RolloutWorld:
                     state=state,
                     digest=version,
                     image=f"tessera/dev/assistant:img-{version}",
+                    image_digest=self.image_digests[version],
                 ),
                 {"kind": state.lower(), "at": "2026-11-20T00:00:00.000+00:00", "state": state, "reasons": []},
             )
@@ -242,6 +251,8 @@ class RolloutWorld:
         )
         self.clients = Clients(
             ledger=ledger,
+            store=store,
+            ecr=ecr,
             elbv2=boto3.client("elbv2", region_name=REGION),
             cloudwatch=cloudwatch,
             sns=sns,
@@ -367,6 +378,11 @@ class RolloutWorld:
             for message in batch:
                 sqs.delete_message(QueueUrl=self.notice_queue, ReceiptHandle=message["ReceiptHandle"])
         return messages
+
+    def deployed_image(self, track: str) -> str:
+        return self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
 
     def deployed_version(self, track: str) -> str:
         container = self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0]

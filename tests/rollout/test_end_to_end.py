@@ -19,6 +19,31 @@ from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
 from tests.rollout.scenarios import Rollouts
 
 
+def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
+    execution = rollouts.run()
+    assert execution["status"] == "SUCCEEDED", execution
+    rollouts.assert_at_rest(stable=NEW_VERSION)
+    assert rollouts.version_state() == "PROMOTED"
+    record = rollouts.record()
+    assert record["status"] == "PROMOTED"
+    judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
+    assert judgement["verdict"] == "PASS"
+    assert judgement["canary"]["requests"] == 1000
+    assert judgement["canary_weight"] == 10
+    assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
+    # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
+    deploy = next(d for d in record["decisions"] if d["id"] == "deploy-canary")
+    assert deploy["replicas"] == 1
+    # The version's own history says what ran, and the image it ran is kept by the registry's lifecycle rule.
+    history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
+    assert history[-2:] == ["deployed-canary", "promoted"]
+    tags = rollouts.world.clients.ecr.describe_images(
+        repositoryName="tessera/dev/assistant", imageIds=[{"imageDigest": rollouts.world.image_digests[NEW_VERSION]}]
+    )["imageDetails"][0]["imageTags"]
+    assert f"tessera-live-{NEW_VERSION}" in tags
+    assert rollouts.world.deployed_image("stable").endswith(f"@{rollouts.world.image_digests[NEW_VERSION]}")
+
+
 def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) -> None:
     rollouts.world.traffic.canary = TrackTraffic(requests=1000, errors_5xx=80)
     execution = rollouts.run()
@@ -28,6 +53,8 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
     assert rollouts.world.dispatched.count("judge") == 1
+    history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
+    assert history[-2:] == ["deployed-canary", "rolled-back"]
 
 
 def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:

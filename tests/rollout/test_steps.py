@@ -37,7 +37,7 @@ def test_prepare_resolves_policy_routing_and_image(world: RolloutWorld) -> None:
     assert plan.policy.analysis.min_requests == 50
     assert plan.policy.analysis.max_p99_seconds == 10.0  # the rest of the analysis policy is kept
     assert plan.rule_arn == world.routing.rule
-    assert plan.image.endswith(f"/tessera/dev/assistant:img-{NEW_VERSION}")
+    assert plan.image.endswith(f"/tessera/dev/assistant@{world.image_digests[NEW_VERSION]}")
     assert plan.model_uri == f"s3://models-bucket/models/assistant/{NEW_VERSION}/"
     assert plan.stable_version == STABLE_VERSION
 

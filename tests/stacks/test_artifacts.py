@@ -6,7 +6,9 @@ import json
 
 from aws_cdk.assertions import Match
 
+from registry.images import protective_tag
 from stacks.artifacts.stack import TTL_ATTRIBUTE
+from tessera_shared.constants import PROTECTED_IMAGE_TAG_PREFIX
 from tests.synth import SynthesizedEnvironment
 
 
@@ -48,19 +50,36 @@ def test_repository_lifecycle_expires_untagged_and_keeps_newest_tagged(dev: Synt
     for repository in dev.template("Artifacts").find_resources("AWS::ECR::Repository").values():
         policy = json.loads(repository["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])
         rules = {rule["rulePriority"]: rule for rule in policy["rules"]}
-        assert rules[1]["selection"] == {
+        assert rules[2]["selection"] == {
             "tagStatus": "untagged",
             "countType": "sinceImagePushed",
             "countNumber": 7,
             "countUnit": "days",
         }
-        assert rules[2]["selection"] == {
+        assert rules[3]["selection"] == {
             "tagStatus": "tagged",
             "tagPatternList": ["*"],
             "countType": "imageCountMoreThan",
             "countNumber": 20,
         }
         assert all(rule["action"] == {"type": "expire"} for rule in rules.values())
+
+
+def test_images_tagged_live_by_a_rollout_are_kept_by_the_highest_priority_rule(dev: SynthesizedEnvironment) -> None:
+    """Issue 11, case 7: ECR never lets a lower-priority rule expire an image that a higher-priority rule
+    matched, so the protective tag the rollout adds (registry/images.py) keeps the image stable runs."""
+    for repository in dev.template("Artifacts").find_resources("AWS::ECR::Repository").values():
+        policy = json.loads(repository["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])
+        first = min(policy["rules"], key=lambda rule: rule["rulePriority"])
+        assert first["rulePriority"] == 1
+        assert first["selection"] == {
+            "tagStatus": "tagged",
+            "tagPrefixList": [PROTECTED_IMAGE_TAG_PREFIX],
+            "countType": "imageCountMoreThan",
+            "countNumber": dev.config.artifacts.protected_images_to_keep,
+        }
+        assert protective_tag("2026-11-20").startswith(first["selection"]["tagPrefixList"][0])
+        assert sorted(rule["rulePriority"] for rule in policy["rules"]) == [1, 2, 3]
 
 
 def _model_bucket(env: SynthesizedEnvironment) -> tuple[str, dict]:

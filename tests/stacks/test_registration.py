@@ -75,9 +75,21 @@ def test_role_is_least_privilege(dev: SynthesizedEnvironment) -> None:
     assert set(by_sid["RegistryTable"]["Action"]) == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # marks a version announced once EventBridge took the announcement
         "dynamodb:Query",
         "dynamodb:ConditionCheckItem",
     }
+
+
+def test_ignored_uploads_raise_an_alarm(dev: SynthesizedEnvironment) -> None:
+    """Issue 11, case 3: an upload the function cannot place is counted, and the count alarms."""
+    [alarm] = dev.resources("Registry", "AWS::CloudWatch::Alarm").values()
+    properties = alarm["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == ("Tessera", "RegistrationIgnored")
+    assert properties["Dimensions"] == [{"Name": "service", "Value": "tessera-registry"}]
+    assert (properties["Statistic"], properties["Period"], properties["Threshold"]) == ("Sum", 300, 1)
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["TreatMissingData"] == "notBreaching"
 
 
 def test_function_logs_are_retained_and_private(dev: SynthesizedEnvironment) -> None:
