@@ -85,6 +85,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         config.stack_name("Services"),
         environment=environment,
         load_balancer=config.load_balancer,
+        functions=config.functions,
         services=config.placed_services,
         vpc=network.vpc,
         cluster=cluster.cluster,

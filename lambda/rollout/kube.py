@@ -163,23 +163,6 @@ class KubeClient:
         """The Deployment as stored, including metadata.resourceVersion and status."""
         return self._request("GET", DEPLOYMENTS, namespace, name)
 
-    def find_deployment(self, namespace: str, name: str) -> dict | None:
-        """The Deployment, or None when it does not exist."""
-        try:
-            return self.get_deployment(namespace, name)
-        except NotFoundError:
-            return None
-
-    def create_deployment(self, namespace: str, deployment: dict) -> dict:
-        return self._request("POST", DEPLOYMENTS, namespace, None, body=deployment)
-
-    def delete_deployment(self, namespace: str, name: str) -> None:
-        """Delete it; a Deployment that is already gone is fine."""
-        try:
-            self._request("DELETE", DEPLOYMENTS, namespace, name)
-        except NotFoundError:
-            return
-
     def get_autoscaler(self, namespace: str, name: str) -> dict:
         return self._request("GET", AUTOSCALERS, namespace, name)
 
@@ -239,20 +222,34 @@ class KubeClient:
         Env entries are updated in place, so that the other entries and their order stay as rendered
         (a reordered env list is a spec change, and would roll the pods for nothing).
         """
+        return self.replace_deployment(namespace, name, version_change(image, model_version, model_uri))
 
-        def change(deployment: dict) -> None:
-            template = deployment.setdefault("spec", {}).setdefault("template", {})
-            containers = template.setdefault("spec", {}).get("containers") or []
-            server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
-            if server is None:
-                raise RolloutError(f"deployment {namespace}/{name} has no container named {SERVING_CONTAINER!r}")
-            server["image"] = image
-            env = server.setdefault("env", [])
-            _set_env(env, "MODEL_VERSION", model_version)
-            _set_env(env, "MODEL_S3_URI", model_uri)
-            template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
+    def apply(self, resource: _Resource, namespace: str, desired: dict) -> dict:
+        """Create the object, or make the stored one's labels and spec those of `desired` (keeping what
+        the server manages). The one write path the track owner uses, for Deployments and HPAs alike."""
+        name = desired["metadata"]["name"]
+        try:
+            self._request("GET", resource, namespace, name)
+        except NotFoundError:
+            return self._request("POST", resource, namespace, None, body=desired)
 
-        return self.replace_deployment(namespace, name, change)
+        def change(current: dict) -> None:
+            current["spec"] = copy.deepcopy(desired["spec"])
+            current["metadata"]["labels"] = copy.deepcopy(desired["metadata"].get("labels", {}))
+
+        return self._replace(resource, namespace, name, change)
+
+    def find(self, resource: _Resource, namespace: str, name: str) -> dict | None:
+        try:
+            return self._request("GET", resource, namespace, name)
+        except NotFoundError:
+            return None
+
+    def delete(self, resource: _Resource, namespace: str, name: str) -> None:
+        try:
+            self._request("DELETE", resource, namespace, name)
+        except NotFoundError:
+            return
 
     def _bearer(self, *, fresh: bool) -> str:
         """The token to send: the cached one while it is young enough, otherwise a new one."""
@@ -313,6 +310,27 @@ def _tls_context(ca_data: str | None) -> ssl.SSLContext:
         return ssl.create_default_context(cadata=pem)
     except (binascii.Error, UnicodeDecodeError, ssl.SSLError) as error:
         raise RolloutError(f"the cluster CA data is not a base64-encoded PEM certificate: {error}") from error
+
+
+def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict], None]:
+    """The change that points a Deployment at a model version: the server container's image, its
+    MODEL_VERSION and MODEL_S3_URI, and the pod label dashboards and the rollout group pods by. The
+    rollout steps and the track owner both use it, so both write the running version the same way."""
+
+    def change(deployment: dict) -> None:
+        template = deployment.setdefault("spec", {}).setdefault("template", {})
+        containers = template.setdefault("spec", {}).get("containers") or []
+        server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+        if server is None:
+            name = deployment.get("metadata", {}).get("name")
+            raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
+        server["image"] = image
+        env = server.setdefault("env", [])
+        _set_env(env, "MODEL_VERSION", model_version)
+        _set_env(env, "MODEL_S3_URI", model_uri)
+        template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
+
+    return change
 
 
 def _set_env(env: list[dict], name: str, value: str) -> None:

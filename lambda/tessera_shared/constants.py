@@ -102,6 +102,7 @@ ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
 METRICS_NAMESPACE = "Tessera"
 REGISTER_FUNCTION_SERVICE = "tessera-registry"
 ROLLOUT_FUNCTION_SERVICE = "tessera-rollout"
+TRACK_OWNER_FUNCTION_SERVICE = "tessera-track-owner"
 
 # -- how long a rollout may run -------------------------------------------------------------------
 # A policy's worst case is bounded in config validation and at every start; the state machine's

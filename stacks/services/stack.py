@@ -30,7 +30,7 @@ from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name
 from stacks.config.environment import PlacedService
-from stacks.config.services import LoadBalancerConfig, ServiceSpec
+from stacks.config.services import FunctionsConfig, LoadBalancerConfig, ServiceSpec
 from stacks.services.kubernetes_objects import (
     NAMESPACE,
     TRACKS,
@@ -41,8 +41,11 @@ from stacks.services.kubernetes_objects import (
     track_name,
 )
 from stacks.services.load_balancer_logs import enable_access_logs
+from stacks.services.track_owner import TrackOwner
 
 FIRST_RULE_PRIORITY = 10
+# The rollout engine owns the running version of these and, during a rollout, the canary and stable's floor.
+ENGINE_OWNED_KINDS = frozenset({"Deployment", "HorizontalPodAutoscaler"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ServicesStack(Stack):
         *,
         environment: EnvironmentScope,
         load_balancer: LoadBalancerConfig,
+        functions: FunctionsConfig,
         services: Sequence[PlacedService],
         vpc: ec2.IVpc,
         cluster: eks.ICluster,
@@ -80,6 +84,16 @@ class ServicesStack(Stack):
         pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
 
         namespace = eks.KubernetesManifest(self, "Namespace", cluster=cluster, manifest=[namespace_object()])
+        tracks = TrackOwner(
+            self,
+            "TrackOwner",
+            environment=environment,
+            functions=functions,
+            cluster=cluster,
+            vpc=vpc,
+            cluster_security_group_id=cluster_security_group_id,
+            registry_key=artifacts_key,
+        )
         self.routing: dict[str, ServiceRouting] = {}
         published: dict[str, PublishedValue] = {
             "services/namespace": PublishedValue(NAMESPACE, "Namespace of every inference service"),
@@ -108,14 +122,22 @@ class ServicesStack(Stack):
                 ),
                 drain_seconds=settings.deregistration_delay_seconds,
             )
+            # The objects whose running version and size the rollout engine owns go through the track owner;
+            # a plain manifest would put config's values back on every deploy (see stacks/services/track_owner.py).
+            owned = [obj for obj in objects if obj["kind"] in ENGINE_OWNED_KINDS]
             manifest = eks.KubernetesManifest(
-                self, f"{pascal_case(service.name)}Objects", cluster=cluster, manifest=objects, overwrite=True
+                self,
+                f"{pascal_case(service.name)}Objects",
+                cluster=cluster,
+                manifest=[obj for obj in objects if obj["kind"] not in ENGINE_OWNED_KINDS],
+                overwrite=True,
             )
             manifest.node.add_dependency(namespace)
             # Pod Identity injects credentials only into pods created after the association exists; the role's
             # policy must be in place before the first model download.
             manifest.node.add_dependency(association)
             manifest.node.add_dependency(reader)
+            tracks.apply(service.name, owned, after=[manifest, association, reader])
             published |= _published_routing(service, routing)
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 

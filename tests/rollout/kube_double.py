@@ -1,8 +1,8 @@
 """KubernetesApiDouble: a TEST DOUBLE of the Kubernetes API server, for the rollout's tests.
 
 It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments
-(GET, PUT and DELETE of one Deployment by namespace and name, POST to create one) and autoscaling/v2
-HorizontalPodAutoscalers (GET and PUT), on 127.0.0.1 over plain HTTP (or TLS when given a server
+and autoscaling/v2 HorizontalPodAutoscalers (GET, PUT and DELETE of one object by namespace and name,
+POST to create one), on 127.0.0.1 over plain HTTP (or TLS when given a server
 context), and follows the real server's semantics where the rollout client depends on them:
 
 - every write bumps metadata.resourceVersion (a string, one counter across the server); a write that
@@ -43,6 +43,7 @@ _DEPLOYMENTS_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/
 _AUTOSCALER_PATH = re.compile(
     r"^/apis/autoscaling/v2/namespaces/(?P<namespace>[^/]+)/horizontalpodautoscalers/(?P<name>[^/]+)$"
 )
+_AUTOSCALERS_PATH = re.compile(r"^/apis/autoscaling/v2/namespaces/(?P<namespace>[^/]+)/horizontalpodautoscalers$")
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -272,6 +273,17 @@ class KubernetesApiDouble:
                 raise _ApiError(401, "Unauthorized")
             if token in self._revoked:
                 raise _ApiError(401, "Unauthorized")
+            if (match := _AUTOSCALERS_PATH.match(path)) is not None and method == "POST":
+                desired = _json_object(content_type, body)
+                name = desired["metadata"]["name"]
+                if (match["namespace"], name) in self._autoscalers:
+                    raise _ApiError(409, f'horizontalpodautoscalers.autoscaling "{name}" already exists')
+                desired["metadata"] |= {
+                    "namespace": match["namespace"],
+                    "resourceVersion": self._next_resource_version(),
+                }
+                self._autoscalers[(match["namespace"], name)] = desired
+                return copy.deepcopy(desired)
             if (match := _AUTOSCALER_PATH.match(path)) is not None:
                 return self._autoscaler_request(method, match["namespace"], match["name"], content_type, body)
             if (match := _DEPLOYMENTS_PATH.match(path)) is not None and method == "POST":
@@ -308,6 +320,9 @@ class KubernetesApiDouble:
         stored = self._autoscalers[key]
         if method == "GET":
             return copy.deepcopy(stored)
+        if method == "DELETE":
+            del self._autoscalers[key]
+            return status_body(200, "deleted") | {"status": "Success"}
         if method != "PUT":
             raise _ApiError(405, f"{method} is not supported by this test double")
         desired = _json_object(content_type, body)

@@ -164,7 +164,7 @@ def test_set_version_without_a_server_container_is_a_rollout_error(api: Kubernet
     api.add_deployment(NAMESPACE, "odd")
     api.update(NAMESPACE, "odd", lambda d: server_container(d).update(name="main"))
 
-    with pytest.raises(RolloutError, match="deployment tessera/odd has no container named 'server'"):
+    with pytest.raises(RolloutError, match="deployment odd has no container named 'server'"):
         KubeClient(api.endpoint, tokens).set_version(
             NAMESPACE, "odd", image=NEW_IMAGE, model_version="v2", model_uri="s3://b/"
         )

@@ -1,0 +1,111 @@
+"""The track owner: the CloudFormation custom resource that applies each service's track objects (the
+stable and canary Deployments and stable's autoscaler) so that a `cdk deploy` never undoes the rollout
+engine's work.
+
+Config owns what a service is (probes, resources, env, security context, placement as rendered);
+after the first deploy the rollout engine owns what each track runs (image, model version) and, while a
+rollout holds the service's lock, the canary and stable's autoscaler floor. CDK's kubectl handler
+applies manifests with a client-side `kubectl apply`, which sets every field the manifest names back
+to the manifest's value: a re-applied Deployment would put the config's old model version back on
+stable after a promotion. So these objects are not KubernetesManifests; this handler merges the
+config's rendering with the engine-owned fields read from the cluster and the registry, through the
+same change function the rollout steps use (rollout.kube.version_change), and writes the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from rollout.kube import AUTOSCALERS, DEPLOYMENTS, KubeClient, version_change
+from rollout.ledger import Ledger
+from tessera_shared import constants as shared
+
+logger = Logger(service=shared.TRACK_OWNER_FUNCTION_SERVICE)
+KINDS = {"Deployment": DEPLOYMENTS, "HorizontalPodAutoscaler": AUTOSCALERS}
+
+
+def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict | None:
+    """What to store for one rendered track object given the live one; None leaves the live one alone.
+
+    - first deploy (nothing live): the config's rendering, as it is;
+    - a Deployment: the config's spec, running what the live one runs (image, model version), and for
+      stable the live replica count (its autoscaler's to set, not the config's);
+    - the canary while a rollout holds the lock: untouched (its size and version are the rollout's);
+    - stable's autoscaler while a rollout holds the lock: the config's, but with the floor the rollout set.
+    """
+    if live is None:
+        return copy.deepcopy(rendered)
+    desired = copy.deepcopy(rendered)
+    if rendered["kind"] == "HorizontalPodAutoscaler":
+        if rollout_running:
+            desired["spec"]["minReplicas"] = live["spec"].get("minReplicas", desired["spec"].get("minReplicas"))
+        return desired
+    track = rendered["metadata"].get("labels", {}).get(shared.TRACK_LABEL)
+    if track == "canary" and rollout_running:
+        return None
+    image, version, uri = running_version(live)
+    if image:
+        version_change(image, version, uri)(desired)
+    if "replicas" not in rendered["spec"]:
+        desired["spec"]["replicas"] = live["spec"].get("replicas", 1)
+    return desired
+
+
+def running_version(deployment: dict) -> tuple[str, str, str]:
+    """(image, MODEL_VERSION, MODEL_S3_URI) of the Deployment's serving container."""
+    containers = deployment["spec"]["template"]["spec"].get("containers", [])
+    server = next((c for c in containers if c.get("name") == shared.SERVING_CONTAINER), {})
+    env = {entry.get("name"): entry.get("value", "") for entry in server.get("env", [])}
+    return server.get("image", ""), env.get("MODEL_VERSION", ""), env.get("MODEL_S3_URI", "")
+
+
+def on_event(event: dict, kube: KubeClient, ledger: Ledger) -> dict:
+    """A CloudFormation custom resource event (through CDK's provider framework)."""
+    props = event["ResourceProperties"]
+    namespace, service = props["Namespace"], props["Service"]
+    objects: list[dict] = props["Objects"]
+    physical_id = f"{namespace}/{service}/tracks"
+    if event["RequestType"] == "Delete":
+        for obj in reversed(objects):
+            kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
+        return {"PhysicalResourceId": physical_id}
+    rollout_running = ledger.lock_holder(service) is not None
+    applied, left_alone = [], []
+    for rendered in objects:
+        resource = KINDS[rendered["kind"]]
+        live = kube.find(resource, namespace, rendered["metadata"]["name"])
+        desired = merged(rendered, live, rollout_running=rollout_running)
+        if desired is None:
+            left_alone.append(rendered["metadata"]["name"])
+            continue
+        kube.apply(resource, namespace, desired)
+        applied.append(rendered["metadata"]["name"])
+    logger.info("tracks applied", extra={"service": service, "applied": applied, "left_alone": left_alone})
+    return {"PhysicalResourceId": physical_id, "Data": {"Applied": ",".join(applied)}}
+
+
+@cache
+def _clients() -> tuple[KubeClient, Ledger]:
+    import boto3
+
+    from rollout.kube import eks_token
+
+    sts = boto3.client("sts")
+    cluster = os.environ[shared.ENV_CLUSTER_NAME]
+    kube = KubeClient(
+        os.environ[shared.ENV_CLUSTER_ENDPOINT],
+        lambda: eks_token(sts, cluster),
+        ca_data=os.environ.get(shared.ENV_CLUSTER_CA),
+    )
+    return kube, Ledger(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE])
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handle(event: dict, context: Any) -> dict:
+    kube, ledger = _clients()
+    return on_event(event, kube, ledger)

@@ -1,0 +1,125 @@
+"""The track owner: one function (lambda/rollout/track_owner.py) behind a CloudFormation custom
+resource per service, which applies the service's Deployments and stable autoscaler so that a
+`cdk deploy` changes what config owns and leaves what the rollout engine owns (the running version, a
+running rollout's canary and floor). See the README's "One owner of the running version"."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CustomResource, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
+
+from stacks.cluster.cdk_internals_nag import BASIC_EXECUTION, LOGS_REASON, acknowledge
+from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.lambda_function import TesseraFunction
+from stacks.common.resource_names import registry_table_name
+from stacks.config.services import FunctionsConfig
+from tessera_shared import constants as shared
+
+RESOURCE_TYPE = "Custom::TesseraServiceTracks"
+
+
+class TrackOwner(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: EnvironmentScope,
+        functions: FunctionsConfig,
+        cluster: eks.ICluster,
+        vpc: ec2.IVpc,
+        cluster_security_group_id: str,
+        registry_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        table = registry_table_name(environment.name)
+        # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
+        security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="Tessera track owner", allow_all_outbound=True
+        )
+        ec2.SecurityGroup.from_security_group_id(
+            self, "ClusterSecurityGroup", cluster_security_group_id
+        ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the track owner")
+        self.function = TesseraFunction(
+            self,
+            "Function",
+            handler="rollout.track_owner.handle",
+            description=f"Tessera {environment.name}: applies the services' track objects",
+            settings=functions,
+            environment={
+                shared.ENV_CLUSTER_NAME: cluster.cluster_name,
+                shared.ENV_CLUSTER_ENDPOINT: cluster.cluster_endpoint,
+                shared.ENV_CLUSTER_CA: cluster.cluster_certificate_authority_data,
+                shared.ENV_REGISTRY_TABLE: table,
+                "POWERTOOLS_SERVICE_NAME": shared.TRACK_OWNER_FUNCTION_SERVICE,
+            },
+            removal_policy=environment.removal_policy,
+            timeout_seconds=300,
+            vpc=vpc,
+            security_groups=[security_group],
+        )
+        role = self.function.role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RolloutLocks",
+                actions=["dynamodb:GetItem"],
+                resources=[stack.format_arn(service="dynamodb", resource="table", resource_name=table)],
+            )
+        )
+        registry_key.grant_decrypt(role)
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="The Lambda ENI calls in the VPC (CreateNetworkInterface and friends) take no resource ARNs.",
+            )
+        )
+        eks.AccessEntry(
+            self,
+            "KubernetesAccess",
+            cluster=cluster,
+            principal=role.role_arn,
+            access_policies=[
+                eks.AccessPolicy.from_access_policy_name(
+                    "AmazonEKSEditPolicy",
+                    access_scope_type=eks.AccessScopeType.NAMESPACE,
+                    namespaces=[shared.NAMESPACE],
+                )
+            ],
+        )
+        self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
+        _acknowledge_provider_framework(self.provider)
+
+    def apply(self, service: str, objects: list[dict], *, after: list[IConstruct]) -> CustomResource:
+        """The custom resource that owns one service's track objects, created after `after`."""
+        resource = CustomResource(
+            self,
+            f"{pascal_case(service)}Tracks",
+            service_token=self.provider.service_token,
+            resource_type=RESOURCE_TYPE,
+            properties={"Namespace": shared.NAMESPACE, "Service": service, "Objects": objects},
+        )
+        for dependency in after:
+            resource.node.add_dependency(dependency)
+        return resource
+
+
+def _acknowledge_provider_framework(provider: cr.Provider) -> None:
+    on_event = provider.node.find_child("framework-onEvent")
+    role = on_event.node.find_child("ServiceRole")
+    acknowledge(role, BASIC_EXECUTION, LOGS_REASON)
+    stack = Stack.of(provider)
+    handler = provider.on_event_handler
+    handler_arn = f"<{stack.get_logical_id(handler.node.default_child)}.Arn>"
+    acknowledge(
+        role.node.find_child("DefaultPolicy"),
+        f"AwsSolutions-IAM5[Resource::{handler_arn}:*]",
+        "The provider framework invokes any version of the track owner function: the ARN suffix is the version.",
+    )
+    acknowledge(on_event, "AwsSolutions-L1", "CDK pins the provider framework's runtime; Tessera cannot change it.")
