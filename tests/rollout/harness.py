@@ -183,7 +183,9 @@ class RolloutWorld:
     _paused: threading.Event = field(default_factory=threading.Event)
 
     def build(self) -> RolloutWorld:
+        self.invoke_action = self.invoke  # what the Lambda runs; fault injection wraps it
         dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.dynamodb = dynamodb
         create_registry_table(dynamodb, TABLE)
         store = RegistryStore(dynamodb, TABLE)
         ecr = boto3.client("ecr", region_name=REGION)
@@ -396,7 +398,7 @@ def route_lambda_to(world: RolloutWorld, monkeypatch: Any) -> None:
         self: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict
     ) -> bytes:
         try:
-            return json.dumps(world.invoke(json.loads(body or "{}"))).encode()
+            return json.dumps(world.invoke_action(json.loads(body or "{}"))).encode()
         except Exception as error:
             response_headers["x-amz-function-error"] = "Unhandled"
             error_type = getattr(error, "error_type", type(error).__name__)

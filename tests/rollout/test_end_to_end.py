@@ -110,13 +110,13 @@ def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> No
 
 def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest.MonkeyPatch) -> None:
     world = rollouts.world
-    original = world.invoke
+    original = world.invoke_action
 
     def twice(event: dict) -> dict:
         original(event)  # a duplicated delivery of the same task
         return original(event)
 
-    monkeypatch.setattr(world, "invoke", twice)
+    monkeypatch.setattr(world, "invoke_action", twice)
     execution = rollouts.run()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
