@@ -7,6 +7,7 @@ CONFIG ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
 CDK := node_modules/.bin/cdk
 
 # Node 20 is end-of-life for jsii; silence its banner. No AWS look-ups or CLI phone-home at synth.
@@ -32,11 +33,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# checkov conflicts with the test dependencies (it pins packaging==23.2): it gets a venv of its own,
+# built once and reused until requirements-checkov.txt changes.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 synth: setup
 	$(CDK) synth --quiet --no-notices --no-version-reporting $(CONTEXT)

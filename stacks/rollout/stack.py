@@ -1,5 +1,6 @@
 """Rollout stack: the rollout Lambda, the state machine, per-service rollout settings, the SNS topic,
-the rollout role's EKS access entry (the inference namespace only) and the optional auto-start rules."""
+the rollout role's EKS access entry (a Kubernetes group bound to a Role in the inference namespace) and the
+optional auto-start rules."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
+from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
 from stacks.services.stack import ServiceRouting
@@ -92,19 +94,7 @@ class RolloutStack(Stack):
             vpc=vpc,
             security_groups=[security_group],
         )
-        eks.AccessEntry(
-            self,
-            "KubernetesAccess",
-            cluster=cluster,
-            principal=self.function.role.role_arn,
-            access_policies=[
-                eks.AccessPolicy.from_access_policy_name(
-                    "AmazonEKSEditPolicy",
-                    access_scope_type=eks.AccessScopeType.NAMESPACE,
-                    namespaces=[shared.NAMESPACE],
-                )
-            ],
-        )
+        self._kubernetes_access(cluster)
         for placed in services:
             self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
         self._grant(environment.name, services, routing, artifacts_key, settings_prefix)
@@ -141,6 +131,19 @@ class RolloutStack(Stack):
                 "rollout/topic-arn": PublishedValue(self.topic.topic_arn, "Rollout notifications"),
             },
         )
+
+    def _kubernetes_access(self, cluster: eks.ICluster) -> None:
+        """No EKS access policy: the entry maps the function's role to a Kubernetes group, and a Role in the
+        services' namespace grants that group exactly the rollout client's calls."""
+        entry = eks.AccessEntry(
+            self, "KubernetesAccess", cluster=cluster, principal=self.function.role.role_arn, access_policies=[]
+        )
+        # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
+        entry.node.default_child.add_property_override("KubernetesGroups", [shared.ROLLOUT_KUBERNETES_GROUP])
+        role = eks.KubernetesManifest(
+            self, "KubernetesRole", cluster=cluster, manifest=rollout_access_objects(), overwrite=True
+        )
+        role.node.add_dependency(entry)
 
     def _settings_parameter(
         self,

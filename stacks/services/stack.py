@@ -169,6 +169,9 @@ class ServicesStack(Stack):
             security_group=security_group,
             idle_timeout=Duration.seconds(settings.idle_timeout_seconds),
             drop_invalid_header_fields=True,
+            # Strictest would also refuse "acceptable" requests (not RFC 7230 but harmless), which some HTTP/1.1
+            # clients send; defensive refuses the ambiguous and severe ones that smuggling needs.
+            desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
             deletion_protection=retain,
         )
         logs = access_logs_bucket(
