@@ -150,6 +150,7 @@ class ClusterStack(Stack):
             self,
             "Platform",
             cluster=self.cluster,
+            cluster_name=self.cluster_name,
             versions=settings.charts,
             vpc_id=vpc.vpc_id,
             neuron_scheduler=neuron_scheduler,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Tags, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
@@ -28,7 +28,7 @@ from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name
+from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import LoadBalancerConfig, ServiceSpec
 from stacks.services.kubernetes_objects import (
@@ -41,6 +41,7 @@ from stacks.services.kubernetes_objects import (
     track_name,
 )
 from stacks.services.load_balancer_logs import enable_access_logs
+from tessera_shared.constants import TARGET_GROUP_OWNER_TAG
 
 FIRST_RULE_PRIORITY = 10
 
@@ -71,6 +72,7 @@ class ServicesStack(Stack):
         super().__init__(scope, construct_id, **stack_props)
         settings = load_balancer
         retain = environment.retain
+        self._cluster_name = cluster_name(environment.name)
         lb_subnets = vpc.public_subnets if settings.internet_facing else vpc.private_subnets
 
         self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
@@ -228,6 +230,9 @@ class ServicesStack(Stack):
             )
             for track in TRACKS
         }
+        for target_group in target_groups.values():
+            # The load balancer controller's IAM policy lets it register pods only into target groups with this tag.
+            Tags.of(target_group).add(TARGET_GROUP_OWNER_TAG, self._cluster_name)
         route = service.route
         conditions = (
             [elbv2.ListenerCondition.host_headers([route.host])]
