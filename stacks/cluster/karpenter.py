@@ -79,7 +79,14 @@ class Karpenter(Construct):
         )
         self.queue = self._interruption_queue()
 
-        role = pod_identity_role(self, "ControllerRole", description="Pod Identity role of the Karpenter controller")
+        role = pod_identity_role(
+            self,
+            "ControllerRole",
+            description="Pod Identity role of the Karpenter controller",
+            cluster_name=cluster_name,
+            namespace=KARPENTER_NAMESPACE,
+            service_account=KARPENTER_SERVICE_ACCOUNT,
+        )
         tokens = {
             "ClusterName": cluster_name,
             "AWS::Partition": stack.partition,

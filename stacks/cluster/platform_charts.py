@@ -20,6 +20,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.cluster.addons import pod_identity_conditions
 from stacks.cluster.load_balancer_controller_policy import controller_policy
 from stacks.common.nag_environment import nag_environment
 from stacks.config.cluster import ChartVersions
@@ -152,6 +153,14 @@ class PlatformCharts(Construct):
             )
 
         lbc_account = self._service_account(cluster, "LoadBalancerControllerServiceAccount", LBC_SERVICE_ACCOUNT)
+        # The L2 ServiceAccount makes its own role with an unconditioned Pod Identity trust; narrow it to this
+        # cluster's controller service account.
+        lbc_account.role.node.default_child.add_property_override(
+            "AssumeRolePolicyDocument.Statement.0.Condition",
+            pod_identity_conditions(
+                cluster_name=cluster_name, namespace="kube-system", service_account=LBC_SERVICE_ACCOUNT
+            ),
+        )
         lbc_policy = iam.Policy(
             self,
             "LoadBalancerControllerPolicy",

@@ -101,7 +101,9 @@ class ClusterStack(Stack):
         )
         self._grant_access(settings)
 
-        addons = ClusterAddons(self, "Addons", cluster=self.cluster, versions=settings.addons)
+        addons = ClusterAddons(
+            self, "Addons", cluster=self.cluster, cluster_name=self.cluster_name, versions=settings.addons
+        )
         node_role = self._node_role()
         nodegroups = [
             SystemNodegroup(

@@ -260,7 +260,12 @@ class ServicesStack(Stack):
     ) -> tuple[iam.Role, eks.CfnPodIdentityAssociation]:
         """Pod Identity for the service's pods: read its own model prefix, nothing else."""
         role = pod_identity_role(
-            self, f"{pascal_case(service.name)}ModelReader", description=f"{service.name} model reader"
+            self,
+            f"{pascal_case(service.name)}ModelReader",
+            description=f"{service.name} model reader",
+            cluster_name=self._cluster_name,
+            namespace=NAMESPACE,
+            service_account=service.name,
         )
         role.add_to_policy(
             iam.PolicyStatement(
