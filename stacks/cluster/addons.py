@@ -30,6 +30,9 @@ class AddonIdentity:
 
 
 ADDON_IDENTITIES: dict[str, AddonIdentity] = {
+    # The VPC CNI's permissions on its own service account, not on the node role (where any pod that reached
+    # the node's credentials could use them).
+    "vpc-cni": AddonIdentity("aws-node", ("AmazonEKS_CNI_Policy",)),
     "aws-ebs-csi-driver": AddonIdentity("ebs-csi-controller-sa", ("service-role/AmazonEBSCSIDriverPolicy",)),
     "amazon-cloudwatch-observability": AddonIdentity("cloudwatch-agent", ("CloudWatchAgentServerPolicy",)),
 }

@@ -33,7 +33,6 @@ KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
 NODE_MANAGED_POLICIES = {
     "AmazonEKSWorkerNodePolicy": "Lets the kubelet join the cluster and describe its node; AWS maintains it for nodes.",
     "AmazonEC2ContainerRegistryPullOnly": "Nodes pull the service and controller images; pull-only, no push.",
-    "AmazonEKS_CNI_Policy": "The VPC CNI on each node assigns pod IPs from the VPC; AWS maintains it for aws-node.",
     "AmazonSSMManagedInstanceCore": "Session Manager access to nodes for debugging instead of SSH keys or open ports.",
 }
 
