@@ -8,8 +8,9 @@ multi-GB transfers do not pay NAT data processing.
 
 from __future__ import annotations
 
-from aws_cdk import Fn, Stack, Tags
+from aws_cdk import Aws, Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -66,7 +67,7 @@ class NetworkStack(Stack):
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
             flow_logs={
                 "All": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group, self._flow_log_role()),
                     traffic_type=ec2.FlowLogTrafficType.ALL,
                 )
             },
@@ -84,7 +85,7 @@ class NetworkStack(Stack):
             ec2.Peer.ipv4(settings.vpc_cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC"
         )
         for endpoint_id, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(
+            endpoint = self.vpc.add_interface_endpoint(
                 endpoint_id,
                 service=service,
                 private_dns_enabled=True,
@@ -92,6 +93,20 @@ class NetworkStack(Stack):
                 security_groups=[endpoint_security_group],
                 subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             )
+            endpoint.add_to_policy(_this_account_only())
+        s3_endpoint = self.vpc.node.find_child("S3")
+        s3_endpoint.add_to_policy(_this_account_only())
+        # ECR serves image layers from its own bucket through presigned URLs signed by ECR, not by our
+        # principals: nodes could not pull images through the gateway without this (ECR user guide,
+        # "Minimum Amazon S3 gateway endpoint policy").
+        s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrImageLayers",
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject"],
+                resources=[f"arn:{self.partition}:s3:::prod-{self.region}-starport-layer-bucket/*"],
+            )
+        )
         # The AWS Load Balancer Controller picks subnets for load balancers by these role tags.
         for subnet in self.vpc.public_subnets:
             Tags.of(subnet).add("kubernetes.io/role/elb", "1")
@@ -116,6 +131,35 @@ class NetworkStack(Stack):
                 ),
             },
         )
+
+    def _flow_log_role(self) -> iam.Role:
+        """The flow-log service may assume it only for this account's flow logs (confused-deputy guard)."""
+        return iam.Role(
+            self,
+            "FlowLogsRole",
+            description="VPC flow logs delivery to CloudWatch Logs",
+            assumed_by=iam.ServicePrincipal(
+                "vpc-flow-logs.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:ec2:{self.region}:{self.account}:vpc-flow-log/*"
+                    },
+                },
+            ),
+        )
+
+
+def _this_account_only() -> iam.PolicyStatement:
+    """Endpoint policy: only principals of this account may use the endpoint (credentials of another account,
+    for example to copy data to its buckets, are refused at the endpoint)."""
+    return iam.PolicyStatement(
+        sid="ThisAccountOnly",
+        principals=[iam.AnyPrincipal()],
+        actions=["*"],
+        resources=["*"],
+        conditions={"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}},
+    )
 
 
 def _availability_zones(settings: NetworkConfig) -> list[str]:

@@ -92,11 +92,10 @@ class ServicesStack(Stack):
             service = placed.spec
             routing = self._routing(service, index, settings, vpc, listener)
             self.routing[service.name] = routing
-            # Only the load balancer reaches the pods: pod IPs sit behind the cluster security group.
-            pods.add_ingress_rule(
-                self.load_balancer.connections.security_groups[0],
-                ec2.Port.tcp(service.port),
-                f"{service.name} from the Tessera load balancer",
+            # Only the load balancer reaches the pods (pod IPs sit behind the cluster security group), and the load
+            # balancer reaches nothing else: ingress on the pods' group, egress on its own.
+            self.load_balancer.connections.allow_to(
+                pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
             objects = service_objects(
@@ -133,7 +132,11 @@ class ServicesStack(Stack):
         self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
     ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener]:
         security_group = ec2.SecurityGroup(
-            self, "LoadBalancerSecurityGroup", vpc=vpc, description="Tessera services load balancer"
+            self,
+            "LoadBalancerSecurityGroup",
+            vpc=vpc,
+            description="Tessera services load balancer",
+            allow_all_outbound=False,
         )
         # With HTTPS, port 80 only redirects to 443.
         ports = [443, 80] if settings.is_https else [80]
