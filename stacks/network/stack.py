@@ -11,6 +11,7 @@ from __future__ import annotations
 from aws_cdk import Aws, Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -45,6 +46,7 @@ class NetworkStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
 
+        self.logs_key = self._logs_key(environment)
         flow_log_group = logs.LogGroup(
             self,
             "FlowLogs",
@@ -131,6 +133,31 @@ class NetworkStack(Stack):
                 ),
             },
         )
+
+    def _logs_key(self, environment: EnvironmentScope) -> kms.Key:
+        """The key of every Tessera log group (the app builder applies it), separate from the artifacts key: who
+        may read logs and who may read models and the registry are different people."""
+        key = kms.Key(
+            self,
+            "LogsKey",
+            description=f"Tessera {environment.name}: encrypts the CloudWatch Logs log groups",
+            alias=f"alias/tessera/{environment.name}/logs",
+            enable_key_rotation=True,
+            removal_policy=environment.removal_policy,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self._log_groups_arn()}},
+            )
+        )
+        return key
+
+    def _log_groups_arn(self) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
 
     def _flow_log_role(self) -> iam.Role:
         """The flow-log service may assume it only for this account's flow logs (confused-deputy guard)."""

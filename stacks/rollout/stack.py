@@ -186,7 +186,15 @@ class RolloutStack(Stack):
         settings_prefix: str,
     ) -> None:
         role = self.function.role
-        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        # The artifacts key only through DynamoDB (the ledger lives in the registry table).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegistryTableKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{self.region}.{self.url_suffix}"}},
+            )
+        )
         # The topic uses the AWS managed SNS key, whose policy already lets SNS use it for publishers.
         role.add_to_policy(iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[self.topic.topic_arn]))
         statements = [

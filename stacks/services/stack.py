@@ -282,7 +282,19 @@ class ServicesStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{service.model_prefix}*"]}},
             )
         )
-        key.grant_decrypt(role)
+        # Only through S3, and only for this bucket's objects (with S3 Bucket Keys the context is the bucket ARN).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"s3.{self.region}.{self.url_suffix}",
+                        "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn,
+                    }
+                },
+            )
+        )
         env = nag_environment(self)
         bucket_as_named = model_bucket_name(environment_name, account=env.account, region=env.region)
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
