@@ -7,6 +7,7 @@ CONFIG ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
 CDK := node_modules/.bin/cdk
 
 # Node 20 is end-of-life for jsii; silence its banner. No AWS look-ups or CLI phone-home at synth.
@@ -16,11 +17,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test lint format check-config schema manifests bench clean
+.PHONY: help setup synth test faults lint format check-config schema manifests bench clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
-	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag)"
+	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag, checkov)"
+	@echo "make faults                              the whole rollout fault-injection matrix (CI runs it after make test)"
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
@@ -32,11 +34,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# checkov conflicts with the test dependencies (it pins packaging==23.2): it gets a venv of its own,
+# built once and reused until requirements-checkov.txt changes.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 synth: setup
 	$(CDK) synth --quiet --no-notices --no-version-reporting $(CONTEXT)
@@ -45,6 +54,9 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -n 2 --dist loadfile
+
+faults: setup
+	$(PY) -m pytest -n 2 -m fault_matrix tests/rollout/test_fault_matrix.py
 
 lint: setup
 	$(PY) -m ruff check .

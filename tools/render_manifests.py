@@ -1,6 +1,6 @@
 """`python -m tools.render_manifests ENV [OUTDIR]`: write every service's Kubernetes objects as YAML
 for review, without synthesizing. Values that exist only after deployment are shown as
-`<placeholders>`; the objects are otherwise exactly those the Services stack applies.
+`<placeholders>`; the objects are otherwise exactly those the Services and Rollout stacks apply.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import yaml
 from stacks.common.resource_names import model_bucket_name
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config
 from stacks.config.errors import ConfigError
+from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.services.kubernetes_objects import (
     TRACKS,
     DeployTimeValues,
@@ -34,8 +35,8 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
 
 
 def rendered_objects(config: EnvironmentConfig) -> dict[str, list[dict]]:
-    """File name -> objects, for the namespace and each service."""
-    files = {"namespace.yaml": [namespace_object()]}
+    """File name -> objects, for the namespace, the rollout function's Role and each service."""
+    files = {"namespace.yaml": [namespace_object()], "rollout-access.yaml": rollout_access_objects()}
     for placed in config.placed_services:
         service = placed.spec
         files[f"{service.name}.yaml"] = service_objects(

@@ -86,6 +86,13 @@ SCHEDULER_POOL = "system-x86"
 DO_NOT_DISRUPT_ANNOTATION = "karpenter.sh/do-not-disrupt"
 # Private subnets carry this tag (value: the cluster name); Karpenter's node classes select them by it.
 KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+# The Kubernetes group the rollout function's access entry maps its role to; a Role in NAMESPACE grants
+# it exactly what the rollout client calls (stacks/rollout/kubernetes_access.py).
+ROLLOUT_KUBERNETES_GROUP = "tessera:rollout"
+TRACK_OWNER_KUBERNETES_GROUP = "tessera:track-owner"
+# Target groups the AWS Load Balancer Controller may register pods into carry this tag (value: the
+# cluster name); its IAM policy allows RegisterTargets/DeregisterTargets only on target groups with it.
+TARGET_GROUP_OWNER_TAG = "tessera.dev/target-group-of"
 
 # -- the functions' environment variables, set by the stacks and read by the handlers -------------
 ENV_ENVIRONMENT = "ENVIRONMENT"

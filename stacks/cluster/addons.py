@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Aws, Validations
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -30,18 +30,48 @@ class AddonIdentity:
 
 
 ADDON_IDENTITIES: dict[str, AddonIdentity] = {
+    # The VPC CNI's permissions on its own service account, not on the node role (where any pod that reached
+    # the node's credentials could use them).
+    "vpc-cni": AddonIdentity("aws-node", ("AmazonEKS_CNI_Policy",)),
     "aws-ebs-csi-driver": AddonIdentity("ebs-csi-controller-sa", ("service-role/AmazonEBSCSIDriverPolicy",)),
     "amazon-cloudwatch-observability": AddonIdentity("cloudwatch-agent", ("CloudWatchAgentServerPolicy",)),
 }
 
 
-def pod_identity_role(scope: Construct, construct_id: str, *, description: str) -> iam.Role:
-    """A role that EKS Pod Identity may assume on behalf of one service account."""
+def pod_identity_conditions(*, cluster_name: str, namespace: str, service_account: str) -> dict:
+    """Trust conditions on the session tags EKS Pod Identity sets (the EKS user guide's "Create IAM role with
+    trust policy required by EKS Pod Identity"): this cluster's ARN, which names the account, and one
+    service account. Session tags are on unless an association disables them; Tessera's never do."""
+    cluster_arn = f"arn:{Aws.PARTITION}:eks:{Aws.REGION}:{Aws.ACCOUNT_ID}:cluster/{cluster_name}"
+    return {
+        "StringEquals": {
+            "aws:RequestTag/eks-cluster-arn": cluster_arn,
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }
+    }
+
+
+def pod_identity_role(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    cluster_name: str,
+    namespace: str,
+    service_account: str,
+) -> iam.Role:
+    """A role that EKS Pod Identity may assume on behalf of one service account of one cluster."""
     return iam.Role(
         scope,
         construct_id,
         description=description,
-        assumed_by=iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_session_tags(),
+        assumed_by=iam.ServicePrincipal(
+            POD_IDENTITY_PRINCIPAL,
+            conditions=pod_identity_conditions(
+                cluster_name=cluster_name, namespace=namespace, service_account=service_account
+            ),
+        ).with_session_tags(),
     )
 
 
@@ -52,9 +82,11 @@ class ClusterAddons(Construct):
         construct_id: str,
         *,
         cluster: eks.Cluster,
+        cluster_name: str,
         versions: AddonVersions,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._cluster_name = cluster_name
         # The cluster owns the Pod Identity agent add-on (its ServiceAccounts create it on first use);
         # this pins its version instead of adding a second one.
         pod_identity_agent = cluster.eks_pod_identity_agent
@@ -88,7 +120,14 @@ class ClusterAddons(Construct):
         )
         identity = ADDON_IDENTITIES.get(name)
         if identity is not None:
-            role = pod_identity_role(self, f"{construct_id}Role", description=f"Pod Identity role of the {name} add-on")
+            role = pod_identity_role(
+                self,
+                f"{construct_id}Role",
+                description=f"Pod Identity role of the {name} add-on",
+                cluster_name=self._cluster_name,
+                namespace="kube-system",
+                service_account=identity.service_account,
+            )
             for policy in identity.managed_policies:
                 role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
                 Validations.of(role).acknowledge(

@@ -33,7 +33,6 @@ KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
 NODE_MANAGED_POLICIES = {
     "AmazonEKSWorkerNodePolicy": "Lets the kubelet join the cluster and describe its node; AWS maintains it for nodes.",
     "AmazonEC2ContainerRegistryPullOnly": "Nodes pull the service and controller images; pull-only, no push.",
-    "AmazonEKS_CNI_Policy": "The VPC CNI on each node assigns pod IPs from the VPC; AWS maintains it for aws-node.",
     "AmazonSSMManagedInstanceCore": "Session Manager access to nodes for debugging instead of SSH keys or open ports.",
 }
 
@@ -79,7 +78,14 @@ class Karpenter(Construct):
         )
         self.queue = self._interruption_queue()
 
-        role = pod_identity_role(self, "ControllerRole", description="Pod Identity role of the Karpenter controller")
+        role = pod_identity_role(
+            self,
+            "ControllerRole",
+            description="Pod Identity role of the Karpenter controller",
+            cluster_name=cluster_name,
+            namespace=KARPENTER_NAMESPACE,
+            service_account=KARPENTER_SERVICE_ACCOUNT,
+        )
         tokens = {
             "ClusterName": cluster_name,
             "AWS::Partition": stack.partition,

@@ -46,7 +46,6 @@ ALL_LOG_TYPES = [
 NODE_MANAGED_POLICIES = {
     "AmazonEKSWorkerNodePolicy": "Lets the kubelet join the cluster and describe its node; AWS maintains it for nodes.",
     "AmazonEC2ContainerRegistryPullOnly": "Nodes pull the service and controller images; pull-only, no push.",
-    "AmazonEKS_CNI_Policy": "The VPC CNI on each node assigns pod IPs from the VPC; AWS maintains it for aws-node.",
     "AmazonSSMManagedInstanceCore": "Session Manager access to nodes for debugging instead of SSH keys or open ports.",
 }
 
@@ -101,7 +100,9 @@ class ClusterStack(Stack):
         )
         self._grant_access(settings)
 
-        addons = ClusterAddons(self, "Addons", cluster=self.cluster, versions=settings.addons)
+        addons = ClusterAddons(
+            self, "Addons", cluster=self.cluster, cluster_name=self.cluster_name, versions=settings.addons
+        )
         node_role = self._node_role()
         nodegroups = [
             SystemNodegroup(
@@ -150,6 +151,7 @@ class ClusterStack(Stack):
             self,
             "Platform",
             cluster=self.cluster,
+            cluster_name=self.cluster_name,
             versions=settings.charts,
             vpc_id=vpc.vpc_id,
             neuron_scheduler=neuron_scheduler,

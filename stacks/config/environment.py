@@ -160,6 +160,7 @@ class EnvironmentConfig(StrictModel):
                     if not zone.startswith(self.region)
                 )
         problems.extend(self._efa_zone_problems())
+        problems.extend(self._plain_http_problems())
         raise_if_any(problems)
         return self
 
@@ -183,6 +184,16 @@ class EnvironmentConfig(StrictModel):
             else:
                 problems.extend(_fit_problems(index, service, candidates[0]))
         return problems
+
+    def _plain_http_problems(self) -> list[str]:
+        """Production (retained state) serves HTTPS unless config opts out by name."""
+        load_balancer = self.load_balancer
+        if self.is_retained and not load_balancer.is_https and not load_balancer.allow_plain_http_in_production:
+            return [
+                "load_balancer.certificate_arn: required where removal_policy is retain (production); "
+                "set an ACM certificate ARN, or load_balancer.allow_plain_http_in_production: true to serve plain HTTP"
+            ]
+        return []
 
     def _pools_for(self, service: ServiceSpec) -> list[AcceleratorPoolConfig]:
         wanted = service.accelerator

@@ -240,6 +240,11 @@ class LoadBalancerConfig(StrictModel):
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$",
         description="ACM certificate; with it the listener is HTTPS on 443 and port 80 redirects.",
     )
+    allow_plain_http_in_production: bool = Field(
+        False,
+        description="Opt-out: let a retained (production) environment serve plain HTTP without certificate_arn. "
+        "Requests, and the credentials callers send with them, then cross the network unencrypted.",
+    )
     allowed_cidrs: list[str] = Field(
         default_factory=list,
         description="Who may reach the listener; default: the VPC for an internal load balancer.",

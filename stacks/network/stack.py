@@ -8,8 +8,10 @@ multi-GB transfers do not pay NAT data processing.
 
 from __future__ import annotations
 
-from aws_cdk import Fn, Stack, Tags
+from aws_cdk import Aws, Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -44,6 +46,7 @@ class NetworkStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
 
+        self.logs_key = self._logs_key(environment)
         flow_log_group = logs.LogGroup(
             self,
             "FlowLogs",
@@ -66,7 +69,7 @@ class NetworkStack(Stack):
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
             flow_logs={
                 "All": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group, self._flow_log_role()),
                     traffic_type=ec2.FlowLogTrafficType.ALL,
                 )
             },
@@ -84,7 +87,7 @@ class NetworkStack(Stack):
             ec2.Peer.ipv4(settings.vpc_cidr), ec2.Port.tcp(443), "HTTPS from inside the VPC"
         )
         for endpoint_id, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(
+            endpoint = self.vpc.add_interface_endpoint(
                 endpoint_id,
                 service=service,
                 private_dns_enabled=True,
@@ -92,6 +95,20 @@ class NetworkStack(Stack):
                 security_groups=[endpoint_security_group],
                 subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             )
+            endpoint.add_to_policy(_this_account_only())
+        s3_endpoint = self.vpc.node.find_child("S3")
+        s3_endpoint.add_to_policy(_this_account_only())
+        # ECR serves image layers from its own bucket through presigned URLs signed by ECR, not by our
+        # principals: nodes could not pull images through the gateway without this (ECR user guide,
+        # "Minimum Amazon S3 gateway endpoint policy").
+        s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrImageLayers",
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject"],
+                resources=[f"arn:{self.partition}:s3:::prod-{self.region}-starport-layer-bucket/*"],
+            )
+        )
         # The AWS Load Balancer Controller picks subnets for load balancers by these role tags.
         for subnet in self.vpc.public_subnets:
             Tags.of(subnet).add("kubernetes.io/role/elb", "1")
@@ -116,6 +133,60 @@ class NetworkStack(Stack):
                 ),
             },
         )
+
+    def _logs_key(self, environment: EnvironmentScope) -> kms.Key:
+        """The key of every Tessera log group (the app builder applies it), separate from the artifacts key: who
+        may read logs and who may read models and the registry are different people."""
+        key = kms.Key(
+            self,
+            "LogsKey",
+            description=f"Tessera {environment.name}: encrypts the CloudWatch Logs log groups",
+            alias=f"alias/tessera/{environment.name}/logs",
+            enable_key_rotation=True,
+            removal_policy=environment.removal_policy,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self._log_groups_arn()}},
+            )
+        )
+        return key
+
+    def _log_groups_arn(self) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+
+    def _flow_log_role(self) -> iam.Role:
+        """The flow-log service may assume it only for this account's flow logs (confused-deputy guard)."""
+        return iam.Role(
+            self,
+            "FlowLogsRole",
+            description="VPC flow logs delivery to CloudWatch Logs",
+            assumed_by=iam.ServicePrincipal(
+                "vpc-flow-logs.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:ec2:{self.region}:{self.account}:vpc-flow-log/*"
+                    },
+                },
+            ),
+        )
+
+
+def _this_account_only() -> iam.PolicyStatement:
+    """Endpoint policy: only principals of this account may use the endpoint (credentials of another account,
+    for example to copy data to its buckets, are refused at the endpoint)."""
+    return iam.PolicyStatement(
+        sid="ThisAccountOnly",
+        principals=[iam.AnyPrincipal()],
+        actions=["*"],
+        resources=["*"],
+        conditions={"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}},
+    )
 
 
 def _availability_zones(settings: NetworkConfig) -> list[str]:

@@ -1,5 +1,6 @@
 """Rollout stack: the rollout Lambda, the state machine, per-service rollout settings, the SNS topic,
-the rollout role's EKS access entry (the inference namespace only) and the optional auto-start rules."""
+the rollout role's EKS access entry (a Kubernetes group bound to a Role in the inference namespace) and the
+optional auto-start rules."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import model_bucket_name, registry_table_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
+from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
 from stacks.services.stack import ServiceRouting
@@ -67,8 +69,10 @@ class RolloutStack(Stack):
         )
         # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
         security_group = ec2.SecurityGroup(
-            self, "FunctionSecurityGroup", vpc=vpc, description="Tessera rollout function", allow_all_outbound=True
+            self, "FunctionSecurityGroup", vpc=vpc, description="Tessera rollout function", allow_all_outbound=False
         )
+        # Every call it makes is HTTPS: the Kubernetes API (in the VPC) and AWS APIs (through NAT or endpoints).
+        security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the Kubernetes and AWS APIs")
         ec2.SecurityGroup.from_security_group_id(
             self, "ClusterSecurityGroup", cluster_security_group_id
         ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the rollout function")
@@ -92,19 +96,7 @@ class RolloutStack(Stack):
             vpc=vpc,
             security_groups=[security_group],
         )
-        eks.AccessEntry(
-            self,
-            "KubernetesAccess",
-            cluster=cluster,
-            principal=self.function.role.role_arn,
-            access_policies=[
-                eks.AccessPolicy.from_access_policy_name(
-                    "AmazonEKSEditPolicy",
-                    access_scope_type=eks.AccessScopeType.NAMESPACE,
-                    namespaces=[shared.NAMESPACE],
-                )
-            ],
-        )
+        self._kubernetes_access(cluster)
         for placed in services:
             self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
         self._grant(environment.name, services, routing, artifacts_key, settings_prefix)
@@ -141,6 +133,19 @@ class RolloutStack(Stack):
                 "rollout/topic-arn": PublishedValue(self.topic.topic_arn, "Rollout notifications"),
             },
         )
+
+    def _kubernetes_access(self, cluster: eks.ICluster) -> None:
+        """No EKS access policy: the entry maps the function's role to a Kubernetes group, and a Role in the
+        services' namespace grants that group exactly the rollout client's calls."""
+        entry = eks.AccessEntry(
+            self, "KubernetesAccess", cluster=cluster, principal=self.function.role.role_arn, access_policies=[]
+        )
+        # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
+        entry.node.default_child.add_property_override("KubernetesGroups", [shared.ROLLOUT_KUBERNETES_GROUP])
+        role = eks.KubernetesManifest(
+            self, "KubernetesRole", cluster=cluster, manifest=rollout_access_objects(), overwrite=True
+        )
+        role.node.add_dependency(entry)
 
     def _settings_parameter(
         self,
@@ -181,7 +186,15 @@ class RolloutStack(Stack):
         settings_prefix: str,
     ) -> None:
         role = self.function.role
-        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        # The artifacts key only through DynamoDB (the ledger lives in the registry table).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegistryTableKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{self.region}.{self.url_suffix}"}},
+            )
+        )
         # The topic uses the AWS managed SNS key, whose policy already lets SNS use it for publishers.
         role.add_to_policy(iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[self.topic.topic_arn]))
         statements = [
@@ -238,16 +251,28 @@ class RolloutStack(Stack):
                 actions=["elasticloadbalancing:ModifyRule"],
                 resources=[service_routing.rule.listener_rule_arn for service_routing in routing.values()],
             ),
-            # Describe* and metric reads take no resource-level permissions.
+            # These three take no resource-level permissions.
             iam.PolicyStatement(
                 sid="ReadOnly",
                 actions=[
                     "elasticloadbalancing:DescribeRules",
                     "elasticloadbalancing:DescribeTargetHealth",
                     "cloudwatch:GetMetricData",
-                    "cloudwatch:DescribeAlarms",
                 ],
                 resources=["*"],
+            ),
+            # DescribeAlarms takes alarm ARNs: alarms of this account and region only.
+            iam.PolicyStatement(
+                sid="ReadAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    self.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             ),
         ]
         for statement in statements:
@@ -256,9 +281,14 @@ class RolloutStack(Stack):
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="DescribeRules, DescribeTargetHealth, GetMetricData, DescribeAlarms and the Lambda ENI calls in "
-                "the VPC support no resource-level permissions; the only traffic write, ModifyRule, is limited to the "
-                "services' rules.",
+                reason="DescribeRules, DescribeTargetHealth and GetMetricData support no resource-level permissions; "
+                "the ENI statement (what AWSLambdaVPCAccessExecutionRole grants) acts on interfaces Lambda creates at "
+                "run time, whose ids are unknown before; the only traffic write, ModifyRule, names the rules.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{nag.partition}:cloudwatch:{nag.region}:{nag.account}:alarm:*]",
+                reason="The judge reads the alarms a service's rollout policy names, which config may change at any "
+                "time; read-only, and only alarms of this account and region.",
             ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{nag.partition}:states:{nag.region}:{nag.account}:execution:"

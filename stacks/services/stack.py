@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Tags, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
@@ -28,7 +28,7 @@ from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name
+from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig, LoadBalancerConfig, ServiceSpec
 from stacks.services.kubernetes_objects import (
@@ -42,6 +42,7 @@ from stacks.services.kubernetes_objects import (
 )
 from stacks.services.load_balancer_logs import enable_access_logs
 from stacks.services.track_owner import TrackOwner
+from tessera_shared.constants import TARGET_GROUP_OWNER_TAG
 
 FIRST_RULE_PRIORITY = 10
 # The rollout engine owns the running version of these and, during a rollout, the canary and stable's floor.
@@ -75,6 +76,7 @@ class ServicesStack(Stack):
         super().__init__(scope, construct_id, **stack_props)
         settings = load_balancer
         retain = environment.retain
+        self._cluster_name = cluster_name(environment.name)
         lb_subnets = vpc.public_subnets if settings.internet_facing else vpc.private_subnets
 
         self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
@@ -104,11 +106,10 @@ class ServicesStack(Stack):
             service = placed.spec
             routing = self._routing(service, index, settings, vpc, listener)
             self.routing[service.name] = routing
-            # Only the load balancer reaches the pods: pod IPs sit behind the cluster security group.
-            pods.add_ingress_rule(
-                self.load_balancer.connections.security_groups[0],
-                ec2.Port.tcp(service.port),
-                f"{service.name} from the Tessera load balancer",
+            # Only the load balancer reaches the pods (pod IPs sit behind the cluster security group), and the load
+            # balancer reaches nothing else: ingress on the pods' group, egress on its own.
+            self.load_balancer.connections.allow_to(
+                pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
             objects = service_objects(
@@ -153,7 +154,11 @@ class ServicesStack(Stack):
         self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
     ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener]:
         security_group = ec2.SecurityGroup(
-            self, "LoadBalancerSecurityGroup", vpc=vpc, description="Tessera services load balancer"
+            self,
+            "LoadBalancerSecurityGroup",
+            vpc=vpc,
+            description="Tessera services load balancer",
+            allow_all_outbound=False,
         )
         # With HTTPS, port 80 only redirects to 443.
         ports = [443, 80] if settings.is_https else [80]
@@ -191,6 +196,9 @@ class ServicesStack(Stack):
             security_group=security_group,
             idle_timeout=Duration.seconds(settings.idle_timeout_seconds),
             drop_invalid_header_fields=True,
+            # Strictest would also refuse "acceptable" requests (not RFC 7230 but harmless), which some HTTP/1.1
+            # clients send; defensive refuses the ambiguous and severe ones that smuggling needs.
+            desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
             deletion_protection=retain,
         )
         logs = access_logs_bucket(
@@ -247,6 +255,9 @@ class ServicesStack(Stack):
             )
             for track in TRACKS
         }
+        for target_group in target_groups.values():
+            # The load balancer controller's IAM policy lets it register pods only into target groups with this tag.
+            Tags.of(target_group).add(TARGET_GROUP_OWNER_TAG, self._cluster_name)
         route = service.route
         conditions = (
             [elbv2.ListenerCondition.host_headers([route.host])]
@@ -274,7 +285,12 @@ class ServicesStack(Stack):
     ) -> tuple[iam.Role, eks.CfnPodIdentityAssociation]:
         """Pod Identity for the service's pods: read its own model prefix, nothing else."""
         role = pod_identity_role(
-            self, f"{pascal_case(service.name)}ModelReader", description=f"{service.name} model reader"
+            self,
+            f"{pascal_case(service.name)}ModelReader",
+            description=f"{service.name} model reader",
+            cluster_name=self._cluster_name,
+            namespace=NAMESPACE,
+            service_account=service.name,
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -288,7 +304,19 @@ class ServicesStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{service.model_prefix}*"]}},
             )
         )
-        key.grant_decrypt(role)
+        # Only through S3, and only for this bucket's objects (with S3 Bucket Keys the context is the bucket ARN).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"s3.{self.region}.{self.url_suffix}",
+                        "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn,
+                    }
+                },
+            )
+        )
         env = nag_environment(self)
         bucket_as_named = model_bucket_name(environment_name, account=env.account, region=env.region)
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(

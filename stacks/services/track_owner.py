@@ -16,12 +16,18 @@ from constructs import Construct, IConstruct
 from stacks.cluster.cdk_internals_nag import BASIC_EXECUTION, LOGS_REASON, acknowledge
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.kubernetes_access import access_objects
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.resource_names import registry_table_name
 from stacks.config.services import FunctionsConfig
 from tessera_shared import constants as shared
 
 RESOURCE_TYPE = "Custom::TesseraServiceTracks"
+VERBS = ["get", "create", "update", "delete"]
+TRACK_OWNER_RULES = [
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": VERBS},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": VERBS},
+]
 
 
 class TrackOwner(Construct):
@@ -42,8 +48,10 @@ class TrackOwner(Construct):
         table = registry_table_name(environment.name)
         # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
         security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Tessera track owner", allow_all_outbound=True
+            self, "SecurityGroup", vpc=vpc, description="Tessera track owner", allow_all_outbound=False
         )
+        # Every call it makes is HTTPS: the Kubernetes API (in the VPC) and DynamoDB (through NAT or an endpoint).
+        security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the Kubernetes and AWS APIs")
         ec2.SecurityGroup.from_security_group_id(
             self, "ClusterSecurityGroup", cluster_security_group_id
         ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the track owner")
@@ -73,26 +81,38 @@ class TrackOwner(Construct):
                 resources=[stack.format_arn(service="dynamodb", resource="table", resource_name=table)],
             )
         )
-        registry_key.grant_decrypt(role)
+        # The registry table's key, only through DynamoDB.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegistryTableKey",
+                actions=["kms:Decrypt"],
+                resources=[registry_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.{stack.url_suffix}"}},
+            )
+        )
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="The Lambda ENI calls in the VPC (CreateNetworkInterface and friends) take no resource ARNs.",
             )
         )
-        eks.AccessEntry(
+        # No EKS access policy: the entry maps the role to a group, and a Role grants that group exactly the
+        # track owner's calls (lambda/rollout/track_owner.py: find, apply, delete).
+        entry = eks.AccessEntry(self, "KubernetesAccess", cluster=cluster, principal=role.role_arn, access_policies=[])
+        entry.node.default_child.add_property_override("KubernetesGroups", [shared.TRACK_OWNER_KUBERNETES_GROUP])
+        self.kubernetes_role = eks.KubernetesManifest(
             self,
-            "KubernetesAccess",
+            "KubernetesRole",
             cluster=cluster,
-            principal=role.role_arn,
-            access_policies=[
-                eks.AccessPolicy.from_access_policy_name(
-                    "AmazonEKSEditPolicy",
-                    access_scope_type=eks.AccessScopeType.NAMESPACE,
-                    namespaces=[shared.NAMESPACE],
-                )
-            ],
+            manifest=access_objects(
+                name="tessera-track-owner",
+                group=shared.TRACK_OWNER_KUBERNETES_GROUP,
+                rules=TRACK_OWNER_RULES,
+                component="track-owner",
+            ),
+            overwrite=True,
         )
+        self.kubernetes_role.node.add_dependency(entry)
         self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
         _acknowledge_provider_framework(self.provider)
 
@@ -105,7 +125,7 @@ class TrackOwner(Construct):
             resource_type=RESOURCE_TYPE,
             properties={"Namespace": shared.NAMESPACE, "Service": service, "Objects": objects},
         )
-        for dependency in after:
+        for dependency in (*after, self.kubernetes_role):
             resource.node.add_dependency(dependency)
         return resource
 

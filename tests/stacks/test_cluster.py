@@ -383,20 +383,6 @@ def test_controllers_use_pod_identity_associations(dev: SynthesizedEnvironment) 
     assert all(a["Namespace"] == "kube-system" for a in associations.values())
 
 
-def test_load_balancer_controller_role_carries_the_upstream_policy(dev: SynthesizedEnvironment) -> None:
-    from stacks.cluster.platform_charts import load_lbc_policy
-
-    def actions(statements: list[dict]) -> set[str]:
-        return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-
-    [policy] = [
-        p["Properties"]
-        for p in dev.resources("Cluster", "AWS::IAM::Policy").values()
-        if "LoadBalancerControllerServiceAccountRole" in json.dumps(p["Properties"]["Roles"])
-    ]
-    assert actions(policy["PolicyDocument"]["Statement"]) == actions(load_lbc_policy()["Statement"])
-
-
 def test_load_balancer_controller_policy_file_is_checksummed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stacks.cluster import platform_charts
 

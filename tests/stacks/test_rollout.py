@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from stacks.services.kubernetes_objects import NAMESPACE
 from tessera_shared.constants import EXECUTION_TIMEOUT_SECONDS, LOCK_LEASE_SECONDS, MAX_ROLLOUT_SECONDS
 from tests.rollout.definition import state_machine_definition
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
@@ -125,13 +124,6 @@ def test_rollout_function_runs_in_the_vpc(dev: SynthesizedEnvironment) -> None:
     assert len(props["VpcConfig"]["SubnetIds"]) == 3
     for key in ("CLUSTER_NAME", "CLUSTER_ENDPOINT", "CLUSTER_CA", "REGISTRY_TABLE", "TOPIC_ARN", "SETTINGS_PREFIX"):
         assert key in props["Environment"]["Variables"]
-
-
-def test_kubernetes_access_is_scoped_to_the_inference_namespace(dev: SynthesizedEnvironment) -> None:
-    [entry] = dev.resources("Rollout", "AWS::EKS::AccessEntry").values()
-    [policy] = entry["Properties"]["AccessPolicies"]
-    assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": [NAMESPACE]}
-    assert "AmazonEKSEditPolicy" in json.dumps(policy["PolicyArn"])
 
 
 def test_only_the_rules_may_be_modified(dev: SynthesizedEnvironment) -> None:

@@ -289,7 +289,7 @@ def test_model_version_reaches_the_container(config: EnvironmentConfig) -> None:
 def test_make_manifests_writes_one_file_per_service(tmp_path: Path) -> None:
     assert render_main(["dev", str(tmp_path)]) == 0
     files = sorted(path.name for path in (tmp_path / "dev").iterdir())
-    assert files == ["assistant.yaml", "embeddings.yaml", "gateway.yaml", "namespace.yaml"]
+    assert files == ["assistant.yaml", "embeddings.yaml", "gateway.yaml", "namespace.yaml", "rollout-access.yaml"]
     documents = list(yaml.safe_load_all((tmp_path / "dev" / "gateway.yaml").read_text()))
     assert documents[0]["kind"] == "ServiceAccount"
 

@@ -170,7 +170,7 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
     manifests = dev.resources("Services", "Custom::AWSCDK-EKS-KubernetesResource")
-    assert len(manifests) == 1 + len(SERVICES)  # the namespace, then one per service
+    assert len(manifests) == 2 + len(SERVICES)  # the namespace, the track owner's Role, then one per service
     dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
 
 
@@ -300,4 +300,14 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
     ]
     assert "VpcConfig" in function
     [entry] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EKS::AccessEntry"]
-    assert entry["AccessPolicies"][0]["AccessScope"] == {"Type": "namespace", "Namespaces": ["inference"]}
+    assert entry["KubernetesGroups"] == ["tessera:track-owner"]
+    assert entry.get("AccessPolicies", []) == []
+    [role] = [obj for obj in manifest_objects(dev, "Services") if obj["kind"] == "Role"]
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "update", "delete"]},
+        {
+            "apiGroups": ["autoscaling"],
+            "resources": ["horizontalpodautoscalers"],
+            "verbs": ["get", "create", "update", "delete"],
+        },
+    ]
