@@ -97,7 +97,8 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
     finish raises CleanupIncompleteError: the state machine retries, then hands over to an operator."""
     name, reason = error_name(error), error_text(error)
     done = _final_record(plan, clients)
-    if done is not None:  # a repeated delivery: the outcome stands
+    if done is not None:  # a repeated delivery, or Finalize's retries ran out after its commit: the outcome stands
+        clients.announcer.outcome(plan.service, plan.version, plan.execution, done["status"], done.get("reason") or "")
         return {"outcome": done["status"], "reason": done.get("reason", "")}
     lock = clients.ledger.lock_holder(plan.service)
     if lock is None or lock.get("execution") != plan.execution or lock.get("revoked"):
@@ -120,12 +121,21 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
     return result
 
 
-def hand_to_operator(plan: Plan, error: dict | None, clients: Clients) -> dict:
-    """Rollback gave up: keep the service locked for a person and tell them what is left to undo."""
+def hand_to_operator(plan: Plan, progress: Progress, error: dict | None, clients: Clients) -> dict:
+    """Rollback gave up. Try the clean-up once more; what still cannot be undone is handed to a person,
+    with the service kept locked and a notification that says what is left."""
     done = _final_record(plan, clients)
     if done is not None:
         return {"outcome": done["status"], "reason": done.get("left_to_undo") or done.get("reason", "")}
-    left = error_text(error)
+    lock = clients.ledger.lock_holder(plan.service) or {}
+    if lock.get("execution") != plan.execution:
+        return _finish(plan, clients, FAILED, f"{error_text(error)}; the lock was no longer this rollout's")
+    remaining = return_to_rest(plan, progress, clients, restore_stable=True)
+    if not remaining:
+        result = _finish(plan, clients, FAILED, f"rolled back after: {error_text(error)}")
+        clients.ledger.release_lock(plan.service, execution=plan.execution)
+        return result
+    left = "; ".join(remaining)
     clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
     _history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": NEEDS_OPERATOR, "reason": left})
     clients.ledger.finish_record(plan.service, plan.execution, NEEDS_OPERATOR, reason="rollback incomplete", left=left)

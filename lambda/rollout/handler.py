@@ -85,7 +85,7 @@ def dispatch(event: dict, deps: Any) -> dict:
         "promote_stable": lambda: steps.promote_stable(plan(), progress(), deps).to_json(),
         "finalize": lambda: steps.finalize(plan(), progress(), deps),
         "rollback": lambda: cleanup.rollback(plan(), progress(), event.get("error"), deps),
-        "hand_to_operator": lambda: cleanup.hand_to_operator(plan(), event.get("error"), deps),
+        "hand_to_operator": lambda: cleanup.hand_to_operator(plan(), progress(), event.get("error"), deps),
     }
     action = event.get("action")
     if action not in actions:

@@ -23,16 +23,16 @@ class Announcer:
         self._topic_arn = topic_arn
 
     def outcome(self, service: str, version: str, execution: str, status: str, detail: str) -> bool:
-        """Announce the execution's outcome unless it was announced already. Never raises: an
-        announcement must not change the outcome it announces."""
+        """Announce the execution's outcome unless it was announced already; True once it has been
+        announced (now or before). Never raises: an announcement must not change the outcome it announces."""
         try:
             if not self._ledger.claim_notice(service, execution, status):
-                return False
+                return True
         except Exception:
             logger.exception("could not claim the notice", extra={"execution": execution, "status": status})
             return False
         try:
-            self._publish(service, version, execution, status, detail)
+            self._publish_with_retry(service, version, execution, status, detail)
         except Exception:
             logger.exception("announcement failed", extra={"execution": execution, "status": status})
             try:
@@ -48,6 +48,14 @@ class Announcer:
             self._publish(plan.service, plan.version, plan.execution, status, detail)
         except Exception:
             logger.exception("announcement failed", extra={"execution": plan.execution, "status": status})
+
+    def _publish_with_retry(self, service: str, version: str, execution: str, status: str, detail: str) -> None:
+        """One more try after a failed publish: an outcome is announced once, so it is worth a second."""
+        try:
+            self._publish(service, version, execution, status, detail)
+        except Exception:
+            logger.warning("publish failed, trying once more", extra={"execution": execution})
+            self._publish(service, version, execution, status, detail)
 
     def _publish(self, service: str, version: str, execution: str, status: str, detail: str) -> None:
         self._sns.publish(

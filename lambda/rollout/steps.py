@@ -21,7 +21,7 @@ from registry.store import RegistryStore
 from rollout.capacity import pool_fit
 from rollout.cleanup import return_to_rest
 from rollout.contract import Plan, Progress, ServiceSettings, StableSnapshot
-from rollout.errors import RolloutError, StartRefusedError
+from rollout.errors import RolloutError, StartRefusedError, TransientError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
 from rollout.kube import KubeClient, NotFoundError, deployment_ready, ready_summary
 from rollout.ledger import RUNNABLE_STATES, Ledger
@@ -392,7 +392,7 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
     then one transaction commits the promotion and frees the lock. The announcement after the commit
     is best-effort: it never changes the outcome."""
     if _finished(plan, clients) == PROMOTED:  # a repeated delivery after the commit
-        return {"outcome": PROMOTED}
+        return _announce_promotion(plan, clients)
     _guard(plan, clients)
     left = return_to_rest(plan, progress, clients, restore_stable=False)
     if left:
@@ -402,7 +402,16 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
         record_lifecycle(clients, plan, EVENT_PROMOTED, {"previous": plan.stable_version})
     except Exception:
         logger.exception("could not add the promotion to the version's history")
-    clients.announcer.outcome(plan.service, plan.version, plan.execution, PROMOTED, f"{plan.version} is now stable")
+    return _announce_promotion(plan, clients)
+
+
+def _announce_promotion(plan: Plan, clients: Clients) -> dict:
+    """The promotion is committed whatever happens here; a failed announcement is retried by running
+    Finalize again (which then finds the commit and only announces)."""
+    if not clients.announcer.outcome(
+        plan.service, plan.version, plan.execution, PROMOTED, f"{plan.version} is now stable"
+    ):
+        raise TransientError(f"{plan.service} {plan.version} is promoted; its announcement failed and is retried")
     return {"outcome": PROMOTED}
 
 

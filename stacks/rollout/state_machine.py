@@ -59,7 +59,8 @@ class RolloutDefinition(Construct):
         super().__init__(scope, construct_id)
         self._function = function
 
-        rollback = self._rollback()
+        promoted = sfn.Succeed(self, "Promoted")
+        rollback = self._rollback(promoted)
         refused = sfn.Fail(self, "Refused", error="RolloutRefused", cause_path="$.error.Cause")
         not_started = sfn.Fail(self, "NotStarted", error="RolloutNotStarted", cause_path="$.error.Cause")
 
@@ -97,7 +98,6 @@ class RolloutDefinition(Construct):
         approval = guarded(self._approval())
         promote = step("PromoteStable", "promote_stable")
         finalize = guarded(self._task("Finalize", "finalize", {"plan": PLAN, "progress": PROGRESS}, "$.result"))
-        promoted = sfn.Succeed(self, "Promoted")
 
         canary_ready = self._ready_loop("Canary", "check_canary_ready")
         scaled_ready = self._ready_loop("Scaled", "check_canary_ready")
@@ -130,7 +130,7 @@ class RolloutDefinition(Construct):
         stable_ready.when_done.next(finalize).next(promoted)
         self.definition = prepare
 
-    def _rollback(self) -> tasks.LambdaInvoke:
+    def _rollback(self, promoted: sfn.Succeed) -> tasks.LambdaInvoke:
         """Rollback, retried while its clean-up is incomplete; then the hand-over to an operator."""
         rollback = self._task(
             "Rollback",
@@ -141,12 +141,15 @@ class RolloutDefinition(Construct):
         rollback.add_retry(
             errors=["CleanupIncompleteError"], interval=Duration.seconds(10), max_attempts=5, backoff_rate=2.0
         )
+        # Rollback is idempotent: whatever failed it (a bug, an unexpected answer) may pass on a second run.
+        rollback.add_retry(errors=["States.ALL"], interval=Duration.seconds(5), max_attempts=2, backoff_rate=2.0)
         operator = self._task(
             "HandToOperator",
             "hand_to_operator",
-            {"plan": PLAN, "error": sfn.JsonPath.object_at("$.cleanup_error")},
+            {"plan": PLAN, "progress": PROGRESS, "error": sfn.JsonPath.object_at("$.cleanup_error")},
             "$.result",
         )
+        operator.add_retry(errors=["States.ALL"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2.0)
         rollback.add_catch(operator, errors=["States.ALL"], result_path="$.cleanup_error")
         ending = sfn.Choice(self, "RollbackOutcome")
         operator.next(ending)
@@ -155,6 +158,8 @@ class RolloutDefinition(Construct):
                 sfn.Condition.string_equals("$.result.outcome", outcome),
                 sfn.Fail(self, error, error=error, cause_path="$.result.reason"),
             )
+        # Finalize's retries ran out after the promotion was committed: Rollback finds it and touches nothing.
+        ending.when(sfn.Condition.string_equals("$.result.outcome", "PROMOTED"), promoted)
         ending.otherwise(sfn.Fail(self, "EndedUnexpectedly", error="RolloutFailed", cause_path="$.result.reason"))
         rollback.next(ending)
         return rollback
