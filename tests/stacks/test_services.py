@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 from aws_cdk.assertions import Match
 
@@ -163,16 +164,39 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
     manifests = dev.resources("Services", "Custom::AWSCDK-EKS-KubernetesResource")
-    assert len(manifests) == 1 + len(SERVICES)  # the namespace, then one per service
+    assert len(manifests) == 2 + len(SERVICES)  # the namespace, the KEDA objects, then one per service
     dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
 
 
 def test_services_objects_pass_validation_after_synthesis(dev: SynthesizedEnvironment) -> None:
     import kubernetes_validate
 
-    for obj in manifest_objects(dev, "Services"):
-        if obj["kind"] != "TargetGroupBinding":
+    from tests.stacks.test_scaling_objects import SCHEMAS as KEDA_SCHEMAS
+
+    objects = manifest_objects(dev, "Services")
+    for obj in objects:
+        if obj["kind"] in KEDA_SCHEMAS:
+            jsonschema.validate(obj, KEDA_SCHEMAS[obj["kind"]])
+        elif obj["kind"] != "TargetGroupBinding":
             kubernetes_validate.validate(obj, "1.34", strict=True)
+    assert sorted(obj["kind"] for obj in objects if obj["kind"] in KEDA_SCHEMAS) == [
+        "ScaledObject",
+        "ScaledObject",
+        "TriggerAuthentication",
+    ]
+
+
+def test_scaled_objects_read_the_stable_target_group_in_the_deployed_region(dev: SynthesizedEnvironment) -> None:
+    resources = dev.template_json("Services")["Resources"]
+    [gateway] = [res["Properties"]["Manifest"] for lid, res in resources.items() if lid.startswith("GatewayObjects")]
+    parts = gateway["Fn::Join"][1]
+    assert {"Ref": "AWS::Region"} in parts
+    stable = next(lid for lid in resources if lid.startswith("GatewayStableTargetGroup"))
+    [load_balancer] = [
+        lid for lid, res in resources.items() if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    ]
+    index = parts.index({"Fn::GetAtt": [stable, "TargetGroupFullName"]})
+    assert parts[index + 1 : index + 3] == [";", {"Fn::GetAtt": [load_balancer, "LoadBalancerFullName"]}]
 
 
 def test_rollout_engine_finds_what_it_needs(dev: SynthesizedEnvironment) -> None:
