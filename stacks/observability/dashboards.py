@@ -11,7 +11,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from stacks.observability.alarms import load_balancer_5xx_rate, neuron_execution_errors
+from stacks.observability.alarms import NEURON_ERRORS_PERIOD, load_balancer_5xx_rate, neuron_execution_errors
 from stacks.observability.names import service_dashboard_name
 from stacks.observability.service_metrics import PERIOD, ServiceMetrics
 from tessera_shared import metrics
@@ -35,9 +35,9 @@ def _graph(
     )
 
 
-def _insights(query: str, label: str) -> cloudwatch.MathExpression:
+def _insights(query: str, label: str, period: Duration = PERIOD) -> cloudwatch.MathExpression:
     """A CloudWatch Metrics Insights query: one line per node, for metrics published per node only."""
-    return cloudwatch.MathExpression(expression=query, label=label, period=PERIOD, using_metrics={})
+    return cloudwatch.MathExpression(expression=query, label=label, period=period, using_metrics={})
 
 
 def per_node_query(source: metrics.MetricSource, statistic: str, cluster_name: str) -> str:
@@ -79,7 +79,12 @@ def environment_dashboard(
         ],
         [
             _graph("Requests per minute", [s.requests() for s in services], THIRD),
-            _graph("5xx rate (target 5xx + connection errors)", [s.five_xx_rate(1) for s in services], THIRD, PERCENT),
+            _graph(
+                "5xx rate (target 5xx + connection errors)",
+                [s.five_xx_rate(s.service.alarms.min_requests_per_minute) for s in services],
+                THIRD,
+                PERCENT,
+            ),
             _graph(
                 "Load balancer's own 5xx rate (all services)", [load_balancer_5xx_rate(load_balancer)], THIRD, PERCENT
             ),
@@ -129,7 +134,9 @@ def environment_dashboard(
                     "Neuron execution errors per node (5 min)",
                     [
                         _insights(
-                            per_node_query(metrics.NODE_NEURON_EXECUTION_ERRORS_PER_NODE, "SUM", cluster_name), "node"
+                            per_node_query(metrics.NODE_NEURON_EXECUTION_ERRORS_PER_NODE, "SUM", cluster_name),
+                            "node",
+                            NEURON_ERRORS_PERIOD,
                         ),
                         neuron_execution_errors(cluster_name),
                     ],
@@ -190,7 +197,7 @@ def service_dashboard(
             ),
             _graph(
                 "5xx rate, both tracks",
-                [s.five_xx_rate(1)],
+                [s.five_xx_rate(settings.min_requests_per_minute)],
                 THIRD,
                 PERCENT,
                 [cloudwatch.HorizontalAnnotation(value=settings.five_xx_rate_percent, label="alarm")],

@@ -30,6 +30,7 @@ from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
+from stacks.services.kubernetes_objects import ROLLOUT_KUBERNETES_GROUP
 from stacks.services.stack import ServiceRouting
 from tessera_shared import constants as shared
 
@@ -92,7 +93,7 @@ class RolloutStack(Stack):
             vpc=vpc,
             security_groups=[security_group],
         )
-        eks.AccessEntry(
+        access = eks.AccessEntry(
             self,
             "KubernetesAccess",
             cluster=cluster,
@@ -105,6 +106,9 @@ class RolloutStack(Stack):
                 )
             ],
         )
+        # The edit policy has no rights on KEDA's objects: this group is bound to a Role that may get and update
+        # ScaledObjects in the namespace (stacks/services/kubernetes_objects.py), for stable's floor.
+        access.node.default_child.kubernetes_groups = [ROLLOUT_KUBERNETES_GROUP]
         for placed in services:
             self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
         self._grant(environment.name, services, routing, artifacts_key, settings_prefix)

@@ -132,6 +132,8 @@ def test_kubernetes_access_is_scoped_to_the_inference_namespace(dev: Synthesized
     [policy] = entry["Properties"]["AccessPolicies"]
     assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": [NAMESPACE]}
     assert "AmazonEKSEditPolicy" in json.dumps(policy["PolicyArn"])
+    # The group the Services stack's Role binding names: get and update on scaledobjects.keda.sh, nothing else.
+    assert entry["Properties"]["KubernetesGroups"] == ["tessera:rollout"]
 
 
 def test_only_the_rules_may_be_modified(dev: SynthesizedEnvironment) -> None:
