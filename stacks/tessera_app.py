@@ -15,6 +15,7 @@ from stacks.common.encrypt_log_groups import EncryptLogGroups
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.config.environment import DEFAULT_ENVIRONMENT, EnvironmentConfig, config_path_for, load_config
 from stacks.network.stack import NetworkStack
+from stacks.observability.stack import ObservabilityStack
 from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
@@ -42,6 +43,7 @@ class TesseraStacks:
     services: ServicesStack
     registry: RegistryStack
     rollout: RolloutStack
+    observability: ObservabilityStack
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -122,12 +124,32 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
     )
     rollout.add_stack_dependency(registry)
-    for stack in (network, artifacts, cluster, services, registry, rollout):
+    observability = ObservabilityStack(
+        app,
+        config.stack_name("Observability"),
+        environment=environment,
+        settings=config.observability,
+        services=config.placed_services,
+        target_group_dimensions={
+            name: {track: group.target_group_full_name for track, group in routing.target_groups.items()}
+            for name, routing in services.routing.items()
+        },
+        load_balancer_dimension=services.load_balancer.load_balancer_full_name,
+        env=stack_env,
+        description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
+    )
+    for stack in (network, artifacts, cluster, services, registry, rollout, observability):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
     Aspects.of(app).add(EncryptLogGroups(network.logs_key))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return TesseraStacks(
-        network=network, artifacts=artifacts, cluster=cluster, services=services, registry=registry, rollout=rollout
+        network=network,
+        artifacts=artifacts,
+        cluster=cluster,
+        services=services,
+        registry=registry,
+        rollout=rollout,
+        observability=observability,
     )

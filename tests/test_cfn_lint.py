@@ -17,7 +17,7 @@ CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
 def test_templates_pass_cfn_lint(environment: str, request: pytest.FixtureRequest) -> None:
     synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
     templates = [str(path) for path in synthesized.template_paths]
-    assert len(templates) == 6
+    assert len(templates) == 7
     result = subprocess.run(
         [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", *templates],
         capture_output=True,

@@ -15,7 +15,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from tests.synth import SynthesizedEnvironment
 
 ASSET_HASH = re.compile(r"[0-9a-f]{64}")
-COMPONENTS = ["Network", "Artifacts", "Cluster", "Services", "Registry", "Rollout"]
+COMPONENTS = ["Network", "Artifacts", "Cluster", "Services", "Registry", "Rollout", "Observability"]
 
 
 def mask_asset_hashes(value: object) -> object:

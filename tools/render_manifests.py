@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from stacks.common.resource_names import model_bucket_name
+from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config
 from stacks.config.errors import ConfigError
 from stacks.rollout.kubernetes_access import rollout_access_objects
@@ -19,6 +19,7 @@ from stacks.services.kubernetes_objects import (
     DeployTimeValues,
     namespace_object,
     placement_for,
+    scaling_objects,
     service_objects,
 )
 
@@ -31,12 +32,20 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
         model_bucket=model_bucket_name(config.name, account="<account>", region="<region>"),
         target_group_arns={track: f"<target-group-arn:{service_name}-{track}>" for track in TRACKS},
         load_balancer_cidrs=["<load-balancer-subnet-cidr>"],
+        region=config.region or "<region>",
+        cluster_name=cluster_name(config.name),
+        stable_target_group_dimension=f"<targetgroup/{service_name}-stable>",
+        load_balancer_dimension="<app/load-balancer>",
     )
 
 
 def rendered_objects(config: EnvironmentConfig) -> dict[str, list[dict]]:
-    """File name -> objects, for the namespace, the rollout function's Role and each service."""
-    files = {"namespace.yaml": [namespace_object()], "rollout-access.yaml": rollout_access_objects()}
+    """File name -> objects, for the namespace (with KEDA's shared objects), the rollout function's Role and
+    each service."""
+    files = {
+        "namespace.yaml": [namespace_object(), *scaling_objects()],
+        "rollout-access.yaml": rollout_access_objects(),
+    }
     for placed in config.placed_services:
         service = placed.spec
         files[f"{service.name}.yaml"] = service_objects(

@@ -84,6 +84,10 @@ GENERAL_POOL = "general"
 SCHEDULER_POOL = "system-x86"
 # Karpenter: a pod carrying this annotation keeps its node from voluntary disruption (consolidation, drift).
 DO_NOT_DISRUPT_ANNOTATION = "karpenter.sh/do-not-disrupt"
+# KEDA: the stable track of a service with `scaling` is sized by a ScaledObject named like its Deployment; the
+# rollout's floor on stable goes to its spec.minReplicaCount (KEDA owns the HPA and would undo a write there).
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+SCALED_OBJECTS = "scaledobjects"
 # Private subnets carry this tag (value: the cluster name); Karpenter's node classes select them by it.
 KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
 # The Kubernetes group the rollout function's access entry maps its role to; a Role in NAMESPACE grants

@@ -1,6 +1,6 @@
 """Platform software from Helm charts at pinned versions: the Neuron device plugin (and, when a
 service needs it, the scheduler extension), the EFA device plugin (when a pool has EFA), the AWS
-Load Balancer Controller and metrics-server. Karpenter is in stacks/cluster/karpenter.py.
+Load Balancer Controller, metrics-server and KEDA. Karpenter is in stacks/cluster/karpenter.py.
 
 Controllers run on the Graviton `system` node group (node selector, CriticalAddonsOnly toleration).
 None of them tolerates the Neuron taint, so none can land on an accelerator node, except the device
@@ -20,7 +20,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.cluster.addons import pod_identity_conditions
+from stacks.cluster.addons import pod_identity_conditions, pod_identity_role
 from stacks.cluster.load_balancer_controller_policy import controller_policy
 from stacks.common.nag_environment import nag_environment
 from stacks.config.cluster import ChartVersions
@@ -42,6 +42,10 @@ LBC_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller
 LBC_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
 LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 EFA_CHART_REPOSITORY = "https://aws.github.io/eks-charts"
+KEDA_CHART_REPOSITORY = "https://kedacore.github.io/charts"
+KEDA_NAMESPACE = "keda"
+# The chart's own operator ServiceAccount (values `serviceAccount.operator.name`, created by the chart).
+KEDA_OPERATOR_SERVICE_ACCOUNT = "keda-operator"
 
 
 def load_lbc_policy() -> dict:
@@ -110,6 +114,13 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: s
 
 def metrics_server_values() -> dict:
     return {"replicas": 2, "nodeSelector": SYSTEM_POOL_SELECTOR, "tolerations": [CRITICAL_ADDONS_TOLERATION]}
+
+
+def keda_values() -> dict:
+    """The chart's global nodeSelector and tolerations are the fallback of its operator, metrics server and
+    webhooks (`.Values.<component>.x | default .Values.x` in each deployment template, chart 2.20.2). The operator
+    gets AWS credentials from its Pod Identity association (no IRSA annotation: `podIdentity.aws.irsa` stays off)."""
+    return {"nodeSelector": SYSTEM_POOL_SELECTOR, "tolerations": [CRITICAL_ADDONS_TOLERATION]}
 
 
 class PlatformCharts(Construct):
@@ -194,6 +205,57 @@ class PlatformCharts(Construct):
             release="metrics-server",
             values=metrics_server_values(),
         )
+        self.keda = self._keda(cluster, cluster_name, versions.keda)
+
+    def _keda(self, cluster: eks.Cluster, cluster_name: str, version: str) -> eks.HelmChart:
+        """KEDA in its own namespace; its operator reads CloudWatch for the services' triggers as itself
+        (TriggerAuthentication `podIdentity.provider: aws`)."""
+        role = pod_identity_role(
+            self,
+            "KedaOperatorRole",
+            description="KEDA operator: reads CloudWatch metrics",
+            cluster_name=cluster_name,
+            namespace=KEDA_NAMESPACE,
+            service_account=KEDA_OPERATOR_SERVICE_ACCOUNT,
+        )
+        # GetMetricData takes no resource-level permissions.
+        policy = iam.Policy(
+            self,
+            "KedaOperatorPolicy",
+            statements=[iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])],
+            roles=[role],
+        )
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="cloudwatch:GetMetricData supports no resource-level permissions; the role may only read "
+                "metrics (the services' triggers).",
+            )
+        )
+        association = eks.CfnPodIdentityAssociation(
+            self,
+            "KedaOperatorPodIdentity",
+            cluster_name=cluster.cluster_name,
+            namespace=KEDA_NAMESPACE,
+            service_account=KEDA_OPERATOR_SERVICE_ACCOUNT,
+            role_arn=role.role_arn,
+        )
+        chart = eks.HelmChart(
+            self,
+            "Keda",
+            cluster=cluster,
+            chart="keda",
+            repository=KEDA_CHART_REPOSITORY,
+            version=version,
+            release="keda",
+            namespace=KEDA_NAMESPACE,
+            create_namespace=True,
+            values=keda_values(),
+        )
+        # The operator's pods must start with credentials (Pod Identity mutates pods only at creation).
+        chart.node.add_dependency(association)
+        chart.node.add_dependency(policy)
+        return chart
 
     def _chart(
         self,

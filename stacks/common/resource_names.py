@@ -16,3 +16,7 @@ def registry_table_name(environment_name: str) -> str:
 def cluster_name(environment_name: str) -> str:
     """The EKS cluster's name; the Network stack tags the private subnets with it for Karpenter."""
     return f"tessera-{environment_name}"
+
+
+def rollout_state_machine_name(environment_name: str) -> str:
+    return f"tessera-{environment_name}-rollout"

@@ -82,6 +82,12 @@ class ChartVersions(StrictModel):
         description="oci://public.ecr.aws/karpenter/karpenter and karpenter-crd, same version; the newest release "
         "whose compatibility table covers the cluster's minor (1.34 needs >= 1.6).",
     )
+    keda: str = Field(
+        "2.20.2",
+        pattern=CHART_VERSION_PATTERN,
+        description="kedacore/charts `keda` (https://kedacore.github.io/charts); KEDA 2.20 supports Kubernetes "
+        "1.33-1.35.",
+    )
     efa_device_plugin: str = Field(
         "v0.5.30", pattern=r"^v\d+\.\d+\.\d+$", description="eks-charts aws-efa-k8s-device-plugin (installed with EFA)."
     )

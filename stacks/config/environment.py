@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from stacks.config.base import StrictModel, check_log_retention, duplicates, raise_if_any
 from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
+from stacks.config.observability import ObservabilityConfig
 from stacks.config.services import FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
 from stacks.config.yaml_loader import load_yaml_mapping
 from tessera_shared.constants import parameter_prefix
@@ -142,6 +143,7 @@ class EnvironmentConfig(StrictModel):
     load_balancer: LoadBalancerConfig = LoadBalancerConfig()
     registry: RegistryConfig = RegistryConfig()
     functions: FunctionsConfig = FunctionsConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     services: list[ServiceSpec] = Field(min_length=1, description="The inference services of this environment.")
 
     @model_validator(mode="after")

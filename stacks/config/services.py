@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rollout.policy import worst_case_seconds
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
+from stacks.config.observability import ScalingSpec, ServiceAlarms
 from stacks.config.rollout import RolloutPolicy
 from tessera_shared.constants import MAX_ROLLOUT_SECONDS, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
 
@@ -154,8 +155,12 @@ class ServiceSpec(StrictModel):
         20, ge=1, le=120, description="How long a pod may take to load its model before it is restarted."
     )
     cpu_target_percent: int = Field(
-        70, ge=10, le=95, description="HPA target: average CPU utilization of the stable track."
+        70, ge=10, le=95, description="HPA target: average CPU utilization of the stable track (without `scaling`)."
     )
+    scaling: ScalingSpec | None = Field(
+        None, description="Scale the stable track with KEDA on this signal instead of the CPU HPA."
+    )
+    alarms: ServiceAlarms = ServiceAlarms()
     route: RouteSpec
     rollout: RolloutPolicy = RolloutPolicy()
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
@@ -189,6 +194,18 @@ class ServiceSpec(StrictModel):
     def ready_timeout_seconds(self) -> int:
         """A new pod may take the whole model-load allowance, plus scheduling and a node scale-up."""
         return self.startup_allowance_minutes * 60 + 300
+
+    @model_validator(mode="after")
+    def _scaling_fits_service(self) -> ServiceSpec:
+        if self.scaling is None:
+            return self
+        problems = []
+        if self.scaling.signal == "neuroncore_utilization" and not self.is_neuron:
+            problems.append("scaling.signal: neuroncore_utilization needs a Neuron service; this one runs on cpu")
+        if "cpu_target_percent" in self.model_fields_set:
+            problems.append("cpu_target_percent: only used without scaling; set scaling.target instead")
+        raise_if_any(problems)
+        return self
 
     @model_validator(mode="after")
     def _sdk_matches_accelerator(self) -> ServiceSpec:

@@ -6,8 +6,10 @@ single namespace-scoped access entry, and NetworkPolicies still isolate each ser
 Per service: a ServiceAccount (no token mounted; AWS access comes from its Pod Identity
 association), and per track (`stable`, `canary`) a Deployment, a ClusterIP Service and a
 TargetGroupBinding into the track's CDK-owned target group; the two Deployments differ only in
-track label, model version and replicas. A PodDisruptionBudget per track, an HPA on the stable
-track and a NetworkPolicy complete it.
+track label, model version and replicas. A PodDisruptionBudget per track, the stable track's
+autoscaler and a NetworkPolicy complete it. The autoscaler is a CPU HPA, or, for a service with
+`scaling`, a KEDA ScaledObject (same name as the Deployment) that adopts that HPA and scales on the
+configured signal; the canary is never autoscaled (the rollout engine sizes it).
 
 What reaches the container (the contract for image builders):
 
@@ -39,12 +41,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.observability import ScalingSpec
 from stacks.config.services import ServiceSpec, memory_bytes
+from tessera_shared import metrics
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
     DO_NOT_DISRUPT_ANNOTATION,
     EFA_RESOURCE,
     GENERAL_POOL,
+    KEDA_API_VERSION,
     MODEL_VERSION_LABEL,
     NAMESPACE,
     NEURON_DEVICE_RESOURCE,
@@ -52,6 +57,7 @@ from tessera_shared.constants import (
     NEURON_TAINT_KEY,
     NEURONCORE_RESOURCE,
     POOL_LABEL,
+    SCALED_OBJECTS,
     SERVICE_LABEL,
     SERVING_CONTAINER,
     TRACK_LABEL,
@@ -64,6 +70,19 @@ STARTUP_PERIOD_SECONDS = 10
 PRE_STOP_EXTRA_SECONDS = 5
 SHUTDOWN_SECONDS = 30
 EPHEMERAL_HEADROOM = 2 * 2**30
+# Model servers are slow to start: scale down only after ten quiet minutes.
+SCALE_DOWN_STABILIZATION_SECONDS = 600
+# KEDA: the TriggerAuthentication the CloudWatch triggers use, and the Kubernetes group whose members (the
+# rollout function's access entry) may read and update ScaledObjects in the services' namespace.
+CLOUDWATCH_AUTHENTICATION = "tessera-cloudwatch"
+ROLLOUT_KUBERNETES_GROUP = "tessera:rollout"
+ROLLOUT_SCALING_ROLE = "tessera-rollout-scaling"
+# KEDA polls every 30 s; CloudWatch is read over 5 one-minute periods, skipping the newest minute, which the load
+# balancer and the agent have not finished publishing.
+KEDA_POLLING_SECONDS = 30
+CLOUDWATCH_PERIOD_SECONDS = 60
+CLOUDWATCH_WINDOW_SECONDS = 300
+CLOUDWATCH_END_OFFSET_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,12 @@ class DeployTimeValues:
     model_bucket: str
     target_group_arns: Mapping[str, str]
     load_balancer_cidrs: Sequence[str]
+    # What KEDA's CloudWatch triggers query by: the region, the cluster (Container Insights' ClusterName) and the
+    # stable target group's and load balancer's metric dimension values (`targetgroup/...`, `app/...`).
+    region: str
+    cluster_name: str
+    stable_target_group_dimension: str
+    load_balancer_dimension: str
 
 
 def neuron_request(cores: int, pool: AcceleratorPoolConfig) -> tuple[dict[str, int], str | None]:
@@ -168,9 +193,43 @@ def service_objects(
         objects.append(_service(service, track))
         objects.append(_target_group_binding(service, track, values.target_group_arns[track]))
         objects.append(_disruption_budget(service, track))
-    objects.append(_autoscaler(service))
+    objects.append(_scaled_object(service, service.scaling, values) if service.scaling else _autoscaler(service))
     objects.append(_network_policy(service, values.load_balancer_cidrs))
     return objects
+
+
+def scaling_objects() -> list[dict]:
+    """Namespace-wide KEDA objects: the CloudWatch triggers' authentication (the KEDA operator's own Pod Identity
+    role: `podIdentity.provider: aws`, identity owner keda), and the rollout's access to the ScaledObjects (get and
+    update, to hold stable's floor in spec.minReplicaCount), bound to a group that the rollout's access entry has."""
+    labels = {"app.kubernetes.io/part-of": "tessera"}
+    return [
+        {
+            "apiVersion": KEDA_API_VERSION,
+            "kind": "TriggerAuthentication",
+            "metadata": _metadata(CLOUDWATCH_AUTHENTICATION, labels),
+            "spec": {"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _metadata(ROLLOUT_SCALING_ROLE, labels),
+            "rules": [
+                {
+                    "apiGroups": [KEDA_API_VERSION.split("/")[0]],
+                    "resources": [SCALED_OBJECTS],
+                    "verbs": ["get", "update"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _metadata(ROLLOUT_SCALING_ROLE, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLLOUT_SCALING_ROLE},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ROLLOUT_KUBERNETES_GROUP}],
+        },
+    ]
 
 
 def _labels(service: ServiceSpec, track: str | None = None) -> dict[str, str]:
@@ -386,9 +445,76 @@ def _autoscaler(service: ServiceSpec) -> dict:
                     },
                 }
             ],
-            # Model servers are slow to start: scale down only after ten quiet minutes.
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_STABILIZATION_SECONDS}},
         },
+    }
+
+
+def _scaled_object(service: ServiceSpec, scaling: ScalingSpec, values: DeployTimeValues) -> dict:
+    """KEDA sizes the stable Deployment between replicas.min and max (never to zero) through an HPA of the same
+    name as the old CPU HPA: the transfer annotation lets KEDA adopt that HPA when a service moves to `scaling`
+    (its admission webhook refuses a second autoscaler for one Deployment otherwise)."""
+    name = track_name(service, "stable")
+    metadata = _metadata(name, _labels(service, "stable"))
+    metadata["annotations"] = {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}
+    return {
+        "apiVersion": KEDA_API_VERSION,
+        "kind": "ScaledObject",
+        "metadata": metadata,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicaCount": service.replicas.min,
+            "maxReplicaCount": service.replicas.max,
+            "pollingInterval": KEDA_POLLING_SECONDS,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "name": name,
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_STABILIZATION_SECONDS}},
+                }
+            },
+            "triggers": [_trigger(service, scaling, values)],
+        },
+    }
+
+
+def _trigger(service: ServiceSpec, scaling: ScalingSpec, values: DeployTimeValues) -> dict:
+    target = f"{scaling.target:g}"
+    if scaling.signal == "cpu":
+        return {
+            "type": "cpu",
+            "metricType": "Utilization",
+            "metadata": {"value": target, "containerName": SERVING_CONTAINER},
+        }
+    if scaling.signal == "requests_per_target":
+        # The stable group's requests per minute over a per-pod target: the HPA divides by the pod count itself.
+        metric, metric_type, statistic = metrics.REQUEST_COUNT, "AverageValue", "Sum"
+        dimensions = metric.dimensions_map(
+            TargetGroup=values.stable_target_group_dimension, LoadBalancer=values.load_balancer_dimension
+        )
+    else:
+        # Already an average over the stable pods' NeuronCores: the HPA scales the pod count by value / target.
+        metric, metric_type, statistic = metrics.POD_NEURONCORE_UTILIZATION, "Value", "Average"
+        dimensions = metric.dimensions_map(
+            ClusterName=values.cluster_name, Namespace=NAMESPACE, Service=track_name(service, "stable")
+        )
+    return {
+        "type": "aws-cloudwatch",
+        "metricType": metric_type,
+        "metadata": {
+            "namespace": metric.namespace,
+            "metricName": metric.name,
+            "dimensionName": ";".join(dimensions),
+            "dimensionValue": ";".join(dimensions.values()),
+            "metricStat": statistic,
+            "metricStatPeriod": str(CLOUDWATCH_PERIOD_SECONDS),
+            "metricCollectionTime": str(CLOUDWATCH_WINDOW_SECONDS),
+            "metricEndTimeOffset": str(CLOUDWATCH_END_OFFSET_SECONDS),
+            "targetMetricValue": target,
+            # No datapoints (no traffic, or the agent not yet reporting) reads as 0: the HPA keeps replicas.min.
+            "minMetricValue": "0",
+            "awsRegion": values.region,
+        },
+        "authenticationRef": {"name": CLOUDWATCH_AUTHENTICATION},
     }
 
 

@@ -37,6 +37,7 @@ from stacks.services.kubernetes_objects import (
     DeployTimeValues,
     namespace_object,
     placement_for,
+    scaling_objects,
     service_objects,
     track_name,
 )
@@ -96,6 +97,9 @@ class ServicesStack(Stack):
             cluster_security_group_id=cluster_security_group_id,
             registry_key=artifacts_key,
         )
+        # KEDA's CRDs come with its chart in the Cluster stack, which this stack follows.
+        scaling = eks.KubernetesManifest(self, "Scaling", cluster=cluster, manifest=scaling_objects(), overwrite=True)
+        scaling.node.add_dependency(namespace)
         self.routing: dict[str, ServiceRouting] = {}
         published: dict[str, PublishedValue] = {
             "services/namespace": PublishedValue(NAMESPACE, "Namespace of every inference service"),
@@ -120,6 +124,10 @@ class ServicesStack(Stack):
                     model_bucket=model_bucket.bucket_name,
                     target_group_arns={track: tg.target_group_arn for track, tg in routing.target_groups.items()},
                     load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
+                    region=self.region,
+                    cluster_name=cluster.cluster_name,
+                    stable_target_group_dimension=routing.target_groups["stable"].target_group_full_name,
+                    load_balancer_dimension=self.load_balancer.load_balancer_full_name,
                 ),
                 drain_seconds=settings.deregistration_delay_seconds,
             )
@@ -134,6 +142,7 @@ class ServicesStack(Stack):
                 overwrite=True,
             )
             manifest.node.add_dependency(namespace)
+            manifest.node.add_dependency(scaling)  # the ScaledObject's TriggerAuthentication
             # Pod Identity injects credentials only into pods created after the association exists; the role's
             # policy must be in place before the first model download.
             manifest.node.add_dependency(association)

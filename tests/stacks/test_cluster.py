@@ -358,8 +358,9 @@ def test_platform_charts_are_pinned_and_run_on_the_system_pool(dev: SynthesizedE
         "metrics-server": "3.13.1",
         "karpenter-crd": "1.14.1",
         "karpenter": "1.14.1",
+        "keda": "2.20.2",
     }
-    for name in ("aws-load-balancer-controller", "metrics-server"):
+    for name in ("aws-load-balancer-controller", "metrics-server", "keda"):
         values = json.loads(_values_text(releases[name]))
         assert values["nodeSelector"] == {"tessera.dev/pool": "system", "kubernetes.io/arch": "arm64"}
         # Only the system node group's taint: nothing but the device plugins tolerates the Neuron taint.
@@ -379,8 +380,12 @@ def test_controllers_use_pod_identity_associations(dev: SynthesizedEnvironment) 
         a["Properties"]["ServiceAccount"]: a["Properties"]
         for a in dev.resources("Cluster", "AWS::EKS::PodIdentityAssociation").values()
     }
-    assert set(associations) == {"aws-load-balancer-controller", "karpenter"}
-    assert all(a["Namespace"] == "kube-system" for a in associations.values())
+    assert set(associations) == {"aws-load-balancer-controller", "karpenter", "keda-operator"}
+    assert {name: a["Namespace"] for name, a in associations.items()} == {
+        "aws-load-balancer-controller": "kube-system",
+        "karpenter": "kube-system",
+        "keda-operator": "keda",  # the chart's own ServiceAccount, in its release namespace
+    }
 
 
 def test_load_balancer_controller_policy_file_is_checksummed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,3 +459,37 @@ def test_capacity_block_and_efa_pools_in_the_template(variant: SynthesizedEnviro
     ]
     assert NEURON_INSTANCE_TYPES["trn2.48xlarge"].has_instance_store
     assert objects[("EC2NodeClass", "reserved")]["spec"]["instanceStorePolicy"] == "RAID0"
+
+
+def test_keda_comes_from_its_chart_repository_into_its_namespace(dev: SynthesizedEnvironment) -> None:
+    keda = _helm_releases(dev)["keda"]
+    assert (keda["Chart"], keda["Version"], keda["Repository"]) == (
+        "keda",
+        "2.20.2",
+        "https://kedacore.github.io/charts",
+    )
+    assert keda["Namespace"] == "keda"
+    # Only global keys: the fallback of the operator, metrics server and webhooks in chart 2.20.2's templates.
+    assert set(json.loads(_values_text(keda))) == {"nodeSelector", "tolerations"}
+
+
+def test_keda_operator_reads_cloudwatch_through_pod_identity(dev: SynthesizedEnvironment) -> None:
+    resources = dev.template_json("Cluster")["Resources"]
+    association_id = _logical_id(
+        dev,
+        "AWS::EKS::PodIdentityAssociation",
+        lambda p: (p["Namespace"], p["ServiceAccount"]) == ("keda", "keda-operator"),
+    )
+    role_id = resources[association_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    [policy] = [
+        res["Properties"]
+        for res in resources.values()
+        if res["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in res["Properties"]["Roles"]
+    ]
+    assert policy["PolicyDocument"]["Statement"] == [
+        {"Action": "cloudwatch:GetMetricData", "Effect": "Allow", "Resource": "*"}
+    ]
+    policy_id = next(lid for lid, res in resources.items() if res.get("Properties") is policy)
+    chart_id = _logical_id(dev, "Custom::AWSCDK-EKS-HelmChart", lambda p: p["Release"] == "keda")
+    # Pod Identity only mutates pods created after the association exists.
+    assert {association_id, policy_id} <= set(resources[chart_id]["DependsOn"])

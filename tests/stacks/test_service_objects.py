@@ -23,6 +23,8 @@ from tools.render_manifests import rendered_objects
 
 ENVIRONMENTS = ["dev", "prod"]
 TGB_SCHEMA = json.loads((Path(__file__).parent / "data" / "targetgroupbinding-v1beta1.schema.json").read_text())
+# Custom resources, validated against their controllers' CRDs (here and in test_scaling_objects.py).
+CUSTOM_KINDS = {"TargetGroupBinding", "ScaledObject", "TriggerAuthentication"}
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
@@ -47,7 +49,7 @@ def _deployments(config: EnvironmentConfig) -> list[dict]:
 
 def test_every_core_object_passes_strict_validation(config: EnvironmentConfig) -> None:
     version = config.cluster.kubernetes_version
-    core = [obj for obj in _objects(config) if obj["kind"] != "TargetGroupBinding"]
+    core = [obj for obj in _objects(config) if obj["kind"] not in CUSTOM_KINDS]
     assert len(core) > 20
     for obj in core:
         kubernetes_validate.validate(obj, version, strict=True)
@@ -73,8 +75,9 @@ def test_crd_schema_is_strict() -> None:
 def test_each_service_has_its_full_set_of_objects(config: EnvironmentConfig) -> None:
     for service in config.services:
         kinds = sorted(obj["kind"] for obj in _objects(config, service.name))
+        autoscaler = "ScaledObject" if service.scaling else "HorizontalPodAutoscaler"
         assert kinds == sorted(
-            ["ServiceAccount", "NetworkPolicy", "HorizontalPodAutoscaler"]
+            ["ServiceAccount", "NetworkPolicy", autoscaler]
             + ["Deployment", "Service", "TargetGroupBinding", "PodDisruptionBudget"] * 2
         )
         names = {obj["metadata"]["name"] for obj in _of_kind(_objects(config, service.name), "Deployment")}
@@ -82,7 +85,7 @@ def test_each_service_has_its_full_set_of_objects(config: EnvironmentConfig) -> 
 
 
 def test_namespace_enforces_restricted_pod_security(config: EnvironmentConfig) -> None:
-    [namespace] = rendered_objects(config)["namespace.yaml"]
+    [namespace] = _of_kind(rendered_objects(config)["namespace.yaml"], "Namespace")
     assert namespace["metadata"]["name"] == "inference"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
@@ -94,7 +97,7 @@ def test_tracks_differ_only_in_track_version_replicas_and_disruption(config: Env
             next(d for d in _of_kind(_objects(config, service.name), "Deployment") if d["metadata"]["name"].endswith(t))
             for t in ("-stable", "-canary")
         )
-        assert "replicas" not in stable["spec"]  # the HPA owns the stable track's size
+        assert "replicas" not in stable["spec"]  # the HPA (KEDA's, with scaling) owns the stable track's size
         assert canary["spec"]["replicas"] == 0
 
         def normalized(deployment: dict) -> str:
@@ -251,7 +254,7 @@ def test_disruption_budgets_cover_each_track(config: EnvironmentConfig) -> None:
 
 
 def test_autoscaler_scales_the_stable_track_within_config(config: EnvironmentConfig) -> None:
-    for service in config.services:
+    for service in (service for service in config.services if service.scaling is None):
         [hpa] = _of_kind(_objects(config, service.name), "HorizontalPodAutoscaler")
         assert hpa["spec"]["scaleTargetRef"]["name"] == f"{service.name}-stable"
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (service.replicas.min, service.replicas.max)

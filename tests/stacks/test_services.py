@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 from aws_cdk.assertions import Match
 
@@ -170,16 +171,41 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
     manifests = dev.resources("Services", "Custom::AWSCDK-EKS-KubernetesResource")
-    assert len(manifests) == 2 + len(SERVICES)  # the namespace, the track owner's Role, then one per service
+    assert len(manifests) == 3 + len(
+        SERVICES
+    )  # the namespace, the KEDA objects, the track owner's Role, then one per service
     dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
 
 
 def test_services_objects_pass_validation_after_synthesis(dev: SynthesizedEnvironment) -> None:
     import kubernetes_validate
 
-    for obj in manifest_objects(dev, "Services"):
-        if obj["kind"] != "TargetGroupBinding":
+    from tests.stacks.test_scaling_objects import SCHEMAS as KEDA_SCHEMAS
+
+    objects = manifest_objects(dev, "Services")
+    for obj in objects:
+        if obj["kind"] in KEDA_SCHEMAS:
+            jsonschema.validate(obj, KEDA_SCHEMAS[obj["kind"]])
+        elif obj["kind"] != "TargetGroupBinding":
             kubernetes_validate.validate(obj, "1.34", strict=True)
+    assert sorted(obj["kind"] for obj in objects if obj["kind"] in KEDA_SCHEMAS) == [
+        "ScaledObject",
+        "ScaledObject",
+        "TriggerAuthentication",
+    ]
+
+
+def test_scaled_objects_read_the_stable_target_group_in_the_deployed_region(dev: SynthesizedEnvironment) -> None:
+    resources = dev.template_json("Services")["Resources"]
+    [gateway] = [res["Properties"]["Manifest"] for lid, res in resources.items() if lid.startswith("GatewayObjects")]
+    parts = gateway["Fn::Join"][1]
+    assert {"Ref": "AWS::Region"} in parts
+    stable = next(lid for lid in resources if lid.startswith("GatewayStableTargetGroup"))
+    [load_balancer] = [
+        lid for lid, res in resources.items() if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    ]
+    index = parts.index({"Fn::GetAtt": [stable, "TargetGroupFullName"]})
+    assert parts[index + 1 : index + 3] == [";", {"Fn::GetAtt": [load_balancer, "LoadBalancerFullName"]}]
 
 
 def test_rollout_engine_finds_what_it_needs(dev: SynthesizedEnvironment) -> None:
@@ -290,9 +316,12 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
     assert not manifest_kinds & {"Deployment", "HorizontalPodAutoscaler"}
     tracks = [r for r in resources.values() if r["Type"] == "Custom::TesseraServiceTracks"]
     assert sorted(t["Properties"]["Service"] for t in tracks) == sorted(SERVICES)
+    scaled_by_keda = {service.name for service in dev.config.services if service.scaling is not None}
     for track in tracks:
         kinds = sorted(obj["kind"] for obj in track["Properties"]["Objects"])
-        assert kinds == ["Deployment", "Deployment", "HorizontalPodAutoscaler"]
+        # A service scaled by KEDA has a ScaledObject (a manifest) instead of its own HPA.
+        autoscaler = [] if track["Properties"]["Service"] in scaled_by_keda else ["HorizontalPodAutoscaler"]
+        assert kinds == ["Deployment", "Deployment", *autoscaler]
     [function] = [
         f["Properties"]
         for f in resources.values()
@@ -302,7 +331,11 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
     [entry] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EKS::AccessEntry"]
     assert entry["KubernetesGroups"] == ["tessera:track-owner"]
     assert entry.get("AccessPolicies", []) == []
-    [role] = [obj for obj in manifest_objects(dev, "Services") if obj["kind"] == "Role"]
+    [role] = [
+        obj
+        for obj in manifest_objects(dev, "Services")
+        if obj["kind"] == "Role" and obj["metadata"]["name"] == "tessera-track-owner"
+    ]
     assert role["rules"] == [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "update", "delete"]},
         {

@@ -1,0 +1,156 @@
+"""Observability stack: the environment's alerts topic, its dashboards (one for the environment, one per
+service) and alarms (per service from `services[].alarms`, per environment from `observability`).
+
+It reads the services' target groups and the load balancer by their metric dimension values (outputs of the
+Services stack) and the cluster and rollout state machine by their derived names, so it follows the Services
+stack and nothing follows it. The Rollout stack's topic uses the AWS managed SNS key, which CloudWatch alarms
+cannot publish to; this topic has its own key that admits CloudWatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stacks.common.construct_ids import pascal_case
+from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.published_values import PublishedValue, publish_values
+from stacks.common.resource_names import cluster_name, rollout_state_machine_name
+from stacks.config.environment import PlacedService
+from stacks.config.observability import ObservabilityConfig
+from stacks.observability.alarms import EnvironmentAlarms, ServiceAlarms
+from stacks.observability.dashboards import environment_dashboard, service_dashboard
+from stacks.observability.names import (
+    dashboard_url,
+    environment_alarm_names,
+    environment_dashboard_name,
+    service_alarm_names,
+    service_dashboard_name,
+)
+from stacks.observability.service_metrics import ServiceMetrics
+
+CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
+
+
+class ObservabilityStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: EnvironmentScope,
+        settings: ObservabilityConfig,
+        services: Sequence[PlacedService],
+        target_group_dimensions: Mapping[str, Mapping[str, str]],
+        load_balancer_dimension: str,
+        **stack_props: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_props)
+        env_name = environment.name
+        cluster = cluster_name(env_name)
+        self.topic = self._alerts_topic(environment)
+
+        service_metrics = [
+            ServiceMetrics(
+                service=placed.spec,
+                key=str(index),
+                target_groups=target_group_dimensions[placed.name],
+                load_balancer=load_balancer_dimension,
+                cluster_name=cluster,
+            )
+            for index, placed in enumerate(services)
+        ]
+        published: dict[str, PublishedValue] = {
+            "observability/alerts-topic-arn": PublishedValue(self.topic.topic_arn, "Alarm notifications"),
+            "observability/dashboard": PublishedValue(
+                dashboard_url(self.region, environment_dashboard_name(env_name)), "Environment dashboard"
+            ),
+        }
+        self.service_alarms: dict[str, ServiceAlarms] = {}
+        for metrics_of in service_metrics:
+            name = metrics_of.service.name
+            names = service_alarm_names(env_name, name)
+            alarms = ServiceAlarms(
+                self, f"{pascal_case(name)}Alarms", service_metrics=metrics_of, names=names, topic=self.topic
+            )
+            self.service_alarms[name] = alarms
+            service_dashboard(
+                self,
+                f"{pascal_case(name)}Dashboard",
+                name=service_dashboard_name(env_name, name),
+                service_metrics=metrics_of,
+                alarms=[alarms.composite, *alarms.metric_alarms],
+            )
+            published |= {
+                f"observability/services/{name}/alarm": PublishedValue(
+                    names.composite, f"{name}: composite alarm (the rollout's default watched alarm)"
+                ),
+                f"observability/services/{name}/dashboard": PublishedValue(
+                    dashboard_url(self.region, service_dashboard_name(env_name, name)), f"{name} dashboard"
+                ),
+            }
+
+        self.environment_alarms = EnvironmentAlarms(
+            self,
+            "EnvironmentAlarms",
+            settings=settings,
+            names=environment_alarm_names(env_name),
+            load_balancer=load_balancer_dimension,
+            cluster_name=cluster,
+            topic=self.topic,
+        )
+        environment_dashboard(
+            self,
+            "EnvironmentDashboard",
+            name=environment_dashboard_name(env_name),
+            environment=env_name,
+            services=service_metrics,
+            load_balancer=load_balancer_dimension,
+            cluster_name=cluster,
+            state_machine_arn=self.format_arn(
+                service="states",
+                resource="stateMachine",
+                resource_name=rollout_state_machine_name(env_name),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            alarms=[
+                *(alarms.composite for alarms in self.service_alarms.values()),
+                *self.environment_alarms.alarms,
+            ],
+            neuron_errors_threshold=settings.neuron_execution_errors,
+        )
+        publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
+
+    def _alerts_topic(self, environment: EnvironmentScope) -> sns.Topic:
+        """CloudWatch publishes alarm notifications to an encrypted topic only if the topic's key lets it."""
+        key = kms.Key(
+            self,
+            "AlertsKey",
+            description=f"Tessera {environment.name}: encryption of the alerts topic",
+            alias=f"alias/tessera/{environment.name}/alerts",
+            enable_key_rotation=True,
+            removal_policy=environment.removal_policy,
+        )
+        key.grant(iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL), "kms:Decrypt", "kms:GenerateDataKey*")
+        topic = sns.Topic(
+            self,
+            "Alerts",
+            display_name=f"Tessera {environment.name} alerts",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarms",
+                principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        return topic
