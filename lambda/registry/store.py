@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from registry.table_keys import (
@@ -44,8 +44,14 @@ STATE_AFTER = {EVENT_PROMOTED: PROMOTED, EVENT_ROLLED_BACK: ROLLED_BACK}
 # Storage fields that never leave the store (views and --json are built without them).
 _STORAGE_FIELDS = ("pk", "sk", "expires_at")
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@cache
+def _types() -> tuple[Any, Any]:
+    """boto3's DynamoDB (de)serializers, made on first use: importing boto3 costs about 200 ms of a cold
+    start that a step which never touches DynamoDB need not pay."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 class ConcurrentWriteError(Exception):
@@ -106,11 +112,13 @@ def event_view(item: dict) -> dict:
 
 def to_dynamo(item: dict) -> dict:
     """Plain Python values to DynamoDB attribute values (floats go through Decimal, as DynamoDB requires)."""
-    return {key: _serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
+    serializer = _types()[0]
+    return {key: serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
 
 
 def from_dynamo(item: dict) -> dict:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+    deserializer = _types()[1]
+    return {key: _plain(deserializer.deserialize(value)) for key, value in item.items()}
 
 
 def _decimals(value: Any) -> Any:
