@@ -20,6 +20,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.common.cluster_api_access import cluster_api_security_group, cluster_environment, grant_kubernetes_access
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.lambda_function import TesseraFunction
@@ -67,15 +68,13 @@ class RolloutStack(Stack):
             master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
             enforce_ssl=True,
         )
-        # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
-        security_group = ec2.SecurityGroup(
-            self, "FunctionSecurityGroup", vpc=vpc, description="Tessera rollout function", allow_all_outbound=False
+        security_group = cluster_api_security_group(
+            self,
+            "FunctionSecurityGroup",
+            vpc=vpc,
+            cluster_security_group_id=cluster_security_group_id,
+            description="Tessera rollout function",
         )
-        # Every call it makes is HTTPS: the Kubernetes API (in the VPC) and AWS APIs (through NAT or endpoints).
-        security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the Kubernetes and AWS APIs")
-        ec2.SecurityGroup.from_security_group_id(
-            self, "ClusterSecurityGroup", cluster_security_group_id
-        ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the rollout function")
         self.function = TesseraFunction(
             self,
             "Steps",
@@ -83,9 +82,7 @@ class RolloutStack(Stack):
             description=f"Tessera {environment.name}: the steps of a model rollout",
             settings=functions,
             environment={
-                shared.ENV_CLUSTER_NAME: cluster.cluster_name,
-                shared.ENV_CLUSTER_ENDPOINT: cluster.cluster_endpoint,
-                shared.ENV_CLUSTER_CA: cluster.cluster_certificate_authority_data,
+                **cluster_environment(cluster),
                 shared.ENV_REGISTRY_TABLE: registry_table_name(environment.name),
                 shared.ENV_TOPIC_ARN: self.topic.topic_arn,
                 shared.ENV_SETTINGS_PREFIX: settings_prefix,
@@ -96,7 +93,13 @@ class RolloutStack(Stack):
             vpc=vpc,
             security_groups=[security_group],
         )
-        self._kubernetes_access(cluster)
+        grant_kubernetes_access(
+            self,
+            cluster=cluster,
+            role=self.function.role,
+            group=shared.ROLLOUT_KUBERNETES_GROUP,
+            role_objects=rollout_access_objects(),
+        )
         for placed in services:
             self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
         self._grant(environment.name, services, routing, artifacts_key, settings_prefix)
@@ -133,19 +136,6 @@ class RolloutStack(Stack):
                 "rollout/topic-arn": PublishedValue(self.topic.topic_arn, "Rollout notifications"),
             },
         )
-
-    def _kubernetes_access(self, cluster: eks.ICluster) -> None:
-        """No EKS access policy: the entry maps the function's role to a Kubernetes group, and a Role in the
-        services' namespace grants that group exactly the rollout client's calls."""
-        entry = eks.AccessEntry(
-            self, "KubernetesAccess", cluster=cluster, principal=self.function.role.role_arn, access_policies=[]
-        )
-        # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
-        entry.node.default_child.add_property_override("KubernetesGroups", [shared.ROLLOUT_KUBERNETES_GROUP])
-        role = eks.KubernetesManifest(
-            self, "KubernetesRole", cluster=cluster, manifest=rollout_access_objects(), overwrite=True
-        )
-        role.node.add_dependency(entry)
 
     def _settings_parameter(
         self,

@@ -14,6 +14,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from stacks.cluster.cdk_internals_nag import BASIC_EXECUTION, LOGS_REASON, acknowledge
+from stacks.common.cluster_api_access import cluster_api_security_group, cluster_environment, grant_kubernetes_access
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.kubernetes_access import access_objects
@@ -46,15 +47,13 @@ class TrackOwner(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         table = registry_table_name(environment.name)
-        # The Kubernetes API answers only inside the VPC in prod: the function runs in the private subnets.
-        security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Tessera track owner", allow_all_outbound=False
+        security_group = cluster_api_security_group(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            cluster_security_group_id=cluster_security_group_id,
+            description="Tessera track owner",
         )
-        # Every call it makes is HTTPS: the Kubernetes API (in the VPC) and DynamoDB (through NAT or an endpoint).
-        security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the Kubernetes and AWS APIs")
-        ec2.SecurityGroup.from_security_group_id(
-            self, "ClusterSecurityGroup", cluster_security_group_id
-        ).add_ingress_rule(security_group, ec2.Port.tcp(443), "Kubernetes API from the track owner")
         self.function = TesseraFunction(
             self,
             "Function",
@@ -62,9 +61,7 @@ class TrackOwner(Construct):
             description=f"Tessera {environment.name}: applies the services' track objects",
             settings=functions,
             environment={
-                shared.ENV_CLUSTER_NAME: cluster.cluster_name,
-                shared.ENV_CLUSTER_ENDPOINT: cluster.cluster_endpoint,
-                shared.ENV_CLUSTER_CA: cluster.cluster_certificate_authority_data,
+                **cluster_environment(cluster),
                 shared.ENV_REGISTRY_TABLE: table,
                 "POWERTOOLS_SERVICE_NAME": shared.TRACK_OWNER_FUNCTION_SERVICE,
             },
@@ -98,21 +95,18 @@ class TrackOwner(Construct):
         )
         # No EKS access policy: the entry maps the role to a group, and a Role grants that group exactly the
         # track owner's calls (lambda/rollout/track_owner.py: find, apply, delete).
-        entry = eks.AccessEntry(self, "KubernetesAccess", cluster=cluster, principal=role.role_arn, access_policies=[])
-        entry.node.default_child.add_property_override("KubernetesGroups", [shared.TRACK_OWNER_KUBERNETES_GROUP])
-        self.kubernetes_role = eks.KubernetesManifest(
+        self.kubernetes_role = grant_kubernetes_access(
             self,
-            "KubernetesRole",
             cluster=cluster,
-            manifest=access_objects(
+            role=role,
+            group=shared.TRACK_OWNER_KUBERNETES_GROUP,
+            role_objects=access_objects(
                 name="tessera-track-owner",
                 group=shared.TRACK_OWNER_KUBERNETES_GROUP,
                 rules=TRACK_OWNER_RULES,
                 component="track-owner",
             ),
-            overwrite=True,
         )
-        self.kubernetes_role.node.add_dependency(entry)
         self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
         _acknowledge_provider_framework(self.provider)
 
