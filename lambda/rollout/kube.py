@@ -227,17 +227,15 @@ class KubeClient:
     def apply(self, resource: _Resource, namespace: str, desired: dict) -> dict:
         """Create the object, or make the stored one's labels and spec those of `desired` (keeping what
         the server manages). The one write path the track owner uses, for Deployments and HPAs alike."""
-        name = desired["metadata"]["name"]
-        try:
-            self._request("GET", resource, namespace, name)
-        except NotFoundError:
-            return self._request("POST", resource, namespace, None, body=desired)
 
         def change(current: dict) -> None:
             current["spec"] = copy.deepcopy(desired["spec"])
             current["metadata"]["labels"] = copy.deepcopy(desired["metadata"].get("labels", {}))
 
-        return self._replace(resource, namespace, name, change)
+        try:  # _replace reads the object first: a 404 there means it is new
+            return self._replace(resource, namespace, desired["metadata"]["name"], change)
+        except NotFoundError:
+            return self._request("POST", resource, namespace, None, body=desired)
 
     def find(self, resource: _Resource, namespace: str, name: str) -> dict | None:
         try:

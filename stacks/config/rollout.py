@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from rollout.contract import Analysis, Policy
-from rollout.contract import ExtraMetric as ContractExtraMetric
 from stacks.config.base import StrictModel, raise_if_any
 
 DEFAULT_POLL_SECONDS = 30
@@ -98,7 +97,6 @@ class RolloutPolicy(StrictModel):
         return self
 
     def as_contract(self, *, ready_timeout_seconds: int) -> Policy:
-        analysis = self.analysis
         return Policy(
             steps=self.weights,
             warmup_seconds=self.warmup_minutes * 60,
@@ -107,16 +105,8 @@ class RolloutPolicy(StrictModel):
             manual_approval=self.manual_approval,
             approval_timeout_seconds=self.approval_timeout_minutes * 60,
             ready_timeout_seconds=ready_timeout_seconds,
-            analysis=Analysis(
-                max_5xx_rate_percent=analysis.max_5xx_rate_percent,
-                max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
-                max_p99_seconds=analysis.max_p99_seconds,
-                max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
-                min_requests=analysis.min_requests,
-                max_bake_extensions=analysis.max_bake_extensions,
-                alarms=list(analysis.alarms),
-                extra_metrics=[ContractExtraMetric(**metric.model_dump()) for metric in analysis.extra_metrics],
-            ),
+            # The config's analysis fields are the contract's: the contract's own parser checks the copy.
+            analysis=Analysis.from_json(self.analysis.model_dump(), where="analysis"),
         )
 
     @property

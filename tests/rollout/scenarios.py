@@ -35,8 +35,6 @@ class Rollouts:
         request = {"service": "assistant", "version": version, "overrides": {**FAST, **(overrides or {})}}
         return run_execution(self.sfn, self.machine, request, **kwargs)
 
-    run = start
-
     def begin(self, overrides: dict | None = None) -> dict:
         """Start an execution and return at once, while it runs."""
         return self.start(overrides, until=lambda _: True)

@@ -20,7 +20,7 @@ from tests.rollout.scenarios import Rollouts
 
 
 def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
     assert rollouts.version_state() == "PROMOTED"
@@ -46,7 +46,7 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
 
 def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) -> None:
     rollouts.world.traffic.canary = TrackTraffic(requests=1000, errors_5xx=80)
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "FAILED"
     assert execution["error"] == "RolledBack"
     assert "5xx rate" in execution["cause"]
@@ -59,7 +59,7 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
 
 def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:
     rollouts.world.traffic.canary = TrackTraffic(requests=1000, p99_seconds=14.0)
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "FAILED"
     assert "p99" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
@@ -68,7 +68,7 @@ def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:
 
 def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     rollouts.world.traffic.silent = True
-    execution = rollouts.run({"analysis": {"max_bake_extensions": 2}})
+    execution = rollouts.start({"analysis": {"max_bake_extensions": 2}})
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
     assert rollouts.world.dispatched.count("judge") == 3
@@ -90,7 +90,7 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
         ComparisonOperator="GreaterThanThreshold",
     )
     cloudwatch.set_alarm_state(AlarmName="assistant-ttft", StateValue="ALARM", StateReason="test")
-    execution = rollouts.run({"analysis": {"alarms": ["assistant-ttft"]}})
+    execution = rollouts.start({"analysis": {"alarms": ["assistant-ttft"]}})
     assert execution["status"] == "FAILED"
     assert "assistant-ttft" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
@@ -98,9 +98,9 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
 
 def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> None:
     world = rollouts.world
-    first = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
+    first = rollouts.start({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
     assert first["status"] == "RUNNING"
-    second = rollouts.run()
+    second = rollouts.start()
     assert second["status"] == "FAILED"
     assert second["error"] == "RolloutRefused"
     assert f"already being rolled out: version {NEW_VERSION}" in second["cause"]
@@ -117,7 +117,7 @@ def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest
         return original(event)
 
     monkeypatch.setattr(world, "invoke_action", twice)
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
     ids = [d["id"] for d in rollouts.record()["decisions"]]
@@ -126,7 +126,7 @@ def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest
 
 def test_kubernetes_conflict_then_success(rollouts: Rollouts) -> None:
     rollouts.world.kube.fail_next("PUT", 409)
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
 
@@ -143,7 +143,7 @@ def test_throttled_modify_rule_is_retried(rollouts: Rollouts) -> None:
         return real_modify(**kwargs)
 
     elbv2.modify_rule = throttled
-    execution = rollouts.run()
+    execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     assert rollouts.world.dispatched.count("shift_traffic") == 2  # the throttled attempt, then the retry
     rollouts.assert_at_rest(stable=NEW_VERSION)
@@ -155,7 +155,7 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
     world = rollouts.world
     rollouts.prepare_cli()
     world.pause_before("check_bake")
-    running = rollouts.run(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
+    running = rollouts.start(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
     world.wait_until_paused()
     assert world.weights()[world.routing.canary_target_group] == 10
     assert tessera(["--env", "dev", "rollout", "abort", "assistant", "--no-wait"]) == 0
@@ -196,7 +196,7 @@ def test_manual_approval_from_the_cli(
 ) -> None:
     world = rollouts.world
     rollouts.prepare_cli()
-    waiting = rollouts.run({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
+    waiting = rollouts.start({"manual_approval": True}, until=lambda _: "await_approval" in world.completed)
     assert waiting["status"] == "RUNNING"
     assert tessera(["--env", "dev", "rollout", "approve", "assistant", *decision]) == 0
     finished = rollouts.wait(waiting["executionArn"])
