@@ -108,6 +108,20 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         description=f"Tessera {config.name}: model registration from manifest uploads",
     )
     registry.add_stack_dependency(artifacts)
+    observability = ObservabilityStack(
+        app,
+        config.stack_name("Observability"),
+        environment=environment,
+        settings=config.observability,
+        services=config.placed_services,
+        target_group_dimensions={
+            name: {track: group.target_group_full_name for track, group in routing.target_groups.items()}
+            for name, routing in services.routing.items()
+        },
+        load_balancer_dimension=services.load_balancer.load_balancer_full_name,
+        env=stack_env,
+        description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
+    )
     rollout = RolloutStack(
         app,
         config.stack_name("Rollout"),
@@ -124,20 +138,8 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
     )
     rollout.add_stack_dependency(registry)
-    observability = ObservabilityStack(
-        app,
-        config.stack_name("Observability"),
-        environment=environment,
-        settings=config.observability,
-        services=config.placed_services,
-        target_group_dimensions={
-            name: {track: group.target_group_full_name for track, group in routing.target_groups.items()}
-            for name, routing in services.routing.items()
-        },
-        load_balancer_dimension=services.load_balancer.load_balancer_full_name,
-        env=stack_env,
-        description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
-    )
+    # Prepare checks that the watched alarms exist, the service's composite alarm among them.
+    rollout.add_stack_dependency(observability)
     for stack in (network, artifacts, cluster, services, registry, rollout, observability):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)

@@ -186,7 +186,15 @@ def _latest(ledger: Ledger, service: str) -> dict | None:
 
 
 # -- status ----------------------------------------------------------------------------------------
-def describe(env: Environment, ledger: Ledger, service: str) -> dict:
+def dashboard_link(env: Environment, service: str) -> str | None:
+    """The service's CloudWatch dashboard, as the Observability stack published it (None before it is deployed)."""
+    try:
+        return env.parameter(f"observability/services/{service}/dashboard")
+    except CliError:
+        return None
+
+
+def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str | None = None) -> dict:
     """The rollout's state as one JSON document (the shape `--json` prints)."""
     record = _latest(ledger, service)
     if record is None:
@@ -224,6 +232,7 @@ def describe(env: Environment, ledger: Ledger, service: str) -> dict:
         "last_judgement": judgement
         and {key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons", "canary", "stable")},
         "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting_approval else None,
+        "dashboard": dashboard,
     }
 
 
@@ -274,6 +283,8 @@ def status_line(status: dict) -> str:
             parts.append(f"{label}: {status[key]}")
     if status["approve_with"]:
         parts.append(f"waiting for approval: {status['approve_with']}")
+    if status["dashboard"]:
+        parts.append(f"dashboard: {status['dashboard']}")
     return "; ".join(parts)
 
 
@@ -284,11 +295,12 @@ def _exit_for(status: dict) -> int:
 def show_status(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
     ledger = _ledger(env)
+    dashboard = dashboard_link(env, args.service)
     if not args.watch:
-        status = describe(env, ledger, args.service)
+        status = describe(env, ledger, args.service, dashboard=dashboard)
         printer.result(status, status_line(status))
         return _exit_for(status)
-    return watch(lambda: describe(env, ledger, args.service), printer, interval=args.interval)
+    return watch(lambda: describe(env, ledger, args.service, dashboard=dashboard), printer, interval=args.interval)
 
 
 def watch(

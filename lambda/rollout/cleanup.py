@@ -53,7 +53,11 @@ def return_to_rest(plan: Plan, progress: Progress, clients: Clients, *, restore_
     if progress.stable is not None and progress.stable.autoscaler_min is not None:
         floor = progress.stable.autoscaler_min
         _stage(
-            left, "autoscaler", lambda: clients.kube.set_autoscaler_floor(plan.namespace, plan.stable_autoscaler, floor)
+            left,
+            "autoscaler",
+            lambda: clients.kube.set_autoscaler_floor(
+                plan.namespace, plan.stable_autoscaler_kind, plan.stable_autoscaler, floor
+            ),
         )
     return left
 

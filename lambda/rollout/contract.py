@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from tessera_shared.constants import AUTOSCALER_KINDS, HPA_KIND
+
 CONTRACT_VERSION = 1
 
 T = TypeVar("T", bound="Model")
@@ -116,6 +118,11 @@ class ServiceSettings(Model):
     model_prefix: str
     pool: PoolCapacity | None
     policy: Policy
+    stable_autoscaler_kind: str = HPA_KIND  # or a KEDA ScaledObject, for a service that scales on `scaling`
+    service_alarm: str | None = None  # the service's composite alarm, watched besides the policy's alarms
+
+    def __post_init__(self) -> None:
+        _check_autoscaler_kind("ServiceSettings", self.stable_autoscaler_kind)
 
 
 @dataclass(frozen=True)
@@ -139,9 +146,19 @@ class Plan(Model):
     stable_version: str | None
     pool: PoolCapacity | None
     policy: Policy
+    stable_autoscaler_kind: str = HPA_KIND
+    service_alarm: str | None = None
     contract_version: int = CONTRACT_VERSION
 
+    @property
+    def watched_alarms(self) -> list[str]:
+        """The alarms whose ALARM state rolls the canary back: the service's own (overrides cannot drop it)
+        and the policy's."""
+        service = [self.service_alarm] if self.service_alarm else []
+        return [*service, *(name for name in self.policy.analysis.alarms if name != self.service_alarm)]
+
     def __post_init__(self) -> None:
+        _check_autoscaler_kind("Plan", self.stable_autoscaler_kind)
         if self.contract_version > CONTRACT_VERSION:
             raise ContractError(
                 f"Plan.contract_version: {self.contract_version} was written by newer rollout code "
@@ -157,7 +174,7 @@ class StableSnapshot(Model):
     model_version: str
     model_uri: str
     replicas: int
-    autoscaler_min: int | None  # the HPA's own minReplicas, restored when the rollout ends
+    autoscaler_min: int | None  # the autoscaler's own floor (HPA minReplicas, ScaledObject minReplicaCount)
 
 
 @dataclass(frozen=True)
@@ -265,3 +282,8 @@ def _model_in(hint: Any) -> Any:
         if isinstance(option, type) and issubclass(option, Model):
             return option
     return None
+
+
+def _check_autoscaler_kind(model: str, kind: str) -> None:
+    if kind not in AUTOSCALER_KINDS:
+        raise ContractError(f"{model}.stable_autoscaler_kind: expected one of {list(AUTOSCALER_KINDS)}, got {kind!r}")

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.errors import RolloutError, TransientError
-from tessera_shared.constants import MODEL_VERSION_LABEL, SERVING_CONTAINER
+from tessera_shared.constants import (
+    KEDA_API_VERSION,
+    MODEL_VERSION_LABEL,
+    SCALED_OBJECT_KIND,
+    SCALED_OBJECTS,
+    SERVING_CONTAINER,
+)
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -120,6 +126,9 @@ class _Resource:
 
 DEPLOYMENTS = _Resource("apps/v1", "deployments", "deployments.apps")
 AUTOSCALERS = _Resource("autoscaling/v2", "horizontalpodautoscalers", "horizontalpodautoscalers.autoscaling")
+KEDA_SCALED_OBJECTS = _Resource(KEDA_API_VERSION, SCALED_OBJECTS, "scaledobjects.keda.sh")
+# KEDA's documented default when a ScaledObject leaves minReplicaCount out.
+KEDA_DEFAULT_MIN_REPLICAS = 0
 
 
 class KubeClient:
@@ -163,23 +172,29 @@ class KubeClient:
         """The Deployment as stored, including metadata.resourceVersion and status."""
         return self._request("GET", DEPLOYMENTS, namespace, name)
 
-    def get_autoscaler(self, namespace: str, name: str) -> dict:
-        return self._request("GET", AUTOSCALERS, namespace, name)
-
-    def replace_autoscaler(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
-        return self._replace(AUTOSCALERS, namespace, name, change)
-
     def replace_deployment(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
         return self._replace(DEPLOYMENTS, namespace, name, change)
 
-    def set_autoscaler_floor(self, namespace: str, name: str, min_replicas: int) -> dict:
-        """Set the HPA's minReplicas (never above its maxReplicas, which the API would refuse)."""
+    def autoscaler_floor(self, namespace: str, kind: str, name: str) -> int | None:
+        """The stable autoscaler's own floor: an HPA's minReplicas, or a KEDA ScaledObject's minReplicaCount
+        (KEDA owns the HPA it makes and would undo a write there)."""
+        if kind == SCALED_OBJECT_KIND:
+            spec = self._request("GET", KEDA_SCALED_OBJECTS, namespace, name).get("spec", {})
+            return spec.get("minReplicaCount", KEDA_DEFAULT_MIN_REPLICAS)
+        return self._request("GET", AUTOSCALERS, namespace, name).get("spec", {}).get("minReplicas")
 
-        def change(autoscaler: dict) -> None:
-            spec = autoscaler.setdefault("spec", {})
-            spec["minReplicas"] = max(1, min(min_replicas, spec.get("maxReplicas", min_replicas)))
-
-        return self.replace_autoscaler(namespace, name, change)
+    def set_autoscaler_floor(self, namespace: str, kind: str, name: str, min_replicas: int) -> dict:
+        """Set the floor (never above the autoscaler's maximum, which the API would refuse)."""
+        if kind == SCALED_OBJECT_KIND:
+            return self._replace(
+                KEDA_SCALED_OBJECTS,
+                namespace,
+                name,
+                _floor_change("minReplicaCount", "maxReplicaCount", min_replicas, lowest=0),
+            )
+        return self._replace(
+            AUTOSCALERS, namespace, name, _floor_change("minReplicas", "maxReplicas", min_replicas, lowest=1)
+        )
 
     def _replace(self, resource: _Resource, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
         """Apply `change` to the current Deployment and store it, without losing concurrent writes.
@@ -308,6 +323,16 @@ def _tls_context(ca_data: str | None) -> ssl.SSLContext:
         return ssl.create_default_context(cadata=pem)
     except (binascii.Error, UnicodeDecodeError, ssl.SSLError) as error:
         raise RolloutError(f"the cluster CA data is not a base64-encoded PEM certificate: {error}") from error
+
+
+def _floor_change(min_field: str, max_field: str, floor: int, *, lowest: int) -> Callable[[dict], None]:
+    """An HPA's floor is at least 1; a ScaledObject's may be 0 (scale to zero, when config asks for it)."""
+
+    def change(autoscaler: dict) -> None:
+        spec = autoscaler.setdefault("spec", {})
+        spec[min_field] = max(lowest, min(floor, spec.get(max_field, floor)))
+
+    return change
 
 
 def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict], None]:

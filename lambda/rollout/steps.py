@@ -106,6 +106,8 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         stable_deployment=settings.stable_deployment,
         canary_deployment=settings.canary_deployment,
         stable_autoscaler=settings.stable_autoscaler,
+        stable_autoscaler_kind=settings.stable_autoscaler_kind,
+        service_alarm=settings.service_alarm,
         rule_arn=settings.rule_arn,
         stable_tg=settings.stable_target_group,
         canary_tg=settings.canary_target_group,
@@ -153,7 +155,7 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     weights = current_weights(clients.elbv2, rule_arn=plan.rule_arn)
     if weights.get(plan.canary_tg, 0) != 0:
         raise RolloutError(f"{plan.service} is not at rest: the canary has weight {weights[plan.canary_tg]}")
-    missing = _missing_alarms(clients, plan.policy.analysis.alarms)
+    missing = _missing_alarms(clients, plan.watched_alarms)
     if missing:
         raise RolloutError(f"watched alarm(s) do not exist: {', '.join(missing)}")
     snapshot = _stable_snapshot(plan, clients)
@@ -186,7 +188,9 @@ def _stable_snapshot(plan: Plan, clients: Clients) -> StableSnapshot:
     server = _server(stable)
     env = {entry["name"]: entry.get("value", "") for entry in server.get("env", [])}
     try:
-        autoscaler_min = clients.kube.get_autoscaler(plan.namespace, plan.stable_autoscaler)["spec"].get("minReplicas")
+        autoscaler_min = clients.kube.autoscaler_floor(
+            plan.namespace, plan.stable_autoscaler_kind, plan.stable_autoscaler
+        )
     except NotFoundError:
         autoscaler_min = None
     return StableSnapshot(
@@ -212,7 +216,9 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         raise RolloutError("deploy_canary needs the stable snapshot that preflight records")
     if snapshot.autoscaler_min is not None:
         # While the rollout runs, nothing may shrink stable below its size at the start.
-        clients.kube.set_autoscaler_floor(plan.namespace, plan.stable_autoscaler, snapshot.replicas)
+        clients.kube.set_autoscaler_floor(
+            plan.namespace, plan.stable_autoscaler_kind, plan.stable_autoscaler, snapshot.replicas
+        )
     replicas = canary_replicas(snapshot.replicas, plan.policy.steps[0])
     # The image must outlive its tag's lifecycle while any track runs it.
     protect_image(clients.ecr, repository=plan.image_repository, image_digest=plan.image_digest, version=plan.version)
@@ -328,7 +334,7 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         )
         for track in ("canary", "stable")
     }
-    alarms = alarms_in_alarm(clients.cloudwatch, analysis.alarms)
+    alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"], alarms)
     verdict, extensions, bake_until = judgement.verdict, progress.extensions, progress.bake_until
     reasons = list(judgement.reasons)

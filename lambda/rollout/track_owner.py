@@ -1,6 +1,6 @@
 """The track owner: the CloudFormation custom resource that applies each service's track objects (the
-stable and canary Deployments and stable's autoscaler) so that a `cdk deploy` never undoes the rollout
-engine's work.
+stable and canary Deployments and stable's autoscaler: an HPA, or a KEDA ScaledObject) so that a
+`cdk deploy` never undoes the rollout engine's work.
 
 Config owns what a service is (probes, resources, env, security context, placement as rendered);
 after the first deploy the rollout engine owns what each track runs (image, model version) and, while a
@@ -21,12 +21,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from rollout.kube import AUTOSCALERS, DEPLOYMENTS, KubeClient, version_change
+from rollout.kube import AUTOSCALERS, DEPLOYMENTS, KEDA_SCALED_OBJECTS, KubeClient, version_change
 from rollout.ledger import Ledger
 from tessera_shared import constants as shared
 
 logger = Logger(service=shared.TRACK_OWNER_FUNCTION_SERVICE)
-KINDS = {"Deployment": DEPLOYMENTS, "HorizontalPodAutoscaler": AUTOSCALERS}
+KINDS = {"Deployment": DEPLOYMENTS, shared.HPA_KIND: AUTOSCALERS, shared.SCALED_OBJECT_KIND: KEDA_SCALED_OBJECTS}
+# The field that holds the stable track's floor, per autoscaler kind.
+FLOOR_FIELDS = {shared.HPA_KIND: "minReplicas", shared.SCALED_OBJECT_KIND: "minReplicaCount"}
 
 
 def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict | None:
@@ -41,9 +43,10 @@ def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict 
     if live is None:
         return copy.deepcopy(rendered)
     desired = copy.deepcopy(rendered)
-    if rendered["kind"] == "HorizontalPodAutoscaler":
-        if rollout_running:
-            desired["spec"]["minReplicas"] = live["spec"].get("minReplicas", desired["spec"].get("minReplicas"))
+    if rendered["kind"] in FLOOR_FIELDS:
+        floor = FLOOR_FIELDS[rendered["kind"]]
+        if rollout_running and floor in live["spec"]:
+            desired["spec"][floor] = live["spec"][floor]
         return desired
     track = rendered["metadata"].get("labels", {}).get(shared.TRACK_LABEL)
     if track == "canary" and rollout_running:

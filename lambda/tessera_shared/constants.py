@@ -88,6 +88,10 @@ DO_NOT_DISRUPT_ANNOTATION = "karpenter.sh/do-not-disrupt"
 # rollout's floor on stable goes to its spec.minReplicaCount (KEDA owns the HPA and would undo a write there).
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 SCALED_OBJECTS = "scaledobjects"
+# The kinds of the stable track's autoscaler (a service's rollout settings name one).
+HPA_KIND = "HorizontalPodAutoscaler"
+SCALED_OBJECT_KIND = "ScaledObject"
+AUTOSCALER_KINDS = (HPA_KIND, SCALED_OBJECT_KIND)
 # Private subnets carry this tag (value: the cluster name); Karpenter's node classes select them by it.
 KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
 # The Kubernetes group the rollout function's access entry maps its role to; a Role in NAMESPACE grants

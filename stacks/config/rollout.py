@@ -74,6 +74,11 @@ class RolloutPolicy(StrictModel):
     manual_approval: bool = Field(False, description="Wait for `tessera rollout approve` before promotion.")
     approval_timeout_minutes: int = Field(240, ge=1, le=10080)
     auto_start: bool = Field(False, description="Start a rollout when a version of this service is registered.")
+    watch_service_alarms: bool = Field(
+        True,
+        description="Roll back when the service's composite alarm (`tessera-<env>-<service>`: 5xx rate, p99 latency, "
+        "no healthy targets, pods pending) is in ALARM, besides `analysis.alarms`; overrides cannot drop it.",
+    )
 
     @field_validator("steps")
     @classmethod

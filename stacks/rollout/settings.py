@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from rollout.contract import InstanceCapacity, PoolCapacity, ServiceSettings
 from stacks.config.environment import PlacedService
+from stacks.observability.names import service_alarm_names
 from stacks.services.kubernetes_objects import track_name
-from tessera_shared.constants import NAMESPACE
+from tessera_shared.constants import HPA_KIND, NAMESPACE, SCALED_OBJECT_KIND
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class RoutingArns:
 
 
 def rollout_settings(
-    placed: PlacedService, *, routing: RoutingArns, image_registry: str, model_bucket: str
+    placed: PlacedService, *, environment: str, routing: RoutingArns, image_registry: str, model_bucket: str
 ) -> ServiceSettings:
     service, pool = placed.spec, placed.pool
     policy = service.rollout
@@ -33,6 +34,7 @@ def rollout_settings(
         stable_deployment=track_name(service, "stable"),
         canary_deployment=track_name(service, "canary"),
         stable_autoscaler=track_name(service, "stable"),
+        stable_autoscaler_kind=SCALED_OBJECT_KIND if service.scaling else HPA_KIND,
         rule_arn=routing.rule,
         stable_target_group=routing.stable_target_group,
         canary_target_group=routing.canary_target_group,
@@ -53,4 +55,6 @@ def rollout_settings(
         if pool
         else None,
         policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
+        # The service's composite alarm (Observability stack), watched unless the policy opts out.
+        service_alarm=service_alarm_names(environment, service.name).composite if policy.watch_service_alarms else None,
     )

@@ -27,7 +27,7 @@ from stacks.common.lambda_function import TesseraFunction
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.common.resource_names import model_bucket_name, registry_table_name, rollout_state_machine_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
 from stacks.rollout.kubernetes_access import rollout_access_objects
@@ -111,7 +111,7 @@ class RolloutStack(Stack):
             removal_policy=removal_policy,
         )
         definition = RolloutDefinition(self, "Definition", function=self.function.function)
-        state_machine_name = f"tessera-{environment.name}-rollout"
+        state_machine_name = rollout_state_machine_name(environment.name)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -149,6 +149,7 @@ class RolloutStack(Stack):
         service = placed.spec
         settings = rollout_settings(
             placed,
+            environment=environment_name,
             routing=RoutingArns(
                 rule=routing.rule.listener_rule_arn,
                 stable_target_group=routing.target_groups["stable"].target_group_arn,

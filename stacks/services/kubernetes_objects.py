@@ -57,7 +57,6 @@ from tessera_shared.constants import (
     NEURON_TAINT_KEY,
     NEURONCORE_RESOURCE,
     POOL_LABEL,
-    SCALED_OBJECTS,
     SERVICE_LABEL,
     SERVING_CONTAINER,
     TRACK_LABEL,
@@ -72,11 +71,8 @@ SHUTDOWN_SECONDS = 30
 EPHEMERAL_HEADROOM = 2 * 2**30
 # Model servers are slow to start: scale down only after ten quiet minutes.
 SCALE_DOWN_STABILIZATION_SECONDS = 600
-# KEDA: the TriggerAuthentication the CloudWatch triggers use, and the Kubernetes group whose members (the
-# rollout function's access entry) may read and update ScaledObjects in the services' namespace.
+# KEDA: the TriggerAuthentication the CloudWatch triggers use.
 CLOUDWATCH_AUTHENTICATION = "tessera-cloudwatch"
-ROLLOUT_KUBERNETES_GROUP = "tessera:rollout"
-ROLLOUT_SCALING_ROLE = "tessera-rollout-scaling"
 # KEDA polls every 30 s; CloudWatch is read over 5 one-minute periods, skipping the newest minute, which the load
 # balancer and the agent have not finished publishing.
 KEDA_POLLING_SECONDS = 30
@@ -200,8 +196,8 @@ def service_objects(
 
 def scaling_objects() -> list[dict]:
     """Namespace-wide KEDA objects: the CloudWatch triggers' authentication (the KEDA operator's own Pod Identity
-    role: `podIdentity.provider: aws`, identity owner keda), and the rollout's access to the ScaledObjects (get and
-    update, to hold stable's floor in spec.minReplicaCount), bound to a group that the rollout's access entry has."""
+    role: `podIdentity.provider: aws`, identity owner keda). The rollout's access to ScaledObjects (stable's floor)
+    is in its own Role (stacks/rollout/kubernetes_access.py)."""
     labels = {"app.kubernetes.io/part-of": "tessera"}
     return [
         {
@@ -209,25 +205,6 @@ def scaling_objects() -> list[dict]:
             "kind": "TriggerAuthentication",
             "metadata": _metadata(CLOUDWATCH_AUTHENTICATION, labels),
             "spec": {"podIdentity": {"provider": "aws", "identityOwner": "keda"}},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": _metadata(ROLLOUT_SCALING_ROLE, labels),
-            "rules": [
-                {
-                    "apiGroups": [KEDA_API_VERSION.split("/")[0]],
-                    "resources": [SCALED_OBJECTS],
-                    "verbs": ["get", "update"],
-                }
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": _metadata(ROLLOUT_SCALING_ROLE, labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLLOUT_SCALING_ROLE},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ROLLOUT_KUBERNETES_GROUP}],
         },
     ]
 

@@ -43,11 +43,11 @@ from stacks.services.kubernetes_objects import (
 )
 from stacks.services.load_balancer_logs import enable_access_logs
 from stacks.services.track_owner import TrackOwner
-from tessera_shared.constants import TARGET_GROUP_OWNER_TAG
+from tessera_shared.constants import HPA_KIND, SCALED_OBJECT_KIND, TARGET_GROUP_OWNER_TAG
 
 FIRST_RULE_PRIORITY = 10
 # The rollout engine owns the running version of these and, during a rollout, the canary and stable's floor.
-ENGINE_OWNED_KINDS = frozenset({"Deployment", "HorizontalPodAutoscaler"})
+ENGINE_OWNED_KINDS = frozenset({"Deployment", HPA_KIND, SCALED_OBJECT_KIND})
 
 
 @dataclass(frozen=True)

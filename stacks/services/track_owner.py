@@ -28,6 +28,7 @@ VERBS = ["get", "create", "update", "delete"]
 TRACK_OWNER_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": VERBS},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": VERBS},
+    {"apiGroups": [shared.KEDA_API_VERSION.split("/")[0]], "resources": [shared.SCALED_OBJECTS], "verbs": VERBS},
 ]
 
 

@@ -35,6 +35,7 @@ from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from rollout.steps import Clients
 from stacks.config.environment import EnvironmentConfig
+from stacks.observability.names import service_alarm_names
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from tests.fake_aws import create_registry_table
 from tests.registry.world import image_manifest
@@ -223,6 +224,7 @@ class RolloutWorld:
         assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
         settings = rollout_settings(
             assistant,
+            environment="dev",
             routing=routing,
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",
@@ -239,9 +241,25 @@ class RolloutWorld:
                 "MODEL_S3_URI": f"s3://models-bucket/models/assistant/{STABLE_VERSION}/",
             },
         )
-        self.kube.add_autoscaler(NAMESPACE, "assistant-stable", min_replicas=1, max_replicas=6)
+        # The stable autoscaler the service's config renders: a KEDA ScaledObject for a service with `scaling`.
+        add_scaler = self.kube.add_scaled_object if assistant.spec.scaling else self.kube.add_autoscaler
+        add_scaler(NAMESPACE, "assistant-stable", min_replicas=1, max_replicas=6)
         self.kube.add_deployment(NAMESPACE, "assistant-canary", replicas=0, env={"MODEL_VERSION": STABLE_VERSION})
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        # The service's composite alarm, which the Observability stack makes and the rollout watches by default.
+        # moto 5.2 does not implement PutCompositeAlarm: a metric alarm of the same name stands in (the rollout
+        # reads only an alarm's name and state, DescribeAlarms asked for both types).
+        self.service_alarm = service_alarm_names("dev", "assistant").composite
+        cloudwatch.put_metric_alarm(
+            AlarmName=self.service_alarm,
+            Namespace="Tessera/Test",
+            MetricName="stand-in",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
         self.traffic = TrafficDouble(
             cloudwatch=cloudwatch,
             load_balancer=arn_dimension(routing.load_balancer),

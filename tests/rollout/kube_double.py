@@ -1,9 +1,9 @@
 """KubernetesApiDouble: a TEST DOUBLE of the Kubernetes API server, for the rollout's tests.
 
-It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments
-and autoscaling/v2 HorizontalPodAutoscalers (GET, PUT and DELETE of one object by namespace and name,
-POST to create one), on 127.0.0.1 over plain HTTP (or TLS when given a server
-context), and follows the real server's semantics where the rollout client depends on them:
+It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments,
+autoscaling/v2 HorizontalPodAutoscalers and KEDA's keda.sh/v1alpha1 ScaledObjects (GET, PUT and
+DELETE of one object by namespace and name, POST to create one), on 127.0.0.1 over plain HTTP (or
+TLS when given a server context), and follows the real server's semantics where the rollout client depends on them:
 
 - every write bumps metadata.resourceVersion (a string, one counter across the server); a write that
   changes nothing is a no-op and bumps nothing;
@@ -40,10 +40,35 @@ MODEL_VERSION_LABEL = "tessera.dev/model-version"
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
 _DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/deployments/(?P<name>[^/]+)$")
 _DEPLOYMENTS_PATH = re.compile(r"^/apis/apps/v1/namespaces/(?P<namespace>[^/]+)/deployments$")
-_AUTOSCALER_PATH = re.compile(
-    r"^/apis/autoscaling/v2/namespaces/(?P<namespace>[^/]+)/horizontalpodautoscalers/(?P<name>[^/]+)$"
+_SCALER_PATH = re.compile(
+    r"^/apis/(?P<group_version>autoscaling/v2|keda\.sh/v1alpha1)/namespaces/(?P<namespace>[^/]+)/"
+    r"(?P<plural>horizontalpodautoscalers|scaledobjects)(/(?P<name>[^/]+))?$"
 )
-_AUTOSCALERS_PATH = re.compile(r"^/apis/autoscaling/v2/namespaces/(?P<namespace>[^/]+)/horizontalpodautoscalers$")
+
+
+class _ScalerKind:
+    """What the double checks of an autoscaler's floor: HPAs need 1 <= minReplicas <= maxReplicas (the
+    API server's validation); KEDA's admission webhook needs minReplicaCount <= maxReplicaCount, and 0 is
+    allowed (scale to zero)."""
+
+    def __init__(self, kind: str, group_version: str, noun: str, min_field: str, max_field: str, lowest: int) -> None:
+        self.kind, self.group_version, self.noun = kind, group_version, noun
+        self.min_field, self.max_field, self.lowest = min_field, max_field, lowest
+
+
+_SCALER_KINDS = {
+    "horizontalpodautoscalers": _ScalerKind(
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "horizontalpodautoscalers.autoscaling",
+        "minReplicas",
+        "maxReplicas",
+        1,
+    ),
+    "scaledobjects": _ScalerKind(
+        "ScaledObject", "keda.sh/v1alpha1", "scaledobjects.keda.sh", "minReplicaCount", "maxReplicaCount", 0
+    ),
+}
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -84,7 +109,7 @@ def status_body(code: int, message: str) -> dict:
 
 
 class KubernetesApiDouble:
-    """A test double of the Kubernetes API server serving Deployments and HPAs (see the module docstring).
+    """A test double of the Kubernetes API server: Deployments, HPAs, ScaledObjects (see the module docstring).
 
     Use as a context manager, or start() and stop(). `tls`, a server-side SSLContext, makes it serve HTTPS.
     """
@@ -93,7 +118,7 @@ class KubernetesApiDouble:
         self._tls = tls
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], dict] = {}
-        self._autoscalers: dict[tuple[str, str], dict] = {}
+        self._autoscalers: dict[tuple[str, str, str], dict] = {}
         self._ready_after_reads: dict[tuple[str, str], int] = {}
         self._pending_reads: dict[tuple[str, str], int] = {}
         self._faults: list[tuple[str, int, str | None]] = []
@@ -273,19 +298,13 @@ class KubernetesApiDouble:
                 raise _ApiError(401, "Unauthorized")
             if token in self._revoked:
                 raise _ApiError(401, "Unauthorized")
-            if (match := _AUTOSCALERS_PATH.match(path)) is not None and method == "POST":
-                desired = _json_object(content_type, body)
-                name = desired["metadata"]["name"]
-                if (match["namespace"], name) in self._autoscalers:
-                    raise _ApiError(409, f'horizontalpodautoscalers.autoscaling "{name}" already exists')
-                desired["metadata"] |= {
-                    "namespace": match["namespace"],
-                    "resourceVersion": self._next_resource_version(),
-                }
-                self._autoscalers[(match["namespace"], name)] = desired
-                return copy.deepcopy(desired)
-            if (match := _AUTOSCALER_PATH.match(path)) is not None:
-                return self._autoscaler_request(method, match["namespace"], match["name"], content_type, body)
+            match = _SCALER_PATH.match(path)
+            if match is not None and _SCALER_KINDS[match["plural"]].group_version == match["group_version"]:
+                kind = _SCALER_KINDS[match["plural"]]
+                if match["name"] is None and method == "POST":
+                    return self._create_autoscaler(kind, match["namespace"], content_type, body)
+                if match["name"] is not None:
+                    return self._autoscaler_request(kind, method, match["namespace"], match["name"], content_type, body)
             if (match := _DEPLOYMENTS_PATH.match(path)) is not None and method == "POST":
                 return self._create(match["namespace"], content_type, body)
             match = _DEPLOYMENT_PATH.match(path)
@@ -313,10 +332,22 @@ class KubernetesApiDouble:
         desired["metadata"] = {k: v for k, v in desired["metadata"].items() if k not in ("uid", "resourceVersion")}
         return self._insert(namespace, desired, ready_after_reads=0)
 
-    def _autoscaler_request(self, method: str, namespace: str, name: str, content_type: str, body: bytes) -> dict:
-        key = (namespace, name)
+    def _create_autoscaler(self, kind: _ScalerKind, namespace: str, content_type: str, body: bytes) -> dict:
+        desired = _json_object(content_type, body)
+        name = desired["metadata"]["name"]
+        if (kind.kind, namespace, name) in self._autoscalers:
+            raise _ApiError(409, f'{kind.noun} "{name}" already exists')
+        _validate_floor(kind, desired.get("spec") or {})
+        desired["metadata"] |= {"namespace": namespace, "resourceVersion": self._next_resource_version()}
+        self._autoscalers[(kind.kind, namespace, name)] = desired
+        return copy.deepcopy(desired)
+
+    def _autoscaler_request(
+        self, kind: _ScalerKind, method: str, namespace: str, name: str, content_type: str, body: bytes
+    ) -> dict:
+        key = (kind.kind, namespace, name)
         if key not in self._autoscalers:
-            raise _ApiError(404, f'horizontalpodautoscalers.autoscaling "{name}" not found')
+            raise _ApiError(404, f'{kind.noun} "{name}" not found')
         stored = self._autoscalers[key]
         if method == "GET":
             return copy.deepcopy(stored)
@@ -328,10 +359,9 @@ class KubernetesApiDouble:
         desired = _json_object(content_type, body)
         sent_version = (desired.get("metadata") or {}).get("resourceVersion")
         if sent_version is not None and sent_version != stored["metadata"]["resourceVersion"]:
-            raise _ApiError(409, f'Operation cannot be fulfilled on horizontalpodautoscalers "{name}"')
+            raise _ApiError(409, f'Operation cannot be fulfilled on {kind.noun} "{name}"')
         spec = desired.get("spec") or {}
-        if not 1 <= spec.get("minReplicas", 1) <= spec.get("maxReplicas", 0):
-            raise _ApiError(422, "spec.minReplicas: Invalid value: must be between 1 and maxReplicas")
+        _validate_floor(kind, spec)
         if spec != stored["spec"]:
             stored = {**stored, "spec": copy.deepcopy(spec)}
             stored["metadata"] = {**stored["metadata"], "resourceVersion": self._next_resource_version()}
@@ -340,26 +370,45 @@ class KubernetesApiDouble:
 
     def add_autoscaler(self, namespace: str, name: str, *, min_replicas: int, max_replicas: int) -> None:
         """Store an autoscaling/v2 HPA of the Deployment of the same name."""
+        self._add_scaler(_SCALER_KINDS["horizontalpodautoscalers"], namespace, name, min_replicas, max_replicas)
+
+    def add_scaled_object(self, namespace: str, name: str, *, min_replicas: int, max_replicas: int) -> None:
+        """Store a KEDA ScaledObject of the Deployment of the same name."""
+        self._add_scaler(_SCALER_KINDS["scaledobjects"], namespace, name, min_replicas, max_replicas)
+
+    def _add_scaler(self, kind: _ScalerKind, namespace: str, name: str, min_replicas: int, max_replicas: int) -> None:
         with self._lock:
-            self._autoscalers[(namespace, name)] = {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
+            self._autoscalers[(kind.kind, namespace, name)] = {
+                "apiVersion": kind.group_version,
+                "kind": kind.kind,
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": self._next_resource_version()},
                 "spec": {
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    "minReplicas": min_replicas,
-                    "maxReplicas": max_replicas,
+                    kind.min_field: min_replicas,
+                    kind.max_field: max_replicas,
                 },
             }
 
     def autoscaler(self, namespace: str, name: str) -> dict:
+        """The stable autoscaler of that name: the ScaledObject if there is one (KEDA's), else the HPA."""
         with self._lock:
-            return copy.deepcopy(self._autoscalers[(namespace, name)])
+            for kind in ("ScaledObject", "HorizontalPodAutoscaler"):
+                if (kind, namespace, name) in self._autoscalers:
+                    return copy.deepcopy(self._autoscalers[(kind, namespace, name)])
+            raise KeyError(f"no autoscaler {namespace}/{name}")
+
+    def autoscaler_floor(self, namespace: str, name: str) -> int:
+        scaler = self.autoscaler(namespace, name)
+        kind = next(k for k in _SCALER_KINDS.values() if k.kind == scaler["kind"])
+        return scaler["spec"].get(kind.min_field, kind.lowest)
 
     def scale_as_autoscaler(self, namespace: str, name: str, wanted: int) -> int:
-        """What the HPA controller does: set the Deployment's replicas to `wanted` within [min, max]."""
-        hpa = self.autoscaler(namespace, name)["spec"]
-        replicas = max(hpa["minReplicas"], min(wanted, hpa["maxReplicas"]))
+        """What the HPA controller (KEDA's HPA included) does: set the Deployment's replicas to `wanted`
+        within the autoscaler's [min, max]."""
+        scaler = self.autoscaler(namespace, name)
+        kind = next(k for k in _SCALER_KINDS.values() if k.kind == scaler["kind"])
+        spec = scaler["spec"]
+        replicas = max(spec.get(kind.min_field, kind.lowest), min(wanted, spec[kind.max_field]))
         self.update(namespace, name, lambda deployment: deployment["spec"].__setitem__("replicas", replicas))
         return replicas
 
@@ -439,6 +488,14 @@ class KubernetesApiDouble:
             self._pending_reads[key] = reads
         self._objects[key] = new
         return new
+
+
+def _validate_floor(kind: _ScalerKind, spec: dict) -> None:
+    low, high = spec.get(kind.min_field, kind.lowest), spec.get(kind.max_field)
+    if high is None or not kind.lowest <= low <= high:
+        raise _ApiError(
+            422, f"spec.{kind.min_field}: Invalid value: must be between {kind.lowest} and {kind.max_field}"
+        )
 
 
 def _json_object(content_type: str, body: bytes) -> dict:

@@ -12,6 +12,10 @@ from typing import Any
 from stacks.registration.catalog import build_catalog
 from tests.rollout.harness import NEW_VERSION, REGION, TABLE, RolloutWorld, run_execution
 
+DASHBOARD_URL = (
+    "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/tessera-dev-assistant"
+)
+
 # Waits are instant (ClockDouble), so the policy can keep realistic durations.
 FAST = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120, "ready_timeout_seconds": 120}
 # How each outcome in the ledger shows on the execution (status, error).
@@ -124,6 +128,7 @@ class Rollouts:
             ("artifacts/registry-table-name", TABLE),
             ("rollout/state-machine-arn", self.machine),
             ("registry/catalog", build_catalog(self.world.config).to_json()),
+            ("observability/services/assistant/dashboard", DASHBOARD_URL),
         ):
             ssm.put_parameter(Name=f"/tessera/dev/{name}", Value=value, Type="String", Overwrite=True)
 

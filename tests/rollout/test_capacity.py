@@ -13,7 +13,9 @@ ROUTING = RoutingArns(rule="rule", stable_target_group="stable", canary_target_g
 def _pool(environment: str, service: str) -> PoolCapacity:
     config = load_config(config_path_for(environment))
     placed = next(p for p in config.placed_services if p.name == service)
-    pool = rollout_settings(placed, routing=ROUTING, image_registry="registry", model_bucket="bucket").pool
+    pool = rollout_settings(
+        placed, environment="dev", routing=ROUTING, image_registry="registry", model_bucket="bucket"
+    ).pool
     assert pool is not None
     return pool
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from rollout.handler import dispatch
 from tessera_cli.main import main as tessera
 from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
-from tests.rollout.scenarios import Rollouts
+from tests.rollout.scenarios import DASHBOARD_URL, Rollouts
 
 
 def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
@@ -94,6 +94,19 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
     assert execution["status"] == "FAILED"
     assert "assistant-ttft" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
+
+
+def test_the_services_own_alarm_rolls_back_even_when_overrides_name_other_alarms(rollouts: Rollouts) -> None:
+    """The composite alarm of the service (5xx rate, p99, no healthy targets, pods pending) is watched by default,
+    and an override of `analysis.alarms` adds to it rather than dropping it."""
+    world = rollouts.world
+    world.clients.cloudwatch.set_alarm_state(AlarmName=world.service_alarm, StateValue="ALARM", StateReason="test")
+    execution = rollouts.start({"analysis": {"alarms": []}})
+    assert execution["status"] == "FAILED"
+    assert world.service_alarm in execution["cause"]
+    rollouts.assert_at_rest(stable=STABLE_VERSION)
+    # The floor the rollout set on stable (KEDA's ScaledObject for the assistant) is back to its own minimum.
+    assert world.kube.autoscaler_floor("inference", "assistant-stable") == 1
 
 
 def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> None:
@@ -218,6 +231,11 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 1000 req")
+    assert line.rstrip().endswith(f"dashboard: {DASHBOARD_URL}")
+    # Before the Observability stack is deployed there is no link, and status still works.
+    rollouts.world.clients.ssm.delete_parameter(Name="/tessera/dev/observability/services/assistant/dashboard")
+    assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant"]) == 0
+    assert json.loads(capsys.readouterr().out)["dashboard"] is None
     assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"

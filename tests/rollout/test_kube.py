@@ -26,6 +26,7 @@ from rollout.kube import (
     eks_token,
     ready_summary,
 )
+from tessera_shared.constants import HPA_KIND, SCALED_OBJECT_KIND
 from tests.fake_aws import use_fake_credentials
 from tests.rollout.kube_double import KubernetesApiDouble
 
@@ -565,3 +566,30 @@ def test_each_eks_token_signs_its_own_cluster_name():
     # The handlers only act when presigning with a cluster name: ordinary calls are untouched.
     sts.get_caller_identity()
     assert signed_for[-1] is None
+
+
+def test_the_floor_of_a_keda_service_goes_to_its_scaled_object_not_to_keda_s_hpa(
+    client: KubeClient, api: KubernetesApiDouble
+):
+    api.add_scaled_object("inference", "assistant-stable", min_replicas=1, max_replicas=4)
+    assert client.autoscaler_floor("inference", SCALED_OBJECT_KIND, "assistant-stable") == 1
+    client.set_autoscaler_floor("inference", SCALED_OBJECT_KIND, "assistant-stable", 9)
+    spec = api.autoscaler("inference", "assistant-stable")["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (4, 4)  # never above the maximum
+    assert "minReplicas" not in spec
+    assert ("PUT", "/apis/keda.sh/v1alpha1/namespaces/inference/scaledobjects/assistant-stable") in api.requests
+
+
+def test_a_scaled_object_floor_of_zero_is_restored_as_zero(client: KubeClient, api: KubernetesApiDouble):
+    """Scale to zero (when config asks for it) survives a rollout: the restore writes the original 0 back."""
+    api.add_scaled_object("inference", "gateway-stable", min_replicas=0, max_replicas=4)
+    before = client.autoscaler_floor("inference", SCALED_OBJECT_KIND, "gateway-stable")
+    client.set_autoscaler_floor("inference", SCALED_OBJECT_KIND, "gateway-stable", 2)
+    client.set_autoscaler_floor("inference", SCALED_OBJECT_KIND, "gateway-stable", before)
+    assert api.autoscaler_floor("inference", "gateway-stable") == 0
+
+
+def test_an_hpa_floor_is_at_least_one(client: KubeClient, api: KubernetesApiDouble):
+    api.add_autoscaler("inference", "embeddings-stable", min_replicas=1, max_replicas=3)
+    client.set_autoscaler_floor("inference", HPA_KIND, "embeddings-stable", 0)
+    assert api.autoscaler("inference", "embeddings-stable")["spec"]["minReplicas"] == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from rollout import track_owner
-from rollout.kube import AUTOSCALERS, DEPLOYMENTS
+from rollout.kube import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS
@@ -45,8 +45,10 @@ def rendered(config: EnvironmentConfig, *, env: dict[str, str] | None = None) ->
     return owned
 
 
-def _renders_autoscaler(rollouts: Rollouts) -> bool:
-    return any(obj["kind"] == "HorizontalPodAutoscaler" for obj in rendered(rollouts.world.config))
+def _stable_autoscaler(rollouts: Rollouts) -> dict:
+    """The stable autoscaler the config renders: a KEDA ScaledObject for the assistant in dev, else an HPA."""
+    [scaler] = [obj for obj in rendered(rollouts.world.config) if obj["kind"] in track_owner.FLOOR_FIELDS]
+    return scaler
 
 
 def deploy(rollouts: Rollouts, objects: list[dict], request: str) -> dict:
@@ -64,9 +66,7 @@ def deployed(rollouts: Rollouts) -> Rollouts:
     kube = rollouts.world.clients.kube
     for name in ("assistant-stable", "assistant-canary"):
         kube.delete(DEPLOYMENTS, NAMESPACE, name)
-    # A service scaled by KEDA renders no HPA (KEDA's ScaledObject makes one): keep the harness's then.
-    if _renders_autoscaler(rollouts):
-        kube.delete(AUTOSCALERS, NAMESPACE, "assistant-stable")
+    kube.delete(track_owner.KINDS[_stable_autoscaler(rollouts)["kind"]], NAMESPACE, "assistant-stable")
     deploy(rollouts, rendered(rollouts.world.config), "Create")
     rollouts.world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 2)
     return rollouts
@@ -95,13 +95,13 @@ def test_a_deploy_during_a_rollout_leaves_the_canary_and_the_floor_alone(deploye
     running = deployed.begin()
     world.wait_until_paused()
     canary_before = world.kube.deployment(NAMESPACE, "assistant-canary")
-    floor_before = world.kube.autoscaler(NAMESPACE, "assistant-stable")["spec"]["minReplicas"]
+    floor_before = world.kube.autoscaler_floor(NAMESPACE, "assistant-stable")
 
     result = deploy(deployed, rendered(world.config, env={"LOG_LEVEL": "debug"}), "Update")
 
     canary = world.kube.deployment(NAMESPACE, "assistant-canary")
     assert canary["spec"] == canary_before["spec"]
-    assert world.kube.autoscaler(NAMESPACE, "assistant-stable")["spec"]["minReplicas"] == floor_before == 2
+    assert world.kube.autoscaler_floor(NAMESPACE, "assistant-stable") == floor_before == 2
     assert "assistant-canary" not in result["Data"]["Applied"]
     world.resume()
     ended = deployed.wait(running["executionArn"])
@@ -114,8 +114,8 @@ def test_delete_removes_the_track_objects(deployed: Rollouts) -> None:
     kube = deployed.world.clients.kube
     assert kube.find(DEPLOYMENTS, NAMESPACE, "assistant-stable") is None
     assert kube.find(DEPLOYMENTS, NAMESPACE, "assistant-canary") is None
-    if _renders_autoscaler(deployed):
-        assert kube.find(AUTOSCALERS, NAMESPACE, "assistant-stable") is None
+    scaler = track_owner.KINDS[_stable_autoscaler(deployed)["kind"]]
+    assert kube.find(scaler, NAMESPACE, "assistant-stable") is None
 
 
 def test_merge_rules() -> None:

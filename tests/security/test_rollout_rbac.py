@@ -7,6 +7,7 @@ import ast
 import json
 from pathlib import Path
 
+from tessera_shared import constants
 from tessera_shared.constants import NAMESPACE, ROLLOUT_KUBERNETES_GROUP
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
 
@@ -23,7 +24,10 @@ def _resources(tree: ast.Module) -> dict[str, tuple[str, str]]:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             call = node.value
             if isinstance(call.func, ast.Name) and call.func.id == "_Resource":
-                group_version, plural = (arg.value for arg in call.args[:2])
+                # Literals, or names from the shared constants module.
+                group_version, plural = (
+                    arg.value if isinstance(arg, ast.Constant) else getattr(constants, arg.id) for arg in call.args[:2]
+                )
                 group = group_version.rsplit("/", 1)[0] if "/" in group_version else ""
                 found[node.targets[0].id] = (group, plural)
     return found
@@ -101,6 +105,7 @@ def test_the_derivation_sees_what_the_client_does() -> None:
     # The steps read and update both kinds of object; nothing creates or deletes them.
     assert ("get", "apps", "deployments") in calls
     assert ("update", "autoscaling", "horizontalpodautoscalers") in calls
+    assert ("update", "keda.sh", "scaledobjects") in calls  # stable's floor for a service scaled by KEDA
     assert not {verb for verb, _, _ in calls} & {"create", "delete", "patch"}
 
 

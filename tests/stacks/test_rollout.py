@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 
 import pytest
 
+from stacks.rollout.settings import RoutingArns, rollout_settings
 from tessera_shared.constants import EXECUTION_TIMEOUT_SECONDS, LOCK_LEASE_SECONDS, MAX_ROLLOUT_SECONDS
 from tests.rollout.definition import state_machine_definition
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
@@ -211,3 +213,51 @@ def test_the_safety_net_sends_every_uncaught_ending_to_the_function(dev: Synthes
     assert "Steps" in json.dumps(target["Arn"])
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
     assert "DeadLetterConfig" in target
+
+
+def _settings(env: SynthesizedEnvironment, service: str) -> dict:
+    """A service's rollout settings as the SSM parameter holds them (deploy-time ARNs left as tokens)."""
+    [parameter] = [
+        p["Properties"]
+        for p in env.resources("Rollout", "AWS::SSM::Parameter").values()
+        if p["Properties"].get("Name") == f"/tessera/{env.config.name}/rollout/services/{service}"
+    ]
+    return parameter["Value"]
+
+
+def test_each_service_watches_its_own_composite_alarm_by_default(dev: SynthesizedEnvironment) -> None:
+    composites = {
+        alarm["Properties"]["AlarmName"]
+        for alarm in dev.resources("Observability", "AWS::CloudWatch::CompositeAlarm").values()
+    }
+    for placed in dev.config.placed_services:
+        name = f"tessera-dev-{placed.name}"
+        assert name in composites
+        assert f'\\"service_alarm\\":\\"{name}\\"' in json.dumps(_settings(dev, placed.name))
+    # The alarms exist before the settings that name them: Prepare refuses a rollout whose alarm is missing.
+    assert dev.stacks.observability in dev.stacks.rollout.dependencies
+
+
+def test_a_policy_may_stop_watching_the_service_alarm(dev: SynthesizedEnvironment) -> None:
+    placed = next(p for p in dev.config.placed_services if p.name == "gateway")
+    quiet = placed.spec.model_copy(
+        update={"rollout": placed.spec.rollout.model_copy(update={"watch_service_alarms": False})}
+    )
+    routing = RoutingArns(rule="r", stable_target_group="s", canary_target_group="c", load_balancer="lb")
+    watched = rollout_settings(placed, environment="dev", routing=routing, image_registry="i", model_bucket="b")
+    unwatched = rollout_settings(
+        dataclasses.replace(placed, spec=quiet),
+        environment="dev",
+        routing=routing,
+        image_registry="i",
+        model_bucket="b",
+    )
+    assert watched.service_alarm == "tessera-dev-gateway"
+    assert unwatched.service_alarm is None
+
+
+def test_the_stable_autoscaler_kind_follows_the_scaling_config(dev: SynthesizedEnvironment) -> None:
+    for placed in dev.config.placed_services:
+        text = json.dumps(_settings(dev, placed.name))
+        kind = "ScaledObject" if placed.spec.scaling else "HorizontalPodAutoscaler"
+        assert f'\\"stable_autoscaler_kind\\":\\"{kind}\\"' in text

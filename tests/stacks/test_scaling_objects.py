@@ -9,16 +9,11 @@ import hashlib
 from pathlib import Path
 
 import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
 
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
-from stacks.services.kubernetes_objects import (
-    CLOUDWATCH_AUTHENTICATION,
-    ROLLOUT_KUBERNETES_GROUP,
-    scaling_objects,
-)
+from stacks.services.kubernetes_objects import CLOUDWATCH_AUTHENTICATION, scaling_objects
 from tessera_shared import metrics
 from tests.conftest import variant_config
 from tests.stacks.test_karpenter_objects import _strict
@@ -144,18 +139,6 @@ def test_cpu_signal_uses_keda_cpu_trigger_on_the_serving_container() -> None:
         "metricType": "Utilization",
         "metadata": {"value": "60", "containerName": "server"},
     }
-
-
-def test_rollout_may_get_and_update_scaled_objects_and_nothing_else() -> None:
-    role, binding = (obj for obj in scaling_objects() if obj["kind"] in ("Role", "RoleBinding"))
-    assert role["metadata"]["namespace"] == "inference"
-    assert role["rules"] == [{"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "update"]}]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ROLLOUT_KUBERNETES_GROUP}
-    ]
-    for obj in (role, binding):
-        kubernetes_validate.validate(obj, "1.34", strict=True)
 
 
 def test_trigger_authentication_uses_the_operators_own_identity() -> None:

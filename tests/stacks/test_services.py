@@ -197,15 +197,28 @@ def test_services_objects_pass_validation_after_synthesis(dev: SynthesizedEnviro
 
 def test_scaled_objects_read_the_stable_target_group_in_the_deployed_region(dev: SynthesizedEnvironment) -> None:
     resources = dev.template_json("Services")["Resources"]
-    [gateway] = [res["Properties"]["Manifest"] for lid, res in resources.items() if lid.startswith("GatewayObjects")]
-    parts = gateway["Fn::Join"][1]
-    assert {"Ref": "AWS::Region"} in parts
+    [tracks] = [
+        res["Properties"]
+        for res in resources.values()
+        if res["Type"] == "Custom::TesseraServiceTracks" and res["Properties"]["Service"] == "gateway"
+    ]
+    [scaled] = [obj for obj in tracks["Objects"] if obj["kind"] == "ScaledObject"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["metadata"]["awsRegion"] == {"Ref": "AWS::Region"}
     stable = next(lid for lid in resources if lid.startswith("GatewayStableTargetGroup"))
     [load_balancer] = [
         lid for lid, res in resources.items() if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
     ]
-    index = parts.index({"Fn::GetAtt": [stable, "TargetGroupFullName"]})
-    assert parts[index + 1 : index + 3] == [";", {"Fn::GetAtt": [load_balancer, "LoadBalancerFullName"]}]
+    assert trigger["metadata"]["dimensionValue"] == {
+        "Fn::Join": [
+            "",
+            [
+                {"Fn::GetAtt": [stable, "TargetGroupFullName"]},
+                ";",
+                {"Fn::GetAtt": [load_balancer, "LoadBalancerFullName"]},
+            ],
+        ]
+    }
 
 
 def test_rollout_engine_finds_what_it_needs(dev: SynthesizedEnvironment) -> None:
@@ -313,15 +326,16 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
     manifests = [r for r in resources.values() if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource"]
     manifest_kinds = {obj["kind"] for m in manifests for obj in json.loads(manifest_text(m["Properties"]["Manifest"]))}
     assert {"ServiceAccount", "Service", "TargetGroupBinding"} <= manifest_kinds
-    assert not manifest_kinds & {"Deployment", "HorizontalPodAutoscaler"}
+    assert not manifest_kinds & {"Deployment", "HorizontalPodAutoscaler", "ScaledObject"}
     tracks = [r for r in resources.values() if r["Type"] == "Custom::TesseraServiceTracks"]
     assert sorted(t["Properties"]["Service"] for t in tracks) == sorted(SERVICES)
     scaled_by_keda = {service.name for service in dev.config.services if service.scaling is not None}
     for track in tracks:
         kinds = sorted(obj["kind"] for obj in track["Properties"]["Objects"])
-        # A service scaled by KEDA has a ScaledObject (a manifest) instead of its own HPA.
-        autoscaler = [] if track["Properties"]["Service"] in scaled_by_keda else ["HorizontalPodAutoscaler"]
-        assert kinds == ["Deployment", "Deployment", *autoscaler]
+        # A service scaled by KEDA has a ScaledObject instead of its own HPA; the rollout holds stable's floor in
+        # either, so the track owner keeps that floor through a deploy during a rollout.
+        autoscaler = "ScaledObject" if track["Properties"]["Service"] in scaled_by_keda else "HorizontalPodAutoscaler"
+        assert kinds == sorted(["Deployment", "Deployment", autoscaler])
     [function] = [
         f["Properties"]
         for f in resources.values()
@@ -343,4 +357,5 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
             "resources": ["horizontalpodautoscalers"],
             "verbs": ["get", "create", "update", "delete"],
         },
+        {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "create", "update", "delete"]},
     ]
