@@ -223,7 +223,7 @@ def test_private_subnets_carry_the_karpenter_discovery_tag(dev: SynthesizedEnvir
         if {"Key": "karpenter.sh/discovery", "Value": "tessera-dev"} in subnet["Properties"]["Tags"]
     ]
     assert len(tagged) == 3
-    assert all({"Key": "kubernetes.io/role/internal-elb", "Value": "1"} in s["Properties"]["Tags"] for s in tagged)
+    assert all({"Key": "aws-cdk:subnet-name", "Value": "private"} in s["Properties"]["Tags"] for s in tagged)
 
 
 def test_karpenter_chart_and_crds_are_pinned_from_config(dev: SynthesizedEnvironment) -> None:
