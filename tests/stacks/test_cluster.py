@@ -189,7 +189,7 @@ def test_no_cluster_autoscaler_and_no_asg_tag_writer(dev: SynthesizedEnvironment
 def test_system_nodes_require_imdsv2_repair_themselves_and_update_gradually(dev: SynthesizedEnvironment) -> None:
     for group in _nodegroups(dev).values():
         data = _launch_template(dev, group)
-        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
         assert "UserData" not in data
         assert group["NodeRepairConfig"] == {"Enabled": True}
         assert group["UpdateConfig"] == {"MaxUnavailable": 1}
