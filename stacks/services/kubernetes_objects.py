@@ -553,10 +553,11 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     The kubelet's probes need no rule: the VPC CNI's network policy agent always admits traffic from the pod's own
     node (aws/aws-network-policy-agent#56, PR #65). The node subnets are not admitted: they hold every pod.
     Egress: DNS (kube-dns by namespace and pod selector, as the VPC CNI's agent expects:
-    aws/aws-network-policy-agent#230), the EKS Pod Identity agent (its IPv4 link-local address; the IPv6 one, fd00:ec2::23,
-    would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway endpoint answers on S3's
-    public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the VPC) and to the interface
-    endpoints' subnets, and, for a service that config says calls others, the load balancer on its listener port:
+    aws/aws-network-policy-agent#230), the EKS Pod Identity agent (its IPv4 link-local address; the IPv6
+    one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway
+    endpoint answers on S3's public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the
+    VPC) and to the interface endpoints' subnets, and, for a service that config says calls others, the load
+    balancer on its listener port:
     calls go through it, so canary weights and judgement cover internal callers too.
     """
     https = {"protocol": "TCP", "port": 443}
