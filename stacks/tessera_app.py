@@ -61,6 +61,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         config.stack_name("Network"),
         environment=environment,
         settings=config.network,
+        internet_facing_load_balancer=config.load_balancer.internet_facing,
         env=stack_env,
         description=f"Tessera {config.name}: VPC, subnets, NAT, VPC endpoints and flow logs",
     )
@@ -91,6 +92,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         functions=config.functions,
         services=config.placed_services,
         vpc=network.vpc,
+        subnets=network.service_subnets,
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
         artifacts_key=artifacts.key,

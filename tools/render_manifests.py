@@ -17,6 +17,8 @@ from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.services.kubernetes_objects import (
     TRACKS,
     DeployTimeValues,
+    ServiceNetwork,
+    default_deny_policy,
     namespace_object,
     placement_for,
     scaling_objects,
@@ -31,7 +33,12 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
         image_uri=f"<account>.dkr.ecr.<region>.amazonaws.com/{image}",
         model_bucket=model_bucket_name(config.name, account="<account>", region="<region>"),
         target_group_arns={track: f"<target-group-arn:{service_name}-{track}>" for track in TRACKS},
-        load_balancer_cidrs=["<load-balancer-subnet-cidr>"],
+        network=ServiceNetwork(
+            vpc_cidr=config.network.vpc_cidr,
+            load_balancer_cidrs=["<load-balancer-subnet-cidr>"],
+            endpoint_cidrs=["<endpoint-subnet-cidr>"],
+            listener_port=443 if config.load_balancer.is_https else 80,
+        ),
         region=config.region or "<region>",
         cluster_name=cluster_name(config.name),
         stable_target_group_dimension=f"<targetgroup/{service_name}-stable>",
@@ -40,10 +47,10 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
 
 
 def rendered_objects(config: EnvironmentConfig) -> dict[str, list[dict]]:
-    """File name -> objects, for the namespace (with KEDA's shared objects), the rollout function's Role and
-    each service."""
+    """File name -> objects, for the namespace (with its default-deny policy and KEDA's shared objects), the
+    rollout function's Role and each service."""
     files = {
-        "namespace.yaml": [namespace_object(), *scaling_objects()],
+        "namespace.yaml": [namespace_object(), default_deny_policy(), *scaling_objects()],
         "rollout-access.yaml": rollout_access_objects(),
     }
     for placed in config.placed_services:

@@ -37,7 +37,7 @@ NODE_MANAGED_POLICIES = {
 }
 
 
-def karpenter_values(*, cluster_name: str, queue_name: str) -> dict:
+def karpenter_values(*, cluster_name: str, queue_name: str, region: str) -> dict:
     return {
         "settings": {
             "clusterName": cluster_name,
@@ -50,7 +50,12 @@ def karpenter_values(*, cluster_name: str, queue_name: str) -> dict:
         "nodeSelector": {POOL_LABEL: SYSTEM_POOL, "kubernetes.io/arch": "arm64"},
         # The VPC resolver, not CoreDNS: Karpenter must work before any node it launches exists.
         "dnsPolicy": "Default",
-        "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
+        "controller": {
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+            # Without it Karpenter asks instance metadata for the region at start-up, which pods cannot reach
+            # (hop limit 1 on every node); Pod Identity provides credentials but no region.
+            "env": [{"name": "AWS_REGION", "value": region}],
+        },
     }
 
 
@@ -134,7 +139,7 @@ class Karpenter(Construct):
             release="karpenter",
             namespace=KARPENTER_NAMESPACE,
             skip_crds=True,
-            values=karpenter_values(cluster_name=cluster_name, queue_name=self.queue.queue_name),
+            values=karpenter_values(cluster_name=cluster_name, queue_name=self.queue.queue_name, region=stack.region),
         )
         # Credentials exist before the controller's pods do (Pod Identity mutates pods only at creation).
         for prerequisite in (self.crds, self.pod_identity, *self.policies):

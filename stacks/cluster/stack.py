@@ -5,9 +5,12 @@ Access is by EKS access entries only (authentication mode API). Nobody is made c
 having deployed the stack (`bootstrap_cluster_creator_admin_permissions=False`): admins and
 read-only users are the IAM roles named in config, and CDK's kubectl provider has its own entry.
 
-IMDS hop limit: 1 on every node (pods cannot reach instance metadata; they get AWS credentials from
-Pod Identity) except where config sets 2 on the system node group, where the CloudWatch agent and the
-EBS CSI controller read instance metadata from inside pods.
+IMDS hop limit: 1 on every node, the system node group included: pods cannot reach instance metadata
+(they get AWS credentials from Pod Identity). What runs there and could ask it: the VPC CNI, kube-proxy,
+the Pod Identity agent, the CloudWatch agent and Fluent Bit run on the host network; Karpenter and the
+load balancer controller have their region (and VPC) in their values; the EBS CSI driver falls back to
+the Kubernetes API (node providerID) for its metadata; KEDA's triggers carry their region; CoreDNS,
+metrics-server and the Neuron scheduler call no AWS API. A node group may still set 2 in config.
 """
 
 from __future__ import annotations

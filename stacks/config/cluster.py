@@ -131,7 +131,9 @@ class SystemPoolConfig(StrictModel):
     disk_size_gib: int = Field(50, ge=20, le=16384)
     max_unavailable: int = Field(1, ge=1, le=100, description="Nodes replaced at once during an update.")
     imds_hop_limit: Literal[1, 2] = Field(
-        1, description="2 only where pods must reach instance metadata themselves; 1 keeps pods away from it."
+        1,
+        description="1 keeps pods away from instance metadata (no controller Tessera installs needs it from a pod; "
+        "see stacks/cluster/stack.py); 2 only for something of your own that must read it from a pod.",
     )
 
     @field_validator("instance_types")
@@ -327,7 +329,7 @@ class ClusterConfig(StrictModel):
         description="Karpenter AMI alias pinned to an AL2023 release (never @latest: a new AMI would replace every "
         "node); Karpenter picks the arm64 or Neuron variant of that release. An AMI upgrade is a change of this line.",
     )
-    system_pool: SystemPoolConfig = SystemPoolConfig(instance_types=["m7g.large"], nodes=2, imds_hop_limit=2)
+    system_pool: SystemPoolConfig = SystemPoolConfig(instance_types=["m7g.large"], nodes=2)
     scheduler_pool: SchedulerPoolConfig = SchedulerPoolConfig()
     general_pool: GeneralPoolConfig = GeneralPoolConfig(instance_types=["c7g.xlarge"], max_nodes=10)
     accelerator_pools: list[AcceleratorPoolConfig] = Field(default_factory=list)

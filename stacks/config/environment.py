@@ -152,6 +152,7 @@ class EnvironmentConfig(StrictModel):
         problems += duplicates("services", [service.route.key for service in self.services], field="route")
         problems += duplicates("services", [str(service.port) for service in self.services], field="port")
         problems += self._placement_problems()
+        problems += self._call_problems()
         if self.network.availability_zones is not None:
             if self.region is None:
                 problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
@@ -185,6 +186,22 @@ class EnvironmentConfig(StrictModel):
                 problems.append(f"{path}.pool: several {service.accelerator.type} pools ({names}); name one")
             else:
                 problems.extend(_fit_problems(index, service, candidates[0]))
+        return problems
+
+    def _call_problems(self) -> list[str]:
+        """A service may call only other services of this environment, each named once."""
+        names = {service.name for service in self.services}
+        problems = []
+        for index, service in enumerate(self.services):
+            path = f"services[{index}].calls"
+            problems += duplicates(path, service.calls)
+            for position, callee in enumerate(service.calls):
+                if callee == service.name:
+                    problems.append(f"{path}[{position}]: a service does not call itself through the load balancer")
+                elif callee not in names:
+                    problems.append(
+                        f"{path}[{position}]: no service named {callee!r} (services: {', '.join(sorted(names))})"
+                    )
         return problems
 
     def _plain_http_problems(self) -> list[str]:

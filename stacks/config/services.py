@@ -164,6 +164,11 @@ class ServiceSpec(StrictModel):
     route: RouteSpec
     rollout: RolloutPolicy = RolloutPolicy()
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
+    calls: list[str] = Field(
+        default_factory=list,
+        description="Services this one calls. Calls go through the load balancer (so canary weights and judgement "
+        "cover them); only a service listed here may reach it, on the listener's port.",
+    )
 
     @field_validator("env")
     @classmethod

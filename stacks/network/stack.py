@@ -1,12 +1,16 @@
 """Network stack: the VPC every other Tessera component runs in.
 
-Public subnets hold the NAT gateways and internet-facing load balancers; private subnets (large,
-because the VPC CNI gives every pod a VPC address) hold nodes, pods, internal load balancers and
-Lambdas. Image and model pulls use VPC endpoints (S3 gateway; ECR, STS, Logs, EC2 interface), so
-multi-GB transfers do not pay NAT data processing.
+Public subnets hold the NAT gateways; private subnets (large, because the VPC CNI gives every pod a
+VPC address) hold nodes, pods and Lambdas. Two small groups of subnets of their own give the services'
+NetworkPolicies addresses to name that no pod or node has: the load balancer's (public when it is
+internet-facing, else without any route out) and the interface endpoints'. Image and model pulls use
+VPC endpoints (S3 gateway; ECR, STS, Logs, EC2 interface), so multi-GB transfers do not pay NAT data
+processing.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aws_cdk import Aws, Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
@@ -24,6 +28,14 @@ from tessera_shared.constants import KARPENTER_DISCOVERY_TAG
 
 PUBLIC_SUBNET_MASK = 24
 PRIVATE_SUBNET_MASK = 19
+# An ALB needs subnets of at least a /27 with 8 free addresses to scale (ELB user guide, "Subnets for your load
+# balancer"); a /26 leaves it room. Interface endpoints take one address per endpoint and subnet.
+LOAD_BALANCER_SUBNET_MASK = 26
+ENDPOINT_SUBNET_MASK = 26
+PUBLIC_GROUP = "public"
+PRIVATE_GROUP = "private"
+LOAD_BALANCER_GROUP = "load-balancer"
+ENDPOINT_GROUP = "endpoints"
 
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -34,6 +46,15 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 
+@dataclass(frozen=True)
+class ServiceSubnets:
+    """The subnets the Services stack places its load balancer in and names in its NetworkPolicies."""
+
+    vpc_cidr: str  # the literal from config
+    load_balancer: list[ec2.ISubnet]
+    endpoints: list[ec2.ISubnet]
+
+
 class NetworkStack(Stack):
     def __init__(
         self,
@@ -42,6 +63,7 @@ class NetworkStack(Stack):
         *,
         settings: NetworkConfig,
         environment: EnvironmentScope,
+        internet_facing_load_balancer: bool,
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
@@ -59,10 +81,24 @@ class NetworkStack(Stack):
             ip_addresses=ec2.IpAddresses.cidr(settings.vpc_cidr),
             availability_zones=_availability_zones(settings),
             nat_gateways=settings.nat_gateways,
+            nat_gateway_subnets=ec2.SubnetSelection(subnet_group_name=PUBLIC_GROUP),
+            # New groups go last: CDK allocates CIDRs in this order, so existing subnets keep theirs.
             subnet_configuration=[
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_SUBNET_MASK),
                 ec2.SubnetConfiguration(
-                    name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=PRIVATE_SUBNET_MASK
+                    name=PUBLIC_GROUP, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_SUBNET_MASK
+                ),
+                ec2.SubnetConfiguration(
+                    name=PRIVATE_GROUP, subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=PRIVATE_SUBNET_MASK
+                ),
+                ec2.SubnetConfiguration(
+                    name=LOAD_BALANCER_GROUP,
+                    subnet_type=(
+                        ec2.SubnetType.PUBLIC if internet_facing_load_balancer else ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                    cidr_mask=LOAD_BALANCER_SUBNET_MASK,
+                ),
+                ec2.SubnetConfiguration(
+                    name=ENDPOINT_GROUP, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=ENDPOINT_SUBNET_MASK
                 ),
             ],
             restrict_default_security_group=True,
@@ -93,7 +129,7 @@ class NetworkStack(Stack):
                 private_dns_enabled=True,
                 open=False,
                 security_groups=[endpoint_security_group],
-                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                subnets=ec2.SubnetSelection(subnet_group_name=ENDPOINT_GROUP),
             )
             endpoint.add_to_policy(_this_account_only())
         s3_endpoint = self.vpc.node.find_child("S3")
@@ -109,11 +145,18 @@ class NetworkStack(Stack):
                 resources=[f"arn:{self.partition}:s3:::prod-{self.region}-starport-layer-bucket/*"],
             )
         )
-        # The AWS Load Balancer Controller picks subnets for load balancers by these role tags.
-        for subnet in self.vpc.public_subnets:
-            Tags.of(subnet).add("kubernetes.io/role/elb", "1")
+        public_subnets = self._group(PUBLIC_GROUP)
+        self.service_subnets = ServiceSubnets(
+            vpc_cidr=settings.vpc_cidr,
+            load_balancer=self._group(LOAD_BALANCER_GROUP),
+            endpoints=self._group(ENDPOINT_GROUP),
+        )
+        # The AWS Load Balancer Controller's subnet discovery tag, should anything ever ask it for a load balancer
+        # (CDK's EKS cluster puts these on every public and private subnet too).
+        role_tag = "kubernetes.io/role/elb" if internet_facing_load_balancer else "kubernetes.io/role/internal-elb"
+        for subnet in self.service_subnets.load_balancer:
+            Tags.of(subnet).add(role_tag, "1")
         for subnet in self.vpc.private_subnets:
-            Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
             # Karpenter's node classes launch nodes into the subnets carrying this tag.
             Tags.of(subnet).add(KARPENTER_DISCOVERY_TAG, cluster_name(environment.name))
 
@@ -125,14 +168,21 @@ class NetworkStack(Stack):
                 "network/vpc-cidr": PublishedValue(self.vpc.vpc_cidr_block, "IPv4 CIDR of the Tessera VPC"),
                 "network/private-subnet-ids": PublishedValue(
                     Fn.join(",", [subnet.subnet_id for subnet in self.vpc.private_subnets]),
-                    "Comma-separated private subnet IDs (nodes, pods, internal load balancers)",
+                    "Comma-separated private subnet IDs (nodes, pods, Lambdas)",
                 ),
                 "network/public-subnet-ids": PublishedValue(
-                    Fn.join(",", [subnet.subnet_id for subnet in self.vpc.public_subnets]),
-                    "Comma-separated public subnet IDs (NAT gateways, internet-facing load balancers)",
+                    Fn.join(",", [subnet.subnet_id for subnet in public_subnets]),
+                    "Comma-separated public subnet IDs (NAT gateways)",
+                ),
+                "network/load-balancer-subnet-ids": PublishedValue(
+                    Fn.join(",", [subnet.subnet_id for subnet in self.service_subnets.load_balancer]),
+                    "Comma-separated subnet IDs of the services' load balancer (nothing else is placed there)",
                 ),
             },
         )
+
+    def _group(self, name: str) -> list[ec2.ISubnet]:
+        return self.vpc.select_subnets(subnet_group_name=name).subnets
 
     def _logs_key(self, environment: EnvironmentScope) -> kms.Key:
         """The key of every Tessera log group (the app builder applies it), separate from the artifacts key: who

@@ -7,7 +7,7 @@ Per service: a ServiceAccount (no token mounted; AWS access comes from its Pod I
 association), and per track (`stable`, `canary`) a Deployment, a ClusterIP Service and a
 TargetGroupBinding into the track's CDK-owned target group; the two Deployments differ only in
 track label, model version and replicas. A PodDisruptionBudget per track, the stable track's
-autoscaler and a NetworkPolicy complete it. The autoscaler is a CPU HPA, or, for a service with
+autoscaler and a NetworkPolicy complete it (see `_network_policy`). The autoscaler is a CPU HPA, or, for a service with
 `scaling`, a KEDA ScaledObject (same name as the Deployment) that adopts that HPA and scales on the
 configured signal; the canary is never autoscaled (the rollout engine sizes it).
 
@@ -79,6 +79,9 @@ KEDA_POLLING_SECONDS = 30
 CLOUDWATCH_PERIOD_SECONDS = 60
 CLOUDWATCH_WINDOW_SECONDS = 300
 CLOUDWATCH_END_OFFSET_SECONDS = 60
+DEFAULT_DENY_POLICY = "default-deny"
+# The EKS Pod Identity agent (host network on every node) serves credentials here (EKS user guide, Pod Identity).
+POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,24 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class ServiceNetwork:
+    """The addresses the NetworkPolicies name (IPv4 only: Tessera's VPC has no IPv6 CIDR). The load balancer and
+    the interface endpoints sit in subnets of their own (stacks/network/stack.py), which no node or pod shares."""
+
+    vpc_cidr: str
+    load_balancer_cidrs: Sequence[str]
+    endpoint_cidrs: Sequence[str]
+    listener_port: int  # where services that call others reach the load balancer
+
+
+@dataclass(frozen=True)
 class DeployTimeValues:
     """Values that exist only in the deployed account (CDK tokens at synth, placeholders for review)."""
 
     image_uri: str
     model_bucket: str
     target_group_arns: Mapping[str, str]
-    load_balancer_cidrs: Sequence[str]
+    network: ServiceNetwork
     # What KEDA's CloudWatch triggers query by: the region, the cluster (Container Insights' ClusterName) and the
     # stable target group's and load balancer's metric dimension values (`targetgroup/...`, `app/...`).
     region: str
@@ -171,6 +185,16 @@ def namespace_object() -> dict:
     }
 
 
+def default_deny_policy() -> dict:
+    """Every pod of the namespace is isolated both ways; each service's own policy then admits what it needs."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(DEFAULT_DENY_POLICY, {"app.kubernetes.io/part-of": "tessera"}),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
 def track_name(service: ServiceSpec, track: str) -> str:
     return f"{service.name}-{track}"
 
@@ -190,7 +214,7 @@ def service_objects(
         objects.append(_target_group_binding(service, track, values.target_group_arns[track]))
         objects.append(_disruption_budget(service, track))
     objects.append(_scaled_object(service, service.scaling, values) if service.scaling else _autoscaler(service))
-    objects.append(_network_policy(service, values.load_balancer_cidrs))
+    objects.append(_network_policy(service, values.network))
     return objects
 
 
@@ -495,20 +519,64 @@ def _trigger(service: ServiceSpec, scaling: ScalingSpec, values: DeployTimeValue
     }
 
 
-def _network_policy(service: ServiceSpec, load_balancer_cidrs: Sequence[str]) -> dict:
+def _ip_blocks(cidrs: Sequence[str]) -> list[dict]:
+    return [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]
+
+
+def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
+    """What a service's pods may do on top of the namespace's default deny.
+
+    Ingress: only the load balancer (its own subnets), on the service port; its health checks come the same way.
+    The kubelet's probes need no rule: the VPC CNI's network policy agent always admits traffic from the pod's own
+    node (aws/aws-network-policy-agent#56, PR #65). The node subnets are not admitted: they hold every pod.
+    Egress: DNS (kube-dns by namespace and pod selector, as the VPC CNI's agent expects:
+    aws/aws-network-policy-agent#230), the EKS Pod Identity agent (its IPv4 link-local address; the IPv6
+    one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway
+    endpoint answers on S3's public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the
+    VPC) and to the interface endpoints' subnets, and, for a service that config says calls others, the load
+    balancer on its listener port:
+    calls go through it, so canary weights and judgement cover internal callers too.
+    """
+    https = {"protocol": "TCP", "port": 443}
+    egress: list[dict] = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {"to": _ip_blocks([POD_IDENTITY_AGENT_CIDR]), "ports": [{"protocol": "TCP", "port": 80}]},
+        {
+            "to": [
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [network.vpc_cidr]}},
+                *_ip_blocks(network.endpoint_cidrs),
+            ],
+            "ports": [https],
+        },
+    ]
+    if service.calls:
+        egress.append(
+            {
+                "to": _ip_blocks(network.load_balancer_cidrs),
+                "ports": [{"protocol": "TCP", "port": network.listener_port}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(service.name, _labels(service)),
         "spec": {
             "podSelector": {"matchLabels": {SERVICE_LABEL: service.name}},
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
-                    "from": [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_cidrs],
+                    "from": _ip_blocks(network.load_balancer_cidrs),
                     "ports": [{"protocol": "TCP", "port": service.port}],
-                },
-                {"from": [{"podSelector": {}}]},
+                }
             ],
+            "egress": egress,
         },
     }

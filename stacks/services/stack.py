@@ -1,6 +1,7 @@
 """Services stack: the load balancer, per-track target groups and the services' Kubernetes objects.
 
-One Application Load Balancer (internal unless configured otherwise) with one listener. Each
+One Application Load Balancer (internal unless configured otherwise) with one listener, in subnets of
+its own (so that the NetworkPolicies can tell its addresses from pods'). Each
 service gets an IP target group per track and one listener rule on its route whose weighted
 forward action starts at stable 100 / canary 0. Those weights belong to the rollout engine: no
 Ingress object exists for these services, and the TargetGroupBindings only register pod IPs.
@@ -31,10 +32,13 @@ from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig, LoadBalancerConfig, ServiceSpec
+from stacks.network.stack import ServiceSubnets
 from stacks.services.kubernetes_objects import (
     NAMESPACE,
     TRACKS,
     DeployTimeValues,
+    ServiceNetwork,
+    default_deny_policy,
     namespace_object,
     placement_for,
     scaling_objects,
@@ -69,6 +73,7 @@ class ServicesStack(Stack):
         functions: FunctionsConfig,
         services: Sequence[PlacedService],
         vpc: ec2.IVpc,
+        subnets: ServiceSubnets,
         cluster: eks.ICluster,
         cluster_security_group_id: str,
         artifacts_key: kms.IKey,
@@ -78,7 +83,14 @@ class ServicesStack(Stack):
         settings = load_balancer
         retain = environment.retain
         self._cluster_name = cluster_name(environment.name)
-        lb_subnets = vpc.public_subnets if settings.internet_facing else vpc.private_subnets
+        lb_subnets = subnets.load_balancer
+        network = ServiceNetwork(
+            vpc_cidr=subnets.vpc_cidr,
+            # Literals: CDK computes the VPC's subnet CIDRs at synth time.
+            load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
+            endpoint_cidrs=[subnet.ipv4_cidr_block for subnet in subnets.endpoints],
+            listener_port=443 if settings.is_https else 80,
+        )
 
         self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
         model_bucket = s3.Bucket.from_bucket_name(
@@ -86,7 +98,9 @@ class ServicesStack(Stack):
         )
         pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
 
-        namespace = eks.KubernetesManifest(self, "Namespace", cluster=cluster, manifest=[namespace_object()])
+        namespace = eks.KubernetesManifest(
+            self, "Namespace", cluster=cluster, manifest=[namespace_object(), default_deny_policy()]
+        )
         tracks = TrackOwner(
             self,
             "TrackOwner",
@@ -123,7 +137,7 @@ class ServicesStack(Stack):
                     image_uri=self._image_uri(service),
                     model_bucket=model_bucket.bucket_name,
                     target_group_arns={track: tg.target_group_arn for track, tg in routing.target_groups.items()},
-                    load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
+                    network=network,
                     region=self.region,
                     cluster_name=cluster.cluster_name,
                     stable_target_group_dimension=routing.target_groups["stable"].target_group_full_name,

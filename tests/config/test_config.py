@@ -189,3 +189,21 @@ def test_4_one_rule_for_where_models_live_s3_prefix_is_refused() -> None:
     data = _dev_data()
     data["services"][0]["model"]["s3_prefix"] = "models/assistant-v2/"
     assert _problems(data) == ["services[0].model.s3_prefix: unknown key 's3_prefix'; allowed keys: name, version"]
+
+
+def test_calls_name_other_services_of_the_environment() -> None:
+    data = _dev_data()
+    gateway = data["services"][2]
+    gateway["calls"] = ["assistant", "ranker", "gateway", "assistant"]
+    assert _problems(data) == [
+        "services[2].calls[3]: 'assistant' duplicates services[2].calls[0]",
+        "services[2].calls[1]: no service named 'ranker' (services: assistant, embeddings, gateway)",
+        "services[2].calls[2]: a service does not call itself through the load balancer",
+    ]
+
+
+def test_shipped_gateway_calls_the_model_services() -> None:
+    for environment in ("dev", "prod"):
+        services = {service.name: service for service in load_config(config_path_for(environment)).services}
+        assert services["gateway"].calls == ["assistant", "embeddings"]
+        assert services["assistant"].calls == services["embeddings"].calls == []

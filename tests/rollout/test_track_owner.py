@@ -10,7 +10,7 @@ import pytest
 from rollout import track_owner
 from rollout.kube import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
-from stacks.services.kubernetes_objects import DeployTimeValues, placement_for, service_objects
+from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS
 from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION
 from tests.rollout.scenarios import Rollouts
@@ -27,7 +27,12 @@ def rendered(config: EnvironmentConfig, *, env: dict[str, str] | None = None) ->
             image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/tessera/dev/assistant:img-{STABLE_VERSION}",
             model_bucket="models-bucket",
             target_group_arns={"stable": "tg-stable", "canary": "tg-canary"},
-            load_balancer_cidrs=["10.40.0.0/24"],
+            network=ServiceNetwork(
+                vpc_cidr="10.40.0.0/16",
+                load_balancer_cidrs=["10.40.128.0/26"],
+                endpoint_cidrs=["10.40.128.192/26"],
+                listener_port=80,
+            ),
             region=REGION,
             cluster_name="tessera-dev",
             stable_target_group_dimension="targetgroup/assistant-stable/0123456789abcdef",

@@ -189,7 +189,7 @@ def test_no_cluster_autoscaler_and_no_asg_tag_writer(dev: SynthesizedEnvironment
 def test_system_nodes_require_imdsv2_repair_themselves_and_update_gradually(dev: SynthesizedEnvironment) -> None:
     for group in _nodegroups(dev).values():
         data = _launch_template(dev, group)
-        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}
+        assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
         assert "UserData" not in data
         assert group["NodeRepairConfig"] == {"Enabled": True}
         assert group["UpdateConfig"] == {"MaxUnavailable": 1}
@@ -223,7 +223,7 @@ def test_private_subnets_carry_the_karpenter_discovery_tag(dev: SynthesizedEnvir
         if {"Key": "karpenter.sh/discovery", "Value": "tessera-dev"} in subnet["Properties"]["Tags"]
     ]
     assert len(tagged) == 3
-    assert all({"Key": "kubernetes.io/role/internal-elb", "Value": "1"} in s["Properties"]["Tags"] for s in tagged)
+    assert all({"Key": "aws-cdk:subnet-name", "Value": "private"} in s["Properties"]["Tags"] for s in tagged)
 
 
 def test_karpenter_chart_and_crds_are_pinned_from_config(dev: SynthesizedEnvironment) -> None:

@@ -15,29 +15,61 @@ def test_vpc_uses_the_configured_cidr(dev: SynthesizedEnvironment) -> None:
     )
 
 
-def test_public_and_private_subnet_in_each_of_three_azs(dev: SynthesizedEnvironment) -> None:
-    subnets = dev.resources("Network", "AWS::EC2::Subnet").values()
-    public = [s for s in subnets if s["Properties"]["MapPublicIpOnLaunch"]]
-    private = [s for s in subnets if not s["Properties"]["MapPublicIpOnLaunch"]]
-    assert len(public) == len(private) == 3
+def _groups(env: SynthesizedEnvironment) -> dict[str, list[dict]]:
+    """Subnet group name -> its subnets' properties."""
+    groups: dict[str, list[dict]] = {}
+    for subnet in env.resources("Network", "AWS::EC2::Subnet").values():
+        tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
+        groups.setdefault(tags["aws-cdk:subnet-name"], []).append(subnet["Properties"])
+    return groups
+
+
+def test_four_subnet_groups_in_each_of_three_azs(dev: SynthesizedEnvironment) -> None:
+    groups = _groups(dev)
+    assert {name: len(subnets) for name, subnets in groups.items()} == {
+        "public": 3,
+        "private": 3,
+        "load-balancer": 3,
+        "endpoints": 3,
+    }
     # Environment-agnostic: zones are the region's first three, chosen at deploy time.
-    zones = [s["Properties"]["AvailabilityZone"] for s in private]
+    zones = [s["AvailabilityZone"] for s in groups["private"]]
     assert [zone["Fn::Select"][0] for zone in zones] == [0, 1, 2]
     assert all(zone["Fn::Select"][1] == {"Fn::GetAZs": ""} for zone in zones)
-    assert {s["Properties"]["CidrBlock"].split("/")[1] for s in private} == {"19"}
+    masks = {name: {s["CidrBlock"].split("/")[1] for s in subnets} for name, subnets in groups.items()}
+    # An ALB needs at least a /27 per subnet.
+    assert masks == {"public": {"24"}, "private": {"19"}, "load-balancer": {"26"}, "endpoints": {"26"}}
 
 
-def test_subnets_carry_load_balancer_role_tags(dev: SynthesizedEnvironment) -> None:
-    for subnet in dev.resources("Network", "AWS::EC2::Subnet").values():
-        tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
-        role = (
-            "kubernetes.io/role/elb"
-            if subnet["Properties"]["MapPublicIpOnLaunch"]
-            else "kubernetes.io/role/internal-elb"
-        )
-        assert tags[role] == "1"
-        other = {"kubernetes.io/role/elb", "kubernetes.io/role/internal-elb"} - {role}
-        assert not other & tags.keys()
+def test_new_subnet_groups_leave_existing_subnets_where_they_were(dev: SynthesizedEnvironment) -> None:
+    """CDK allocates CIDRs in group order: the dedicated groups come last, so no deployed subnet is replaced."""
+    groups = _groups(dev)
+    assert sorted(s["CidrBlock"] for s in groups["public"]) == ["10.40.0.0/24", "10.40.1.0/24", "10.40.2.0/24"]
+    assert sorted(s["CidrBlock"] for s in groups["private"]) == ["10.40.32.0/19", "10.40.64.0/19", "10.40.96.0/19"]
+
+
+def test_load_balancer_subnets_are_public_only_for_an_internet_facing_load_balancer(
+    dev: SynthesizedEnvironment, variant: SynthesizedEnvironment
+) -> None:
+    assert not any(s["MapPublicIpOnLaunch"] for s in _groups(dev)["load-balancer"])
+    assert all(s["MapPublicIpOnLaunch"] for s in _groups(variant)["load-balancer"])
+    # NAT gateways stay in the public group.
+    public_ids = {
+        logical_id
+        for logical_id, subnet in variant.resources("Network", "AWS::EC2::Subnet").items()
+        if {"Key": "aws-cdk:subnet-name", "Value": "public"} in subnet["Properties"]["Tags"]
+    }
+    for nat in variant.resources("Network", "AWS::EC2::NatGateway").values():
+        assert nat["Properties"]["SubnetId"]["Ref"] in public_ids
+
+
+def test_load_balancer_subnets_carry_the_load_balancer_role_tag(
+    dev: SynthesizedEnvironment, variant: SynthesizedEnvironment
+) -> None:
+    """(CDK's EKS cluster also tags every public and private subnet with these roles.)"""
+    for env, role in ((dev, "kubernetes.io/role/internal-elb"), (variant, "kubernetes.io/role/elb")):
+        for subnet in _groups(env)["load-balancer"]:
+            assert {"Key": role, "Value": "1"} in subnet["Tags"]
 
 
 def test_nat_gateways_follow_the_environment(dev: SynthesizedEnvironment, prod: SynthesizedEnvironment) -> None:
@@ -63,7 +95,7 @@ def test_s3_gateway_endpoint_serves_the_private_subnets(dev: SynthesizedEnvironm
     ]
     assert len(endpoints) == 1
     assert "s3" in str(endpoints[0]["ServiceName"])
-    assert len(endpoints[0]["RouteTableIds"]) == 6
+    assert len(endpoints[0]["RouteTableIds"]) == 12  # every subnet's route table
 
 
 def test_interface_endpoints_keep_pulls_off_nat(dev: SynthesizedEnvironment) -> None:
@@ -79,6 +111,8 @@ def test_interface_endpoints_keep_pulls_off_nat(dev: SynthesizedEnvironment) -> 
     for endpoint in endpoints:
         assert endpoint["PrivateDnsEnabled"] is True
         assert len(endpoint["SubnetIds"]) == 3
+        # In subnets of their own: the services' NetworkPolicies admit HTTPS to them and not to the node subnets.
+        assert all(subnet["Ref"].startswith("VpcendpointsSubnet") for subnet in endpoint["SubnetIds"])
 
 
 def test_interface_endpoints_admit_only_https_from_the_vpc(dev: SynthesizedEnvironment) -> None:
@@ -115,7 +149,7 @@ def test_removal_policy_of_flow_logs_follows_the_environment(
 
 def test_network_values_are_published_for_later_stacks(dev: SynthesizedEnvironment) -> None:
     template = dev.template("Network")
-    for name in ("vpc-id", "vpc-cidr", "private-subnet-ids", "public-subnet-ids"):
+    for name in ("vpc-id", "vpc-cidr", "private-subnet-ids", "public-subnet-ids", "load-balancer-subnet-ids"):
         template.has_resource_properties(
             "AWS::SSM::Parameter", {"Name": f"/tessera/dev/network/{name}", "Type": "String"}
         )
@@ -151,8 +185,9 @@ def test_explicit_zones_are_used_verbatim() -> None:
         app,
         "ExplicitZones",
         settings=NetworkConfig(az_count=2, nat_gateways=2, availability_zones=zones),
+        internet_facing_load_balancer=False,
         environment=EnvironmentScope(name="test", parameter_prefix="/tessera/test", retain=False),
         env=Environment(account="111122223333", region="eu-west-1"),
     )
     subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet").values()
-    assert sorted(subnet["Properties"]["AvailabilityZone"] for subnet in subnets) == sorted(zones * 2)
+    assert sorted(subnet["Properties"]["AvailabilityZone"] for subnet in subnets) == sorted(zones * 4)

@@ -263,16 +263,30 @@ def test_autoscaler_scales_the_stable_track_within_config(config: EnvironmentCon
         assert metric["resource"]["target"]["averageUtilization"] == service.cpu_target_percent
 
 
-def test_network_policy_admits_only_the_load_balancer_and_the_namespace(config: EnvironmentConfig) -> None:
+def test_network_policy_admits_only_the_load_balancer(config: EnvironmentConfig) -> None:
+    """The shape; tests/security/test_network_isolation.py evaluates who may reach whom."""
     for service in config.services:
         [policy] = _of_kind(_objects(config, service.name), "NetworkPolicy")
         spec = policy["spec"]
         assert spec["podSelector"]["matchLabels"] == {"tessera.dev/service": service.name}
-        assert spec["policyTypes"] == ["Ingress"]
-        from_load_balancer, from_namespace = spec["ingress"]
-        assert all("ipBlock" in peer for peer in from_load_balancer["from"])
-        assert from_load_balancer["ports"] == [{"protocol": "TCP", "port": service.port}]
-        assert from_namespace == {"from": [{"podSelector": {}}]}
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        [from_load_balancer] = spec["ingress"]
+        assert from_load_balancer == {
+            "from": [{"ipBlock": {"cidr": "<load-balancer-subnet-cidr>"}}],
+            "ports": [{"protocol": "TCP", "port": service.port}],
+        }
+        to_load_balancer = [
+            rule for rule in spec["egress"] if {"ipBlock": {"cidr": "<load-balancer-subnet-cidr>"}} in rule["to"]
+        ]
+        assert len(to_load_balancer) == (1 if service.calls else 0)
+        listener_port = 443 if config.load_balancer.is_https else 80
+        assert all(rule["ports"] == [{"protocol": "TCP", "port": listener_port}] for rule in to_load_balancer)
+
+
+def test_namespace_denies_by_default(config: EnvironmentConfig) -> None:
+    [deny] = _of_kind(rendered_objects(config)["namespace.yaml"], "NetworkPolicy")
+    assert deny["metadata"]["namespace"] == "inference"
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
 def test_model_version_reaches_the_container(config: EnvironmentConfig) -> None:
