@@ -11,7 +11,16 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from tools.refresh_prices import EXIT_NO_CREDENTIALS, PriceListError, filters, main, parse_price_list, refresh
+from stacks.config.environment import config_path_for
+from tools.refresh_prices import (
+    EXIT_NO_CREDENTIALS,
+    PriceListError,
+    filters,
+    main,
+    parse_price_list,
+    refresh,
+    wanted_types,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "pricing_get_products_inf2_xlarge.json"
 
@@ -103,3 +112,18 @@ def test_without_credentials_it_says_so_and_changes_nothing(
     assert main(["--output", str(output)]) == EXIT_NO_CREDENTIALS
     assert "no AWS credentials found" in capsys.readouterr().err
     assert output.read_text() == '{"regions": {}}\n'
+
+
+def test_the_refresh_prices_every_type_a_pool_of_the_config_names() -> None:
+    current = {"regions": {"us-east-1": {"prices": {"g5.xlarge": 1.006}, "missing": ["trn2.48xlarge"]}}}
+    types = wanted_types(current, [config_path_for("dev"), config_path_for("prod")])
+    # The table's own types, every Neuron type, and the pools' types (system, scheduler, general, accelerator).
+    assert {
+        "g5.xlarge",
+        "trn2.48xlarge",
+        "inf2.48xlarge",
+        "m7g.large",
+        "m7g.xlarge",
+        "m7i.large",
+        "c7g.2xlarge",
+    } <= set(types)

@@ -143,3 +143,11 @@ def test_the_vendored_table_prices_every_neuron_type_it_does_not_declare_missing
     # One figure checked against its source line (Karpenter's generated table, us-east-1).
     assert table.hourly("us-east-1", "inf2.xlarge") == pytest.approx(0.7582)
     assert table.hourly("us-east-1", "trn2.48xlarge") is None
+
+
+def test_device_pods_pay_by_devices() -> None:
+    # 1 of trn1.32xlarge's 16 Neuron devices: 1/16 x $20/h = $1.25/h; 1 h, 1,250,000 requests: $1 per million.
+    node = Node("trn-b", "trn1.32xlarge", "on-demand", {"aws.amazon.com/neuron": 16, "cpu": 127.5})
+    pods = [Pod("d", "trn-b", {"aws.amazon.com/neuron": 1, "cpu": 4})]
+    cost = track_cost(pods, [node], prices=PRICES, region="us-east-1", interval_seconds=3600, requests=1_250_000)
+    assert cost.cost_per_million_requests == pytest.approx(1.0)
