@@ -1,5 +1,6 @@
 """A small client for what the rollout engine does on the cluster: read, create, resize and re-version
-the services' Deployments, and hold the stable track's autoscaler floor, through the Kubernetes API.
+the services' Deployments, hold the stable track's autoscaler floor, and list a track's pods and the
+nodes they run on (to price the track), through the Kubernetes API.
 
 It uses urllib rather than the Kubernetes Python client: the Lambda runtime has only the standard
 library and boto3, and the steps need two endpoints, not a generated client for all of them.

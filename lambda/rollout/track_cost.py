@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from rollout.cost import TrackCost, node_from_api, pod_from_api, track_cost
+from rollout.errors import RolloutError, TransientError
 from rollout.kube import KubeClient
 from tessera_shared.constants import SERVICE_LABEL, TRACK_LABEL
 from tessera_shared.prices import PriceTable, price_table
@@ -47,3 +48,36 @@ def measure_track_cost(
         interval_seconds=interval_seconds,
         requests=requests,
     )
+
+
+def judgement_costs(
+    clients: _WithKube,
+    *,
+    namespace: str,
+    service: str,
+    requests: dict[str, int],
+    interval_seconds: float,
+    region: str,
+    prices: PriceTable | None = None,
+) -> dict[str, dict]:
+    """Each track's cost (TrackCost.to_json()) for a judgement's audit record, given the requests each
+    track served in the window. Evidence, not a gate: a cluster that cannot be read (no access, throttled,
+    unreachable) gives a figure of None with the reason instead of failing the judgement."""
+    costs = {}
+    for track, served in requests.items():
+        try:
+            cost = measure_track_cost(
+                clients,
+                namespace=namespace,
+                service=service,
+                track=track,
+                region=region,
+                interval_seconds=interval_seconds,
+                requests=served,
+                prices=prices,
+            )
+        except (RolloutError, TransientError) as error:
+            hours = interval_seconds / 3600
+            cost = TrackCost(None, None, served, hours, 0, False, f"could not read the cluster: {error}")
+        costs[track] = cost.to_json()
+    return costs

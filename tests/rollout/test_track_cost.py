@@ -11,7 +11,7 @@ import pytest
 from rollout import kube as kube_module
 from rollout.errors import RolloutError
 from rollout.kube import KubeClient
-from rollout.track_cost import measure_track_cost, track_selector
+from rollout.track_cost import judgement_costs, measure_track_cost, track_selector
 from tessera_shared.prices import PriceTable, RegionPrices
 from tests.rollout.kube_double import KubernetesApiDouble
 
@@ -164,3 +164,37 @@ def test_a_single_node_or_pod_is_read_or_404(double: KubernetesApiDouble, client
     assert client._request("GET", kube_module.NODES, None, "n1")["kind"] == "Node"
     with pytest.raises(kube_module.NotFoundError, match="nodes n2 not found"):
         client._request("GET", kube_module.NODES, None, "n2")
+
+
+def test_judgement_costs_record_each_track_and_a_reason_when_the_cluster_cannot_be_read(
+    double: KubernetesApiDouble, client: KubeClient
+) -> None:
+    double.add_node(
+        "trn-a",
+        instance_type="trn1.32xlarge",
+        capacity_type="on-demand",
+        allocatable={"aws.amazon.com/neuroncore": "32"},
+    )
+    double.add_pod(
+        NAMESPACE,
+        "a-stable-0",
+        labels=_track_labels("a", "stable"),
+        node="trn-a",
+        requests={"aws.amazon.com/neuroncore": "16"},
+    )
+    # The canary's pod list is refused (403); the stable track is still priced.
+    double.fail_next("GET", 403, message='pods is forbidden: User "tessera-rollout" cannot list resource "pods"')
+    costs = judgement_costs(
+        SimpleNamespace(kube=client),
+        namespace=NAMESPACE,
+        service="a",
+        requests={"canary": 100, "stable": 10_000},
+        interval_seconds=3600,
+        region="us-east-1",
+        prices=PRICES,
+    )
+    assert costs["canary"]["cost_per_million_requests"] is None
+    assert costs["canary"]["reason"].startswith("could not read the cluster: Kubernetes API forbids list on pods")
+    # 16/32 x $20/h = $10 for 10,000 requests: $1,000 per million.
+    assert costs["stable"]["cost_per_million_requests"] == pytest.approx(1000.0)
+    assert costs["stable"]["reason"] is None
