@@ -17,7 +17,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test faults lint format check-config schema manifests bench clean
+.PHONY: help setup synth test faults lint format check-config schema manifests prices bench clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
@@ -26,6 +26,7 @@ help:
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
+	@echo "make prices                              refresh the on-demand price table from the AWS Price List API (needs credentials)"
 	@echo "make bench                               time a synth, Lambda cold imports, and a 1 GiB model upload"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -75,6 +76,9 @@ schema: $(VENV)/.installed
 
 manifests: $(VENV)/.installed
 	$(PY) -m tools.render_manifests $(ENV)
+
+prices: $(VENV)/.installed
+	$(PY) -m tools.refresh_prices
 
 bench: setup
 	$(PY) tools/bench_synth.py

@@ -24,6 +24,11 @@ class Environment:
     def _session(self) -> boto3.session.Session:
         return boto3.session.Session(region_name=self.region)
 
+    @property
+    def region_name(self) -> str | None:
+        """The region given, or the one the AWS config (or AWS_REGION) names; None when neither does."""
+        return self._session.region_name
+
     def client(self, service: str) -> Any:
         return self._session.client(service)
 

@@ -2,6 +2,7 @@
 
     tessera [--env ENV] [--region REGION] [--json] models list|show|register|validate|upload|ignored ...
     tessera [--env ENV] [--region REGION] [--json] rollout start|status|approve|abort|history ...
+    tessera [--env ENV] [--region REGION] [--json] cost [--config PATH]
 
 The global options work before or after the command (`tessera models list assistant --json`).
 Exit codes: see EXIT_CODES (and the README's table).
@@ -16,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tessera_cli import models, rollout
+from tessera_cli import cost, models, rollout
 from tessera_cli.errors import EXIT_CODES, EXIT_UNREACHABLE, CliError
 from tessera_cli.output import Printer
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True)
     models.add_commands(groups.add_parser("models", help="model versions in the registry"))
     rollout.add_commands(groups.add_parser("rollout", help="progressive rollouts of model versions"))
+    cost.add_command(groups.add_parser("cost", help="monthly cost of the pools, cost per million requests per service"))
     return parser
 
 

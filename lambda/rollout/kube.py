@@ -1,5 +1,6 @@
 """A small client for what the rollout engine does on the cluster: read, create, resize and re-version
-the services' Deployments, and hold the stable track's autoscaler floor, through the Kubernetes API.
+the services' Deployments, hold the stable track's autoscaler floor, and list a track's pods and the
+nodes they run on (to price the track), through the Kubernetes API.
 
 It uses urllib rather than the Kubernetes Python client: the Lambda runtime has only the standard
 library and boto3, and the steps need two endpoints, not a generated client for all of them.
@@ -115,12 +116,16 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 class _Resource:
     """One kind of object the client handles: its API path and the name errors use."""
 
-    group_version: str  # "apps/v1"
+    group_version: str  # "apps/v1"; "v1" for the core group
     plural: str  # "deployments"
     noun: str  # "deployments.apps", as the API server names it in messages
+    namespaced: bool = True
 
-    def path(self, namespace: str, name: str | None = None) -> str:
-        base = f"/apis/{self.group_version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{self.plural}"
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        # The core group lives under /api, every other group under /apis.
+        root = "/apis" if "/" in self.group_version else "/api"
+        scope = f"/namespaces/{urllib.parse.quote(namespace or '', safe='')}" if self.namespaced else ""
+        base = f"{root}/{self.group_version}{scope}/{self.plural}"
         return base if name is None else f"{base}/{urllib.parse.quote(name, safe='')}"
 
 
@@ -129,6 +134,10 @@ AUTOSCALERS = _Resource("autoscaling/v2", "horizontalpodautoscalers", "horizonta
 KEDA_SCALED_OBJECTS = _Resource(KEDA_API_VERSION, SCALED_OBJECTS, "scaledobjects.keda.sh")
 # KEDA's documented default when a ScaledObject leaves minReplicaCount out.
 KEDA_DEFAULT_MIN_REPLICAS = 0
+PODS = _Resource("v1", "pods", "pods")
+NODES = _Resource("v1", "nodes", "nodes", namespaced=False)
+# Items per page of a list; the server may return fewer, with a continue token for the rest.
+LIST_PAGE_SIZE = 500
 
 
 class KubeClient:
@@ -252,6 +261,30 @@ class KubeClient:
         except NotFoundError:
             return self._request("POST", resource, namespace, None, body=desired)
 
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict]:
+        """The pods in `namespace` whose labels match `label_selector` (e.g. `a=b,c=d`)."""
+        return self._list(PODS, namespace, label_selector)
+
+    def list_nodes(self) -> list[dict]:
+        """Every node of the cluster (their instance types, capacity types and allocatable resources)."""
+        return self._list(NODES, None, None)
+
+    def _list(self, resource: _Resource, namespace: str | None, label_selector: str | None) -> list[dict]:
+        """All items of a list, page by page: each page's metadata.continue token asks for the next."""
+        items: list[dict] = []
+        token = None
+        while True:
+            query = {"limit": str(LIST_PAGE_SIZE)}
+            if label_selector:
+                query["labelSelector"] = label_selector
+            if token:
+                query["continue"] = token
+            page = self._request("GET", resource, namespace, None, query=urllib.parse.urlencode(query))
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     def find(self, resource: _Resource, namespace: str, name: str) -> dict | None:
         try:
             return self._request("GET", resource, namespace, name)
@@ -273,13 +306,23 @@ class KubeClient:
         return self._token
 
     def _request(
-        self, method: str, resource: _Resource, namespace: str, name: str | None, body: dict | None = None
+        self,
+        method: str,
+        resource: _Resource,
+        namespace: str | None,
+        name: str | None,
+        body: dict | None = None,
+        *,
+        query: str = "",
     ) -> dict:
         """Send one request, map its failure to the rollout's errors, and retry once on 401 with a
         new token (the cached one may have expired or been revoked)."""
-        path = resource.path(namespace, name)
+        path = resource.path(namespace, name) + (f"?{query}" if query else "")
         verb = {"GET": "get", "POST": "create", "DELETE": "delete"}.get(method, "update")
-        target = f"{resource.noun} {namespace}/{name or (body or {}).get('metadata', {}).get('name', '')}"
+        if method == "GET" and name is None:
+            verb = "list"
+        where = f"{namespace}/" if resource.namespaced else ""
+        target = f"{resource.noun} {where}{name or (body or {}).get('metadata', {}).get('name', '')}"
         data = None if body is None else json.dumps(body).encode("utf-8")
         fresh = False
         while True:

@@ -2,8 +2,10 @@
 
 It is not a Kubernetes API server and not a fake of the whole API: it serves apps/v1 Deployments,
 autoscaling/v2 HorizontalPodAutoscalers and KEDA's keda.sh/v1alpha1 ScaledObjects (GET, PUT and
-DELETE of one object by namespace and name, POST to create one), on 127.0.0.1 over plain HTTP (or
-TLS when given a server context), and follows the real server's semantics where the rollout client depends on them:
+DELETE of one object by namespace and name, POST to create one), and reads of core/v1 Pods (namespaced)
+and Nodes (cluster-scoped): GET of one, and lists with `labelSelector`, `limit` and `continue`, on
+127.0.0.1 over plain HTTP (or TLS when given a server context), and follows the real server's
+semantics where the rollout client depends on them:
 
 - every write bumps metadata.resourceVersion (a string, one counter across the server); a write that
   changes nothing is a no-op and bumps nothing;
@@ -13,7 +15,12 @@ TLS when given a server context), and follows the real server's semantics where 
   server-managed metadata in the body are ignored; spec.replicas defaults to 1;
 - errors are Kubernetes Status objects (`{"kind": "Status", "status": "Failure", "reason": ..., "code": ...}`);
 - requests need `Authorization: Bearer k8s-aws-v1.<...>` (an EKS token); missing, malformed or
-  revoked tokens get 401.
+  revoked tokens get 401;
+- a list is a `<Kind>List` (`items` without kind and apiVersion, `metadata.resourceVersion`), in key
+  order (namespace, name); `labelSelector` takes equality (`=`, `==`, `!=`), set (`in`, `notin`) and
+  existence (`k`, `!k`) requirements, and a selector it cannot parse is a 400; with `limit` a page holds
+  at most that many items and `metadata.continue` carries on after the page's last key (the real server
+  also pins the first page's snapshot; tests that change objects between pages see the change here).
 
 It also plays the Deployment controller, crudely: after a spec change the status shows a rollout in
 progress for `ready_after_reads` GETs of that Deployment, then all replicas updated, ready and
@@ -27,11 +34,13 @@ Tests steer it with `fail_next` (queued error responses, returned before anythin
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +53,15 @@ _SCALER_PATH = re.compile(
     r"^/apis/(?P<group_version>autoscaling/v2|keda\.sh/v1alpha1)/namespaces/(?P<namespace>[^/]+)/"
     r"(?P<plural>horizontalpodautoscalers|scaledobjects)(/(?P<name>[^/]+))?$"
 )
+_POD_PATH = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<name>[^/]+)$")
+_PODS_PATH = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/pods$")
+_NODE_PATH = re.compile(r"^/api/v1/nodes/(?P<name>[^/]+)$")
+_NODES_PATH = re.compile(r"^/api/v1/nodes$")
+_LABEL_KEY = r"[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?"
+_LABEL_VALUE = r"([A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)?"
+_SET_REQUIREMENT = re.compile(rf"^(?P<key>{_LABEL_KEY})\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)$")
+_EQUALITY_REQUIREMENT = re.compile(rf"^(?P<key>{_LABEL_KEY})\s*(?P<op>==|=|!=)\s*(?P<value>{_LABEL_VALUE})$")
+_EXISTS_REQUIREMENT = re.compile(rf"^(?P<not>!?)\s*(?P<key>{_LABEL_KEY})$")
 
 
 class _ScalerKind:
@@ -71,6 +89,7 @@ _SCALER_KINDS = {
 }
 _REASONS = {
     400: "BadRequest",
+    410: "Expired",
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
@@ -123,6 +142,8 @@ class KubernetesApiDouble:
         self._pending_reads: dict[tuple[str, str], int] = {}
         self._faults: list[tuple[str, int, str | None]] = []
         self._revoked: set[str] = set()
+        self._pods: dict[tuple[str, str], dict] = {}
+        self._nodes: dict[str, dict] = {}
         self._resource_version = 1000
         self._uids = 0
         self.requests: list[tuple[str, str]] = []
@@ -271,6 +292,60 @@ class KubernetesApiDouble:
             change(desired)
             return copy.deepcopy(self._write(namespace, name, desired))
 
+    def add_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: dict[str, str],
+        node: str | None,
+        requests: dict[str, str],
+        phase: str = "Running",
+    ) -> dict:
+        """Store a pod with one container "server" requesting `requests`, bound to `node` (None: Pending,
+        unscheduled), as the scheduler and kubelet leave it."""
+        pod = {
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"containers": [{"name": "server", "image": "server", "resources": {"requests": dict(requests)}}]},
+            "status": {"phase": phase if node is not None else "Pending"},
+        }
+        if node is not None:
+            pod["spec"]["nodeName"] = node
+        with self._lock:
+            pod["metadata"]["resourceVersion"] = self._next_resource_version()
+            self._pods[(namespace, name)] = pod
+            return copy.deepcopy(pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        with self._lock:
+            del self._pods[(namespace, name)]
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        instance_type: str,
+        capacity_type: str,
+        allocatable: dict[str, str],
+        labels: dict[str, str] | None = None,
+    ) -> dict:
+        """Store a node labelled as Karpenter labels its nodes (instance type, capacity type)."""
+        node = {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "node.kubernetes.io/instance-type": instance_type,
+                    "karpenter.sh/capacity-type": capacity_type,
+                    **(labels or {}),
+                },
+            },
+            "status": {"allocatable": dict(allocatable), "capacity": dict(allocatable)},
+        }
+        with self._lock:
+            node["metadata"]["resourceVersion"] = self._next_resource_version()
+            self._nodes[name] = node
+            return copy.deepcopy(node)
+
     # -- what tests observe ----------------------------------------------------------------------
 
     def deployment(self, namespace: str, name: str) -> dict:
@@ -298,6 +373,9 @@ class KubernetesApiDouble:
                 raise _ApiError(401, "Unauthorized")
             if token in self._revoked:
                 raise _ApiError(401, "Unauthorized")
+            path, _, query = path.partition("?")
+            if (read := self._core_read(method, path, urllib.parse.parse_qs(query))) is not None:
+                return read
             match = _SCALER_PATH.match(path)
             if match is not None and _SCALER_KINDS[match["plural"]].group_version == match["group_version"]:
                 kind = _SCALER_KINDS[match["plural"]]
@@ -320,6 +398,58 @@ class KubernetesApiDouble:
                 del self._objects[(namespace, name)]
                 return status_body(200, "deleted") | {"status": "Success"}
             raise _ApiError(405, f"{method} is not supported by this test double")
+
+    def _core_read(self, method: str, path: str, query: dict[str, list[str]]) -> dict | None:
+        """Answer a request for pods or nodes (None: the path is not theirs). Only reads are served."""
+        if match := _PODS_PATH.match(path):
+            objects = {key: pod for key, pod in self._pods.items() if key[0] == match["namespace"]}
+            kind, single = "PodList", None
+        elif match := _POD_PATH.match(path):
+            objects, kind = {}, None
+            single = self._pods.get((match["namespace"], match["name"])), f'pods "{match["name"]}" not found'
+        elif _NODES_PATH.match(path):
+            objects = {("", name): node for name, node in self._nodes.items()}
+            kind, single = "NodeList", None
+        elif match := _NODE_PATH.match(path):
+            objects, kind = {}, None
+            single = self._nodes.get(match["name"]), f'nodes "{match["name"]}" not found'
+        else:
+            return None
+        if method != "GET":
+            raise _ApiError(405, f"{method} is not supported by this test double")
+        if single is not None:
+            found, missing = single
+            if found is None:
+                raise _ApiError(404, missing)
+            return copy.deepcopy(found) | {"kind": "Pod" if "pods" in path else "Node", "apiVersion": "v1"}
+        return self._list(kind, objects, query)
+
+    def _list(self, kind: str, objects: dict[tuple[str, str], dict], query: dict[str, list[str]]) -> dict:
+        matches = _label_selector(query.get("labelSelector", [""])[0])
+        keys = sorted(key for key, obj in objects.items() if matches(obj["metadata"].get("labels") or {}))
+        if token := query.get("continue", [""])[0]:
+            try:
+                after = tuple(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+            except (ValueError, KeyError, TypeError):
+                raise _ApiError(400, "continue key is not valid") from None
+            keys = [key for key in keys if key > after]
+        metadata: dict[str, Any] = {"resourceVersion": str(self._resource_version)}
+        limit = query.get("limit", [""])[0]
+        if limit:
+            if not limit.isdigit():
+                raise _ApiError(400, f"limit: Invalid value: {limit!r}")
+            page = int(limit)
+            if 0 < page < len(keys):
+                keys, rest = keys[:page], keys[page:]
+                metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"after": keys[-1]}).encode()).decode()
+                if not query.get("labelSelector", [""])[0]:
+                    metadata["remainingItemCount"] = len(rest)
+        return {
+            "kind": kind,
+            "apiVersion": "v1",
+            "metadata": metadata,
+            "items": [copy.deepcopy(objects[k]) for k in keys],
+        }
 
     def _create(self, namespace: str, content_type: str, body: bytes) -> dict:
         desired = _json_object(content_type, body)
@@ -496,6 +626,29 @@ def _validate_floor(kind: _ScalerKind, spec: dict) -> None:
         raise _ApiError(
             422, f"spec.{kind.min_field}: Invalid value: must be between {kind.lowest} and {kind.max_field}"
         )
+
+
+def _label_selector(text: str) -> Callable[[dict[str, str]], bool]:
+    """A label selector as the API server parses it (equality, set and existence requirements, ANDed);
+    400 for one it cannot parse."""
+    checks: list[Callable[[dict[str, str]], bool]] = []
+    for raw in re.split(r",(?![^(]*\))", text) if text.strip() else []:
+        requirement = raw.strip()
+        if match := _SET_REQUIREMENT.match(requirement):
+            values = {value.strip() for value in match["values"].split(",")}
+            key, inside = match["key"], match["op"] == "in"
+            checks.append(
+                lambda labels, k=key, v=values, i=inside: (labels.get(k) in v) if i else labels.get(k) not in v
+            )
+        elif match := _EQUALITY_REQUIREMENT.match(requirement):
+            key, value, equal = match["key"], match["value"], match["op"] != "!="
+            checks.append(lambda labels, k=key, v=value, e=equal: (labels.get(k) == v) == e)
+        elif match := _EXISTS_REQUIREMENT.match(requirement):
+            key, present = match["key"], not match["not"]
+            checks.append(lambda labels, k=key, p=present: (k in labels) == p)
+        else:
+            raise _ApiError(400, f"unable to parse requirement: {requirement!r}")
+    return lambda labels: all(check(labels) for check in checks)
 
 
 def _json_object(content_type: str, body: bytes) -> dict:

@@ -1,5 +1,6 @@
-"""Point 4: the rollout function reaches Kubernetes as a group bound to a namespaced Role that allows exactly
-what its client calls, derived here from the code (lambda/rollout/kube.py and the steps that use it)."""
+"""Point 4: the rollout function reaches Kubernetes as a group bound to a namespaced Role (and, for nodes, a
+ClusterRole) that allow exactly what its client calls, derived here from the code (lambda/rollout/kube.py
+and the modules that use it)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from tests.synth import REPO_ROOT, SynthesizedEnvironment
 
 ROLLOUT_CODE = REPO_ROOT / "lambda" / "rollout"
 # Modules whose calls on `clients.kube` are the rollout function's Kubernetes calls.
-CALLERS = ("steps.py", "cleanup.py")
+CALLERS = ("steps.py", "cleanup.py", "track_cost.py")
 HTTP_VERBS = {"GET": "get", "PUT": "update", "POST": "create", "DELETE": "delete", "PATCH": "patch"}
 
 
 def _resources(tree: ast.Module) -> dict[str, tuple[str, str]]:
-    """Module constant -> (API group, plural), e.g. DEPLOYMENTS -> ("apps", "deployments")."""
+    """Module constant -> (API group, plural), e.g. DEPLOYMENTS -> ("apps", "deployments"), NODES -> ("", "nodes")."""
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
@@ -31,6 +32,19 @@ def _resources(tree: ast.Module) -> dict[str, tuple[str, str]]:
                 group = group_version.rsplit("/", 1)[0] if "/" in group_version else ""
                 found[node.targets[0].id] = (group, plural)
     return found
+
+
+def _cluster_scoped(tree: ast.Module) -> set[tuple[str, str]]:
+    """(API group, plural) of the resources declared `namespaced=False`."""
+    resources = _resources(tree)
+    scoped = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            keywords = {k.arg: k.value for k in node.value.keywords}
+            flag = keywords.get("namespaced")
+            if isinstance(flag, ast.Constant) and flag.value is False:
+                scoped.add(resources[node.targets[0].id])
+    return scoped
 
 
 def _client_methods(tree: ast.Module, resources: dict[str, tuple[str, str]]) -> dict[str, set]:
@@ -53,6 +67,9 @@ def _client_methods(tree: ast.Module, resources: dict[str, tuple[str, str]]) -> 
             elif name == "_replace" and isinstance(args[0], ast.Name) and args[0].id in resources:
                 # Read, change, write back whole: GET then PUT.
                 direct[method.name] |= {("get", *resources[args[0].id]), ("update", *resources[args[0].id])}
+            elif name == "_list" and isinstance(args[0], ast.Name) and args[0].id in resources:
+                # A GET of the collection, page by page: the list verb.
+                direct[method.name].add(("list", *resources[args[0].id]))
             else:
                 calls[method.name].add(name)
     effects: dict[str, set] = {}
@@ -90,13 +107,35 @@ def rollout_kubernetes_calls() -> set[tuple[str, str, str]]:
     return set().union(*(effects[name] for name in used))
 
 
+def split_by_scope(calls: set[tuple[str, str, str]]) -> tuple[set, set]:
+    """(namespaced calls, cluster-scoped calls)."""
+    scoped = _cluster_scoped(ast.parse((ROLLOUT_CODE / "kube.py").read_text()))
+    cluster = {call for call in calls if call[1:] in scoped}
+    return calls - cluster, cluster
+
+
+def _granted(role: dict) -> set[tuple[str, str, str]]:
+    assert all("resourceNames" not in rule or rule["resourceNames"] for rule in role["rules"])
+    return {
+        (verb, group, resource)
+        for rule in role["rules"]
+        for verb in rule["verbs"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
 def _rbac_objects(env: SynthesizedEnvironment) -> list[dict]:
     """The Role and RoleBinding the Rollout stack applies (their manifests hold no deploy-time tokens)."""
     objects = []
     for resource in env.resources("Rollout", "Custom::AWSCDK-EKS-KubernetesResource").values():
         manifest = resource["Properties"]["Manifest"]
         if isinstance(manifest, str):
-            objects += [o for o in json.loads(manifest) if o["kind"] in ("Role", "RoleBinding")]
+            objects += [
+                o
+                for o in json.loads(manifest)
+                if o["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+            ]
     return objects
 
 
@@ -107,21 +146,36 @@ def test_the_derivation_sees_what_the_client_does() -> None:
     assert ("update", "autoscaling", "horizontalpodautoscalers") in calls
     assert ("update", "keda.sh", "scaledobjects") in calls  # stable's floor for a service scaled by KEDA
     assert not {verb for verb, _, _ in calls} & {"create", "delete", "patch"}
+    # Pricing a track lists its pods (namespaced) and the nodes (cluster-scoped), and only reads them.
+    namespaced, cluster = split_by_scope(calls)
+    assert ("list", "", "pods") in namespaced
+    assert cluster == {("list", "", "nodes")}
 
 
 def test_role_allows_exactly_what_the_rollout_client_calls(dev: SynthesizedEnvironment) -> None:
     objects = _rbac_objects(dev)
     [role] = [o for o in objects if o["kind"] == "Role"]
     assert role["metadata"]["namespace"] == NAMESPACE
-    granted = {
-        (verb, group, resource)
-        for rule in role["rules"]
-        for verb in rule["verbs"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
+    namespaced, _ = split_by_scope(rollout_kubernetes_calls())
+    assert _granted(role) == namespaced
+
+
+def test_cluster_role_allows_exactly_the_cluster_scoped_reads(dev: SynthesizedEnvironment) -> None:
+    objects = _rbac_objects(dev)
+    [cluster_role] = [o for o in objects if o["kind"] == "ClusterRole"]
+    [binding] = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    _, cluster = split_by_scope(rollout_kubernetes_calls())
+    assert _granted(cluster_role) == cluster
+    assert {verb for verb, _, _ in _granted(cluster_role)} <= {"get", "list", "watch"}
+    assert "namespace" not in cluster_role["metadata"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
     }
-    assert all("resourceNames" not in rule or rule["resourceNames"] for rule in role["rules"])
-    assert granted == rollout_kubernetes_calls()
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": ROLLOUT_KUBERNETES_GROUP}
+    ]
 
 
 def test_role_is_bound_to_the_rollout_group_only(dev: SynthesizedEnvironment) -> None:
