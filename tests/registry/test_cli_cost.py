@@ -46,7 +46,9 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 canary_target_group=_target_group(placed.name, "canary"),
                 load_balancer=LOAD_BALANCER,
             )
-            settings = rollout_settings(placed, routing=routing, image_registry="registry", model_bucket="models")
+            settings = rollout_settings(
+                placed, environment="dev", routing=routing, image_registry="registry", model_bucket="models"
+            )
             ssm.put_parameter(
                 Name=f"/tessera/dev/rollout/services/{placed.name}",
                 Value=json.dumps(settings.to_json()),
