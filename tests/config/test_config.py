@@ -204,7 +204,9 @@ def test_allowed_targets_lists_the_current_target_first_then_each_alternative_wi
     )
     assert current.image_tag == assistant.image.tag
     assert (gpu.is_current, gpu.accelerator.type, gpu.accelerator.gpus, gpu.name) == (False, "gpu", 1, "gpu")
-    assert gpu.pool is not None and gpu.pool.gpu_model == "l4" and gpu.image_tag == "vllm-0.16.0-cuda12.8"
+    assert gpu.pool is not None
+    assert gpu.pool.gpu_model == "l4"
+    assert gpu.image_tag == "vllm-0.16.0-cuda12.8"
     gateway = next(service for service in config.services if service.name == "gateway")
     [only] = config.allowed_targets(gateway)
     assert (only.pool, only.name) == (None, "general")
