@@ -131,6 +131,7 @@ class PlacedService:
 
     spec: ServiceSpec
     pool: AcceleratorPoolConfig | None
+    targets: tuple[ServiceTarget, ...] = ()  # every allowed target, the current one first
 
     @property
     def name(self) -> str:
@@ -262,7 +263,10 @@ class EnvironmentConfig(StrictModel):
 
     @property
     def placed_services(self) -> tuple[PlacedService, ...]:
-        return tuple(PlacedService(spec=service, pool=self.pool_for(service)) for service in self.services)
+        return tuple(
+            PlacedService(spec=service, pool=self.pool_for(service), targets=self.allowed_targets(service))
+            for service in self.services
+        )
 
     def _efa_zone_problems(self) -> list[str]:
         """A pool pinned to one zone (EFA, a reservation or a capacity block) must name a zone the VPC has."""

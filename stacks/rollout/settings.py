@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout.contract import InstanceCapacity, PoolCapacity, ServiceSettings
-from stacks.config.environment import PlacedService
-from stacks.services.kubernetes_objects import track_name
+from rollout.contract import InstanceCapacity, PoolCapacity, RolloutTarget, ServiceSettings, TrackPlacement
+from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.environment import PlacedService, ServiceTarget
+from stacks.config.services import ServiceSpec
+from stacks.services.kubernetes_objects import target_placement, track_name
 from tessera_shared.constants import NAMESPACE
 
 
@@ -41,16 +43,50 @@ def rollout_settings(
         model_bucket=model_bucket,
         model_prefix=service.model_prefix,
         # The pool's Karpenter limits and types, for the preflight's capacity check (lambda/rollout/capacity.py).
-        pool=PoolCapacity(
+        pool=pool_capacity(pool, service.accelerator.neuron_cores) if pool else None,
+        policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
+        # Where a version compiled for each allowed target runs (a change of chip moves the tracks there).
+        targets=[rollout_target(service, target) for target in placed.targets],
+    )
+
+
+def rollout_target(service: ServiceSpec, target: ServiceTarget) -> RolloutTarget:
+    placement = target_placement(service, target.accelerator, target.pool)
+    pool = target.pool
+    share = target.accelerator.gpus if pool is not None and pool.is_gpu else target.accelerator.neuron_cores
+    return RolloutTarget(
+        name=target.name,
+        accelerator=target.accelerator.type,
+        placement=TrackPlacement(
+            pool=target.name,
+            node_selector=dict(placement.node_selector),
+            tolerations=[dict(toleration) for toleration in placement.tolerations],
+            resources=placement.accelerator_resources,
+            scheduler_name=placement.scheduler_name,
+        ),
+        pool=pool_capacity(pool, share) if pool is not None else None,
+    )
+
+
+def pool_capacity(pool: AcceleratorPoolConfig, share: int) -> PoolCapacity:
+    """`share`: NeuronCores per pod on a Neuron pool, GPUs per pod on a GPU pool."""
+    if pool.is_gpu:
+        return PoolCapacity(
             name=pool.name,
             max_nodes=pool.max_nodes,
-            max_neuron_cores=pool.max_neuron_cores,
-            cores_per_pod=service.accelerator.neuron_cores,
+            max_neuron_cores=pool.max_gpus,
+            cores_per_pod=share,
             instance_types=[
-                InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.instance_specs
+                InstanceCapacity(name=spec.name, cores=spec.gpus, devices=spec.gpus) for spec in pool.gpu_specs
             ],
+            unit="GPU",
         )
-        if pool
-        else None,
-        policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
+    return PoolCapacity(
+        name=pool.name,
+        max_nodes=pool.max_nodes,
+        max_neuron_cores=pool.max_neuron_cores,
+        cores_per_pod=share,
+        instance_types=[
+            InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.neuron_specs
+        ],
     )
