@@ -136,6 +136,7 @@ def show_version(args: argparse.Namespace, printer: Printer) -> int:
         f"  image:        {record.image}",
         f"  image digest: {record.image_digest or '-'}",
         f"  target:       {', '.join(f'{k}={v}' for k, v in sorted(record.target.items()))}",
+        f"  runs on pool: {record.pool or '-'}",
         *(f"  reason:       {reason}" for reason in record.reasons),
         "  history:",
         *(f"    {event['at']} {event['kind']}{_event_note(event)}" for event in history),

@@ -8,9 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from registry.catalog import Catalog, CatalogService
+from registry.catalog import Catalog, CatalogService, CatalogTarget
 from registry.checksums import file_checksums
-from registry.manifest import CpuTarget, Manifest
+from registry.manifest import CpuTarget, Manifest, NeuronTarget, NvidiaTarget, version_tuple
 
 # `aws s3 cp` switches to multipart at 8 MiB (its multipart_threshold default).
 AWS_CLI_MULTIPART_THRESHOLD = 8 << 20
@@ -38,34 +38,81 @@ def check_identity(manifest: Manifest, *, service: str, version: str) -> list[st
 
 
 def check_target_fit(manifest: Manifest, service: CatalogService) -> list[str]:
-    """The compile target must fit the service's pool and serving image."""
-    target = manifest.compile_target
-    if isinstance(target, CpuTarget):
-        if service.accelerator != "cpu":
-            return [f"compiled for cpu but {service.name} runs on {service.accelerator}"]
+    """The compile target must fit one of the service's allowed targets (its pool and the serving image
+    config declares for it); the reasons are those of the targets of the same accelerator."""
+    return fitting_target(manifest, service)[1]
+
+
+def fitting_target(manifest: Manifest, service: CatalogService) -> tuple[CatalogTarget | None, list[str]]:
+    """The first allowed target the version fits (the current one first), or None and why none fits."""
+    compiled = manifest.compile_target
+    candidates = [target for target in service.targets if target.accelerator == compiled.accelerator]
+    if not candidates:
+        others = ", ".join(dict.fromkeys(target.accelerator for target in service.alternatives))
+        may_move = f" and may move to {others}" if others else ""
+        return None, [f"compiled for {compiled.accelerator} but {service.name} runs on {service.accelerator}{may_move}"]
+    reasons: list[str] = []
+    for target in candidates:
+        problems = _target_problems(manifest, service.name, target)
+        if not problems:
+            return target, []
+        suffix = f" (target {target.label})" if len(candidates) > 1 else ""
+        reasons += [problem + suffix for problem in problems]
+    return None, reasons
+
+
+def _target_problems(manifest: Manifest, name: str, target: CatalogTarget) -> list[str]:
+    compiled = manifest.compile_target
+    if isinstance(compiled, CpuTarget):
         return []
-    if service.accelerator != target.accelerator:
-        return [f"compiled for {target.accelerator} but {service.name} runs on {service.accelerator}"]
+    if isinstance(compiled, NvidiaTarget):
+        return _gpu_problems(manifest, compiled, name, target)
+    return _neuron_problems(manifest, compiled, name, target)
+
+
+def _neuron_problems(manifest: Manifest, compiled: NeuronTarget, name: str, target: CatalogTarget) -> list[str]:
     reasons = []
-    if target.instance_family not in service.accepted_families:
+    if compiled.instance_family not in target.accepted_families:
         reasons.append(
-            f"compiled for instance family {target.instance_family} but {service.name}'s pool is "
-            f"{service.instance_family}"
+            f"compiled for instance family {compiled.instance_family} but {name}'s pool is {target.instance_family}"
         )
-    if target.neuron_cores != service.neuron_cores:
-        reasons.append(
-            f"compiled for {target.neuron_cores} NeuronCores but {service.name} pods get {service.neuron_cores}"
-        )
-    if manifest.image.tag != service.image_tag:
+    if compiled.neuron_cores != target.neuron_cores:
+        reasons.append(f"compiled for {compiled.neuron_cores} NeuronCores but {name} pods get {target.neuron_cores}")
+    if manifest.image.tag != target.image_tag:
         # The SDK is known for the image the config declares; the version runs the image its manifest names.
         reasons.append(
-            f"image tag {manifest.image.tag} is not {service.name}'s serving image {service.image_tag} (Neuron SDK "
-            f"{service.neuron_sdk}); its Neuron SDK is unknown: declare the image and its neuron_sdk in config first"
+            f"image tag {manifest.image.tag} is not {name}'s serving image {target.image_tag} (Neuron SDK "
+            f"{target.neuron_sdk}); its Neuron SDK is unknown: declare the image and its neuron_sdk in config first"
         )
-    elif target.neuron_sdk != service.neuron_sdk:
+    elif compiled.neuron_sdk != target.neuron_sdk:
         reasons.append(
-            f"compiled with Neuron SDK {target.neuron_sdk} but {service.name}'s serving image has {service.neuron_sdk}"
+            f"compiled with Neuron SDK {compiled.neuron_sdk} but {name}'s serving image has {target.neuron_sdk}"
         )
+    return reasons
+
+
+def _gpu_problems(manifest: Manifest, compiled: NvidiaTarget, name: str, target: CatalogTarget) -> list[str]:
+    """Same GPU model (or a GPU of the compiled compute capability's major and at least its minor), the GPUs a
+    pod gets, a driver on the pool's AMI at least the minimum, and the serving image config declares."""
+    reasons = []
+    if compiled.gpu_model is not None and compiled.gpu_model != target.gpu_model:
+        reasons.append(f"compiled for GPU {compiled.gpu_model} but {name}'s pool {target.pool} has {target.gpu_model}")
+    if compiled.compute_capability is not None and target.compute_capability is not None:
+        built, have = version_tuple(compiled.compute_capability), version_tuple(target.compute_capability)
+        if built[0] != have[0] or have < built:
+            reasons.append(
+                f"compiled for compute capability {compiled.compute_capability} but {name}'s pool {target.pool} "
+                f"has {target.gpu_model} ({target.compute_capability})"
+            )
+    if compiled.gpus != target.gpus:
+        reasons.append(f"compiled for {compiled.gpus} GPUs but {name} pods get {target.gpus}")
+    if target.gpu_driver is None or version_tuple(compiled.min_driver_version) > version_tuple(target.gpu_driver):
+        reasons.append(
+            f"needs NVIDIA driver {compiled.min_driver_version} or newer but {name}'s pool {target.pool} runs "
+            f"{target.gpu_driver or 'an unknown driver'} (the pinned AMI's)"
+        )
+    if manifest.image.tag != target.image_tag:
+        reasons.append(f"image tag {manifest.image.tag} is not {name}'s serving image {target.image_tag} for GPU")
     return reasons
 
 

@@ -1,9 +1,10 @@
 """The model-version manifest: `s3://<bucket>/models/<service>/<version>/manifest.json`.
 
-A Neuron model is compiled ahead of time for one target (instance family, NeuronCores and
-tensor-parallel degree, batch size, sequence length, Neuron SDK); the manifest records that target
-and every artifact with its size and checksum, so that a version can be checked against the
-hardware it will run on before it gets any traffic.
+A model version is built for one target: a Neuron model is compiled ahead of time (instance family,
+NeuronCores and tensor-parallel degree, batch size, sequence length, Neuron SDK); an NVIDIA model for
+a GPU model or compute capability, a GPU count, a CUDA release and the minimum driver it needs; a CPU
+model for arm64. The manifest records that target and every artifact with its size and checksum, so
+that a version can be checked against the hardware it will run on before it gets any traffic.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ MIN_PART_BYTES = 5 << 20
 MAX_PART_BYTES = 5 << 30
 MAX_PARTS = 10_000
 FAMILIES_BY_ACCELERATOR = {"trainium": ("trn1", "trn1n", "trn2"), "inferentia": ("inf2",)}
+VERSION_NUMBER_PATTERN = r"^\d+\.\d+(\.\d+)?$"
+# Discriminator values of compile_target: pydantic puts them in error locations, messages leave them out.
+TARGET_TAGS = ("cpu", "trainium", "inferentia", "gpu")
 
 
 class _Strict(BaseModel):
@@ -59,6 +63,28 @@ class NeuronTarget(_Strict):
             raise ValueError(
                 f"tensor_parallel_degree {self.tensor_parallel_degree} exceeds neuron_cores {self.neuron_cores}"
             )
+        return self
+
+
+class NvidiaTarget(_Strict):
+    """What an NVIDIA GPU model was built for: a GPU model (as EC2 names it: a10g, l4, l40s, a100, h100) or a
+    CUDA compute capability, the GPUs one pod uses, the CUDA release, and the oldest driver it runs on."""
+
+    accelerator: Literal["gpu"]
+    gpu_model: str | None = Field(None, pattern=r"^[a-z][a-z0-9]{1,15}$", description="e.g. `l4`, `a10g`, `h100`.")
+    compute_capability: str | None = Field(
+        None, pattern=r"^\d+\.\d$", description="CUDA compute capability built for, e.g. `8.9` (any GPU model of it)."
+    )
+    gpus: int = Field(ge=1, le=8, description="GPUs one pod uses (tensor-parallel degree).")
+    cuda: str = Field(pattern=VERSION_NUMBER_PATTERN, description="CUDA release the model and image use, e.g. `12.8`.")
+    min_driver_version: str = Field(
+        pattern=VERSION_NUMBER_PATTERN, description="Oldest NVIDIA driver that runs it, e.g. `570.86.10`."
+    )
+
+    @model_validator(mode="after")
+    def _names_a_gpu(self) -> NvidiaTarget:
+        if self.gpu_model is None and self.compute_capability is None:
+            raise ValueError("give gpu_model or compute_capability")
         return self
 
 
@@ -136,7 +162,7 @@ class Manifest(_Strict):
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     version: str = Field(pattern=MODEL_VERSION_PATTERN)
     image: ImageRef
-    compile_target: Annotated[NeuronTarget | CpuTarget, Field(discriminator="accelerator")]
+    compile_target: Annotated[NeuronTarget | NvidiaTarget | CpuTarget, Field(discriminator="accelerator")]
     artifacts: list[Artifact] = Field(min_length=1, max_length=MAX_ARTIFACTS)
     metadata: dict[str, Any] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS, description="Free-form: training run, eval scores, ..."
@@ -193,15 +219,16 @@ def parse_manifest(raw: bytes) -> Manifest:
 
 
 def _describe(detail: dict) -> str:
-    path = ".".join(
-        str(part)
-        for part in detail["loc"]
-        if not isinstance(part, str) or part not in ("cpu", "trainium", "inferentia")
-    )
+    path = ".".join(str(part) for part in detail["loc"] if not isinstance(part, str) or part not in TARGET_TAGS)
     message = detail["msg"]
     if detail["type"] == "extra_forbidden":
         message = "unknown field"
     return f"manifest {path}: {message}" if path else f"manifest: {message}"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`580.159.03` -> (580, 159, 3): driver and CUDA versions compare as numbers, part by part."""
+    return tuple(int(part) for part in version.split("."))
 
 
 def manifest_json_schema() -> dict:

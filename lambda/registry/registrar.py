@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog
-from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, check_target_fit
+from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, fitting_target
 from registry.manifest import Manifest, ManifestError, digest, parse_manifest
 from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
 from tessera_shared.constants import (
@@ -62,6 +62,7 @@ class Decision:
     reasons: list[str]
     manifest: Manifest | None
     image_digest: str | None = None
+    pool: str | None = None  # the allowed target it fits
 
 
 class Registrar:
@@ -140,13 +141,20 @@ class Registrar:
             return Decision(REJECTED, cap_reasons(error.reasons), None)
         entry = self._catalog.services[service]
         reasons = check_identity(manifest, service=service, version=version)
-        reasons += check_target_fit(manifest, entry)
+        target, fit_reasons = fitting_target(manifest, entry)
+        reasons += fit_reasons
         reasons += check_artifacts(
             self._s3, bucket=self._bucket, folder=self.folder(service, version), manifest=manifest
         )
         image_reasons, image_digest = check_image(self._ecr, manifest, entry, self._catalog)
         reasons += image_reasons
-        return Decision(REJECTED if reasons else REGISTERED, cap_reasons(reasons), manifest, image_digest)
+        return Decision(
+            REJECTED if reasons else REGISTERED,
+            cap_reasons(reasons),
+            manifest,
+            image_digest,
+            pool=target.pool if target is not None and not reasons else None,
+        )
 
     def _record(
         self, service: str, version: str, content: str, decision: Decision, existing: VersionRecord | None
@@ -167,6 +175,7 @@ class Registrar:
             image=f"{manifest.image.repository}:{manifest.image.tag}" if manifest else None,
             image_digest=decision.image_digest,
             target=manifest.compile_target.model_dump() if manifest else {},
+            pool=decision.pool,
             created_at=existing.created_at if existing else stamp,
             updated_at=stamp,
             attempts=attempts,

@@ -69,6 +69,8 @@ class VersionRecord:
     image: str | None = None  # repository:tag, as the manifest names it
     image_digest: str | None = None  # sha256:..., what the tag pointed to at registration
     target: dict[str, Any] = field(default_factory=dict)
+    # The allowed target the version fits (its pool's name, `general` for cpu): the rollout places it there.
+    pool: str | None = None
     created_at: str = ""
     updated_at: str = ""
     attempts: int = 1  # registrations decided with a different manifest (a REJECTED version may be fixed)

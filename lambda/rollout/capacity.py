@@ -4,8 +4,9 @@ Pure arithmetic over the pool of a service's rollout settings (rollout.contract.
 by stacks/rollout/settings.py).
 
 Karpenter may launch any of the pool's types, up to `max_nodes` nodes and (when set) `max_neuron_cores`
-NeuronCores in total. The most pods the pool can hold is the best case over its types: whole pods per
-node (a pod never spans nodes) times the nodes the limits allow. Other services on the same pool are
+NeuronCores in total (on a GPU pool the same arithmetic counts GPUs against its `max_gpus`). The most
+pods the pool can hold is the best case over its types: whole pods per node (a pod never spans nodes)
+times the nodes the limits allow. Other services on the same pool are
 not counted: this answers "can it ever fit", not "is there room now".
 """
 
@@ -21,6 +22,7 @@ class PoolFit:
     pods: int
     cores_per_pod: int
     max_pods: int
+    unit: str = "NeuronCore"
 
     @property
     def fits(self) -> bool:
@@ -36,15 +38,12 @@ class PoolFit:
 
     @property
     def evidence(self) -> dict[str, int]:
-        return {
-            "neuron_cores_needed": self.cores_needed,
-            "neuron_cores_in_pool": self.cores_usable,
-            "pods_in_pool": self.max_pods,
-        }
+        key = "gpus" if self.unit == "GPU" else "neuron_cores"
+        return {f"{key}_needed": self.cores_needed, f"{key}_in_pool": self.cores_usable, "pods_in_pool": self.max_pods}
 
     @property
     def shortfall(self) -> str:
-        return f"need {self.cores_needed} NeuronCores, the pool has at most {self.cores_usable}"
+        return f"need {self.cores_needed} {self.unit}s, the pool has at most {self.cores_usable}"
 
 
 def max_pods(pool: PoolCapacity) -> int:
@@ -59,4 +58,4 @@ def max_pods(pool: PoolCapacity) -> int:
 
 
 def pool_fit(pool: PoolCapacity, *, pods: int) -> PoolFit:
-    return PoolFit(pods=pods, cores_per_pod=pool.cores_per_pod, max_pods=max_pods(pool))
+    return PoolFit(pods=pods, cores_per_pod=pool.cores_per_pod, max_pods=max_pods(pool), unit=pool.unit)

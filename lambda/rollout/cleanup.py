@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollout.contract import Plan, Progress
 from rollout.errors import CleanupIncompleteError
+from rollout.kube import running_placement
 from rollout.traffic import set_weights
 from tessera_shared.constants import (
     ABORTED,
@@ -78,13 +79,14 @@ def _stable_takes_all(plan: Plan, clients: Clients) -> None:
 
 
 def _restore_stable(plan: Plan, progress: Progress, clients: Clients) -> None:
-    """Put back what stable ran before, if the Deployment now runs something else (promotion started,
-    even if the step that started it never reported back)."""
+    """Put back what stable ran before, and where, if the Deployment now runs something else (promotion
+    started, even if the step that started it never reported back)."""
     snapshot = progress.stable
     assert snapshot is not None  # noqa: S101 - checked by the caller
     stable = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)
     running = stable["spec"]["template"].get("metadata", {}).get("labels", {}).get(MODEL_VERSION_LABEL)
-    if running == snapshot.model_version:
+    moved = snapshot.placement is not None and running_placement(stable) != snapshot.placement
+    if running == snapshot.model_version and not moved:
         return
     clients.kube.set_version(
         plan.namespace,
@@ -92,6 +94,7 @@ def _restore_stable(plan: Plan, progress: Progress, clients: Clients) -> None:
         image=snapshot.image,
         model_version=snapshot.model_version,
         model_uri=snapshot.model_uri,
+        placement=snapshot.placement,
     )
 
 

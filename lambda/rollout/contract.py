@@ -91,13 +91,36 @@ class InstanceCapacity(Model):
 @dataclass(frozen=True)
 class PoolCapacity(Model):
     """The accelerator pool a service runs on, as far as preflight's capacity check needs it: its
-    Karpenter limits and the types Karpenter may launch (rollout.capacity does the arithmetic)."""
+    Karpenter limits and the types Karpenter may launch (rollout.capacity does the arithmetic).
+    `cores` count the pool's accelerator unit: NeuronCores, or GPUs where `unit` is "GPU"."""
 
     name: str
     max_nodes: int
-    max_neuron_cores: int | None
+    max_neuron_cores: int | None  # the pool's Karpenter limit on its unit (max_neuron_cores or max_gpus)
     cores_per_pod: int
     instance_types: list[InstanceCapacity]
+    unit: str = "NeuronCore"
+
+
+@dataclass(frozen=True)
+class TrackPlacement(Model):
+    """Where a track's pods run: the fields the rollout engine writes to move a track onto a target."""
+
+    pool: str  # the pool's name (`general` for cpu)
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
+    resources: dict[str, str]  # accelerator resources of the serving container (requests = limits)
+    scheduler_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RolloutTarget(Model):
+    """One target a service is allowed to run on: where its pods go there, and the pool's capacity."""
+
+    name: str  # the pool's name, as the registry records the target a version fits
+    accelerator: str
+    placement: TrackPlacement
+    pool: PoolCapacity | None  # None: the general pool (no accelerator limits to check)
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,7 @@ class ServiceSettings(Model):
     model_prefix: str
     pool: PoolCapacity | None
     policy: Policy
+    targets: list[RolloutTarget] = field(default_factory=list)  # every allowed target, the current one first
     stable_autoscaler_kind: str = HPA_KIND  # or a KEDA ScaledObject, for a service that scales on `scaling`
     service_alarm: str | None = None  # the service's composite alarm, watched besides the policy's alarms
 
@@ -144,11 +168,14 @@ class Plan(Model):
     image_digest: str
     model_uri: str
     stable_version: str | None
-    pool: PoolCapacity | None
+    pool: PoolCapacity | None  # the pool the version runs on (its target's), for preflight's capacity check
     policy: Policy
     stable_autoscaler_kind: str = HPA_KIND
     service_alarm: str | None = None
     contract_version: int = CONTRACT_VERSION
+    # Where the version runs: the target the registry found it fits. Canary takes it at deploy, stable at
+    # promotion. None (a version registered before targets were recorded): placements are left as they are.
+    placement: TrackPlacement | None = None
 
     @property
     def watched_alarms(self) -> list[str]:
@@ -175,6 +202,7 @@ class StableSnapshot(Model):
     model_uri: str
     replicas: int
     autoscaler_min: int | None  # the autoscaler's own floor (HPA minReplicas, ScaledObject minReplicaCount)
+    placement: TrackPlacement | None = None  # where stable ran: rollback puts it back there
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.contract import TrackPlacement
 from rollout.errors import RolloutError, TransientError
 from tessera_shared.constants import (
+    ACCELERATOR_RESOURCES,
     KEDA_API_VERSION,
     MODEL_VERSION_LABEL,
+    POOL_LABEL,
     SCALED_OBJECT_KIND,
     SCALED_OBJECTS,
     SERVING_CONTAINER,
@@ -239,14 +242,33 @@ class KubeClient:
 
         return self.replace_deployment(namespace, name, change)
 
-    def set_version(self, namespace: str, name: str, *, image: str, model_version: str, model_uri: str) -> dict:
+    def set_version(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        image: str,
+        model_version: str,
+        model_uri: str,
+        placement: TrackPlacement | None = None,
+    ) -> dict:
         """Point the Deployment at a model version: the server container's image, its MODEL_VERSION and
-        MODEL_S3_URI, and the pod label that dashboards and the rollout group pods by.
+        MODEL_S3_URI, and the pod label that dashboards and the rollout group pods by; with a placement,
+        also where its pods run (one write, so a change of chip is one rolling update).
 
         Env entries are updated in place, so that the other entries and their order stay as rendered
         (a reordered env list is a spec change, and would roll the pods for nothing).
         """
-        return self.replace_deployment(namespace, name, version_change(image, model_version, model_uri))
+        version = version_change(image, model_version, model_uri)
+        if placement is None:
+            return self.replace_deployment(namespace, name, version)
+        place = placement_change(placement)
+
+        def change(deployment: dict) -> None:
+            version(deployment)
+            place(deployment)
+
+        return self.replace_deployment(namespace, name, change)
 
     def apply(self, resource: _Resource, namespace: str, desired: dict) -> dict:
         """Create the object, or make the stored one's labels and spec those of `desired` (keeping what
@@ -397,6 +419,55 @@ def version_change(image: str, model_version: str, model_uri: str) -> Callable[[
         template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
 
     return change
+
+
+def placement_change(placement: TrackPlacement) -> Callable[[dict], None]:
+    """The change that moves a Deployment's pods onto a target: node selector, tolerations, scheduler, and the
+    serving container's accelerator resources (requests and limits; cpu, memory and storage stay as rendered).
+    The rollout steps and the track owner both use it, so both write the running placement the same way."""
+
+    def change(deployment: dict) -> None:
+        pod = deployment.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
+        pod["nodeSelector"] = dict(placement.node_selector)
+        _set_or_drop(pod, "tolerations", [dict(toleration) for toleration in placement.tolerations])
+        _set_or_drop(pod, "schedulerName", placement.scheduler_name)
+        server = _server_of(deployment)
+        resources = server.setdefault("resources", {})
+        for kind in ("requests", "limits"):
+            amounts = {k: v for k, v in resources.get(kind, {}).items() if k not in ACCELERATOR_RESOURCES}
+            resources[kind] = amounts | dict(placement.resources)
+
+    return change
+
+
+def running_placement(deployment: dict) -> TrackPlacement:
+    """Where the Deployment's pods run now, as placement_change writes it."""
+    pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    requests = _server_of(deployment).get("resources", {}).get("requests", {})
+    selector = dict(pod.get("nodeSelector") or {})
+    return TrackPlacement(
+        pool=selector.get(POOL_LABEL, ""),
+        node_selector=selector,
+        tolerations=[dict(toleration) for toleration in pod.get("tolerations") or []],
+        resources={k: str(v) for k, v in requests.items() if k in ACCELERATOR_RESOURCES},
+        scheduler_name=pod.get("schedulerName"),
+    )
+
+
+def _server_of(deployment: dict) -> dict:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+    if server is None:
+        name = deployment.get("metadata", {}).get("name")
+        raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
+    return server
+
+
+def _set_or_drop(mapping: dict, key: str, value: Any) -> None:
+    if value:
+        mapping[key] = value
+    else:
+        mapping.pop(key, None)
 
 
 def _set_env(env: list[dict], name: str, value: str) -> None:

@@ -20,10 +20,10 @@ from registry.images import image_reference, protect_image
 from registry.store import RegistryStore
 from rollout.capacity import pool_fit
 from rollout.cleanup import return_to_rest
-from rollout.contract import Plan, Progress, ServiceSettings, StableSnapshot
+from rollout.contract import Plan, Progress, RolloutTarget, ServiceSettings, StableSnapshot
 from rollout.errors import RolloutError, StartRefusedError, TransientError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
-from rollout.kube import KubeClient, NotFoundError, deployment_ready, ready_summary
+from rollout.kube import KubeClient, NotFoundError, deployment_ready, ready_summary, running_placement
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alarms_in_alarm, arn_dimension
 from rollout.notify import Announcer
@@ -89,6 +89,7 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
     except OverrideError as error:
         raise StartRefusedError(f"invalid overrides: {error}") from None
     record = clients.ledger.version(service, version)
+    target = _target_of(settings, service, version, (record or {}).get("pool"))
     digest = (record or {}).get("image_digest")
     try:
         image = image_reference(settings.image_repository_uri, digest)
@@ -117,9 +118,25 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         image_digest=str(digest),
         model_uri=f"s3://{settings.model_bucket}/{settings.model_prefix}{version}/",
         stable_version=clients.ledger.pointer(service).get("stable"),
-        pool=settings.pool,
+        pool=target.pool if target else settings.pool,
         policy=policy,
+        placement=target.placement if target else None,
     )
+
+
+def _target_of(settings: ServiceSettings, service: str, version: str, pool: str | None) -> RolloutTarget | None:
+    """The allowed target the registry found the version fits: where its tracks will run (None: a version
+    registered before targets were recorded, which runs where the tracks already are)."""
+    if pool is None:
+        return None
+    target = next((target for target in settings.targets if target.name == pool), None)
+    if target is None:
+        allowed = ", ".join(target.name for target in settings.targets) or "none recorded"
+        raise StartRefusedError(
+            f"{service} version {version} was built for pool {pool!r}, which is not among the service's allowed "
+            f"targets ({allowed}); add it to the service's alternative_accelerators and deploy"
+        )
+    return target
 
 
 def acquire_lock(plan: Plan, clients: Clients) -> dict:
@@ -161,6 +178,8 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     snapshot = _stable_snapshot(plan, clients)
     most_canary = canary_replicas(snapshot.replicas, max(plan.policy.steps))
     checks: dict[str, Any] = {"stable_replicas": snapshot.replicas, "most_canary_replicas": most_canary}
+    if plan.placement is not None:
+        checks["pool"] = plan.placement.pool  # the version's target (another chip than stable's, for a move)
     if plan.pool:
         # stable's rolling update at promotion adds one pod (maxSurge 1) beside stable and canary.
         fit = pool_fit(plan.pool, pods=snapshot.replicas + most_canary + 1)
@@ -199,6 +218,7 @@ def _stable_snapshot(plan: Plan, clients: Clients) -> StableSnapshot:
         model_uri=env.get("MODEL_S3_URI", ""),
         replicas=stable["spec"].get("replicas", 0),
         autoscaler_min=autoscaler_min,
+        placement=running_placement(stable),
     )
 
 
@@ -222,11 +242,15 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     replicas = canary_replicas(snapshot.replicas, plan.policy.steps[0])
     # The image must outlive its tag's lifecycle while any track runs it.
     protect_image(clients.ecr, repository=plan.image_repository, image_digest=plan.image_digest, version=plan.version)
-    _run_version(clients, plan.namespace, plan.canary_deployment, plan.image, plan.version, plan.model_uri)
+    _run_version(clients, plan, plan.canary_deployment)
     clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
     clients.ledger.set_canary(plan.service, plan.version)
     record_lifecycle(clients, plan, EVENT_DEPLOYED_CANARY, {"image": plan.image})
-    _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan.image})
+    # Each track's pool: where the canary runs and where stable runs until promotion (the cost of each track
+    # per request is computed from these).
+    pools = {"canary_pool": plan.placement.pool if plan.placement else None}
+    pools["stable_pool"] = snapshot.placement.pool if snapshot.placement else None
+    _audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan.image, **pools})
     return _saved(
         plan,
         clients,
@@ -388,8 +412,9 @@ def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
 # -- the end ---------------------------------------------------------------------------------------
 def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     _guard(plan, clients)
-    _run_version(clients, plan.namespace, plan.stable_deployment, plan.image, plan.version, plan.model_uri)
-    _audit(clients, plan, "promote-stable", {"version": plan.version})
+    _run_version(clients, plan, plan.stable_deployment)
+    pool = plan.placement.pool if plan.placement else None
+    _audit(clients, plan, "promote-stable", {"version": plan.version, "pool": pool})
     return _saved(plan, clients, progress.replace(promotion_started=True, deadline=_deadline(plan, clients)))
 
 
@@ -441,8 +466,16 @@ def _guard(plan: Plan, clients: Clients) -> None:
     clients.ledger.guard(plan.service, execution=plan.execution)
 
 
-def _run_version(clients: Clients, namespace: str, deployment: str, image: str, version: str, uri: str) -> None:
-    clients.kube.set_version(namespace, deployment, image=image, model_version=version, model_uri=uri)
+def _run_version(clients: Clients, plan: Plan, deployment: str) -> None:
+    """The track runs the plan's version, on the version's target (a change of chip moves its pods)."""
+    clients.kube.set_version(
+        plan.namespace,
+        deployment,
+        image=plan.image,
+        model_version=plan.version,
+        model_uri=plan.model_uri,
+        placement=plan.placement,
+    )
 
 
 def _server(deployment: dict) -> dict:

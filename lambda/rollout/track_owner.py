@@ -2,9 +2,10 @@
 stable and canary Deployments and stable's autoscaler: an HPA, or a KEDA ScaledObject) so that a
 `cdk deploy` never undoes the rollout engine's work.
 
-Config owns what a service is (probes, resources, env, security context, placement as rendered);
-after the first deploy the rollout engine owns what each track runs (image, model version) and, while a
-rollout holds the service's lock, the canary and stable's autoscaler floor. CDK's kubectl handler
+Config owns what a service is (probes, resources, env, security context) and where it first runs;
+after the first deploy the rollout engine owns what each track runs (image, model version) and where
+(its placement: node selector, tolerations, scheduler, accelerator resources, which a change of chip
+moves) and, while a rollout holds the service's lock, the canary and stable's autoscaler floor. CDK's kubectl handler
 applies manifests with a client-side `kubectl apply`, which sets every field the manifest names back
 to the manifest's value: a re-applied Deployment would put the config's old model version back on
 stable after a promotion. So these objects are not KubernetesManifests; this handler merges the
@@ -21,7 +22,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from rollout.kube import AUTOSCALERS, DEPLOYMENTS, KEDA_SCALED_OBJECTS, KubeClient, version_change
+from rollout.kube import (
+    AUTOSCALERS,
+    DEPLOYMENTS,
+    KEDA_SCALED_OBJECTS,
+    KubeClient,
+    placement_change,
+    running_placement,
+    version_change,
+)
 from rollout.ledger import Ledger
 from tessera_shared import constants as shared
 
@@ -35,8 +44,9 @@ def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict 
     """What to store for one rendered track object given the live one; None leaves the live one alone.
 
     - first deploy (nothing live): the config's rendering, as it is;
-    - a Deployment: the config's spec, running what the live one runs (image, model version), and for
-      stable the live replica count (its autoscaler's to set, not the config's);
+    - a Deployment: the config's spec, running what the live one runs (image, model version) where it runs
+      it (the live placement: a service a rollout moved to another chip stays there), and for stable the
+      live replica count (its autoscaler's to set, not the config's);
     - the canary while a rollout holds the lock: untouched (its size and version are the rollout's);
     - stable's autoscaler while a rollout holds the lock: the config's, but with the floor the rollout set.
     """
@@ -54,6 +64,7 @@ def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict 
     image, version, uri = running_version(live)
     if image:
         version_change(image, version, uri)(desired)
+        placement_change(running_placement(live))(desired)
     if "replicas" not in rendered["spec"]:
         desired["spec"]["replicas"] = live["spec"].get("replicas", 1)
     return desired

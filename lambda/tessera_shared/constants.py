@@ -76,6 +76,13 @@ NEURONCORE_RESOURCE = "aws.amazon.com/neuroncore"
 NEURON_DEVICE_RESOURCE = "aws.amazon.com/neuron"
 NEURON_TAINT_VALUE = "true"
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
+# NVIDIA: the device plugin's resource, and the taint Tessera's GPU pools carry (only GPU pods tolerate it).
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "true"
+# The resources that say which accelerator a pod takes: the placement of a track, with its node selector,
+# tolerations and scheduler (the rollout engine moves a track between targets by changing these).
+ACCELERATOR_RESOURCES = ("aws.amazon.com/neuron", "aws.amazon.com/neuroncore", GPU_RESOURCE, EFA_RESOURCE)
 # The system node group's taint: only controllers that tolerate it (Karpenter, CoreDNS, ...) run there.
 CRITICAL_ADDONS_TAINT_KEY = "CriticalAddonsOnly"
 SYSTEM_POOL = "system"

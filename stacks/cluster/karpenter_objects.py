@@ -3,12 +3,15 @@
 No CDK here: the Cluster stack passes deploy-time values (role name, security group id) as CDK token
 strings, tests pass plain strings and validate the output against the vendored Karpenter CRDs.
 
-- One EC2NodeClass per pool: AL2023 pinned by alias (Karpenter picks the arm64 or Neuron variant of
-  that release), private subnets by the discovery tag, the cluster security group, IMDSv2 with hop
-  limit 1, an encrypted gp3 root volume, and RAID0 over the instance store where every type has one
-  (kubelet and containerd then live there, so emptyDir volumes such as the model cache use NVMe).
+- One EC2NodeClass per pool: AL2023 pinned by alias (Karpenter picks the arm64, Neuron or NVIDIA variant
+  of that release by instance type: its al2023 AMI family resolves the `nvidia` variant for types with
+  GPUs and `neuron` for types with Neuron devices, pkg/providers/amifamily/al2023.go at v1.14.1), private
+  subnets by the discovery tag, the cluster security group, IMDSv2 with hop limit 1, an encrypted gp3 root
+  volume, and RAID0 over the instance store where every type has one (kubelet and containerd then live
+  there, so emptyDir volumes such as the model cache use NVMe).
 - One NodePool per pool: the pool's types, arch and capacity type, Tessera's labels, the Neuron taint
-  on accelerator pools, a zone when a reservation or EFA pins one, limits, and disruption settings.
+  on Neuron pools and the `nvidia.com/gpu` taint on GPU pools, a zone when a reservation or EFA pins one,
+  limits, and disruption settings.
   General nodes are consolidated when underused; accelerator nodes only when empty, one at a time
   (the budget), and they do not expire unless config says so (expiry ignores budgets).
 """
@@ -21,6 +24,9 @@ from stacks.config.cluster import AcceleratorPoolConfig, GeneralPoolConfig, Node
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
     GENERAL_POOL,
+    GPU_RESOURCE,
+    GPU_TAINT_KEY,
+    GPU_TAINT_VALUE,
     KARPENTER_DISCOVERY_TAG,
     NEURON_TAINT_KEY,
     NEURON_TAINT_VALUE,
@@ -81,7 +87,8 @@ def accelerator_pool_objects(
         node_class["spec"]["placementGroupSelector"] = {"name": placement_group}
     requirements = [
         _requirement("node.kubernetes.io/instance-type", pool.instance_types),
-        _requirement("kubernetes.io/arch", ["amd64"]),  # there is no arm64 Neuron AMI
+        # There is no arm64 Neuron AMI; Tessera's GPU types are x86_64 too (g5g's arm64 GPUs are not supported).
+        _requirement("kubernetes.io/arch", ["amd64"]),
         _requirement("karpenter.sh/capacity-type", CAPACITY_TYPES[pool.capacity.type]),
     ]
     if pool.zone is not None:
@@ -89,11 +96,14 @@ def accelerator_pool_objects(
     limits = {"nodes": str(pool.max_nodes)}
     if pool.max_neuron_cores is not None:
         limits[NEURONCORE_RESOURCE] = str(pool.max_neuron_cores)
+    if pool.max_gpus is not None:
+        limits[GPU_RESOURCE] = str(pool.max_gpus)
+    taint = (GPU_TAINT_KEY, GPU_TAINT_VALUE) if pool.is_gpu else (NEURON_TAINT_KEY, NEURON_TAINT_VALUE)
     node_pool = _node_pool(
         pool.name,
         labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: pool.accelerator},
         requirements=requirements,
-        taints=[{"key": NEURON_TAINT_KEY, "value": NEURON_TAINT_VALUE, "effect": "NoSchedule"}],
+        taints=[{"key": taint[0], "value": taint[1], "effect": "NoSchedule"}],
         expire_after=pool.expire_after,
         limits=limits,
         disruption={

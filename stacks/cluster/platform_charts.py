@@ -1,10 +1,11 @@
 """Platform software from Helm charts at pinned versions: the Neuron device plugin (and, when a
-service needs it, the scheduler extension), the EFA device plugin (when a pool has EFA), the AWS
+service needs it, the scheduler extension), the NVIDIA device plugin (when a GPU pool exists), the EFA
+device plugin (when a pool has EFA), the AWS
 Load Balancer Controller, metrics-server and KEDA. Karpenter is in stacks/cluster/karpenter.py.
 
 Controllers run on the Graviton `system` node group (node selector, CriticalAddonsOnly toleration).
-None of them tolerates the Neuron taint, so none can land on an accelerator node, except the device
-plugins, which must run on the Neuron nodes. The Neuron scheduler extension runs on the x86 system
+None of them tolerates the Neuron or GPU taint, so none can land on an accelerator node, except the device
+plugins, which must run on the accelerator nodes. The Neuron scheduler extension runs on the x86 system
 node group: its extender image is not confirmed for arm64, and a scheduler on nodes that only
 exist once it has scheduled something would deadlock.
 """
@@ -25,7 +26,9 @@ from stacks.cluster.load_balancer_controller_policy import controller_policy
 from stacks.common.nag_environment import nag_environment
 from stacks.config.cluster import ChartVersions
 from tessera_shared.constants import (
+    ACCELERATOR_LABEL,
     CRITICAL_ADDONS_TAINT_KEY,
+    GPU_TAINT_KEY,
     NEURON_TAINT_KEY,
     POOL_LABEL,
     SCHEDULER_POOL,
@@ -37,7 +40,9 @@ SYSTEM_POOL_SELECTOR = {POOL_LABEL: SYSTEM_POOL, "kubernetes.io/arch": "arm64"}
 SCHEDULER_POOL_SELECTOR = {POOL_LABEL: SCHEDULER_POOL, "kubernetes.io/arch": "amd64"}
 CRITICAL_ADDONS_TOLERATION = {"key": CRITICAL_ADDONS_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 NEURON_TOLERATION = {"key": NEURON_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 NEURON_CHART_REPOSITORY = "oci://public.ecr.aws/neuron/neuron-helm-chart"
+NVIDIA_CHART_REPOSITORY = "https://nvidia.github.io/k8s-device-plugin"
 LBC_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-iam-policy.json"
 LBC_POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
 LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -78,9 +83,28 @@ def neuron_chart_values(*, scheduler: bool, kube_scheduler_image: str) -> dict:
     }
 
 
+def nvidia_device_plugin_values() -> dict:
+    """The chart's default affinity (0.20.0 values.yaml) wants labels from Node Feature Discovery, which Tessera
+    does not run; its nodeAffinity is replaced (Helm replaces lists) by Tessera's GPU label, which Karpenter puts
+    on every node of a GPU pool. Its default tolerations include CriticalAddonsOnly, which would let it onto the
+    system nodes were the affinity ever widened: only the GPU taint is tolerated."""
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": ACCELERATOR_LABEL, "operator": "In", "values": ["gpu"]}]}
+                    ]
+                }
+            }
+        },
+        "tolerations": [GPU_TOLERATION],
+    }
+
+
 def efa_device_plugin_values() -> dict:
-    """The chart's DaemonSet runs only on EFA instance types (its own affinity); Neuron nodes are tainted."""
-    return {"tolerations": [NEURON_TOLERATION]}
+    """The chart's DaemonSet runs only on EFA instance types (its own affinity); accelerator nodes are tainted."""
+    return {"tolerations": [NEURON_TOLERATION, GPU_TOLERATION]}
 
 
 def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: str) -> dict:
@@ -135,6 +159,7 @@ class PlatformCharts(Construct):
         vpc_id: str,
         neuron_scheduler: bool,
         efa: bool,
+        gpu: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -151,6 +176,17 @@ class PlatformCharts(Construct):
                 scheduler=neuron_scheduler, kube_scheduler_image=versions.neuron_kube_scheduler_image
             ),
         )
+        self.nvidia = None
+        if gpu:
+            self.nvidia = self._chart(
+                "NvidiaDevicePlugin",
+                cluster,
+                chart="nvidia-device-plugin",
+                repository=NVIDIA_CHART_REPOSITORY,
+                version=versions.nvidia_device_plugin,
+                release="nvidia-device-plugin",
+                values=nvidia_device_plugin_values(),
+            )
         self.efa = None
         if efa:
             self.efa = self._chart(

@@ -159,6 +159,7 @@ class ClusterStack(Stack):
             vpc_id=vpc.vpc_id,
             neuron_scheduler=neuron_scheduler,
             efa=any(pool.efa is not None for pool in settings.accelerator_pools),
+            gpu=any(pool.is_gpu for pool in settings.accelerator_pools),
         )
         for group in nodegroups:
             charts.node.add_dependency(group.nodegroup)

@@ -1,5 +1,5 @@
 """Config models of the Cluster stack: EKS version and access, pinned add-on and chart versions,
-and the node pools (Graviton `system` and `general`, any number of Neuron accelerator pools)."""
+and the node pools (Graviton `system` and `general`, any number of Neuron or NVIDIA GPU accelerator pools)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import StrictModel, duplicates, raise_if_any
-from stacks.config.instance_types import NEURON_INSTANCE_TYPES, NeuronInstanceType, family_of, is_graviton
+from stacks.config.instance_types import (
+    ACCELERATOR_INSTANCE_TYPES,
+    GPU_INSTANCE_TYPES,
+    AcceleratorInstanceType,
+    GpuInstanceType,
+    NeuronInstanceType,
+    family_of,
+    is_graviton,
+)
 from tessera_shared.constants import GENERAL_POOL, SCHEDULER_POOL, SYSTEM_POOL
 
 # Kubernetes versions for which Tessera ships a matching kubectl layer (requirements.txt).
@@ -23,6 +31,7 @@ POOL_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,20}$"
 DURATION_PATTERN = r"^([0-9]+(s|m|h))+$"
 DURATION_OR_NEVER_PATTERN = r"^(([0-9]+(s|m|h))+|Never)$"
 AMI_ALIAS_PATTERN = r"^al2023@v\d{8}$"
+DRIVER_VERSION_PATTERN = r"^\d+\.\d+(\.\d+)?$"
 
 
 class EndpointConfig(StrictModel):
@@ -88,6 +97,12 @@ class ChartVersions(StrictModel):
         description="kedacore/charts `keda` (https://kedacore.github.io/charts); KEDA 2.20 supports Kubernetes "
         "1.33-1.35.",
     )
+    nvidia_device_plugin: str = Field(
+        "0.20.0",
+        pattern=CHART_VERSION_PATTERN,
+        description="nvidia-device-plugin chart (https://nvidia.github.io/k8s-device-plugin), installed when a GPU "
+        "pool exists; its image tag is the chart's appVersion.",
+    )
     efa_device_plugin: str = Field(
         "v0.5.30", pattern=r"^v\d+\.\d+\.\d+$", description="eks-charts aws-efa-k8s-device-plugin (installed with EFA)."
     )
@@ -114,10 +129,14 @@ class NodeDisk(StrictModel):
 def _graviton_problems(types: list[str]) -> list[str]:
     return [
         f"[{index}] {name!r} is not a Graviton (arm64) type"
-        + (" (Neuron types go in accelerator_pools)" if name in NEURON_INSTANCE_TYPES else "")
+        + (f" ({_kind(name)} types go in accelerator_pools)" if name in ACCELERATOR_INSTANCE_TYPES else "")
         for index, name in enumerate(types)
         if not is_graviton(name)
     ]
+
+
+def _kind(name: str) -> str:
+    return "GPU" if name in GPU_INSTANCE_TYPES else "Neuron"
 
 
 class SystemPoolConfig(StrictModel):
@@ -156,7 +175,7 @@ class SchedulerPoolConfig(StrictModel):
         problems = [
             f"[{index}] {name!r} must be an x86_64 type without accelerators"
             for index, name in enumerate(types)
-            if family_of(name) is None or is_graviton(name) or name in NEURON_INSTANCE_TYPES
+            if family_of(name) is None or is_graviton(name) or name in ACCELERATOR_INSTANCE_TYPES
         ]
         raise_if_any(problems)
         return types
@@ -216,13 +235,20 @@ class EfaConfig(StrictModel):
 
 
 class AcceleratorPoolConfig(NodeDisk):
-    """A Karpenter pool of Trainium or Inferentia2 nodes (AL2023 Neuron AMI, tainted for Neuron workloads only)."""
+    """A Karpenter pool of Trainium or Inferentia2 nodes (AL2023 Neuron AMI, tainted for Neuron workloads only),
+    or of NVIDIA GPU nodes (AL2023 NVIDIA AMI, tainted `nvidia.com/gpu` for GPU workloads only). The types say
+    which: Neuron types of one family, or GPU types of one family (so one GPU model)."""
 
     name: str = Field(pattern=POOL_NAME_PATTERN, description="Pool name; the `tessera.dev/pool` node label.")
-    instance_types: list[str] = Field(min_length=1, description="Neuron types of a single family.")
+    instance_types: list[str] = Field(
+        min_length=1, description="Neuron types of a single family, or NVIDIA GPU types of a single family."
+    )
     max_nodes: int = Field(ge=1, le=1000, description="Karpenter limit: nodes of this pool at most.")
     max_neuron_cores: int | None = Field(
         None, ge=1, description="Karpenter limit on aws.amazon.com/neuroncore across the pool; omitted = no limit."
+    )
+    max_gpus: int | None = Field(
+        None, ge=1, description="Karpenter limit on nvidia.com/gpu across a GPU pool; omitted = no limit."
     )
     capacity: CapacityConfig = CapacityConfig()
     disk_size_gib: int = Field(200, ge=100, le=16384, description="gp3 root volume (model cache if no NVMe).")
@@ -239,24 +265,40 @@ class AcceleratorPoolConfig(NodeDisk):
 
     @field_validator("instance_types")
     @classmethod
-    def _neuron_types_of_one_family(cls, types: list[str]) -> list[str]:
+    def _accelerator_types_of_one_family(cls, types: list[str]) -> list[str]:
         problems = []
         for index, name in enumerate(types):
-            if name in NEURON_INSTANCE_TYPES:
+            if name in ACCELERATOR_INSTANCE_TYPES:
                 continue
             if is_graviton(name):
                 problems.append(
                     f"[{index}] {name!r} is a Graviton type; Graviton types go in system_pool or general_pool"
                 )
             else:
-                supported = ", ".join(NEURON_INSTANCE_TYPES)
-                problems.append(f"[{index}] {name!r} is not a supported Neuron type (supported: {supported})")
+                supported = ", ".join(ACCELERATOR_INSTANCE_TYPES)
+                problems.append(
+                    f"[{index}] {name!r} is not a supported Neuron or NVIDIA GPU type (supported: {supported})"
+                )
         if problems:
             raise ValueError("\n".join(problems))
+        gpu = [name for name in types if name in GPU_INSTANCE_TYPES]
+        if gpu and len(gpu) != len(types):
+            raise ValueError("mixes Neuron and GPU types; a pool holds one kind of accelerator")
+        models = sorted({GPU_INSTANCE_TYPES[name].gpu_model for name in gpu})
+        if len(models) > 1:
+            raise ValueError(f"mixes GPU models {', '.join(models)}; a pool holds one GPU model")
         families = sorted({family_of(name) for name in types})
         if len(families) > 1:
             raise ValueError(f"mixes instance families {', '.join(families)}; a pool holds one family")
         return types
+
+    @model_validator(mode="after")
+    def _limits_fit_kind(self) -> AcceleratorPoolConfig:
+        if self.is_gpu and self.max_neuron_cores is not None:
+            raise ValueError("max_neuron_cores: a GPU pool has no NeuronCores; use max_gpus")
+        if not self.is_gpu and self.max_gpus is not None:
+            raise ValueError("max_gpus: a Neuron pool has no GPUs; use max_neuron_cores")
+        return self
 
     @model_validator(mode="after")
     def _efa_fits(self) -> AcceleratorPoolConfig:
@@ -275,8 +317,22 @@ class AcceleratorPoolConfig(NodeDisk):
         return self
 
     @property
-    def instance_specs(self) -> list[NeuronInstanceType]:
-        return [NEURON_INSTANCE_TYPES[name] for name in self.instance_types]
+    def instance_specs(self) -> list[AcceleratorInstanceType]:
+        return [ACCELERATOR_INSTANCE_TYPES[name] for name in self.instance_types]
+
+    @property
+    def neuron_specs(self) -> list[NeuronInstanceType]:
+        """The pool's types as Neuron types (empty for a GPU pool)."""
+        return [spec for spec in self.instance_specs if isinstance(spec, NeuronInstanceType)]
+
+    @property
+    def gpu_specs(self) -> list[GpuInstanceType]:
+        """The pool's types as GPU types (empty for a Neuron pool)."""
+        return [spec for spec in self.instance_specs if isinstance(spec, GpuInstanceType)]
+
+    @property
+    def is_gpu(self) -> bool:
+        return bool(self.gpu_specs)
 
     @property
     def family(self) -> str:
@@ -287,13 +343,25 @@ class AcceleratorPoolConfig(NodeDisk):
         return self.instance_specs[0].accelerator
 
     @property
+    def gpu_model(self) -> str | None:
+        return self.gpu_specs[0].gpu_model if self.is_gpu else None
+
+    @property
+    def compute_capability(self) -> str | None:
+        return self.gpu_specs[0].compute_capability if self.is_gpu else None
+
+    @property
     def cores_per_device(self) -> int:
         """The same for every type of a family (2 on inf2/trn1/trn1n, 4 logical cores on trn2)."""
-        return self.instance_specs[0].cores_per_device
+        return self.neuron_specs[0].cores_per_device
 
     @property
     def largest_instance(self) -> NeuronInstanceType:
-        return max(self.instance_specs, key=lambda spec: (spec.cores, spec.chips))
+        return max(self.neuron_specs, key=lambda spec: (spec.cores, spec.chips))
+
+    @property
+    def largest_gpu_instance(self) -> GpuInstanceType:
+        return max(self.gpu_specs, key=lambda spec: spec.gpus)
 
     @property
     def has_instance_store(self) -> bool:
@@ -327,7 +395,17 @@ class ClusterConfig(StrictModel):
         "al2023@v20260903",
         pattern=AMI_ALIAS_PATTERN,
         description="Karpenter AMI alias pinned to an AL2023 release (never @latest: a new AMI would replace every "
-        "node); Karpenter picks the arm64 or Neuron variant of that release. An AMI upgrade is a change of this line.",
+        "node); Karpenter picks the arm64, Neuron or NVIDIA variant of that release by instance type. An AMI "
+        "upgrade is a change of this line (and of node_ami_nvidia_driver).",
+    )
+    node_ami_nvidia_driver: str = Field(
+        "580.159.03",
+        pattern=DRIVER_VERSION_PATTERN,
+        description="NVIDIA driver of the pinned AMI release's AL2023 NVIDIA variant (kmod-nvidia-latest-dkms in the "
+        "release notes, https://github.com/awslabs/amazon-eks-ami/releases); the registry checks a GPU model "
+        "version's minimum driver against it. 580.159.03 is v20260714's (the newest notes checked); v20260903's "
+        "were not: confirm it there, drivers only move forward within the 580 branch, so a lower figure only "
+        "makes the check stricter.",
     )
     system_pool: SystemPoolConfig = SystemPoolConfig(instance_types=["m7g.large"], nodes=2)
     scheduler_pool: SchedulerPoolConfig = SchedulerPoolConfig()

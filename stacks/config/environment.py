@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -19,9 +19,9 @@ from stacks.config.base import StrictModel, check_log_retention, duplicates, rai
 from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
 from stacks.config.observability import ObservabilityConfig
-from stacks.config.services import FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
+from stacks.config.services import AcceleratorSpec, FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
 from stacks.config.yaml_loader import load_yaml_mapping
-from tessera_shared.constants import parameter_prefix
+from tessera_shared.constants import GENERAL_POOL, parameter_prefix
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_ENVIRONMENT = "dev"
@@ -109,11 +109,29 @@ class ArtifactsConfig(StrictModel):
 
 
 @dataclass(frozen=True)
+class ServiceTarget:
+    """One target a service is allowed to run on: the accelerator spec, the pool it resolves to (None: the
+    Graviton `general` pool), and the serving image built for it. The first target is the current one."""
+
+    accelerator: AcceleratorSpec
+    pool: AcceleratorPoolConfig | None
+    image_tag: str
+    neuron_sdk: str | None
+    is_current: bool
+
+    @property
+    def name(self) -> str:
+        """The pool's name: what the registry records a version fits and the rollout places it by."""
+        return self.pool.name if self.pool is not None else GENERAL_POOL
+
+
+@dataclass(frozen=True)
 class PlacedService:
     """A service with the accelerator pool it runs on (None: the Graviton `general` pool)."""
 
     spec: ServiceSpec
     pool: AcceleratorPoolConfig | None
+    targets: tuple[ServiceTarget, ...] = ()  # every allowed target, the current one first
 
     @property
     def name(self) -> str:
@@ -168,24 +186,29 @@ class EnvironmentConfig(StrictModel):
         return self
 
     def _placement_problems(self) -> list[str]:
-        """Each Neuron service must name an accelerator that has a pool, and its cores must fit one node."""
+        """Each accelerator target of a service (its current one and every alternative) must name an accelerator
+        that has exactly one pool, and its cores or GPUs must fit one node of it."""
         problems = []
         for index, service in enumerate(self.services):
-            if not service.is_neuron:
-                continue
-            path = f"services[{index}].accelerator"
-            candidates = self._pools_for(service)
-            if not candidates:
-                names = ", ".join(f"{p.name} ({p.accelerator})" for p in self.cluster.accelerator_pools) or "none"
-                named = f" named {service.accelerator.pool!r}" if service.accelerator.pool else ""
-                problems.append(
-                    f"{path}: no {service.accelerator.type} pool{named} in cluster.accelerator_pools (pools: {names})"
-                )
-            elif len(candidates) > 1:
-                names = ", ".join(pool.name for pool in candidates)
-                problems.append(f"{path}.pool: several {service.accelerator.type} pools ({names}); name one")
-            else:
-                problems.extend(_fit_problems(index, service, candidates[0]))
+            wanted = [(f"services[{index}].accelerator", service.accelerator)] + [
+                (f"services[{index}].alternative_accelerators[{n}]", alternative)
+                for n, alternative in enumerate(service.alternative_accelerators)
+            ]
+            for path, accelerator in wanted:
+                if accelerator.type == "cpu":
+                    continue
+                candidates = self._pools_matching(accelerator)
+                if not candidates:
+                    names = ", ".join(f"{p.name} ({p.accelerator})" for p in self.cluster.accelerator_pools) or "none"
+                    named = f" named {accelerator.pool!r}" if accelerator.pool else ""
+                    problems.append(
+                        f"{path}: no {accelerator.type} pool{named} in cluster.accelerator_pools (pools: {names})"
+                    )
+                elif len(candidates) > 1:
+                    names = ", ".join(pool.name for pool in candidates)
+                    problems.append(f"{path}.pool: several {accelerator.type} pools ({names}); name one")
+                else:
+                    problems.extend(_fit_problems(path, service, accelerator, candidates[0]))
         return problems
 
     def _call_problems(self) -> list[str]:
@@ -214,8 +237,7 @@ class EnvironmentConfig(StrictModel):
             ]
         return []
 
-    def _pools_for(self, service: ServiceSpec) -> list[AcceleratorPoolConfig]:
-        wanted = service.accelerator
+    def _pools_matching(self, wanted: AcceleratorSpec) -> list[AcceleratorPoolConfig]:
         return [
             pool
             for pool in self.cluster.accelerator_pools
@@ -223,12 +245,45 @@ class EnvironmentConfig(StrictModel):
         ]
 
     def pool_for(self, service: ServiceSpec) -> AcceleratorPoolConfig | None:
-        """The accelerator pool a Neuron service runs on; None for cpu services (general pool)."""
-        return self._pools_for(service)[0] if service.is_neuron else None
+        """The accelerator pool a service runs on first; None for cpu services (general pool)."""
+        return self._pool_of(service.accelerator)
+
+    def _pool_of(self, accelerator: AcceleratorSpec) -> AcceleratorPoolConfig | None:
+        return self._pools_matching(accelerator)[0] if accelerator.type != "cpu" else None
+
+    def allowed_targets(self, service: ServiceSpec) -> tuple[ServiceTarget, ...]:
+        """Every target the service may run on, the current one first, each resolved to its pool."""
+        current = ServiceTarget(
+            accelerator=service.accelerator,
+            pool=self._pool_of(service.accelerator),
+            image_tag=service.image.tag,
+            neuron_sdk=service.image.neuron_sdk,
+            is_current=True,
+        )
+        return (
+            current,
+            *(
+                ServiceTarget(
+                    accelerator=alternative,
+                    pool=self._pool_of(alternative),
+                    image_tag=alternative.image_tag,
+                    neuron_sdk=alternative.neuron_sdk,
+                    is_current=False,
+                )
+                for alternative in service.alternative_accelerators
+            ),
+        )
+
+    @property
+    def has_gpu_pool(self) -> bool:
+        return any(pool.is_gpu for pool in self.cluster.accelerator_pools)
 
     @property
     def placed_services(self) -> tuple[PlacedService, ...]:
-        return tuple(PlacedService(spec=service, pool=self.pool_for(service)) for service in self.services)
+        return tuple(
+            PlacedService(spec=service, pool=self.pool_for(service), targets=self.allowed_targets(service))
+            for service in self.services
+        )
 
     def _efa_zone_problems(self) -> list[str]:
         """A pool pinned to one zone (EFA, a reservation or a capacity block) must name a zone the VPC has."""
@@ -282,17 +337,27 @@ def config_path_for(environment: str) -> Path:
     return CONFIG_DIR / f"{environment}.yaml"
 
 
-def _fit_problems(index: int, service: ServiceSpec, pool: AcceleratorPoolConfig) -> list[str]:
-    """A service's cores must fit the pool's largest node, and its model cache that node's local storage."""
-    path = f"services[{index}]"
-    node = pool.largest_instance
+def _fit_problems(
+    path: str, service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPoolConfig
+) -> list[str]:
+    """A target's cores or GPUs must fit the pool's largest node, and the model cache that node's local storage."""
     problems = []
-    cores = service.accelerator.neuron_cores
-    if cores > node.cores:
-        problems.append(
-            f"{path}.accelerator.neuron_cores: {cores} exceeds the {node.cores} NeuronCores of {node.name} "
-            f"in pool {pool.name!r}"
-        )
+    node: Any
+    if pool.is_gpu:
+        node = pool.largest_gpu_instance
+        if accelerator.gpus > node.gpus:
+            problems.append(
+                f"{path}.gpus: {accelerator.gpus} exceeds the {node.gpus} GPUs of {node.name} in pool {pool.name!r}"
+            )
+    else:
+        node = pool.largest_instance
+        cores = accelerator.neuron_cores
+        if cores > node.cores:
+            problems.append(
+                f"{path}.neuron_cores: {cores} exceeds the {node.cores} NeuronCores of {node.name} "
+                f"in pool {pool.name!r}"
+            )
+    path = path.split(".", 1)[0]  # the model cache belongs to the service
     cache = service.resources.model_cache_bytes
     if cache:
         room_gb = node.instance_store_gb if pool.has_instance_store else pool.disk_size_gib * 1.073741824

@@ -1,9 +1,10 @@
 """Config models of the inference services and the load balancer in front of them.
 
-A service names the silicon it runs on (`accelerator.type`: trainium, inferentia or cpu); moving it
-to other hardware is a change of that one line (plus the core count and image built for it).
-Whether the named pool exists and the cores fit is checked against the cluster config in
-`stacks/config/environment.py`, where both are known.
+A service names the silicon it runs on first (`accelerator.type`: trainium, inferentia, gpu or cpu) and
+may list other targets it is allowed to move to (`alternative_accelerators`, each with its own pool,
+core or GPU count and serving image). Moving between allowed targets is a rollout of a version compiled
+for the other target, judged like any other. Whether the named pools exist and the counts fit is checked
+against the cluster config in `stacks/config/environment.py`, where both are known.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 # Set by Tessera itself from the model spec; config may not override them.
 RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_S3_URI", "MODEL_CACHE_DIR", "SERVICE_NAME", "TRACK"})
 
-AcceleratorType = Literal["trainium", "inferentia", "cpu"]
+AcceleratorType = Literal["trainium", "inferentia", "gpu", "cpu"]
+NEURON_ACCELERATORS = ("trainium", "inferentia")
 
 
 class ServiceImage(StrictModel):
@@ -53,21 +55,54 @@ class ModelSpec(StrictModel):
 
 
 class AcceleratorSpec(StrictModel):
-    type: AcceleratorType = Field(description="trainium, inferentia or cpu (Graviton `general` pool).")
-    neuron_cores: int = Field(0, ge=0, le=128, description="NeuronCores per pod; 0 for cpu.")
+    type: AcceleratorType = Field(description="trainium, inferentia, gpu (NVIDIA) or cpu (Graviton `general` pool).")
+    neuron_cores: int = Field(0, ge=0, le=128, description="NeuronCores per pod (trainium, inferentia); else 0.")
+    gpus: int = Field(0, ge=0, le=8, description="NVIDIA GPUs per pod (gpu); else 0.")
     pool: str | None = Field(None, description="Accelerator pool name; needed only when several pools match `type`.")
 
     @model_validator(mode="after")
-    def _cores_match_type(self) -> AcceleratorSpec:
-        if self.type == "cpu":
-            problems = []
-            if self.neuron_cores:
-                problems.append(f"neuron_cores: a cpu service takes no NeuronCores, got {self.neuron_cores}")
-            if self.pool is not None:
-                problems.append("pool: cpu services run on the general pool; leave pool out")
-            raise_if_any(problems)
-        elif self.neuron_cores < 1:
-            raise ValueError(f"neuron_cores: a {self.type} service needs at least 1 NeuronCore")
+    def _counts_match_type(self) -> AcceleratorSpec:
+        problems = []
+        if self.type != "gpu" and self.gpus:
+            problems.append(f"gpus: a {self.type} service takes no GPUs, got {self.gpus}")
+        if self.type in ("cpu", "gpu") and self.neuron_cores:
+            problems.append(f"neuron_cores: a {self.type} service takes no NeuronCores, got {self.neuron_cores}")
+        if self.type == "cpu" and self.pool is not None:
+            problems.append("pool: cpu services run on the general pool; leave pool out")
+        if self.type == "gpu" and self.gpus < 1:
+            problems.append("gpus: a gpu service needs at least 1 GPU")
+        if self.type in NEURON_ACCELERATORS and self.neuron_cores < 1:
+            problems.append(f"neuron_cores: a {self.type} service needs at least 1 NeuronCore")
+        raise_if_any(problems)
+        return self
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.type in NEURON_ACCELERATORS
+
+    @property
+    def label(self) -> str:
+        """How messages name the target: its type, and its pool when config names one."""
+        return f"{self.type} (pool {self.pool})" if self.pool else self.type
+
+
+class AlternativeAccelerator(AcceleratorSpec):
+    """Another target a service may move to by a rollout: where its pods would run, and the serving image
+    built for that chip (the registry checks a version compiled for this target against it)."""
+
+    image_tag: str = Field(
+        pattern=IMAGE_TAG_PATTERN, description="Serving image tag for this target, in the service's repository."
+    )
+    neuron_sdk: str | None = Field(
+        None, pattern=r"^\d+\.\d+\.\d+$", description="Neuron SDK of that image (Neuron targets only)."
+    )
+
+    @model_validator(mode="after")
+    def _sdk_matches_type(self) -> AlternativeAccelerator:
+        if self.is_neuron and self.neuron_sdk is None:
+            raise ValueError(f"neuron_sdk: required for a {self.type} target")
+        if not self.is_neuron and self.neuron_sdk is not None:
+            raise ValueError(f"neuron_sdk: a {self.type} target's image has no Neuron SDK")
         return self
 
 
@@ -148,7 +183,11 @@ class ServiceSpec(StrictModel):
     port: int = Field(8000, ge=1024, le=65535, description="Container port; non-root, so 1024 or above.")
     health_path: str = Field("/health", pattern=r"^/[A-Za-z0-9/._-]*$")
     model: ModelSpec
-    accelerator: AcceleratorSpec
+    accelerator: AcceleratorSpec = Field(description="Where the service runs at first deploy.")
+    alternative_accelerators: list[AlternativeAccelerator] = Field(
+        default_factory=list,
+        description="Other targets the service may move to, each by a rollout of a version compiled for it.",
+    )
     resources: ResourceSpec
     replicas: ReplicaSpec
     startup_allowance_minutes: int = Field(
@@ -205,8 +244,18 @@ class ServiceSpec(StrictModel):
         if self.scaling is None:
             return self
         problems = []
-        if self.scaling.signal == "neuroncore_utilization" and not self.is_neuron:
-            problems.append("scaling.signal: neuroncore_utilization needs a Neuron service; this one runs on cpu")
+        if self.scaling.signal == "neuroncore_utilization":
+            others = [t.type for t in self.alternative_accelerators if not t.is_neuron]
+            if not self.is_neuron:
+                problems.append(
+                    f"scaling.signal: neuroncore_utilization needs a Neuron service; this one runs on "
+                    f"{self.accelerator.type}"
+                )
+            elif others:
+                problems.append(
+                    f"scaling.signal: neuroncore_utilization needs NeuronCores on every allowed target; this service "
+                    f"may move to {', '.join(others)} (use requests_per_target or cpu)"
+                )
         if "cpu_target_percent" in self.model_fields_set:
             problems.append("cpu_target_percent: only used without scaling; set scaling.target instead")
         raise_if_any(problems)
@@ -217,7 +266,22 @@ class ServiceSpec(StrictModel):
         if self.is_neuron and self.image.neuron_sdk is None:
             raise ValueError(f"image.neuron_sdk: required for a {self.accelerator.type} service")
         if not self.is_neuron and self.image.neuron_sdk is not None:
-            raise ValueError("image.neuron_sdk: a cpu service's image has no Neuron SDK")
+            raise ValueError(f"image.neuron_sdk: a {self.accelerator.type} service's image has no Neuron SDK")
+        return self
+
+    @model_validator(mode="after")
+    def _alternatives_differ(self) -> ServiceSpec:
+        """Each target once: the current one is not an alternative, and no two alternatives are the same."""
+        keys = [(self.accelerator.type, self.accelerator.pool)]
+        problems = []
+        for index, alternative in enumerate(self.alternative_accelerators):
+            key = (alternative.type, alternative.pool)
+            if key in keys:
+                problems.append(
+                    f"alternative_accelerators[{index}]: {alternative.label} is already a target of this service"
+                )
+            keys.append(key)
+        raise_if_any(problems)
         return self
 
     @property
@@ -226,6 +290,11 @@ class ServiceSpec(StrictModel):
 
     @property
     def is_neuron(self) -> bool:
+        return self.accelerator.is_neuron
+
+    @property
+    def on_accelerator_pool(self) -> bool:
+        """Runs on an accelerator pool (Neuron or GPU) rather than the general pool."""
         return self.accelerator.type != "cpu"
 
 

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
-from registry.catalog import Catalog, CatalogService
-from stacks.config.environment import EnvironmentConfig
+from registry.catalog import Catalog, CatalogService, CatalogTarget
+from stacks.config.environment import EnvironmentConfig, ServiceTarget
 
 
 def build_catalog(config: EnvironmentConfig) -> Catalog:
-    return Catalog(
-        services={
-            placed.name: CatalogService(
-                name=placed.name,
-                repository=placed.spec.image.repository,
-                accelerator=placed.spec.accelerator.type,
-                instance_family=placed.pool.family if placed.pool else None,
-                neuron_cores=placed.spec.accelerator.neuron_cores,
-                image_tag=placed.spec.image.tag,
-                neuron_sdk=placed.spec.image.neuron_sdk,
-            )
-            for placed in config.placed_services
-        },
-        block_severity=config.registry.block_severity,
+    services = {}
+    for service in config.services:
+        current, *alternatives = (
+            catalog_target(target, gpu_driver=config.cluster.node_ami_nvidia_driver)
+            for target in config.allowed_targets(service)
+        )
+        services[service.name] = CatalogService(
+            name=service.name,
+            repository=service.image.repository,
+            accelerator=current.accelerator,
+            instance_family=current.instance_family,
+            neuron_cores=current.neuron_cores,
+            image_tag=current.image_tag,
+            neuron_sdk=current.neuron_sdk,
+            pool=current.pool,
+            gpus=current.gpus,
+            gpu_model=current.gpu_model,
+            compute_capability=current.compute_capability,
+            gpu_driver=current.gpu_driver,
+            alternatives=tuple(alternatives),
+        )
+    return Catalog(services=services, block_severity=config.registry.block_severity)
+
+
+def catalog_target(target: ServiceTarget, *, gpu_driver: str) -> CatalogTarget:
+    pool = target.pool
+    is_gpu = pool is not None and pool.is_gpu
+    return CatalogTarget(
+        pool=target.name,
+        accelerator=target.accelerator.type,
+        instance_family=pool.family if pool else None,
+        neuron_cores=target.accelerator.neuron_cores,
+        image_tag=target.image_tag,
+        neuron_sdk=target.neuron_sdk,
+        gpus=target.accelerator.gpus,
+        gpu_model=pool.gpu_model if pool else None,
+        compute_capability=pool.compute_capability if pool else None,
+        gpu_driver=gpu_driver if is_gpu else None,
     )

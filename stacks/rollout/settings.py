@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout.contract import InstanceCapacity, PoolCapacity, ServiceSettings
-from stacks.config.environment import PlacedService
+from rollout.contract import InstanceCapacity, PoolCapacity, RolloutTarget, ServiceSettings, TrackPlacement
+from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.environment import PlacedService, ServiceTarget
+from stacks.config.services import ServiceSpec
 from stacks.observability.names import service_alarm_names
-from stacks.services.kubernetes_objects import track_name
+from stacks.services.kubernetes_objects import target_placement, track_name
 from tessera_shared.constants import HPA_KIND, NAMESPACE, SCALED_OBJECT_KIND
 
 
@@ -43,18 +45,52 @@ def rollout_settings(
         model_bucket=model_bucket,
         model_prefix=service.model_prefix,
         # The pool's Karpenter limits and types, for the preflight's capacity check (lambda/rollout/capacity.py).
-        pool=PoolCapacity(
-            name=pool.name,
-            max_nodes=pool.max_nodes,
-            max_neuron_cores=pool.max_neuron_cores,
-            cores_per_pod=service.accelerator.neuron_cores,
-            instance_types=[
-                InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.instance_specs
-            ],
-        )
-        if pool
-        else None,
+        pool=pool_capacity(pool, service.accelerator.neuron_cores) if pool else None,
         policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
+        # Where a version compiled for each allowed target runs (a change of chip moves the tracks there).
+        targets=[rollout_target(service, target) for target in placed.targets],
         # The service's composite alarm (Observability stack), watched unless the policy opts out.
         service_alarm=service_alarm_names(environment, service.name).composite if policy.watch_service_alarms else None,
+    )
+
+
+def rollout_target(service: ServiceSpec, target: ServiceTarget) -> RolloutTarget:
+    placement = target_placement(service, target.accelerator, target.pool)
+    pool = target.pool
+    share = target.accelerator.gpus if pool is not None and pool.is_gpu else target.accelerator.neuron_cores
+    return RolloutTarget(
+        name=target.name,
+        accelerator=target.accelerator.type,
+        placement=TrackPlacement(
+            pool=target.name,
+            node_selector=dict(placement.node_selector),
+            tolerations=[dict(toleration) for toleration in placement.tolerations],
+            resources=placement.accelerator_resources,
+            scheduler_name=placement.scheduler_name,
+        ),
+        pool=pool_capacity(pool, share) if pool is not None else None,
+    )
+
+
+def pool_capacity(pool: AcceleratorPoolConfig, share: int) -> PoolCapacity:
+    """`share`: NeuronCores per pod on a Neuron pool, GPUs per pod on a GPU pool."""
+    if pool.is_gpu:
+        return PoolCapacity(
+            name=pool.name,
+            max_nodes=pool.max_nodes,
+            max_neuron_cores=pool.max_gpus,
+            cores_per_pod=share,
+            instance_types=[
+                InstanceCapacity(name=spec.name, cores=spec.gpus, devices=spec.gpus) for spec in pool.gpu_specs
+            ],
+            unit="GPU",
+        )
+    return PoolCapacity(
+        name=pool.name,
+        max_nodes=pool.max_nodes,
+        max_neuron_cores=pool.max_neuron_cores,
+        cores_per_pod=share,
+        instance_types=[
+            InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.neuron_specs
+        ],
     )

@@ -27,7 +27,9 @@ The model cache sits on local NVMe where the node type has it and is sized by `r
 `/dev/shm` is a memory-backed emptyDir of `resources.shm` when set (it counts against the memory limit).
 Neuron pods request whole devices (`aws.amazon.com/neuron`) when their cores are a whole number of
 devices, one `aws.amazon.com/neuroncore` for a single core, and only other shapes use the Neuron
-scheduler extension; pods on an EFA pool also request `vpc.amazonaws.com/efa`.
+scheduler extension; GPU pods request `nvidia.com/gpu` and tolerate the `nvidia.com/gpu` taint; pods on an
+EFA pool also request `vpc.amazonaws.com/efa`. The placement rendered here is the first deploy's: after it,
+the rollout engine owns each track's placement (a version compiled for another allowed target moves there).
 
 The image must serve HTTP on the configured port as UID 1000 with a read-only root filesystem
 (`/tmp` and `/models` are writable), answer the health path once the model is loaded, and finish
@@ -42,13 +44,15 @@ from dataclasses import dataclass
 
 from stacks.config.cluster import AcceleratorPoolConfig
 from stacks.config.observability import ScalingSpec
-from stacks.config.services import ServiceSpec, memory_bytes
+from stacks.config.services import AcceleratorSpec, ServiceSpec, memory_bytes
 from tessera_shared import metrics
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
     DO_NOT_DISRUPT_ANNOTATION,
     EFA_RESOURCE,
     GENERAL_POOL,
+    GPU_RESOURCE,
+    GPU_TAINT_KEY,
     KEDA_API_VERSION,
     MODEL_VERSION_LABEL,
     NAMESPACE,
@@ -95,6 +99,17 @@ class Placement:
     efa_interfaces: int = 0
     shm: str | None = None
     model_cache: str | None = None
+    gpus: int = 0  # nvidia.com/gpu
+
+    @property
+    def accelerator_resources(self) -> dict[str, str]:
+        """Every accelerator resource the serving container requests (and limits to the same amount)."""
+        amounts = {name: str(count) for name, count in self.neuron_resources.items()}
+        if self.gpus:
+            amounts[GPU_RESOURCE] = str(self.gpus)
+        if self.efa_interfaces:
+            amounts[EFA_RESOURCE] = str(self.efa_interfaces)
+        return amounts
 
 
 @dataclass(frozen=True)
@@ -136,15 +151,25 @@ def neuron_request(cores: int, pool: AcceleratorPoolConfig) -> tuple[dict[str, i
     return {NEURONCORE_RESOURCE: cores}, NEURON_SCHEDULER_NAME
 
 
-def efa_request(cores: int, pool: AcceleratorPoolConfig) -> int:
-    """EFA interfaces in proportion to the node's devices the pod takes (at least one) on an EFA pool."""
+def efa_request(share: int, pool: AcceleratorPoolConfig) -> int:
+    """EFA interfaces in proportion to the node's accelerators (NeuronCores or GPUs) the pod takes, at least
+    one, on an EFA pool."""
     if pool.efa is None:
         return 0
     node = min(pool.instance_specs, key=lambda spec: spec.efa_interfaces)
-    return max(1, math.ceil(node.efa_interfaces * cores / node.cores))
+    units = node.gpus if pool.is_gpu else node.cores  # type: ignore[union-attr]
+    return max(1, math.ceil(node.efa_interfaces * share / units))
 
 
 def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> Placement:
+    """Where the service's pods run at first deploy (its current accelerator)."""
+    return target_placement(service, service.accelerator, pool)
+
+
+def target_placement(
+    service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPoolConfig | None
+) -> Placement:
+    """Where the service's pods run on one of its allowed targets (pool None: the Graviton general pool)."""
     resources = service.resources
     if pool is None:
         return Placement(
@@ -155,7 +180,18 @@ def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> P
             shm=resources.shm,
             model_cache=resources.model_cache,
         )
-    cores = service.accelerator.neuron_cores
+    if pool.is_gpu:
+        return Placement(
+            node_selector={ACCELERATOR_LABEL: pool.accelerator, POOL_LABEL: pool.name},
+            tolerations=[{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+            neuron_resources={},
+            scheduler_name=None,
+            efa_interfaces=efa_request(accelerator.gpus, pool),
+            shm=resources.shm,
+            model_cache=resources.model_cache,
+            gpus=accelerator.gpus,
+        )
+    cores = accelerator.neuron_cores
     neuron_resources, scheduler_name = neuron_request(cores, pool)
     return Placement(
         node_selector={ACCELERATOR_LABEL: pool.accelerator, POOL_LABEL: pool.name},
@@ -279,9 +315,7 @@ def _resources(service: ServiceSpec, placement: Placement) -> dict:
         # The cache's emptyDir counts against ephemeral storage: the pod lands where local storage can hold it
         # (plus room for /tmp and logs, which count too).
         amounts["ephemeral-storage"] = f"{(memory_bytes(placement.model_cache) + EPHEMERAL_HEADROOM) // 2**20}Mi"
-    amounts |= {name: str(count) for name, count in placement.neuron_resources.items()}
-    if placement.efa_interfaces:
-        amounts[EFA_RESOURCE] = str(placement.efa_interfaces)
+    amounts |= placement.accelerator_resources
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 

@@ -207,3 +207,24 @@ def test_shipped_gateway_calls_the_model_services() -> None:
         services = {service.name: service for service in load_config(config_path_for(environment)).services}
         assert services["gateway"].calls == ["assistant", "embeddings"]
         assert services["assistant"].calls == services["embeddings"].calls == []
+
+
+def test_allowed_targets_lists_the_current_target_first_then_each_alternative_with_its_pool() -> None:
+    """Issue 15: one typed answer to "where may this service run", each target resolved to its pool."""
+    config = load_config(config_path_for("dev"))
+    assistant = next(service for service in config.services if service.name == "assistant")
+    current, gpu = config.allowed_targets(assistant)
+    assert (current.is_current, current.accelerator.type, current.name, current.neuron_sdk) == (
+        True,
+        "trainium",
+        "trainium",
+        "2.31.1",
+    )
+    assert current.image_tag == assistant.image.tag
+    assert (gpu.is_current, gpu.accelerator.type, gpu.accelerator.gpus, gpu.name) == (False, "gpu", 1, "gpu")
+    assert gpu.pool is not None
+    assert gpu.pool.gpu_model == "l4"
+    assert gpu.image_tag == "vllm-0.16.0-cuda12.8"
+    gateway = next(service for service in config.services if service.name == "gateway")
+    [only] = config.allowed_targets(gateway)
+    assert (only.pool, only.name) == (None, "general")

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from registry.checks import check_artifacts, check_identity, check_image, check_target_fit
+from registry.checks import check_artifacts, check_identity, check_image, check_target_fit, fitting_target
 from registry.manifest import parse_manifest
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
@@ -58,7 +58,7 @@ def test_target_mismatches(catalog, changes: dict, expected: str) -> None:
 def test_wrong_accelerator(catalog) -> None:
     manifest = _manifest(compile_target={"accelerator": "cpu", "architecture": "arm64"})
     assert check_target_fit(manifest, catalog.services["assistant"]) == [
-        "compiled for cpu but assistant runs on trainium"
+        "compiled for cpu but assistant runs on trainium and may move to gpu"
     ]
     inferentia = _manifest(
         compile_target={
@@ -72,7 +72,7 @@ def test_wrong_accelerator(catalog) -> None:
         }
     )
     assert check_target_fit(inferentia, catalog.services["assistant"]) == [
-        "compiled for inferentia but assistant runs on trainium"
+        "compiled for inferentia but assistant runs on trainium and may move to gpu"
     ]
     assert check_target_fit(manifest, catalog.services["gateway"]) == []
 
@@ -199,3 +199,66 @@ def test_findings_below_the_threshold_pass(world: World, catalog) -> None:
     assert check_image(world.ecr, manifest, catalog.services["assistant"], strict)[0] == [
         "image tessera/dev/assistant:minor has findings at or above MEDIUM: 3 MEDIUM"
     ]
+
+
+GPU_TARGET = {
+    "accelerator": "gpu",
+    "gpu_model": "l4",
+    "gpus": 1,
+    "cuda": "12.8",
+    "min_driver_version": "570.86.10",
+}
+
+
+def _gpu_manifest(**target: object):
+    return _manifest(
+        compile_target={**GPU_TARGET, **target},
+        image={"repository": "tessera/dev/assistant", "tag": "vllm-0.16.0-cuda12.8"},
+    )
+
+
+def test_a_version_built_for_an_allowed_gpu_target_fits_that_target(catalog) -> None:
+    """Issue 15: the assistant runs on Trainium and may move to the L4 pool; an L4 build fits the gpu target,
+    and the record of which target it fits is what the rollout places it by."""
+    target, reasons = fitting_target(_gpu_manifest(), catalog.services["assistant"])
+    assert reasons == []
+    assert target is not None
+    assert (target.pool, target.accelerator, target.gpus) == ("gpu", "gpu", 1)
+    trainium, _ = fitting_target(_manifest(), catalog.services["assistant"])
+    assert trainium is not None
+    assert trainium.pool == "trainium"
+    # By compute capability alone: any GPU of that major at least that minor (L4 is 8.9).
+    by_capability = _gpu_manifest(gpu_model=None, compute_capability="8.6")
+    assert check_target_fit(by_capability, catalog.services["assistant"]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"gpu_model": "h100"}, "compiled for GPU h100 but assistant's pool gpu has l4"),
+        (
+            {"gpu_model": None, "compute_capability": "9.0"},
+            "compiled for compute capability 9.0 but assistant's pool gpu has l4 (8.9)",
+        ),
+        ({"gpus": 2}, "compiled for 2 GPUs but assistant pods get 1"),
+        (
+            {"min_driver_version": "590.10"},
+            "needs NVIDIA driver 590.10 or newer but assistant's pool gpu runs 580.159.03 (the pinned AMI's)",
+        ),
+    ],
+)
+def test_a_gpu_version_that_does_not_fit_its_pool_is_rejected_with_the_reason(catalog, change, reason) -> None:
+    assert check_target_fit(_gpu_manifest(**change), catalog.services["assistant"]) == [reason]
+
+
+def test_a_gpu_version_for_a_service_without_a_gpu_target_is_rejected(catalog) -> None:
+    assert check_target_fit(_gpu_manifest(), catalog.services["embeddings"]) == [
+        "compiled for gpu but embeddings runs on inferentia"
+    ]
+
+
+def test_a_gpu_target_names_a_gpu() -> None:
+    from registry.manifest import ManifestError
+
+    with pytest.raises(ManifestError, match="give gpu_model or compute_capability"):
+        _gpu_manifest(gpu_model=None)

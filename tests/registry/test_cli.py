@@ -107,3 +107,20 @@ def test_validate_against_an_explicit_config(tmp_path: Path, capsys: pytest.Capt
 
 def test_validate_missing_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "models", "validate", str(tmp_path / "nothing"))[0] == EXIT_USAGE
+
+
+def test_a_version_built_for_an_allowed_gpu_target_registers_with_that_pool(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: the registry records which allowed target a version fits; a rollout of it goes there."""
+    gpu_tag = "vllm-0.16.0-cuda12.8"
+    world.push_image("tessera/dev/assistant", gpu_tag)
+    target = {"accelerator": "gpu", "gpu_model": "l4", "gpus": 1, "cuda": "12.8", "min_driver_version": "570.86.10"}
+    manifest = assistant_manifest(compile_target=target, image={"repository": "tessera/dev/assistant", "tag": gpu_tag})
+    world.upload(manifest, ASSISTANT_ARTIFACTS)
+    code, out, _ = run(capsys, "--json", "models", "register", "assistant", VERSION)
+    assert (code, json.loads(out)["state"]) == (EXIT_OK, "REGISTERED")
+    code, out, _ = run(capsys, "models", "show", "assistant", VERSION)
+    assert "runs on pool: gpu" in out
+    code, out, _ = run(capsys, "--json", "models", "show", "assistant", VERSION)
+    assert json.loads(out)["pool"] == "gpu"

@@ -174,6 +174,8 @@ class RolloutWorld:
     config: EnvironmentConfig
     kube: KubernetesApiDouble
     clock: ClockDouble = field(default_factory=ClockDouble)
+    # The allowed target (pool) the registry recorded each version fits; unset: none recorded.
+    version_pools: dict[str, str] = field(default_factory=dict)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
@@ -205,6 +207,7 @@ class RolloutWorld:
                     digest=version,
                     image=f"tessera/dev/assistant:img-{version}",
                     image_digest=self.image_digests[version],
+                    pool=self.version_pools.get(version),
                 ),
                 {"kind": state.lower(), "at": "2026-11-20T00:00:00.000+00:00", "state": state, "reasons": []},
             )

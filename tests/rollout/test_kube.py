@@ -593,3 +593,35 @@ def test_an_hpa_floor_is_at_least_one(client: KubeClient, api: KubernetesApiDoub
     api.add_autoscaler("inference", "embeddings-stable", min_replicas=1, max_replicas=3)
     client.set_autoscaler_floor("inference", HPA_KIND, "embeddings-stable", 0)
     assert api.autoscaler("inference", "embeddings-stable")["spec"]["minReplicas"] == 1
+
+
+def test_placement_change_moves_a_pod_between_chips_and_keeps_the_rest_as_rendered() -> None:
+    """Issue 15: a change of chip rewrites node selector, tolerations, scheduler and accelerator resources
+    only; cpu, memory and storage stay as config rendered them, and running_placement reads back what it wrote."""
+    from rollout.contract import TrackPlacement
+    from rollout.kube import placement_change, running_placement
+
+    neuron = TrackPlacement(
+        pool="trainium",
+        node_selector={"tessera.dev/accelerator": "trainium", "tessera.dev/pool": "trainium"},
+        tolerations=[{"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}],
+        resources={"aws.amazon.com/neuroncore": "3"},
+        scheduler_name="my-scheduler",
+    )
+    gpu = TrackPlacement(
+        pool="gpu",
+        node_selector={"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        resources={"nvidia.com/gpu": "1"},
+    )
+    amounts = {"cpu": "6", "memory": "24Gi", "ephemeral-storage": "104448Mi"}
+    server = {"name": "server", "resources": {"requests": dict(amounts), "limits": dict(amounts)}}
+    deployment = {"metadata": {"name": "assistant-canary"}, "spec": {"template": {"spec": {"containers": [server]}}}}
+    placement_change(neuron)(deployment)
+    assert running_placement(deployment) == neuron
+    placement_change(gpu)(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    assert "schedulerName" not in pod
+    assert pod["containers"][0]["resources"]["requests"] == {**amounts, "nvidia.com/gpu": "1"}
+    assert pod["containers"][0]["resources"]["limits"] == {**amounts, "nvidia.com/gpu": "1"}
+    assert running_placement(deployment) == gpu

@@ -441,7 +441,8 @@ def test_efa_device_plugin_only_where_a_pool_has_efa(
     efa = _helm_releases(variant)["aws-efa-k8s-device-plugin"]
     assert efa["Version"] == "v0.5.30"
     assert json.loads(_values_text(efa))["tolerations"] == [
-        {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
+        {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     ]
     [group] = variant.resources("Cluster", "AWS::EC2::PlacementGroup").values()
     assert group["Properties"]["Strategy"] == "cluster"
@@ -493,3 +494,24 @@ def test_keda_operator_reads_cloudwatch_through_pod_identity(dev: SynthesizedEnv
     chart_id = _logical_id(dev, "Custom::AWSCDK-EKS-HelmChart", lambda p: p["Release"] == "keda")
     # Pod Identity only mutates pods created after the association exists.
     assert {association_id, policy_id} <= set(resources[chart_id]["DependsOn"])
+
+
+def test_nvidia_device_plugin_only_where_a_gpu_pool_exists_and_only_on_gpu_nodes(
+    dev: SynthesizedEnvironment, prod: SynthesizedEnvironment
+) -> None:
+    """Issue 15: the chart's own affinity wants Node Feature Discovery labels that no Tessera node has; it is
+    replaced by the label Karpenter puts on GPU nodes, and only the GPU taint is tolerated."""
+    assert "nvidia-device-plugin" not in _helm_releases(prod)  # prod has no GPU pool
+    release = _helm_releases(dev)["nvidia-device-plugin"]
+    assert (release["Chart"], release["Repository"], release["Version"]) == (
+        "nvidia-device-plugin",
+        "https://nvidia.github.io/k8s-device-plugin",
+        "0.20.0",
+    )
+    assert release["Namespace"] == "kube-system"
+    values = json.loads(_values_text(release))
+    gpu_nodes = {"matchExpressions": [{"key": "tessera.dev/accelerator", "operator": "In", "values": ["gpu"]}]}
+    assert values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [gpu_nodes]
+    }
+    assert values["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

@@ -190,3 +190,24 @@ def test_efa_pool_is_pinned_to_its_zone_and_placement_group() -> None:
     assert requirements["topology.kubernetes.io/zone"] == ["us-east-1b"]
     dev = _rendered(_configs()["dev"])
     assert all("topology.kubernetes.io/zone" not in str(obj) for obj in dev.values())
+
+
+def test_gpu_pool_is_tainted_for_gpu_pods_and_limited_in_gpus() -> None:
+    """Issue 15: a GPU pool renders like the Neuron pools, with the NVIDIA taint, Tessera's labels and its GPU limit;
+    its node class carries the same pinned alias, from which Karpenter picks the release's NVIDIA variant."""
+    rendered = _rendered(_configs()["dev"])
+    spec = rendered[("NodePool", "gpu")]["spec"]
+    template = spec["template"]
+    assert template["metadata"]["labels"] == {"tessera.dev/pool": "gpu", "tessera.dev/accelerator": "gpu"}
+    assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+    assert requirements["node.kubernetes.io/instance-type"] == ["g6.2xlarge"]
+    assert requirements["kubernetes.io/arch"] == ["amd64"]
+    assert spec["limits"] == {"nodes": "2", "nvidia.com/gpu": "2"}
+    assert spec["disruption"]["consolidationPolicy"] == "WhenEmpty"
+    node_class = rendered[("EC2NodeClass", "gpu")]["spec"]
+    assert node_class["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
+    assert node_class["instanceStorePolicy"] == "RAID0"  # g6.2xlarge has local NVMe
+    # The Neuron pools keep the Neuron taint: a GPU pod never lands there, nor a Neuron pod on a GPU node.
+    neuron_taints = rendered[("NodePool", "trainium")]["spec"]["template"]["spec"]["taints"]
+    assert [taint["key"] for taint in neuron_taints] == ["aws.amazon.com/neuron"]

@@ -106,14 +106,16 @@ def test_scaled_object_replaces_the_stable_hpa_and_adopts_it() -> None:
 
 
 def test_neuroncore_trigger_reads_the_stable_service_by_published_dimensions() -> None:
-    [trigger] = _scaled_objects(load_config(config_path_for("dev")))["assistant-stable"]["spec"]["triggers"]
+    # dev's assistant may move to a GPU and so scales on requests; the Inferentia service has NeuronCores only.
+    config = _with_scaling(embeddings={"signal": "neuroncore_utilization", "target": 70})
+    [trigger] = _scaled_objects(config)["embeddings-stable"]["spec"]["triggers"]
     assert trigger["type"] == "aws-cloudwatch"
     assert trigger["metricType"] == "Value"  # an average already: replicas scale by value / target
     meta = trigger["metadata"]
     source = metrics.POD_NEURONCORE_UTILIZATION
     assert (meta["namespace"], meta["metricName"]) == ("ContainerInsights", "pod_neuroncore_utilization")
     assert tuple(meta["dimensionName"].split(";")) == source.dimensions == ("ClusterName", "Namespace", "Service")
-    assert meta["dimensionValue"] == "tessera-dev;inference;assistant-stable"
+    assert meta["dimensionValue"] == "tessera-dev;inference;embeddings-stable"
     assert meta["targetMetricValue"] == "70"
     assert (meta["metricStat"], meta["metricStatPeriod"], meta["metricEndTimeOffset"]) == ("Average", "60", "60")
     assert int(meta["metricCollectionTime"]) % int(meta["metricStatPeriod"]) == 0  # KEDA's own rule

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from stacks.config.cluster import AcceleratorPoolConfig
-from stacks.config.environment import EnvironmentConfig, config_path_for, load_config
+from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
 from stacks.services.kubernetes_objects import neuron_request
 from tessera_shared.constants import NEURON_SCHEDULER_NAME
 from tools.render_manifests import main as render_main
@@ -314,3 +314,29 @@ def test_make_manifests_writes_one_file_per_service(tmp_path: Path) -> None:
 def test_make_manifests_reports_a_bad_environment(capsys: pytest.CaptureFixture[str]) -> None:
     assert render_main(["nowhere"]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def _gpu_first_dev() -> EnvironmentConfig:
+    """dev with the assistant running on its GPU target first (Trainium as its alternative)."""
+    data = yaml.safe_load(config_path_for("dev").read_text())
+    assistant = next(service for service in data["services"] if service["name"] == "assistant")
+    assistant["accelerator"] = {"type": "gpu", "gpus": 1, "pool": "gpu"}
+    assistant["image"] = {"repository": assistant["image"]["repository"], "tag": "vllm-0.16.0-cuda12.8"}
+    assistant["alternative_accelerators"] = [
+        {"type": "trainium", "neuron_cores": 2, "image_tag": "vllm-0.16.0-neuronx-sdk2.31.1", "neuron_sdk": "2.31.1"}
+    ]
+    return parse_config(data, source="test")
+
+
+def test_gpu_pods_request_gpus_and_land_only_on_their_gpu_pool() -> None:
+    config = _gpu_first_dev()
+    objects = _objects(config, "assistant")
+    for deployment in _of_kind(objects, "Deployment"):
+        kubernetes_validate.validate(deployment, config.cluster.kubernetes_version, strict=True)
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"}
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert "schedulerName" not in pod
+        resources = pod["containers"][0]["resources"]
+        assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "1"
+        assert not any(name.startswith("aws.amazon.com/neuron") for name in resources["requests"])
