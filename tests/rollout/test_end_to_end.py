@@ -28,7 +28,15 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
     assert record["status"] == "PROMOTED"
     judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
     assert judgement["verdict"] == "PASS"
-    assert judgement["canary"]["requests"] == 1000
+    # The whole bake: the minute the step started in and its two minutes, 1000 canary requests each.
+    assert judgement["canary"]["requests"] == 3000
+    assert judgement["intervals_judged"] == 2
+    intervals = rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    assert [(i["step"], i["interval"], i["judgement"]["verdict"]) for i in intervals] == [
+        (0, 0, "PASS"),
+        (0, 1, "PASS"),
+    ]
+    assert intervals[0]["canary"]["requests"] == 1000
     assert judgement["canary_weight"] == 10
     assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
     # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
@@ -52,7 +60,10 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     assert "5xx rate" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
-    assert rollouts.world.dispatched.count("judge") == 1
+    # Two failing intervals in a row rolled it back before the bake's end: no whole-bake judgement.
+    decisions = [d["id"] for d in rollouts.record()["decisions"]]
+    assert "step-0-intervals-failed" in decisions
+    assert not any("judgement" in d for d in decisions)
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "rolled-back"]
 
@@ -71,7 +82,6 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     execution = rollouts.start({"analysis": {"max_bake_extensions": 2}})
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
-    assert rollouts.world.dispatched.count("judge") == 3
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
     assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
@@ -154,7 +164,7 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
 ) -> None:
     world = rollouts.world
     rollouts.prepare_cli()
-    world.pause_before("check_bake")
+    world.pause_before("judge_interval")
     running = rollouts.start(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
     world.wait_until_paused()
     assert world.weights()[world.routing.canary_target_group] == 10

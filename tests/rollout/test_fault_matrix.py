@@ -21,7 +21,7 @@ from tests.rollout.scenarios import Rollouts
 SAMPLE = {
     "handler-exception": "shift_traffic",
     "lambda-timeout": "promote_stable",
-    "throttling": "judge",
+    "throttling": "judge_interval",
     "kubernetes-503": "deploy_canary",
     "kubernetes-403": "scale_canary",
     "kubernetes-409": "promote_stable",
@@ -29,7 +29,7 @@ SAMPLE = {
     "modify-rule-failure": "shift_traffic",
     "dynamodb-conditional-failure": "finalize",
     "sns-failure": "rollback",
-    "abort": "check_bake",
+    "abort": "judge_interval",
     "delivered-twice": "finalize",
 }
 
