@@ -12,6 +12,8 @@ import pytest
 from rollout import steps
 from rollout.contract import Plan, Progress
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
+from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
+from stacks.config.rollout import RolloutPolicy
 from tests.rollout.harness import NEW_VERSION, RolloutWorld, TrackTraffic
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
@@ -183,3 +185,21 @@ def test_every_interval_of_a_long_bake_is_kept_outside_the_record(world: Rollout
     assert world.clients.ledger.intervals("assistant", plan.started_at, plan.execution, last=1)[0]["interval"] == 59
     record = world.clients.ledger.record_for("assistant", EXECUTION)
     assert len(json.dumps(record, default=str)) < 20_000  # the record does not grow with the bake's length
+
+
+# -- the policy's fields --------------------------------------------------------------------------
+def test_interval_overrides_are_checked_like_the_config() -> None:
+    with pytest.raises(OverrideError, match="90 must be a multiple of 60 seconds"):
+        check_overrides({"analysis": {"interval_seconds": 90}})
+    with pytest.raises(OverrideError, match="0 is out of range"):
+        check_overrides({"analysis.consecutive_failures": 0})
+    assert check_overrides({"analysis": {"interval_seconds": 120, "metric_delay_seconds": 0}}) == {
+        "analysis.interval_seconds": 120,
+        "analysis.metric_delay_seconds": 0,
+    }
+
+
+def test_the_worst_case_waits_out_the_metric_delay_after_every_step() -> None:
+    policy = RolloutPolicy(strategy="linear", linear_step_percent=25).as_contract(ready_timeout_seconds=600)
+    without_delay = apply_overrides(policy, {"analysis.metric_delay_seconds": 0})
+    assert worst_case_seconds(policy) - worst_case_seconds(without_delay) == 4 * 120  # four steps

@@ -217,17 +217,29 @@ def test_manual_approval_from_the_cli(
 
 def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
     rollouts.prepare_cli()
-    overrides = ["--override", "poll_seconds=1", "--override", "warmup_seconds=1", "--override", "bake_seconds=1"]
+    overrides = ["--override", "poll_seconds=30", "--override", "warmup_seconds=1", "--override", "bake_seconds=120"]
     assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
     started = json.loads(capsys.readouterr().out)
-    assert started["overrides"] == {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
+    assert started["overrides"] == {"poll_seconds": 30, "warmup_seconds": 1, "bake_seconds": 120}
     finished = rollouts.wait(started["execution"])
     assert finished["status"] == "SUCCEEDED"
     assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant", "--watch", "--interval", "0.1"]) == 0
-    assert json.loads(capsys.readouterr().out)["execution_status"] == "SUCCEEDED"
+    status = json.loads(capsys.readouterr().out)
+    assert status["execution_status"] == "SUCCEEDED"
+    # The bake's last analysis interval, canary and stable side by side.
+    figures = {"requests": 1000, "errors_5xx": 0, "connection_errors": 0, "p99_seconds": 0.8}
+    last = status["last_interval"]
+    assert {key: last[key] for key in ("step", "interval", "verdict", "failing_intervals")} == {
+        "step": 0,
+        "interval": 1,
+        "verdict": "PASS",
+        "failing_intervals": 0,
+    }
+    assert last["canary"] == last["stable"] == figures
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
     line = capsys.readouterr().out
-    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 1000 req")
+    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 3000 req")
+    assert "PASS (0 failing in a row): stable / canary requests 1000 / 1000, 5xx 0 / 0, connection errors 0 / 0" in line
     assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"
