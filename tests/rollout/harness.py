@@ -129,7 +129,9 @@ class TrafficDouble:
     publish_delay_seconds: int = 60
     changes: list[tuple[datetime, str, TrackTraffic]] = field(default_factory=list)
     published: dict[str, list[tuple[datetime, TrackTraffic]]] = field(default_factory=dict)
-    _next_minute: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self._next_minute = self.clock().replace(second=0, microsecond=0)  # the first minute not yet landed
 
     def change_at(self, moment: datetime, track: str, traffic: TrackTraffic) -> None:
         """From `moment` on, `track`'s clients see `traffic`."""
@@ -139,15 +141,17 @@ class TrafficDouble:
     def publish(self, canary_weight: int) -> None:
         """Land every minute whose publishing delay has passed; the canary gets traffic at a weight above 0."""
         now = self.clock()
-        if self._next_minute is None:
-            self._next_minute = now.replace(second=0, microsecond=0)
+        batches: dict[str, list[dict]] = {}  # namespace -> datapoints: a clock that jumped days lands in few calls
         while self._next_minute + MINUTE + timedelta(seconds=self.publish_delay_seconds) <= now:
             minute = self._next_minute
             for track in ("canary", "stable"):
                 if track == "canary" and (self.silent or canary_weight == 0):
                     continue
-                self._emit(track, minute, self.figures(track, minute))
+                self._emit(track, minute, self.figures(track, minute), batches)
             self._next_minute += MINUTE
+        for namespace, data in batches.items():
+            for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 datapoints
+                self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[first : first + 1000])
 
     def figures(self, track: str, minute: datetime) -> TrackTraffic:
         """The track's figures over [minute, minute + 1 min)."""
@@ -170,19 +174,16 @@ class TrafficDouble:
             p99_seconds=max(t.p99_seconds for share, t in segments if share > 0.01),
         )
 
-    def _emit(self, track: str, minute: datetime, traffic: TrackTraffic) -> None:
+    def _emit(self, track: str, minute: datetime, traffic: TrackTraffic, batches: dict[str, list[dict]]) -> None:
         self.published.setdefault(track, []).append((minute, traffic))
         for name, values in self.extra.items():
-            self.cloudwatch.put_metric_data(
-                Namespace="Tessera",
-                MetricData=[
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "Track", "Value": track}],
-                        "Value": values[track],
-                        "Timestamp": minute,
-                    }
-                ],
+            batches.setdefault("Tessera", []).append(
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "Track", "Value": track}],
+                    "Value": values[track],
+                    "Timestamp": minute,
+                }
             )
         dimensions = [
             {"Name": "LoadBalancer", "Value": self.load_balancer},
@@ -193,12 +194,9 @@ class TrafficDouble:
             "HTTPCode_Target_5XX_Count": traffic.errors_5xx,
             "TargetConnectionErrorCount": traffic.connection_errors,
         }
-        self.cloudwatch.put_metric_data(
-            Namespace="AWS/ApplicationELB",
-            MetricData=[
-                {"MetricName": name, "Dimensions": dimensions, "Value": value, "Timestamp": minute}
-                for name, value in counts.items()
-            ],
+        batches.setdefault("AWS/ApplicationELB", []).extend(
+            {"MetricName": name, "Dimensions": dimensions, "Value": value, "Timestamp": minute}
+            for name, value in counts.items()
         )
 
     def p99(

@@ -11,6 +11,7 @@ import pytest
 
 from rollout import steps
 from rollout.contract import Plan, Progress
+from rollout.handler import dispatch
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
 from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
 from stacks.config.rollout import RolloutPolicy
@@ -203,3 +204,16 @@ def test_the_worst_case_waits_out_the_metric_delay_after_every_step() -> None:
     policy = RolloutPolicy(strategy="linear", linear_step_percent=25).as_contract(ready_timeout_seconds=600)
     without_delay = apply_overrides(policy, {"analysis.metric_delay_seconds": 0})
     assert worst_case_seconds(policy) - worst_case_seconds(without_delay) == 4 * 120  # four steps
+
+
+def test_executions_started_before_continuous_judgement_still_bake_and_judge(world: RolloutWorld) -> None:
+    """A running execution keeps the definition it started with (CheckBake polls, then Judge once), and its
+    progress has none of the interval fields: the function still serves both actions."""
+    plan, progress = baking(world, bake_seconds=120)
+    old = {k: v for k, v in progress.to_json().items() if k not in ("interval", "failing_intervals", "wait_seconds")}
+    event = {"plan": plan.to_json(), "progress": old}
+    assert dispatch({"action": "check_bake", **event}, world.clients)["waiting"] is True
+    world.clock.advance(300)
+    world.traffic.publish(canary_weight=10)
+    assert dispatch({"action": "check_bake", **event}, world.clients)["waiting"] is False
+    assert dispatch({"action": "judge", **event}, world.clients)["verdict"] == "PASS"
