@@ -331,7 +331,8 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
         judged += 1
         if progress.verdict == "FAIL":
             return _saved(plan, clients, progress)
-    if now < bake_until + delay:
+    # The whole bake is judged once every interval in it has been (a stall can leave more than one poll's worth).
+    if judged == MAX_INTERVALS_PER_POLL or now < bake_until + delay:
         waiting = progress.replace(waiting=True)
         waiting = waiting.replace(wait_seconds=_bake_wait(plan, waiting, now))
         return _saved(plan, clients, waiting) if judged else waiting

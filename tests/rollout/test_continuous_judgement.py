@@ -217,3 +217,16 @@ def test_executions_started_before_continuous_judgement_still_bake_and_judge(wor
     world.traffic.publish(canary_weight=10)
     assert dispatch({"action": "check_bake", **event}, world.clients)["waiting"] is False
     assert dispatch({"action": "judge", **event}, world.clients)["verdict"] == "PASS"
+
+
+def test_after_a_stall_every_interval_is_judged_before_the_whole_bake(world: RolloutWorld) -> None:
+    """A poll judges at most MAX_INTERVALS_PER_POLL intervals; the rest come at the next polls, one second
+    apart, and the whole bake only after them."""
+    plan, progress = baking(world, bake_seconds=1500)
+    world.clock.advance(2000)
+    world.traffic.publish(canary_weight=10)
+    progress = steps.judge_interval(plan, progress, world.clients)
+    assert (progress.interval, progress.verdict, progress.wait_seconds) == (steps.MAX_INTERVALS_PER_POLL, None, 1)
+    ended, _ = bake(world, plan, progress)
+    assert ended.verdict == "PASS"
+    assert len(intervals(world, plan)) == 25
