@@ -231,8 +231,27 @@ def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str |
         "bake_seconds_left": _seconds_left(progress.get("bake_until")) if status == RUNNING else None,
         "last_judgement": judgement
         and {key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons", "canary", "stable")},
+        "last_interval": _last_interval(ledger, service, record),
         "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting_approval else None,
         "dashboard": dashboard,
+    }
+
+
+def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
+    """The newest analysis interval judged within a bake, canary and stable figures side by side."""
+    [interval] = ledger.intervals(service, record["started_at"], record["execution"], last=1) or [None]
+    if interval is None:
+        return None
+    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds")
+    judgement = interval.get("judgement") or {}
+    return {
+        "step": interval["step"],
+        "interval": interval["interval"],
+        "window": interval.get("window"),
+        "verdict": judgement.get("verdict"),
+        "failing_intervals": interval.get("failing_intervals"),
+        "canary": {name: (interval.get("canary") or {}).get(name) for name in figures},
+        "stable": {name: (interval.get("stable") or {}).get(name) for name in figures},
     }
 
 
@@ -278,6 +297,8 @@ def status_line(status: dict) -> str:
             f"{canary.get('errors_5xx')} 5xx, p99 {canary.get('p99_seconds')} s; stable {stable.get('requests')} req, "
             f"{stable.get('errors_5xx')} 5xx, p99 {stable.get('p99_seconds')} s)"
         )
+    if status["last_interval"]:
+        parts.append(_interval_text(status["last_interval"]))
     for key, label in (("problem", "problem"), ("reason", "reason"), ("left_to_undo", "left to undo")):
         if status[key]:
             parts.append(f"{label}: {status[key]}")
@@ -286,6 +307,24 @@ def status_line(status: dict) -> str:
     if status["dashboard"]:
         parts.append(f"dashboard: {status['dashboard']}")
     return "; ".join(parts)
+
+
+def _interval_text(interval: dict) -> str:
+    canary, stable = interval["canary"], interval["stable"]
+    start, end = (moment[11:19] for moment in interval["window"] or ("", ""))
+    pairs = ", ".join(
+        f"{label} {stable[name]} / {canary[name]}"
+        for name, label in (
+            ("requests", "requests"),
+            ("errors_5xx", "5xx"),
+            ("connection_errors", "connection errors"),
+            ("p99_seconds", "p99 s"),
+        )
+    )
+    return (
+        f"last interval {start}-{end} {interval['verdict']} ({interval['failing_intervals']} failing in a row): "
+        f"stable / canary {pairs}"
+    )
 
 
 def _exit_for(status: dict) -> int:

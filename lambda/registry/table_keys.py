@@ -19,6 +19,10 @@ lives in the partition `pk = SERVICE#<service>`:
 - rollout lock, `sk = LOCK`: at most one rollout per service (conditional put).
 - rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
   time order, with the audit record of every decision the rollout took.
+- analysis interval, `sk = INTERVAL#<iso start time>#<execution id>#<step:03d>#<interval:06d>`: the
+  figures and verdict of one analysis interval of a rollout's bake, one item each so that the record stays
+  far below DynamoDB's 400 KB item limit however long the rollout; the last one by a Query on the
+  rollout's prefix, newest first, limit 1.
 - notice, `sk = NOTICE#<execution id>`: claimed (conditional put) by whichever path announces an
   execution's outcome, so that every outcome is announced once; `expires_at` lets TTL remove it.
 
@@ -41,6 +45,7 @@ IGNORED_PARTITION = "IGNORED"
 POINTER_KEY = "POINTER"
 LOCK_KEY = "LOCK"
 NOTICE_PREFIX = "NOTICE#"
+INTERVAL_PREFIX = "INTERVAL#"
 
 
 def partition(service: str) -> str:
@@ -70,6 +75,14 @@ def ignored_key(at: str, event_id: str) -> str:
 
 def rollout_key(started_at: str, execution: str) -> str:
     return f"{ROLLOUT_PREFIX}{started_at}#{execution.rsplit(':', 1)[-1]}"
+
+
+def interval_prefix(started_at: str, execution: str) -> str:
+    return f"{INTERVAL_PREFIX}{started_at}#{execution.rsplit(':', 1)[-1]}#"
+
+
+def interval_key(started_at: str, execution: str, step: int, index: int) -> str:
+    return f"{interval_prefix(started_at, execution)}{step:03d}#{index:06d}"
 
 
 def notice_key(execution: str) -> str:

@@ -67,6 +67,11 @@ class Analysis(Model):
     max_bake_extensions: int
     alarms: list[str] = field(default_factory=list)
     extra_metrics: list[ExtraMetric] = field(default_factory=list)
+    # Continuous judgement within a bake (rollout.steps.judge_interval); defaults keep older plans valid.
+    interval_seconds: int = 60
+    metric_delay_seconds: int = 120
+    consecutive_failures: int = 2
+    min_requests_per_interval: int = 20
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,9 @@ class Progress(Model):
     verdict: str | None = None
     reasons: list[str] = field(default_factory=list)
     waiting: bool = False  # a warm-up or bake loop goes round again
+    interval: int = 0  # the step's next analysis interval to judge
+    failing_intervals: int = 0  # consecutive failing intervals (an interval short of requests neither adds nor resets)
+    wait_seconds: int = 1  # the bake's next Wait: a poll, or less when an interval or the bake's end falls due sooner
     done: bool = False
     promotion_started: bool = False
     stable: StableSnapshot | None = None

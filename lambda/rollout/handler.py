@@ -78,6 +78,8 @@ def dispatch(event: dict, deps: Any) -> dict:
         "check_warm": lambda: steps.check_warm(plan(), progress(), deps).to_json(),
         "scale_canary": lambda: steps.scale_canary(plan(), progress(), deps).to_json(),
         "shift_traffic": lambda: steps.shift_traffic(plan(), progress(), deps).to_json(),
+        "judge_interval": lambda: steps.judge_interval(plan(), progress(), deps).to_json(),
+        # Executions started under the definition before continuous judgement keep calling these.
         "check_bake": lambda: steps.check_bake(plan(), progress(), deps).to_json(),
         "judge": lambda: steps.judge_canary(plan(), progress(), deps).to_json(),
         "advance": lambda: steps.advance(plan(), progress(), deps).to_json(),

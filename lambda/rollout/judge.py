@@ -4,6 +4,12 @@ metrics (rollout.metrics) and records the judgement.
 Missing data is never healthy: a canary without enough traffic, or without a value a rule needs,
 is NOT_ENOUGH_DATA, never PASS. FAIL wins over NOT_ENOUGH_DATA, which wins over PASS, so one bad
 number is enough to roll back even when other numbers are missing.
+
+The "5xx rate" counts every request the track's clients saw fail: its targets' 5xx responses plus the
+connections the load balancer could not open to its targets (each answered with a load balancer 5xx).
+
+Within a bake the same judgement runs on each analysis interval; `count_interval` keeps the run of
+consecutive failing intervals that rolls back.
 """
 
 from __future__ import annotations
@@ -66,9 +72,17 @@ class TrackStats:
     """One track's numbers over the analysis window; None means CloudWatch had no datapoint."""
 
     requests: int
-    errors_5xx: int
+    errors_5xx: int  # responses with a 5xx status from the track's targets
     p99_seconds: float | None
     extra: Mapping[str, float | None] = field(default_factory=dict)
+    # Connections the load balancer could not open to a target (refused, reset, timed out): each is a request
+    # the client saw fail with a load balancer 5xx, which CloudWatch counts only for the whole load balancer.
+    connection_errors: int = 0
+
+    @property
+    def failed_requests(self) -> int:
+        """Target 5xx plus connection errors: what the 5xx rules judge (at most every request)."""
+        return min(self.requests, self.errors_5xx + self.connection_errors)
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,18 @@ def judge(
     reason = f"{len(alarms_in_alarm)} alarm(s) in ALARM: {', '.join(alarms_in_alarm)}"
     failures = judgement.reasons if judgement.verdict == "FAIL" else ()
     return Judgement("FAIL", (reason, *failures), judgement.checks)
+
+
+def count_interval(failing: int, verdict: Verdict) -> int:
+    """The run of consecutive failing intervals after one more interval: a FAIL extends it, a PASS ends it.
+    An interval without enough data (too few requests, a missing value) leaves it as it was: it is no
+    evidence either way, and resetting on it would let a failing canary escape by a quiet minute between
+    two bad ones. The caller rolls back once the run reaches the policy's consecutive failures."""
+    if verdict == "FAIL":
+        return failing + 1
+    if verdict == "PASS":
+        return 0
+    return failing
 
 
 def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats) -> Judgement:
@@ -169,7 +195,7 @@ class _Collector:
 def _judge_5xx(
     policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
 ) -> None:
-    rate = canary.errors_5xx / canary.requests
+    rate = canary.failed_requests / canary.requests
     limit = policy.max_5xx_rate
     result.add(
         Check("5xx_rate", rate, limit, rate <= limit),
@@ -178,7 +204,7 @@ def _judge_5xx(
     if not stable_has_traffic:
         result.checks.append(Check("5xx_rate_vs_stable", rate, None, None))
         return
-    stable_rate = stable.errors_5xx / stable.requests
+    stable_rate = stable.failed_requests / stable.requests
     # One error's worth of slack: against a zero-error stable, a lone canary error is chance, not a trend.
     tolerance = 1 / canary.requests
     relative_limit = stable_rate * policy.max_5xx_ratio_vs_stable + tolerance
@@ -250,8 +276,11 @@ def _judge_extra(
 
 def _validate(track: str, stats: TrackStats) -> None:
     """Rejects numbers no metric source can produce, rather than judging on them."""
-    if stats.requests < 0 or stats.errors_5xx < 0:
-        raise ValueError(f"{track}: negative counts (requests={stats.requests}, errors_5xx={stats.errors_5xx})")
+    if min(stats.requests, stats.errors_5xx, stats.connection_errors) < 0:
+        raise ValueError(
+            f"{track}: negative counts (requests={stats.requests}, errors_5xx={stats.errors_5xx}, "
+            f"connection_errors={stats.connection_errors})"
+        )
     if stats.errors_5xx > stats.requests:
         raise ValueError(f"{track}: {stats.errors_5xx} 5xx errors out of only {stats.requests} requests")
     # NaN compares False with everything, so it would slip through every limit as healthy.

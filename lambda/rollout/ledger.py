@@ -24,6 +24,8 @@ from registry.table_keys import (
     LOCK_KEY,
     POINTER_KEY,
     ROLLOUT_PREFIX,
+    interval_key,
+    interval_prefix,
     notice_key,
     partition,
     rollout_key,
@@ -307,6 +309,39 @@ class Ledger:
         except ClientError as error:
             if not _failed_condition(error):
                 raise
+
+    def record_interval(self, plan: Plan, *, step: int, index: int, figures: dict) -> None:
+        """One analysis interval's figures, in an item of its own (the record would outgrow 400 KB). A retried
+        judgement overwrites it: the last write is the judgement whose outcome the rollout kept."""
+        item = {
+            "pk": partition(plan.service),
+            "sk": interval_key(plan.started_at, plan.execution, step, index),
+            "kind": "interval",
+            "execution": plan.execution,
+            "step": step,
+            "interval": index,
+            "at": now(),
+            **figures,
+        }
+        self._client.put_item(TableName=self._table, Item=to_dynamo(item))
+
+    def intervals(self, service: str, started_at: str, execution: str, *, last: int | None = None) -> list[dict]:
+        """The rollout's analysis intervals in order; with `last`, only that many of the newest."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_dynamo(
+                {":pk": partition(service), ":prefix": interval_prefix(started_at, execution)}
+            ),
+            "ConsistentRead": True,
+        }
+        if last is not None:
+            items = self._client.query(**request, ScanIndexForward=False, Limit=last)["Items"]
+            return [from_dynamo(item) for item in reversed(items)]
+        items = []
+        for page in self._client.get_paginator("query").paginate(**request):
+            items += [from_dynamo(item) for item in page["Items"]]
+        return items
 
     def save_progress(self, plan: Plan, progress: Progress) -> None:
         """Where the rollout is, for `tessera rollout status` (the state machine keeps its own copy)."""

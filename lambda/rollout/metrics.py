@@ -1,5 +1,7 @@
-"""Reads one track's numbers for rollout.judge from CloudWatch: the ALB's request and 5xx counts for the
-track's target group, its p99 response time, and any extra metrics the analysis policy names.
+"""Reads one track's numbers for rollout.judge from CloudWatch: the ALB's request, target 5xx and target
+connection error counts for the track's target group, its p99 response time, and any extra metrics the
+analysis policy names. The load balancer's own 5xx (HTTPCode_ELB_5XX_Count) exist only per load balancer,
+which every service shares, so they are not read here: the dashboards and an environment alarm show them.
 
 Percentiles go through the PercentileReader seam because moto's CloudWatch cannot compute them; the
 real reader is CloudWatchPercentiles.
@@ -113,6 +115,9 @@ class AlbMetrics:
         queries = [
             _metric_query("requests", ALB_NAMESPACE, "RequestCount", alb_dimensions, "Sum", period),
             _metric_query("errors", ALB_NAMESPACE, "HTTPCode_Target_5XX_Count", alb_dimensions, "Sum", period),
+            _metric_query(
+                "connection_errors", ALB_NAMESPACE, "TargetConnectionErrorCount", alb_dimensions, "Sum", period
+            ),
         ]
         extra_dimensions = [_fill(query.dimensions, track=track, target_group=target_group) for query in extra]
         queries += [
@@ -137,6 +142,7 @@ class AlbMetrics:
             # The ALB publishes no datapoint for a period without requests, so no data means zero.
             requests=round(sum(values["requests"])),
             errors_5xx=round(sum(values["errors"])),
+            connection_errors=round(sum(values["connection_errors"])),
             p99_seconds=self._percentiles.p99(
                 namespace=ALB_NAMESPACE,
                 metric_name="TargetResponseTime",

@@ -37,6 +37,7 @@ class Field:
     low: float | None = None
     high: float | None = None
     low_open: bool = False  # the bound itself is not allowed
+    multiple_of: int | None = None
 
 
 FIELDS: dict[str, Field] = {
@@ -54,6 +55,14 @@ FIELDS: dict[str, Field] = {
     "analysis.min_requests": Field(int, "requests", "canary requests a judgement needs", 1, 10**9),
     "analysis.max_bake_extensions": Field(int, "count", "bakes added while data is short", 0, 20),
     "analysis.alarms": Field(list, "names", "CloudWatch alarms whose ALARM state rolls back"),
+    "analysis.interval_seconds": Field(
+        int, "seconds", "how often the canary is judged within a bake, whole minutes", 60, 3600, multiple_of=60
+    ),
+    "analysis.metric_delay_seconds": Field(int, "seconds", "how late load balancer metrics arrive", 0, 900),
+    "analysis.consecutive_failures": Field(int, "count", "failing intervals in a row that roll back", 1, 10),
+    "analysis.min_requests_per_interval": Field(
+        int, "requests", "canary requests an interval needs to count", 1, 10**9
+    ),
 }
 
 
@@ -111,10 +120,14 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, Any]) -> Policy:
 
 def worst_case_seconds(policy: Policy) -> int:
     """The longest a rollout under this policy can run when every wait runs to its limit: the canary's
-    readiness and warm-up, per step a resize's readiness and every bake with all its extensions,
-    the approval, and stable's readiness after promotion (one poll of slack per loop)."""
+    readiness and warm-up, per step a resize's readiness and every bake with all its extensions and the
+    metric delay waited out after it, the approval, and stable's readiness after promotion (one poll of
+    slack per loop)."""
     ready = policy.ready_timeout_seconds + policy.poll_seconds
-    bakes = policy.bake_seconds * (1 + policy.analysis.max_bake_extensions) + policy.poll_seconds
+    analysis = policy.analysis
+    bakes = (
+        policy.bake_seconds * (1 + analysis.max_bake_extensions) + analysis.metric_delay_seconds + policy.poll_seconds
+    )
     approval = policy.approval_timeout_seconds if policy.manual_approval else 0
     return ready + policy.warmup_seconds + len(policy.steps) * (ready + bakes) + approval + ready
 
@@ -149,6 +162,8 @@ def _number(spec: Field, value: Any, *, integer: bool) -> list[str]:
     low_ok = spec.low is None or (value > spec.low if spec.low_open else value >= spec.low)
     high_ok = spec.high is None or value <= spec.high
     if low_ok and high_ok:
+        if spec.multiple_of and value % spec.multiple_of:
+            return [f"{value!r} must be a multiple of {spec.multiple_of} {spec.unit}"]
         return []
     low = "" if spec.low is None else f"{'above' if spec.low_open else 'at least'} {spec.low:g}"
     high = "" if spec.high is None else f"at most {spec.high:g}"

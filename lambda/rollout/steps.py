@@ -22,7 +22,7 @@ from rollout.capacity import pool_fit
 from rollout.cleanup import return_to_rest
 from rollout.contract import Plan, Progress, RolloutTarget, ServiceSettings, StableSnapshot
 from rollout.errors import RolloutError, StartRefusedError, TransientError
-from rollout.judge import AnalysisPolicy, ExtraMetricRule, judge
+from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, count_interval, judge
 from rollout.kube import KubeClient, NotFoundError, deployment_ready, ready_summary, running_placement
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alarms_in_alarm, arn_dimension
@@ -313,19 +313,152 @@ def shift_traffic(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         {"step": progress.step, "canary_weight": weight, "weights": weights},
     )
     now = clients.now()
-    return _saved(
-        plan,
-        clients,
-        progress.replace(
-            step_started_at=_iso(now),
-            bake_until=_iso(now + timedelta(seconds=plan.policy.bake_seconds)),
-            extensions=0,
-            waiting=True,
-            verdict=None,
-        ),
+    baking = progress.replace(
+        step_started_at=_iso(now),
+        bake_until=_iso(now + timedelta(seconds=plan.policy.bake_seconds)),
+        extensions=0,
+        waiting=True,
+        verdict=None,
+        reasons=[],
+        interval=0,
+        failing_intervals=0,
     )
+    return _saved(plan, clients, baking.replace(wait_seconds=_bake_wait(plan, baking, now)))
 
 
+# -- continuous judgement within the bake ------------------------------------------------------------
+MAX_INTERVALS_PER_POLL = 10  # after a long stall, the rest are judged at the next poll
+
+
+def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress:
+    """One poll of a step's bake. A watched alarm in ALARM fails the step at once. Every analysis interval
+    whose window (ending `metric_delay_seconds` before now, as CloudWatch's load balancer metrics arrive
+    late) is complete is judged and recorded; `consecutive_failures` failing intervals in a row fail the
+    step. The step passes only once the metric delay after the bake's end has passed, on the whole bake's
+    figures (extended while data is short). Polled every `poll_seconds` at most, so an abort is seen
+    within one poll."""
+    _guard(plan, clients)
+    analysis = plan.policy.analysis
+    alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
+    if alarms:
+        reasons = [f"{len(alarms)} alarm(s) in ALARM: {', '.join(alarms)}"]
+        _audit(
+            clients,
+            plan,
+            f"step-{progress.step}-alarm",
+            {"step": progress.step, "alarms_in_alarm": alarms, "verdict": "FAIL", "reasons": reasons},
+        )
+        return _saved(plan, clients, progress.replace(verdict="FAIL", reasons=reasons, waiting=False))
+    now = clients.now()
+    delay = timedelta(seconds=analysis.metric_delay_seconds)
+    bake_until = _parse(progress.bake_until or _iso(now))
+    judged = 0
+    while judged < MAX_INTERVALS_PER_POLL:
+        start, end = _interval_window(plan, progress, progress.interval)
+        if end > bake_until or end + delay > now:
+            break
+        progress = _judge_one_interval(plan, progress, clients, start, end)
+        judged += 1
+        if progress.verdict == "FAIL":
+            return _saved(plan, clients, progress)
+    # The whole bake is judged once every interval in it has been (a stall can leave more than one poll's worth).
+    if judged == MAX_INTERVALS_PER_POLL or now < bake_until + delay:
+        waiting = progress.replace(waiting=True)
+        waiting = waiting.replace(wait_seconds=_bake_wait(plan, waiting, now))
+        return _saved(plan, clients, waiting) if judged else waiting
+    return _judge_bake(plan, progress, clients, start=_parse(progress.step_started_at or _iso(now)), end=bake_until)
+
+
+def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start: datetime, end: datetime) -> Progress:
+    analysis = plan.policy.analysis
+    stats = _track_stats(plan, clients, start, end)
+    judgement = judge(
+        _analysis_policy(plan, min_requests=analysis.min_requests_per_interval), stats["canary"], stats["stable"]
+    )
+    failing = count_interval(progress.failing_intervals, judgement.verdict)
+    failed = failing >= analysis.consecutive_failures
+    clients.ledger.record_interval(
+        plan,
+        step=progress.step,
+        index=progress.interval,
+        figures={
+            "canary_weight": plan.policy.steps[progress.step],
+            "window": [_iso(start), _iso(end)],
+            "canary": _stats_dict(stats["canary"]),
+            "stable": _stats_dict(stats["stable"]),
+            "judgement": judgement.as_dict(),
+            "failing_intervals": failing,
+        },
+    )
+    progress = progress.replace(interval=progress.interval + 1, failing_intervals=failing)
+    if not failed:
+        return progress
+    reasons = [
+        f"{failing} analysis intervals in a row failed, the last {_iso(start)} to {_iso(end)}",
+        *judgement.reasons,
+    ]
+    _audit(
+        clients,
+        plan,
+        f"step-{progress.step}-intervals-failed",
+        {"step": progress.step, "last_interval": progress.interval - 1, "verdict": "FAIL", "reasons": reasons},
+    )
+    return progress.replace(verdict="FAIL", reasons=reasons, waiting=False)
+
+
+def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: datetime, end: datetime) -> Progress:
+    """The step's judgement over the whole bake [start, end) with the policy's min_requests; while data is
+    short the bake is extended (the window grows by a bake), up to max_bake_extensions."""
+    analysis = plan.policy.analysis
+    stats = _track_stats(plan, clients, start, end)
+    judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"])
+    verdict, extensions, bake_until = judgement.verdict, progress.extensions, end
+    reasons = list(judgement.reasons)
+    if verdict == "NOT_ENOUGH_DATA":
+        if extensions >= analysis.max_bake_extensions:
+            verdict = "FAIL"
+            reasons.append(f"still not enough data after {extensions} bake extension(s)")
+        else:
+            extensions += 1
+            bake_until = end + timedelta(seconds=plan.policy.bake_seconds)
+    _audit(
+        clients,
+        plan,
+        f"step-{progress.step}-judgement-{progress.extensions}",
+        {
+            **_judgement_evidence(plan, progress, stats, start, end, judgement),
+            "intervals_judged": progress.interval,
+            "failing_intervals": progress.failing_intervals,
+            "verdict": verdict,
+            "reasons": reasons,
+        },
+    )
+    judged = progress.replace(
+        verdict=verdict, extensions=extensions, reasons=reasons, bake_until=_iso(bake_until), waiting=verdict != "PASS"
+    )
+    if verdict == "NOT_ENOUGH_DATA":
+        judged = judged.replace(wait_seconds=_bake_wait(plan, judged, clients.now()))
+    return _saved(plan, clients, judged)
+
+
+def _interval_window(plan: Plan, progress: Progress, index: int) -> tuple[datetime, datetime]:
+    """Interval `index` of the step: whole minutes from the minute the step started in, as CloudWatch's
+    load balancer datapoints are per minute."""
+    base = _parse(progress.step_started_at or "").replace(second=0, microsecond=0)
+    size = timedelta(seconds=plan.policy.analysis.interval_seconds)
+    return base + index * size, base + (index + 1) * size
+
+
+def _bake_wait(plan: Plan, progress: Progress, now: datetime) -> int:
+    """Seconds until the next poll: a poll, or less when the next interval or the bake's end falls due sooner."""
+    delay = timedelta(seconds=plan.policy.analysis.metric_delay_seconds)
+    interval_due = _interval_window(plan, progress, progress.interval)[1] + delay
+    bake_due = _parse(progress.bake_until or _iso(now)) + delay
+    seconds = math.ceil((min(interval_due, bake_due) - now).total_seconds())
+    return max(1, min(plan.policy.poll_seconds, seconds))  # a Wait state's seconds must be a positive integer
+
+
+# -- the bake of executions started before continuous judgement (their definition polls, then judges once)
 def check_bake(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Is the step's bake over? (Checked every poll, so an abort is seen within one poll.)"""
     _guard(plan, clients)
@@ -337,27 +470,7 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     _guard(plan, clients)
     analysis = plan.policy.analysis
     start, end = _parse(progress.step_started_at or _iso(clients.now())), clients.now()
-    metrics = AlbMetrics(clients.cloudwatch, clients.percentiles, load_balancer=arn_dimension(plan.load_balancer))
-    extra = [
-        ExtraMetricQuery(
-            name=m.name,
-            namespace=m.namespace,
-            metric_name=m.metric_name,
-            statistic=m.statistic,
-            dimensions={k: v.replace("{service}", plan.service) for k, v in m.dimensions.items()},
-        )
-        for m in analysis.extra_metrics
-    ]
-    stats = {
-        track: metrics.track_stats(
-            track=track,
-            target_group=arn_dimension(plan.canary_tg if track == "canary" else plan.stable_tg),
-            start=start,
-            end=end,
-            extra=extra,
-        )
-        for track in ("canary", "stable")
-    }
+    stats = _track_stats(plan, clients, start, end)
     alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"], alarms)
     verdict, extensions, bake_until = judgement.verdict, progress.extensions, progress.bake_until
@@ -374,14 +487,8 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         plan,
         f"step-{progress.step}-judgement-{progress.extensions}",
         {
-            "step": progress.step,
-            "canary_weight": plan.policy.steps[progress.step],
-            "window": [_iso(start), _iso(end)],
-            "canary": _stats_dict(stats["canary"]),
-            "stable": _stats_dict(stats["stable"]),
+            **_judgement_evidence(plan, progress, stats, start, end, judgement),
             "alarms_in_alarm": alarms,
-            "thresholds": {k: v for k, v in analysis.to_json().items() if k != "extra_metrics"},
-            "judgement": judgement.as_dict(),
             "verdict": verdict,
             "reasons": reasons,
         },
@@ -391,6 +498,44 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         clients,
         progress.replace(verdict=verdict, extensions=extensions, reasons=reasons, bake_until=bake_until, waiting=True),
     )
+
+
+def _track_stats(plan: Plan, clients: Clients, start: datetime, end: datetime) -> dict[str, TrackStats]:
+    metrics = AlbMetrics(clients.cloudwatch, clients.percentiles, load_balancer=arn_dimension(plan.load_balancer))
+    extra = [
+        ExtraMetricQuery(
+            name=m.name,
+            namespace=m.namespace,
+            metric_name=m.metric_name,
+            statistic=m.statistic,
+            dimensions={k: v.replace("{service}", plan.service) for k, v in m.dimensions.items()},
+        )
+        for m in plan.policy.analysis.extra_metrics
+    ]
+    return {
+        track: metrics.track_stats(
+            track=track,
+            target_group=arn_dimension(plan.canary_tg if track == "canary" else plan.stable_tg),
+            start=start,
+            end=end,
+            extra=extra,
+        )
+        for track in ("canary", "stable")
+    }
+
+
+def _judgement_evidence(
+    plan: Plan, progress: Progress, stats: dict[str, TrackStats], start: datetime, end: datetime, judgement: Judgement
+) -> dict:
+    return {
+        "step": progress.step,
+        "canary_weight": plan.policy.steps[progress.step],
+        "window": [_iso(start), _iso(end)],
+        "canary": _stats_dict(stats["canary"]),
+        "stable": _stats_dict(stats["stable"]),
+        "thresholds": {k: v for k, v in plan.policy.analysis.to_json().items() if k != "extra_metrics"},
+        "judgement": judgement.as_dict(),
+    }
 
 
 def advance(plan: Plan, progress: Progress, clients: Clients) -> Progress:
@@ -501,14 +646,14 @@ def _saved(plan: Plan, clients: Clients, progress: Progress) -> Progress:
     return progress
 
 
-def _analysis_policy(plan: Plan) -> AnalysisPolicy:
+def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> AnalysisPolicy:
     analysis = plan.policy.analysis
     return AnalysisPolicy(
         max_5xx_rate=analysis.max_5xx_rate_percent / 100,
         max_5xx_ratio_vs_stable=analysis.max_5xx_ratio_vs_stable,
         max_p99_seconds=analysis.max_p99_seconds,
         max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
-        min_requests=analysis.min_requests,
+        min_requests=analysis.min_requests if min_requests is None else min_requests,
         extra_metrics=tuple(
             ExtraMetricRule(
                 name=m.name,
@@ -526,6 +671,7 @@ def _stats_dict(stats: Any) -> dict:
     return {
         "requests": stats.requests,
         "errors_5xx": stats.errors_5xx,
+        "connection_errors": stats.connection_errors,
         "p99_seconds": stats.p99_seconds,
         "extra": dict(stats.extra),
     }

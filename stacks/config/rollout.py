@@ -45,6 +45,25 @@ class AnalysisSpec(StrictModel):
         2, ge=0, le=20, description="Bakes added when there is not enough data, before the rollout fails."
     )
     alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms whose ALARM state rolls back.")
+    interval_seconds: int = Field(
+        60,
+        ge=60,
+        le=3600,
+        multiple_of=60,
+        description="How often the canary is judged within a bake (load balancer metrics come per minute).",
+    )
+    metric_delay_seconds: int = Field(
+        120,
+        ge=0,
+        le=900,
+        description="How late CloudWatch's load balancer metrics arrive: a judged window ends this long before now.",
+    )
+    consecutive_failures: int = Field(
+        2, ge=1, le=10, description="Failing intervals in a row that roll back (a watched alarm rolls back at once)."
+    )
+    min_requests_per_interval: int = Field(
+        20, ge=1, description="An interval with fewer canary requests neither counts towards a failure nor resets one."
+    )
 
     @field_validator("alarms")
     @classmethod

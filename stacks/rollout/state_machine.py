@@ -4,11 +4,14 @@ service to an operator. Every task runs one action of the rollout Lambda on the 
 of rollout.contract; the JSON paths here come from those models' field names.
 
 Waiting happens in Wait states (never in a Lambda), in loops of `poll_seconds`, so an abort request is
-seen within one poll. Tasks are idempotent, so throttling, 5xx (TransientError) and Lambda timeouts
-(`Lambda.Unknown`) are retried with backoff; any other error after the lock is taken goes to Rollback.
-A Rollback that still cannot finish after its retries goes to HandToOperator, which records what is left
-and notifies. Whatever ends an execution in a way no state catches (a stop from outside, its timeout)
-is handled by the safety-net rule on the execution's status (see the Rollout stack).
+seen within one poll. A step's bake is such a loop around JudgeInterval, which judges every analysis
+interval as it falls due (its Wait is shorter than a poll when an interval or the bake's end falls due
+sooner) and ends the loop with the step's verdict. Tasks are idempotent, so throttling, 5xx
+(TransientError) and Lambda timeouts (`Lambda.Unknown`) are retried with backoff; any other error after
+the lock is taken goes to Rollback. A Rollback that still cannot finish after its retries goes to
+HandToOperator, which records what is left and notifies. Whatever ends an execution in a way no state
+catches (a stop from outside, its timeout) is handled by the safety-net rule on the execution's status
+(see the Rollout stack).
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ class RolloutDefinition(Construct):
         warm = self._poll_loop("WarmUp", step("CheckWarm", "check_warm"))
         scale = step("ScaleCanary", "scale_canary")
         shift = step("ShiftTraffic", "shift_traffic")
-        bake = self._poll_loop("Bake", step("CheckBake", "check_bake"))
-        judge = step("Judge", "judge")
+        bake_wait = sfn.Wait(self, "BakeWait", time=sfn.WaitTime.seconds_path(progress_path("wait_seconds")))
+        judge = step("JudgeInterval", "judge_interval")
         advance = step("NextStep", "advance")
         failed_judgement = sfn.Pass(
             self,
@@ -108,13 +111,12 @@ class RolloutDefinition(Construct):
         prepare.next(at_rest).next(lock).next(preflight).next(deploy).next(canary_ready.start)
         canary_ready.when_done.next(warm.start)
         warm.when_done.next(scale).next(scaled_ready.start)
-        scaled_ready.when_done.next(shift).next(bake.start)
-        bake.when_done.next(judge)
+        scaled_ready.when_done.next(shift).next(bake_wait).next(judge)
         judge.next(
             sfn.Choice(self, "Verdict")
             .when(sfn.Condition.string_equals(progress_path("verdict"), "PASS"), advance)
-            .when(sfn.Condition.string_equals(progress_path("verdict"), "NOT_ENOUGH_DATA"), bake.start)
-            .otherwise(failed_judgement)
+            .when(sfn.Condition.string_equals(progress_path("verdict"), "FAIL"), failed_judgement)
+            .otherwise(bake_wait)
         )
         ready_to_promote = (
             sfn.Choice(self, "NeedsApproval")

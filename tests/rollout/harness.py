@@ -2,10 +2,11 @@
 executing for real), the Kubernetes API test double, and the rollout Lambda's tasks dispatched to
 the real handler code in this process.
 
-Load balancer metrics exist only when requests flow, so a `TrafficDouble` plays the clients: each
-time the rollout moves traffic it emits the requests, errors and latency the scenario gives each
-track. moto's CloudWatch cannot serve percentiles, so p99 comes from the same double through the
-metric reader's percentile seam.
+Load balancer metrics exist only when requests flow, so a `TrafficDouble` plays the clients: minute by
+minute it lands the requests, errors and latency the scenario gives each track (the canary only while it
+has weight), a minute late as CloudWatch does; before each task it catches up to the clock. moto's
+CloudWatch cannot serve percentiles, so p99 comes from the same double through the metric reader's
+percentile seam.
 
 moto runs Wait states in real time; `ClockDouble` replaces that: a Wait state advances the double's
 clock by its seconds at once, and the steps, the ledger and the traffic double all read that clock.
@@ -53,10 +54,11 @@ STABLE_REPLICAS = 2
 
 
 class ClockDouble:
-    """Test double of time for the rollout: starts now, moves only when a Wait state waits."""
+    """Test double of time for the rollout: starts at a fixed second of the current minute (so windows fall
+    the same way on every run), moves only when a Wait state waits."""
 
     def __init__(self) -> None:
-        self._now = datetime.now(UTC)
+        self._now = datetime.now(UTC).replace(second=17, microsecond=0)
 
     def __call__(self) -> datetime:
         return self._now
@@ -97,16 +99,24 @@ class After:
 
 @dataclass
 class TrackTraffic:
-    """What one track's clients see during a step."""
+    """What one track's clients see in a minute."""
 
     requests: int = 1000
     errors_5xx: int = 0
     p99_seconds: float = 0.8
+    connection_errors: int = 0
+
+
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass
 class TrafficDouble:
-    """Test double of real users: emits ALB metrics for both tracks whenever traffic is moved."""
+    """Test double of real users and of the load balancer's metrics: every minute that traffic flows, each
+    track's figures land in CloudWatch as one datapoint per metric (timestamped at the minute's start), but
+    only `publish_delay_seconds` after the minute ended, as CloudWatch's load balancer metrics do. A
+    regression injected with `change_at` applies from its moment on; a minute it starts in blends both
+    figures by the share of the minute each covers."""
 
     cloudwatch: Any
     load_balancer: str
@@ -117,56 +127,87 @@ class TrafficDouble:
     silent: bool = False  # a canary that gets no requests at all
     # Custom metrics the servers publish per track (namespace Tessera, dimension Track): name -> track -> value.
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
+    publish_delay_seconds: int = 60
+    changes: list[tuple[datetime, str, TrackTraffic]] = field(default_factory=list)
+    published: dict[str, list[tuple[datetime, TrackTraffic]]] = field(default_factory=dict)
 
-    def emit(self, canary_weight: int) -> None:
-        for track, traffic in (("canary", self.canary), ("stable", self.stable)):
-            if track == "canary" and (self.silent or canary_weight == 0):
-                continue
-            self._emit_extra(track)
-            dimensions = [
-                {"Name": "LoadBalancer", "Value": self.load_balancer},
-                {"Name": "TargetGroup", "Value": self.target_groups[track]},
-            ]
-            self.cloudwatch.put_metric_data(
-                Namespace="AWS/ApplicationELB",
-                MetricData=[
-                    {
-                        "MetricName": "RequestCount",
-                        "Dimensions": dimensions,
-                        "Value": traffic.requests,
-                        "Timestamp": self.clock(),
-                    },
-                    {
-                        "MetricName": "HTTPCode_Target_5XX_Count",
-                        "Dimensions": dimensions,
-                        "Value": traffic.errors_5xx,
-                        "Timestamp": self.clock(),
-                    },
-                ],
-            )
+    def __post_init__(self) -> None:
+        self._next_minute = self.clock().replace(second=0, microsecond=0)  # the first minute not yet landed
 
-    def _emit_extra(self, track: str) -> None:
+    def change_at(self, moment: datetime, track: str, traffic: TrackTraffic) -> None:
+        """From `moment` on, `track`'s clients see `traffic`."""
+        self.changes.append((moment, track, traffic))
+        self.changes.sort(key=lambda change: change[0])
+
+    def publish(self, canary_weight: int) -> None:
+        """Land every minute whose publishing delay has passed; the canary gets traffic at a weight above 0."""
+        now = self.clock()
+        batches: dict[str, list[dict]] = {}  # namespace -> datapoints: a clock that jumped days lands in few calls
+        while self._next_minute + MINUTE + timedelta(seconds=self.publish_delay_seconds) <= now:
+            minute = self._next_minute
+            for track in ("canary", "stable"):
+                if track == "canary" and (self.silent or canary_weight == 0):
+                    continue
+                self._emit(track, minute, self.figures(track, minute), batches)
+            self._next_minute += MINUTE
+        for namespace, data in batches.items():
+            for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 datapoints
+                self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[first : first + 1000])
+
+    def figures(self, track: str, minute: datetime) -> TrackTraffic:
+        """The track's figures over [minute, minute + 1 min)."""
+        base = self.canary if track == "canary" else self.stable
+        points = [(at, traffic) for at, name, traffic in self.changes if name == track]
+        segments: list[tuple[float, TrackTraffic]] = []
+        current, since = base, minute
+        for at, traffic in points:
+            if at <= minute:
+                current = traffic
+            elif at < minute + MINUTE:
+                segments.append(((at - since) / MINUTE, current))
+                current, since = traffic, at
+        segments.append(((minute + MINUTE - since) / MINUTE, current))
+        return TrackTraffic(
+            requests=round(sum(share * t.requests for share, t in segments)),
+            errors_5xx=round(sum(share * t.errors_5xx for share, t in segments)),
+            connection_errors=round(sum(share * t.connection_errors for share, t in segments)),
+            # A p99 is set by the slowest 1 %: a part covering more than that of the minute sets it.
+            p99_seconds=max(t.p99_seconds for share, t in segments if share > 0.01),
+        )
+
+    def _emit(self, track: str, minute: datetime, traffic: TrackTraffic, batches: dict[str, list[dict]]) -> None:
+        self.published.setdefault(track, []).append((minute, traffic))
         for name, values in self.extra.items():
-            self.cloudwatch.put_metric_data(
-                Namespace="Tessera",
-                MetricData=[
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "Track", "Value": track}],
-                        "Value": values[track],
-                        "Timestamp": self.clock(),
-                    }
-                ],
+            batches.setdefault("Tessera", []).append(
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "Track", "Value": track}],
+                    "Value": values[track],
+                    "Timestamp": minute,
+                }
             )
+        dimensions = [
+            {"Name": "LoadBalancer", "Value": self.load_balancer},
+            {"Name": "TargetGroup", "Value": self.target_groups[track]},
+        ]
+        counts = {
+            "RequestCount": traffic.requests,
+            "HTTPCode_Target_5XX_Count": traffic.errors_5xx,
+            "TargetConnectionErrorCount": traffic.connection_errors,
+        }
+        batches.setdefault("AWS/ApplicationELB", []).extend(
+            {"MetricName": name, "Dimensions": dimensions, "Value": value, "Timestamp": minute}
+            for name, value in counts.items()
+        )
 
     def p99(
         self, *, namespace: str, metric_name: str, dimensions: dict, start: datetime, end: datetime
     ) -> float | None:
-        """The percentile seam of the metric reader."""
+        """The percentile seam of the metric reader: the highest p99 of the minutes published in the window."""
         track = next(name for name, dim in self.target_groups.items() if dimensions.get("TargetGroup") == dim)
-        if track == "canary" and self.silent:
-            return None
-        return (self.canary if track == "canary" else self.stable).p99_seconds
+        first = start.replace(second=0, microsecond=0)
+        values = [traffic.p99_seconds for minute, traffic in self.published.get(track, []) if first <= minute < end]
+        return max(values) if values else None
 
 
 @dataclass
@@ -344,6 +385,7 @@ class RolloutWorld:
             if not self._resume.wait(timeout=60):
                 raise RuntimeError(f"{action} was never resumed")
         self.dispatched.append(action)
+        self.traffic.publish(self.weights()[self.routing.canary_target_group])
         pending = self.faults.get(action)
         fault = pending.pop(0) if pending else None
         if isinstance(fault, Exception):
@@ -353,9 +395,6 @@ class RolloutWorld:
             raise fault.error
         if action in ("deploy_canary", "scale_canary"):
             self._register_canary_targets(result["replicas"])
-        if action == "shift_traffic":
-            weights = self.weights()
-            self.traffic.emit(weights[self.routing.canary_target_group])
         self.completed.append(action)
         return result
 

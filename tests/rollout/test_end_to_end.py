@@ -28,7 +28,15 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
     assert record["status"] == "PROMOTED"
     judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
     assert judgement["verdict"] == "PASS"
-    assert judgement["canary"]["requests"] == 1000
+    # The whole bake: the minute the step started in and its two minutes, 1000 canary requests each.
+    assert judgement["canary"]["requests"] == 3000
+    assert judgement["intervals_judged"] == 2
+    intervals = rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    assert [(i["step"], i["interval"], i["judgement"]["verdict"]) for i in intervals] == [
+        (0, 0, "PASS"),
+        (0, 1, "PASS"),
+    ]
+    assert intervals[0]["canary"]["requests"] == 1000
     assert judgement["canary_weight"] == 10
     assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
     # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
@@ -52,7 +60,10 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     assert "5xx rate" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
-    assert rollouts.world.dispatched.count("judge") == 1
+    # Two failing intervals in a row rolled it back before the bake's end: no whole-bake judgement.
+    decisions = [d["id"] for d in rollouts.record()["decisions"]]
+    assert "step-0-intervals-failed" in decisions
+    assert not any("judgement" in d for d in decisions)
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "rolled-back"]
 
@@ -71,7 +82,6 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     execution = rollouts.start({"analysis": {"max_bake_extensions": 2}})
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
-    assert rollouts.world.dispatched.count("judge") == 3
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
     assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
@@ -167,7 +177,7 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
 ) -> None:
     world = rollouts.world
     rollouts.prepare_cli()
-    world.pause_before("check_bake")
+    world.pause_before("judge_interval")
     running = rollouts.start(until=lambda _: world.paused_at is None and "shift_traffic" in world.completed)
     world.wait_until_paused()
     assert world.weights()[world.routing.canary_target_group] == 10
@@ -220,17 +230,29 @@ def test_manual_approval_from_the_cli(
 
 def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
     rollouts.prepare_cli()
-    overrides = ["--override", "poll_seconds=1", "--override", "warmup_seconds=1", "--override", "bake_seconds=1"]
+    overrides = ["--override", "poll_seconds=30", "--override", "warmup_seconds=1", "--override", "bake_seconds=120"]
     assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
     started = json.loads(capsys.readouterr().out)
-    assert started["overrides"] == {"poll_seconds": 1, "warmup_seconds": 1, "bake_seconds": 1}
+    assert started["overrides"] == {"poll_seconds": 30, "warmup_seconds": 1, "bake_seconds": 120}
     finished = rollouts.wait(started["execution"])
     assert finished["status"] == "SUCCEEDED"
     assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant", "--watch", "--interval", "0.1"]) == 0
-    assert json.loads(capsys.readouterr().out)["execution_status"] == "SUCCEEDED"
+    status = json.loads(capsys.readouterr().out)
+    assert status["execution_status"] == "SUCCEEDED"
+    # The bake's last analysis interval, canary and stable side by side.
+    figures = {"requests": 1000, "errors_5xx": 0, "connection_errors": 0, "p99_seconds": 0.8}
+    last = status["last_interval"]
+    assert {key: last[key] for key in ("step", "interval", "verdict", "failing_intervals")} == {
+        "step": 0,
+        "interval": 1,
+        "verdict": "PASS",
+        "failing_intervals": 0,
+    }
+    assert last["canary"] == last["stable"] == figures
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
     line = capsys.readouterr().out
-    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 1000 req")
+    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 3000 req")
+    assert "PASS (0 failing in a row): stable / canary requests 1000 / 1000, 5xx 0 / 0, connection errors 0 / 0" in line
     assert line.rstrip().endswith(f"dashboard: {DASHBOARD_URL}")
     # Before the Observability stack is deployed there is no link, and status still works.
     rollouts.world.clients.ssm.delete_parameter(Name="/tessera/dev/observability/services/assistant/dashboard")

@@ -27,7 +27,7 @@ from tests.rollout.scenarios import Rollouts
 SAMPLE = {
     "handler-exception": "shift_traffic",
     "lambda-timeout": "promote_stable",
-    "throttling": "judge",
+    "throttling": "judge_interval",
     "kubernetes-503": "deploy_canary",
     "kubernetes-403": "scale_canary",
     "kubernetes-409": "promote_stable",
@@ -35,7 +35,7 @@ SAMPLE = {
     "modify-rule-failure": "shift_traffic",
     "dynamodb-conditional-failure": "finalize",
     "sns-failure": "rollback",
-    "abort": "check_bake",
+    "abort": "judge_interval",
     "delivered-twice": "finalize",
 }
 # Where a change of chip writes placements: the canary's, stable's at promotion, and stable's back at rollback.

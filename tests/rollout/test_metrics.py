@@ -233,11 +233,13 @@ def test_counts_and_plain_extras_come_from_one_call(stubbed: tuple[Any, Stubber]
     ttft["MetricStat"]["Metric"]["Namespace"] = "Tessera/Serving"
     stubber.add_response(
         "get_metric_data",
-        metric_data(("requests", [120.0, 30.0]), ("errors", []), ("extra0", [0.35])),
+        metric_data(("requests", [120.0, 30.0]), ("errors", []), ("connection_errors", [3.0]), ("extra0", [0.35])),
         {
             "MetricDataQueries": [
                 metric_query("requests", "RequestCount", dimensions, "Sum", 300),
                 metric_query("errors", "HTTPCode_Target_5XX_Count", dimensions, "Sum", 300),
+                # Per target group: connections the load balancer could not open to the track's targets.
+                metric_query("connection_errors", "TargetConnectionErrorCount", dimensions, "Sum", 300),
                 ttft,
             ],
             "StartTime": END - timedelta(minutes=5),
@@ -249,7 +251,7 @@ def test_counts_and_plain_extras_come_from_one_call(stubbed: tuple[Any, Stubber]
 
     stats = metrics.track_stats(track="canary", target_group=CANARY_TG, start=start, end=END, extra=[TTFT])
 
-    assert (stats.requests, stats.errors_5xx, stats.extra) == (150, 0, {"ttft": 0.35})
+    assert (stats.requests, stats.errors_5xx, stats.connection_errors, stats.extra) == (150, 0, 3, {"ttft": 0.35})
 
 
 @pytest.mark.parametrize(

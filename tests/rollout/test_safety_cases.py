@@ -71,7 +71,7 @@ def test_case_2_a_lambda_timeout_is_retried_not_fatal(rollouts: Rollouts) -> Non
 
 def test_case_3_a_live_rollout_keeps_its_lock_past_the_old_two_day_lifetime(rollouts: Rollouts) -> None:
     world = rollouts.world
-    world.pause_before("check_bake")
+    world.pause_before("judge_interval")
     first = rollouts.begin()
     world.wait_until_paused()
     world.clock.advance(3 * 86400)  # the old lock lived 2 days; TTL could then delete it
@@ -86,7 +86,7 @@ def test_case_3_a_live_rollout_keeps_its_lock_past_the_old_two_day_lifetime(roll
 def test_case_3_an_execution_that_timed_out_is_cleaned_up_by_the_safety_net(rollouts: Rollouts) -> None:
     """moto cannot time an execution out: stop it mid-bake and deliver the TIMED_OUT event it would send."""
     world = rollouts.world
-    world.pause_before("check_bake")
+    world.pause_before("judge_interval")
     running = rollouts.begin()
     world.wait_until_paused()
     rollouts.sfn.stop_execution(executionArn=running["executionArn"])

@@ -96,7 +96,7 @@ def test_a_deploy_after_a_promotion_keeps_the_promoted_version(deployed: Rollout
 
 def test_a_deploy_during_a_rollout_leaves_the_canary_and_the_floor_alone(deployed: Rollouts) -> None:
     world = deployed.world
-    world.pause_before("check_bake")
+    world.pause_before("judge_interval")
     running = deployed.begin()
     world.wait_until_paused()
     canary_before = world.kube.deployment(NAMESPACE, "assistant-canary")

@@ -37,13 +37,15 @@ def test_asl_validator_rejects_a_broken_definition(tmp_path) -> None:
 
 
 def test_waiting_happens_in_wait_states_of_one_poll(definition: dict) -> None:
-    """Every wait is one poll long, so an abort request is seen within a poll (warm-up and bake loop)."""
+    """Every wait is one poll long (the bake's at most one: JudgeInterval sets it, see
+    test_continuous_judgement), so an abort request is seen within a poll."""
     waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
     assert {"WarmUpWait", "BakeWait", "CanarySettling", "ScaledSettling", "StableSettling"} == waits.keys()
+    bake = waits.pop("BakeWait")
     assert {state["SecondsPath"] for state in waits.values()} == {"$.plan.policy.poll_seconds"}
-    assert definition["States"]["BakeWait"]["Next"] == "CheckBake"
-    loop = definition["States"]["BakeOver"]
-    assert loop["Choices"] == [{"Variable": "$.progress.waiting", "BooleanEquals": True, "Next": "BakeWait"}]
+    assert bake["SecondsPath"] == "$.progress.wait_seconds"
+    assert bake["Next"] == "JudgeInterval"
+    assert definition["States"]["ShiftTraffic"]["Next"] == "BakeWait"
 
 
 def test_every_task_after_the_lock_rolls_back_on_error(definition: dict) -> None:
@@ -100,8 +102,9 @@ def test_transient_errors_are_retried_with_backoff(definition: dict) -> None:
 
 def test_judgement_routes_each_verdict(definition: dict) -> None:
     choices = {c["StringEquals"]: c["Next"] for c in definition["States"]["Verdict"]["Choices"]}
-    assert choices == {"PASS": "NextStep", "NOT_ENOUGH_DATA": "BakeWait"}
-    assert definition["States"]["Verdict"]["Default"] == "CanaryFailed"
+    assert choices == {"PASS": "NextStep", "FAIL": "CanaryFailed"}
+    assert definition["States"]["JudgeInterval"]["Next"] == "Verdict"
+    assert definition["States"]["Verdict"]["Default"] == "BakeWait"  # no verdict yet: the bake goes on
 
 
 def test_approval_waits_for_a_task_token(definition: dict) -> None:
