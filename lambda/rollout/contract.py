@@ -72,6 +72,8 @@ class Analysis(Model):
     metric_delay_seconds: int = 120
     consecutive_failures: int = 2
     min_requests_per_interval: int = 20
+    # Canary cost per million requests at most this times stable's (rollout.judge); None: not judged.
+    max_cost_ratio_vs_stable: float | None = None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class AnalysisPolicy:
     max_p99_ratio_vs_stable: float
     min_requests: int
     extra_metrics: tuple[ExtraMetricRule, ...] = ()
+    # The canary's cost per million requests at most this times stable's; None: cost is not judged. Below 1
+    # is allowed: a move to another chip may be required to be cheaper.
+    max_cost_ratio_vs_stable: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_5xx_rate <= 1:
@@ -62,6 +65,9 @@ class AnalysisPolicy:
             raise ValueError(f"min_requests must not be negative, got {self.min_requests}")
         _check_ratio("max_5xx_ratio_vs_stable", self.max_5xx_ratio_vs_stable)
         _check_ratio("max_p99_ratio_vs_stable", self.max_p99_ratio_vs_stable)
+        cost_ratio = self.max_cost_ratio_vs_stable
+        if cost_ratio is not None and not (math.isfinite(cost_ratio) and cost_ratio > 0):
+            raise ValueError(f"max_cost_ratio_vs_stable must be a positive number, got {cost_ratio}")
         names = [rule.name for rule in self.extra_metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"extra metric names must be unique, got {names}")
@@ -78,6 +84,8 @@ class TrackStats:
     # Connections the load balancer could not open to a target (refused, reset, timed out): each is a request
     # the client saw fail with a load balancer 5xx, which CloudWatch counts only for the whole load balancer.
     connection_errors: int = 0
+    # USD per million requests over the window (rollout.cost); None when it could not be measured.
+    cost_per_million_requests: float | None = None
 
     @property
     def failed_requests(self) -> int:
@@ -160,6 +168,8 @@ def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStat
     _judge_p99(policy, canary, stable, stable_has_traffic, result)
     for rule in policy.extra_metrics:
         _judge_extra(rule, canary, stable, stable_has_traffic, result)
+    if policy.max_cost_ratio_vs_stable is not None:
+        _judge_cost(policy.max_cost_ratio_vs_stable, canary, stable, stable_has_traffic, result)
     return result.judgement(canary.requests)
 
 
@@ -274,6 +284,26 @@ def _judge_extra(
     result.add(Check(name, value, limit, passed), f"canary {rule.name} {value:.4g} {worse} {how} = {limit:.4g}")
 
 
+def _judge_cost(
+    ratio: float, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+) -> None:
+    """Cost has no absolute limit, only stable's: without both figures the rule has no data, never a pass."""
+    name = "cost_per_million_requests_vs_stable"
+    value, stable_value = canary.cost_per_million_requests, stable.cost_per_million_requests
+    if value is None:
+        result.missing_value(name, "canary has no cost per million requests in the window")
+        return
+    if not stable_has_traffic or stable_value is None:
+        why = "served too few requests" if not stable_has_traffic else "has no cost per million requests"
+        result.missing_value(name, f"stable {why} in the window: the canary's cost cannot be compared")
+        return
+    limit = stable_value * ratio
+    result.add(
+        Check(name, value, limit, value <= limit),
+        f"canary cost ${value:.4g} per million requests exceeds {ratio:g} x stable ${stable_value:.4g} = ${limit:.4g}",
+    )
+
+
 def _validate(track: str, stats: TrackStats) -> None:
     """Rejects numbers no metric source can produce, rather than judging on them."""
     if min(stats.requests, stats.errors_5xx, stats.connection_errors) < 0:
@@ -286,6 +316,9 @@ def _validate(track: str, stats: TrackStats) -> None:
     # NaN compares False with everything, so it would slip through every limit as healthy.
     if stats.p99_seconds is not None and (math.isnan(stats.p99_seconds) or stats.p99_seconds < 0):
         raise ValueError(f"{track}: p99_seconds must be a non-negative number, got {stats.p99_seconds}")
+    cost = stats.cost_per_million_requests
+    if cost is not None and (math.isnan(cost) or cost < 0):
+        raise ValueError(f"{track}: cost_per_million_requests must be a non-negative number, got {cost}")
     for name, value in stats.extra.items():
         if value is not None and math.isnan(value):
             raise ValueError(f"{track}: extra metric {name!r} is NaN")

@@ -63,6 +63,9 @@ FIELDS: dict[str, Field] = {
     "analysis.min_requests_per_interval": Field(
         int, "requests", "canary requests an interval needs to count", 1, 10**9
     ),
+    "analysis.max_cost_ratio_vs_stable": Field(
+        float, "ratio", "canary cost per million requests at most this x stable's", 0, 1000, True
+    ),
 }
 
 

@@ -7,6 +7,7 @@ holds the lock (and has not been asked to abort), so nothing lands for a rollout
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -28,8 +29,16 @@ from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, PercentileReader, alarms_in_alarm, arn_dimension
 from rollout.notify import Announcer
 from rollout.policy import OverrideError, apply_overrides
+from rollout.track_cost import judgement_costs
 from rollout.traffic import current_weights, healthy_targets, set_weights
-from tessera_shared.constants import EVENT_DEPLOYED_CANARY, EVENT_PROMOTED, PROMOTED, RUNNING, SERVING_CONTAINER
+from tessera_shared.constants import (
+    EVENT_DEPLOYED_CANARY,
+    EVENT_PROMOTED,
+    GENERAL_POOL,
+    PROMOTED,
+    RUNNING,
+    SERVING_CONTAINER,
+)
 
 logger = Logger(child=True)
 
@@ -371,7 +380,7 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
 
 def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start: datetime, end: datetime) -> Progress:
     analysis = plan.policy.analysis
-    stats = _track_stats(plan, clients, start, end)
+    stats, costs = _track_stats_and_costs(plan, clients, start, end)
     judgement = judge(
         _analysis_policy(plan, min_requests=analysis.min_requests_per_interval), stats["canary"], stats["stable"]
     )
@@ -384,8 +393,7 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
         figures={
             "canary_weight": plan.policy.steps[progress.step],
             "window": [_iso(start), _iso(end)],
-            "canary": _stats_dict(stats["canary"]),
-            "stable": _stats_dict(stats["stable"]),
+            **_track_figures(plan, progress, stats, costs),
             "judgement": judgement.as_dict(),
             "failing_intervals": failing,
         },
@@ -410,7 +418,7 @@ def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: date
     """The step's judgement over the whole bake [start, end) with the policy's min_requests; while data is
     short the bake is extended (the window grows by a bake), up to max_bake_extensions."""
     analysis = plan.policy.analysis
-    stats = _track_stats(plan, clients, start, end)
+    stats, costs = _track_stats_and_costs(plan, clients, start, end)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"])
     verdict, extensions, bake_until = judgement.verdict, progress.extensions, end
     reasons = list(judgement.reasons)
@@ -426,7 +434,7 @@ def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: date
         plan,
         f"step-{progress.step}-judgement-{progress.extensions}",
         {
-            **_judgement_evidence(plan, progress, stats, start, end, judgement),
+            **_judgement_evidence(plan, progress, stats, costs, start, end, judgement),
             "intervals_judged": progress.interval,
             "failing_intervals": progress.failing_intervals,
             "verdict": verdict,
@@ -470,7 +478,7 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     _guard(plan, clients)
     analysis = plan.policy.analysis
     start, end = _parse(progress.step_started_at or _iso(clients.now())), clients.now()
-    stats = _track_stats(plan, clients, start, end)
+    stats, costs = _track_stats_and_costs(plan, clients, start, end)
     alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"], alarms)
     verdict, extensions, bake_until = judgement.verdict, progress.extensions, progress.bake_until
@@ -487,7 +495,7 @@ def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         plan,
         f"step-{progress.step}-judgement-{progress.extensions}",
         {
-            **_judgement_evidence(plan, progress, stats, start, end, judgement),
+            **_judgement_evidence(plan, progress, stats, costs, start, end, judgement),
             "alarms_in_alarm": alarms,
             "verdict": verdict,
             "reasons": reasons,
@@ -524,15 +532,78 @@ def _track_stats(plan: Plan, clients: Clients, start: datetime, end: datetime) -
     }
 
 
+def _track_stats_and_costs(
+    plan: Plan, clients: Clients, start: datetime, end: datetime
+) -> tuple[dict[str, TrackStats], dict[str, dict]]:
+    """Each track's figures over [start, end), with its cost per million requests over the window (pods and
+    nodes read now; a cluster that cannot be read gives no cost and the reason, not a failed judgement)."""
+    stats = _track_stats(plan, clients, start, end)
+    costs = judgement_costs(
+        clients,
+        namespace=plan.namespace,
+        service=plan.service,
+        requests={track: figures.requests for track, figures in stats.items()},
+        interval_seconds=_counted_seconds(start, end),
+        region=_region_of(plan, clients),
+    )
+    priced = {
+        track: dataclasses.replace(figures, cost_per_million_requests=costs[track]["cost_per_million_requests"])
+        for track, figures in stats.items()
+    }
+    return priced, costs
+
+
+def _counted_seconds(start: datetime, end: datetime) -> int:
+    """The span the load balancer's per-minute request counts over [start, end) cover: from start's minute to
+    the end of end's (rollout.metrics reads them so), which the pods are charged over."""
+    seconds = (end - start.replace(second=0, microsecond=0)).total_seconds()
+    return math.ceil(seconds / 60) * 60
+
+
+def _region_of(plan: Plan, clients: Clients) -> str:
+    """The region the service runs in: its load balancer's (arn:aws:elasticloadbalancing:<region>:...), else
+    the region the rollout's own clients talk to (the same: the rollout runs beside the cluster)."""
+    parts = plan.load_balancer.split(":")
+    if len(parts) > 3 and parts[0] == "arn" and parts[3]:
+        return parts[3]
+    return clients.cloudwatch.meta.region_name
+
+
+def _targets(plan: Plan, progress: Progress) -> dict[str, str]:
+    """The target (pool) each track runs on while judged: the canary on the version's, stable where it ran
+    before the rollout; without a recorded placement, the service's pool."""
+    home = plan.pool.name if plan.pool else GENERAL_POOL
+    snapshot = progress.stable.placement if progress.stable else None
+    return {
+        "canary": plan.placement.pool if plan.placement else home,
+        "stable": snapshot.pool if snapshot and snapshot.pool else home,
+    }
+
+
+def _track_figures(plan: Plan, progress: Progress, stats: dict[str, TrackStats], costs: dict[str, dict]) -> dict:
+    """Each track's latency, errors and cost side by side, with the target it ran on (`tessera cost` reads a
+    canary's requests per pod-hour on its target from these)."""
+    targets = _targets(plan, progress)
+    return {
+        track: {**_stats_dict(stats[track]), "target": targets[track], "cost": costs[track]}
+        for track in ("canary", "stable")
+    }
+
+
 def _judgement_evidence(
-    plan: Plan, progress: Progress, stats: dict[str, TrackStats], start: datetime, end: datetime, judgement: Judgement
+    plan: Plan,
+    progress: Progress,
+    stats: dict[str, TrackStats],
+    costs: dict[str, dict],
+    start: datetime,
+    end: datetime,
+    judgement: Judgement,
 ) -> dict:
     return {
         "step": progress.step,
         "canary_weight": plan.policy.steps[progress.step],
         "window": [_iso(start), _iso(end)],
-        "canary": _stats_dict(stats["canary"]),
-        "stable": _stats_dict(stats["stable"]),
+        **_track_figures(plan, progress, stats, costs),
         "thresholds": {k: v for k, v in plan.policy.analysis.to_json().items() if k != "extra_metrics"},
         "judgement": judgement.as_dict(),
     }
@@ -654,6 +725,7 @@ def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> Analysis
         max_p99_seconds=analysis.max_p99_seconds,
         max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
         min_requests=analysis.min_requests if min_requests is None else min_requests,
+        max_cost_ratio_vs_stable=analysis.max_cost_ratio_vs_stable,
         extra_metrics=tuple(
             ExtraMetricRule(
                 name=m.name,

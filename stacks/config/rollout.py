@@ -64,6 +64,14 @@ class AnalysisSpec(StrictModel):
     min_requests_per_interval: int = Field(
         20, ge=1, description="An interval with fewer canary requests neither counts towards a failure nor resets one."
     )
+    max_cost_ratio_vs_stable: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="Canary cost per million requests at most this times stable's (below 1: the canary must be "
+        "cheaper); unset, cost is recorded but not judged. Set, a judgement without both tracks' cost has not "
+        "enough data.",
+    )
 
     @field_validator("alarms")
     @classmethod

@@ -9,6 +9,7 @@ from rollout.contract import TrackPlacement
 from rollout.kube import placement_change, running_placement
 from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
 from stacks.rollout.settings import rollout_target
+from tessera_shared.constants import SERVICE_LABEL, TRACK_LABEL
 from tests.rollout.harness import NAMESPACE, NEW_VERSION, STABLE_VERSION, RolloutWorld
 
 GPU_POOL = "gpu"
@@ -46,3 +47,35 @@ def place_tracks(world: RolloutWorld, pool: str) -> None:
 
 def pool_of(world: RolloutWorld, track: str) -> TrackPlacement:
     return running_placement(world.kube.deployment(NAMESPACE, f"assistant-{track}"))
+
+
+# Allocatable resources as the device plugins and kubelet report them (the instance table's counts; CPU less
+# the kubelet's reservation).
+G6_2XLARGE = {"cpu": "7910m", "memory": "29Gi", "nvidia.com/gpu": "1"}
+TRN1_2XLARGE = {"cpu": "7910m", "memory": "29Gi", "aws.amazon.com/neuron": "1", "aws.amazon.com/neuroncore": "2"}
+
+
+def run_track_pods(
+    world: RolloutWorld,
+    track: str,
+    *,
+    instance_type: str,
+    allocatable: dict[str, str],
+    pods: int,
+    accelerators: dict[str, str] | None = None,
+) -> None:
+    """`pods` pods of the track, each alone on an on-demand node of `instance_type`, requesting the accelerators
+    the track's Deployment asks for now unless given (the double runs no scheduler: the pods stand for what it
+    would have placed)."""
+    wanted = pool_of(world, track).resources if accelerators is None else accelerators
+    requests = {"cpu": "6", "memory": "24Gi", **wanted}
+    for index in range(pods):
+        node = f"{track}-{instance_type}-{index}"
+        world.kube.add_node(node, instance_type=instance_type, capacity_type="on-demand", allocatable=allocatable)
+        world.kube.add_pod(
+            NAMESPACE,
+            f"assistant-{track}-{index}",
+            labels={SERVICE_LABEL: "assistant", TRACK_LABEL: track},
+            node=node,
+            requests=requests,
+        )
