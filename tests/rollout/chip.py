@@ -6,6 +6,7 @@ from __future__ import annotations
 import yaml
 
 from rollout.contract import TrackPlacement
+from rollout.cost import GPU_RESOURCE
 from rollout.kube import placement_change, running_placement
 from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
 from stacks.rollout.settings import rollout_target
@@ -79,3 +80,13 @@ def run_track_pods(
             node=node,
             requests=requests,
         )
+
+
+def seat_tracks_for_the_move(world: RolloutWorld) -> None:
+    """Stable's pods each on a g6.2xlarge (one L4 GPU each), the canary's on a trn1.2xlarge, as Karpenter would
+    launch them for the GPU and Trainium placements."""
+    run_track_pods(
+        world, "stable", instance_type="g6.2xlarge", allocatable=G6_2XLARGE, pods=2, accelerators={GPU_RESOURCE: "1"}
+    )
+    neuron = {"aws.amazon.com/neuron": "1"}  # the Trainium target's placement requests one Neuron device
+    run_track_pods(world, "canary", instance_type="trn1.2xlarge", allocatable=TRN1_2XLARGE, pods=1, accelerators=neuron)

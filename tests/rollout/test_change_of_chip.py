@@ -10,7 +10,15 @@ import pytest
 from registry.table_keys import partition, version_key
 from rollout import track_owner
 from rollout.kube import DEPLOYMENTS
-from tests.rollout.chip import GPU_POOL, TRAINIUM_POOL, VERSION_POOLS, gpu_first_config, pool_of, target_placement_of
+from tests.rollout.chip import (
+    GPU_POOL,
+    TRAINIUM_POOL,
+    VERSION_POOLS,
+    gpu_first_config,
+    pool_of,
+    seat_tracks_for_the_move,
+    target_placement_of,
+)
 from tests.rollout.conftest import whole_rollouts
 from tests.rollout.harness import NAMESPACE, NEW_VERSION, STABLE_VERSION, TABLE, TrackTraffic
 from tests.rollout.scenarios import Rollouts
@@ -20,8 +28,23 @@ TRAINIUM = {"tessera.dev/accelerator": "trainium", "tessera.dev/pool": "trainium
 GPU = {"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"}
 
 
+def judgements_with_cost(rollouts: Rollouts) -> list[dict]:
+    """Every judgement of the rollout (the whole bakes' audit decisions and each interval's record), each
+    checked to carry both tracks' cost per million requests and the target each ran on."""
+    record = rollouts.record()
+    judged = [d for d in record["decisions"] if "judgement" in d["id"]]
+    judged += rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    for judgement in judged:
+        for track in ("canary", "stable"):
+            cost = judgement[track]["cost"]
+            assert cost.get("cost_per_million_requests") is not None, (judgement.get("id"), track, cost)
+            assert cost["requests"] == judgement[track]["requests"]
+    return judged
+
+
 def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move: Rollouts) -> None:
     world = chip_move.world
+    seat_tracks_for_the_move(world)
     world.pause_before("promote_stable")
     running = chip_move.begin()
     world.wait_until_paused()
@@ -47,12 +70,20 @@ def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move:
     assert decisions["deploy-canary"]["canary_pool"] == TRAINIUM_POOL
     assert decisions["deploy-canary"]["stable_pool"] == GPU_POOL
     assert decisions["promote-stable"]["pool"] == TRAINIUM_POOL
-    # Cost per request (issue 15) is evidence the lead adds beside each judgement, per track's pool above.
     assert any(d["id"].startswith("step-0-judgement") and d["verdict"] == "PASS" for d in decisions.values())
+    # Cost per million requests for both tracks at every judgement, each on its own chip: the canary's one
+    # trn1.2xlarge ($1.34375/h) against stable's two g6.2xlarge ($0.9776/h each), both serving alike.
+    judged = judgements_with_cost(chip_move)
+    assert len(judged) > len(chip_move.record()["plan"]["policy"]["steps"])  # the whole bakes and their intervals
+    for judgement in judged:
+        assert (judgement["canary"]["target"], judgement["stable"]["target"]) == (TRAINIUM_POOL, GPU_POOL)
+        canary, stable = judgement["canary"]["cost"], judgement["stable"]["cost"]
+        assert (canary["dollars_per_hour"], stable["dollars_per_hour"]) == (1.34375, 2 * 0.9776)
 
 
 def test_a_failed_judgement_leaves_stable_on_its_gpu_and_the_trainium_canary_at_zero(chip_move: Rollouts) -> None:
     world = chip_move.world
+    seat_tracks_for_the_move(world)
     world.traffic.canary = TrackTraffic(requests=1000, errors_5xx=80)
     ended = chip_move.settle(chip_move.start())
     assert (ended["status"], ended["error"]) == ("FAILED", "RolledBack")
@@ -61,6 +92,8 @@ def test_a_failed_judgement_leaves_stable_on_its_gpu_and_the_trainium_canary_at_
     assert pool_of(world, "stable") == target_placement_of(world.config, GPU_POOL)
     assert world.canary_replicas() == 0  # no canary pod is left on the Trainium pool
     assert chip_move.version_state() == "ROLLED_BACK"
+    failed = [j for j in judgements_with_cost(chip_move) if (j.get("judgement") or j).get("verdict") == "FAIL"]
+    assert failed, "the failing judgement carries both tracks' cost too"
 
 
 def test_a_failure_after_promotion_started_puts_stable_back_on_its_gpu(chip_move: Rollouts) -> None:
