@@ -230,11 +230,42 @@ def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str |
         "replicas": {"canary": progress.get("replicas"), "stable": progress.get("stable_replicas")},
         "bake_seconds_left": _seconds_left(progress.get("bake_until")) if status == RUNNING else None,
         "last_judgement": judgement
-        and {key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons", "canary", "stable")},
+        and {
+            **{key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons")},
+            **{track: _with_cost(judgement.get(track)) for track in TRACKS},
+        },
         "last_interval": _last_interval(ledger, service, record),
         "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting_approval else None,
         "dashboard": dashboard,
     }
+
+
+TRACKS = ("canary", "stable")
+
+
+def _with_cost(figures: dict | None) -> dict | None:
+    """A track's figures at a judgement with its cost per million requests lifted out of the recorded cost
+    (None: not measured, or a judgement recorded before cost was)."""
+    if figures is None:
+        return None
+    shown = {key: value for key, value in figures.items() if key != "cost"}
+    return {**shown, "target": figures.get("target"), "cost_per_million_requests": _cost_of(figures)}
+
+
+def _cost_of(figures: dict | None) -> float | None:
+    return ((figures or {}).get("cost") or {}).get("cost_per_million_requests")
+
+
+def _cost_text(canary: dict | None, stable: dict | None) -> str:
+    """`cost per million requests stable $x (gpu) / canary $y (trainium)`, "not measured" for a missing figure."""
+
+    def one(figures: dict | None) -> str:
+        cost = (figures or {}).get("cost_per_million_requests")
+        amount = "not measured" if cost is None else f"${cost:,.2f}"
+        target = (figures or {}).get("target")
+        return f"{amount} ({target})" if target else amount
+
+    return f"cost per million requests stable {one(stable)} / canary {one(canary)}"
 
 
 def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
@@ -242,7 +273,7 @@ def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
     [interval] = ledger.intervals(service, record["started_at"], record["execution"], last=1) or [None]
     if interval is None:
         return None
-    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds")
+    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target")
     judgement = interval.get("judgement") or {}
     return {
         "step": interval["step"],
@@ -250,8 +281,13 @@ def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
         "window": interval.get("window"),
         "verdict": judgement.get("verdict"),
         "failing_intervals": interval.get("failing_intervals"),
-        "canary": {name: (interval.get("canary") or {}).get(name) for name in figures},
-        "stable": {name: (interval.get("stable") or {}).get(name) for name in figures},
+        **{
+            track: {
+                **{name: (interval.get(track) or {}).get(name) for name in figures},
+                "cost_per_million_requests": _cost_of(interval.get(track)),
+            }
+            for track in TRACKS
+        },
     }
 
 
@@ -295,7 +331,7 @@ def status_line(status: dict) -> str:
         parts.append(
             f"last judgement {judgement['verdict']} (canary {canary.get('requests')} req, "
             f"{canary.get('errors_5xx')} 5xx, p99 {canary.get('p99_seconds')} s; stable {stable.get('requests')} req, "
-            f"{stable.get('errors_5xx')} 5xx, p99 {stable.get('p99_seconds')} s)"
+            f"{stable.get('errors_5xx')} 5xx, p99 {stable.get('p99_seconds')} s; {_cost_text(canary, stable)})"
         )
     if status["last_interval"]:
         parts.append(_interval_text(status["last_interval"]))
@@ -323,7 +359,7 @@ def _interval_text(interval: dict) -> str:
     )
     return (
         f"last interval {start}-{end} {interval['verdict']} ({interval['failing_intervals']} failing in a row): "
-        f"stable / canary {pairs}"
+        f"stable / canary {pairs}; {_cost_text(canary, stable)}"
     )
 
 
@@ -448,6 +484,26 @@ def _caller(env: Environment) -> str:
     return env.client("sts").get_caller_identity()["Arn"]
 
 
+def _last_costs(record: dict) -> dict | None:
+    """Each track's cost per million requests and target at the rollout's last judgement (None: never judged)."""
+    judgement = next((d for d in reversed(record.get("decisions", [])) if "judgement" in d.get("id", "")), None)
+    if judgement is None:
+        return None
+    return {track: _pick(_with_cost(judgement.get(track))) for track in TRACKS}
+
+
+def _pick(figures: dict | None) -> dict:
+    return {key: (figures or {}).get(key) for key in ("target", "cost_per_million_requests")}
+
+
+def _history_line(row: dict) -> str:
+    line = f"{row['started_at']}  {row['version']:<20} {row['status']:<14} {row['reason'] or ''}".rstrip()
+    costs = row["cost_per_million_requests"]
+    if costs:
+        line += f"  (last judgement: {_cost_text(costs['canary'], costs['stable'])})"
+    return line
+
+
 def show_history(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
     records = sorted(_ledger(env).rollouts(args.service), key=lambda r: r["started_at"], reverse=True)
@@ -458,12 +514,11 @@ def show_history(args: argparse.Namespace, printer: Printer) -> int:
             "started_at": r["started_at"],
             "finished_at": r.get("finished_at"),
             "reason": r.get("reason") or None,
+            "cost_per_million_requests": _last_costs(r),
             "decisions": [{k: v for k, v in d.items() if k != "task_token"} for d in r.get("decisions", [])],
         }
         for r in records
     ]
-    human = "\n".join(
-        f"{row['started_at']}  {row['version']:<20} {row['status']:<14} {row['reason'] or ''}" for row in rows
-    )
+    human = "\n".join(_history_line(row) for row in rows)
     printer.result({"service": args.service, "rollouts": rows}, human or f"{args.service} has never been rolled out")
     return EXIT_OK

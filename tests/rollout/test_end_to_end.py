@@ -17,6 +17,7 @@ from rollout.handler import dispatch
 from tessera_cli.main import main as tessera
 from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
 from tests.rollout.scenarios import DASHBOARD_URL, Rollouts
+from tests.rollout.test_judgement_cost import seat_both_tracks
 
 
 def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
@@ -230,6 +231,7 @@ def test_manual_approval_from_the_cli(
 
 def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
     rollouts.prepare_cli()
+    seat_both_tracks(rollouts.world)  # stable on two trn1.2xlarge, the canary on one
     overrides = ["--override", "poll_seconds=30", "--override", "warmup_seconds=1", "--override", "bake_seconds=120"]
     assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
     started = json.loads(capsys.readouterr().out)
@@ -240,7 +242,7 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     status = json.loads(capsys.readouterr().out)
     assert status["execution_status"] == "SUCCEEDED"
     # The bake's last analysis interval, canary and stable side by side.
-    figures = {"requests": 1000, "errors_5xx": 0, "connection_errors": 0, "p99_seconds": 0.8}
+    figures = {"requests": 1000, "errors_5xx": 0, "connection_errors": 0, "p99_seconds": 0.8, "target": "trainium"}
     last = status["last_interval"]
     assert {key: last[key] for key in ("step", "interval", "verdict", "failing_intervals")} == {
         "step": 0,
@@ -248,11 +250,17 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
         "verdict": "PASS",
         "failing_intervals": 0,
     }
-    assert last["canary"] == last["stable"] == figures
+    # Each track's cost per million requests over the minute: its pods' share of trn1.2xlarge's $1.34375/h.
+    assert last["canary"] == {**figures, "cost_per_million_requests": 22.395833}
+    assert last["stable"] == {**figures, "cost_per_million_requests": 44.791667}
+    judged = status["last_judgement"]
+    assert judged["canary"]["cost_per_million_requests"] < judged["stable"]["cost_per_million_requests"]
+    assert "cost" not in judged["canary"]  # lifted out of the recorded cost, not shown twice
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 3000 req")
     assert "PASS (0 failing in a row): stable / canary requests 1000 / 1000, 5xx 0 / 0, connection errors 0 / 0" in line
+    assert "cost per million requests stable $44.79 (trainium) / canary $22.40 (trainium)" in line
     assert line.rstrip().endswith(f"dashboard: {DASHBOARD_URL}")
     # Before the Observability stack is deployed there is no link, and status still works.
     rollouts.world.clients.ssm.delete_parameter(Name="/tessera/dev/observability/services/assistant/dashboard")
@@ -262,6 +270,13 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"
     assert any(d.get("verdict") == "PASS" for d in history["rollouts"][0]["decisions"])
+    costs = history["rollouts"][0]["cost_per_million_requests"]
+    assert costs == {
+        "canary": {"target": "trainium", "cost_per_million_requests": judged["canary"]["cost_per_million_requests"]},
+        "stable": {"target": "trainium", "cost_per_million_requests": judged["stable"]["cost_per_million_requests"]},
+    }
+    assert tessera(["--env", "dev", "rollout", "history", "assistant"]) == 0
+    assert "(last judgement: cost per million requests stable $" in capsys.readouterr().out
 
 
 def test_cli_refuses_what_cannot_be_done(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
