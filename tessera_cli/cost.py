@@ -15,11 +15,11 @@ whose date is printed; a missing price or no traffic gives no figure and says wh
   share of allocatable vCPUs the rollout's own figure uses) x that type's price.
 - A target the service may run on: one pod's hourly price there / the requests per pod-hour a past rollout's
   canary served there x 1e6; "not measured yet" until a rollout has run there. A measurement is a judgement
-  of the rollout record whose `canary` carries `target` (the target's name) and `cost`
+  of the rollout record whose `canary` carries `target` (the target's pool name) and `cost`
   (rollout.cost.TrackCost.to_json(): requests, pods, hours).
 
-The targets of a service come from an AllowedTargets function: `current_target` (the chip the service runs
-on) until the service config declares more.
+The targets of a service are the ones its config allows (`accelerator` and `alternative_accelerators`, by
+EnvironmentConfig.allowed_targets), the current one first.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.contract import ContractError, ServiceSettings
-from rollout.cost import CPU_RESOURCE, Node, Pod, pod_share, quantity
+from rollout.cost import CPU_RESOURCE, GPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES
@@ -46,6 +46,7 @@ from tessera_shared.constants import NEURONCORE_RESOURCE
 from tessera_shared.prices import HOURS_PER_MONTH, PriceTable, price_table
 
 if TYPE_CHECKING:  # the config models (pydantic) are imported when the command runs, not with the CLI
+    from stacks.config.cluster import AcceleratorPoolConfig
     from stacks.config.environment import EnvironmentConfig
     from stacks.config.services import ServiceSpec
 
@@ -102,23 +103,33 @@ def standard_vcpus(instance_type: str) -> int | None:
     return {"medium": 1, "large": 2}.get(size)
 
 
+def configured_targets(service: ServiceSpec, config: EnvironmentConfig) -> list[Target]:
+    """Every target the service's config allows (EnvironmentConfig.allowed_targets), the current one first:
+    a pod there is charged by its NeuronCores, GPUs or (on the general pool) vCPUs."""
+    targets = []
+    for allowed in config.allowed_targets(service):
+        accelerator, pool = allowed.accelerator, allowed.pool
+        if pool is None:
+            general = config.cluster.general_pool
+            units = {name: float(v) for name in general.instance_types if (v := standard_vcpus(name)) is not None}
+            targets.append(Target(accelerator.type, allowed.name, CPU_RESOURCE, quantity(service.resources.cpu), units))
+        elif accelerator.type == "gpu":
+            gpus = {spec.name: float(spec.gpus) for spec in pool.gpu_specs}
+            targets.append(Target("gpu", pool.name, GPU_RESOURCE, float(accelerator.gpus), gpus, _spot(pool)))
+        else:
+            cores = {spec.name: float(spec.cores) for spec in pool.neuron_specs}
+            per_pod = float(accelerator.neuron_cores)
+            targets.append(Target(accelerator.type, pool.name, NEURONCORE_RESOURCE, per_pod, cores, _spot(pool)))
+    return targets
+
+
+def _spot(pool: AcceleratorPoolConfig) -> bool:
+    return pool.capacity.type == "spot"
+
+
 def current_target(service: ServiceSpec, config: EnvironmentConfig) -> list[Target]:
     """The one target a service has today: the chip and pool its config places it on."""
-    pool = config.pool_for(service)
-    if pool is None:
-        general = config.cluster.general_pool
-        units = {name: float(v) for name in general.instance_types if (v := standard_vcpus(name)) is not None}
-        return [Target("cpu", "general", CPU_RESOURCE, quantity(service.resources.cpu), units)]
-    return [
-        Target(
-            service.accelerator.type,
-            pool.name,
-            NEURONCORE_RESOURCE,
-            float(service.accelerator.neuron_cores),
-            {spec.name: float(spec.cores) for spec in pool.instance_specs},
-            spot=pool.capacity.type == "spot",
-        )
-    ]
+    return configured_targets(service, config)[:1]
 
 
 def pod_hourly(target: Target, prices: PriceTable, region: str) -> tuple[float | None, str | None]:
@@ -259,7 +270,8 @@ def last_day(cloudwatch: Any, settings: ServiceSettings, *, end: datetime) -> tu
 
 
 def measured_throughput(records: Iterable[dict], target: str) -> float | None:
-    """Requests per pod-hour the canary served on `target`, pooled over every judgement that recorded one."""
+    """Requests per pod-hour the canary served on `target` (the pool's name, as the judge records the target a
+    track ran on), pooled over every whole-bake judgement that recorded one."""
     requests, pod_hours = 0.0, 0.0
     for record in records:
         for decision in record.get("decisions", []):
@@ -303,7 +315,7 @@ def service_cost(
     targets = []
     for target in allowed_targets(service, config):
         target_hourly, target_reason = pod_hourly(target, prices, region)
-        throughput = measured_throughput(records, target.name)
+        throughput = measured_throughput(records, target.pool)
         targets.append(
             {
                 "target": target.name,
@@ -351,7 +363,7 @@ def show_cost(
     args: argparse.Namespace,
     printer: Printer,
     *,
-    allowed_targets: AllowedTargets = current_target,
+    allowed_targets: AllowedTargets = configured_targets,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     from stacks.config.environment import config_path_for, load_config

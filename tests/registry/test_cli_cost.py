@@ -15,7 +15,14 @@ from registry.store import to_dynamo
 from registry.table_keys import partition, rollout_key
 from stacks.config.environment import config_path_for, load_config
 from stacks.rollout.settings import RoutingArns, rollout_settings
-from tessera_cli.cost import Target, current_target, measured_throughput, pool_costs, standard_vcpus
+from tessera_cli.cost import (
+    Target,
+    configured_targets,
+    current_target,
+    measured_throughput,
+    pool_costs,
+    standard_vcpus,
+)
 from tessera_cli.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from tessera_cli.main import main
 from tessera_shared.prices import price_table
@@ -126,10 +133,21 @@ def test_cost_per_pool_and_per_service_from_metrics_and_past_rollouts(
     # 2 of trn1.2xlarge's 2 cores: $1.34375 per pod-hour; 5 pod-hours = $6.71875 for 72,000 requests.
     assert (day["requests"], day["pod_hours"], day["pod_usd_per_hour"]) == (72_000, 5.0, 1.34375)
     assert day["cost_per_million_requests"] == pytest.approx(93.315972, rel=1e-6)
-    [trainium] = services["assistant"]["targets"]
+    # Every target dev's config allows the assistant, the current one first: Trainium, measured by the past
+    # rollout, and its GPU pool, on which no rollout has run yet.
+    trainium, gpu = services["assistant"]["targets"]
+    assert (trainium["target"], trainium["pool"], gpu["target"], gpu["pool"]) == ("trainium", "trainium", "gpu", "gpu")
     # $1.34375 per pod-hour / 36,000 requests per pod-hour x 1e6 = $37.326389.
     assert trainium["requests_per_pod_hour"] == 36_000
     assert trainium["cost_per_million_requests"] == pytest.approx(37.326389, rel=1e-6)
+    assert trainium["reason"] is None
+    # 1 of g6.2xlarge's 1 L4 GPU: $0.9776 per pod-hour, and no throughput to divide it by.
+    assert (gpu["pod_usd_per_hour"], gpu["requests_per_pod_hour"], gpu["cost_per_million_requests"]) == (
+        0.9776,
+        None,
+        None,
+    )
+    assert gpu["reason"] == "not measured yet"
     # embeddings: 1 of inf2.xlarge's 2 cores = $0.3791 per pod-hour, but no traffic and no past rollout.
     embeddings = services["embeddings"]
     assert embeddings["last_day"]["cost_per_million_requests"] is None
@@ -150,6 +168,7 @@ def test_text_output_names_the_price_date_and_the_missing_figures(
     assert "inferentia (inf2.xlarge, inf2.8xlarge; 0-4 nodes): $0.00 / $5,746.15 (spot: at most)" in out
     assert "assistant on trainium (pool trainium): no requests in the last 24 hours" in out
     assert "trainium (pool trainium): $1.34 per pod-hour; not measured yet" in out
+    assert "gpu (pool gpu): $0.98 per pod-hour; not measured yet" in out
 
 
 def test_a_region_the_environment_is_not_in_is_unreachable(deployed: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,6 +214,16 @@ def test_the_current_target_of_each_dev_service() -> None:
     ]
     [gateway] = current_target(by_name["gateway"], config)
     assert (gateway.resource, gateway.per_pod, gateway.units_by_type) == ("cpu", 0.5, {"c7g.xlarge": 4.0})
+    assert gateway.pool == "general"  # the pool the judge records a cpu track ran on
+
+
+def test_the_allowed_targets_of_a_service_come_from_its_config() -> None:
+    config = load_config(config_path_for("dev"))
+    assistant = next(service for service in config.services if service.name == "assistant")
+    assert configured_targets(assistant, config) == [
+        Target("trainium", "trainium", "aws.amazon.com/neuroncore", 2.0, {"trn1.2xlarge": 2.0}),
+        Target("gpu", "gpu", "nvidia.com/gpu", 1.0, {"g6.2xlarge": 1.0}),
+    ]
 
 
 @pytest.mark.parametrize(

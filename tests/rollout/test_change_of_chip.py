@@ -10,6 +10,7 @@ import pytest
 from registry.table_keys import partition, version_key
 from rollout import track_owner
 from rollout.kube import DEPLOYMENTS
+from tessera_cli.cost import measured_throughput
 from tests.rollout.chip import (
     GPU_POOL,
     TRAINIUM_POOL,
@@ -79,6 +80,11 @@ def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move:
         assert (judgement["canary"]["target"], judgement["stable"]["target"]) == (TRAINIUM_POOL, GPU_POOL)
         canary, stable = judgement["canary"]["cost"], judgement["stable"]["cost"]
         assert (canary["dollars_per_hour"], stable["dollars_per_hour"]) == (1.34375, 2 * 0.9776)
+    # `tessera cost` reads these records: the canary measured Trainium's throughput (1,000 requests a minute on
+    # one pod); stable's figures on the GPU are not a measurement of a move there.
+    records = world.clients.ledger.rollouts("assistant")
+    assert measured_throughput(records, TRAINIUM_POOL) == pytest.approx(60_000)
+    assert measured_throughput(records, GPU_POOL) is None
 
 
 def test_a_failed_judgement_leaves_stable_on_its_gpu_and_the_trainium_canary_at_zero(chip_move: Rollouts) -> None:
