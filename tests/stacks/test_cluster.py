@@ -207,7 +207,7 @@ def _karpenter_objects(env: SynthesizedEnvironment) -> dict[tuple[str, str], dic
 
 def test_every_pool_but_system_is_a_karpenter_node_pool(dev: SynthesizedEnvironment) -> None:
     objects = _karpenter_objects(dev)
-    names = {"general", "trainium", "inferentia"}
+    names = {"general", "trainium", "inferentia", "gpu"}
     assert {name for kind, name in objects if kind == "NodePool"} == names
     assert {name for kind, name in objects if kind == "EC2NodeClass"} == names
     node_class = objects[("EC2NodeClass", "trainium")]["spec"]
@@ -359,11 +359,12 @@ def test_platform_charts_are_pinned_and_run_on_the_system_pool(dev: SynthesizedE
         "karpenter-crd": "1.14.1",
         "karpenter": "1.14.1",
         "keda": "2.20.2",
+        "nvidia-device-plugin": "0.20.0",
     }
     for name in ("aws-load-balancer-controller", "metrics-server", "keda"):
         values = json.loads(_values_text(releases[name]))
         assert values["nodeSelector"] == {"tessera.dev/pool": "system", "kubernetes.io/arch": "arm64"}
-        # Only the system node group's taint: nothing but the device plugins tolerates the Neuron taint.
+        # Only the system node group's taint: nothing but the device plugins tolerates the Neuron or GPU taint.
         assert values["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
 
 
