@@ -25,7 +25,6 @@ EnvironmentConfig.allowed_targets), the current one first.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,14 +32,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout.contract import ContractError, ServiceSettings
+from rollout.contract import ServiceSettings
 from rollout.cost import CPU_RESOURCE, GPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES
 from tessera_cli.environment import Environment
-from tessera_cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
+from tessera_cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
+from tessera_cli.rollout import service_settings
 from tessera_shared import metrics
 from tessera_shared.constants import NEURONCORE_RESOURCE
 from tessera_shared.prices import HOURS_PER_MONTH, PriceTable, price_table
@@ -302,7 +302,7 @@ def service_cost(
 ) -> dict:
     [current] = current_target(service, config)
     hourly, reason = pod_hourly(current, prices, region)
-    settings = _settings(env, service.name)
+    settings = service_settings(env, service.name)
     requests, pod_hours, _ = last_day(env.client("cloudwatch"), settings, end=end)
     cost = None
     if reason is None and requests <= 0:
@@ -341,14 +341,6 @@ def service_cost(
         },
         "targets": targets,
     }
-
-
-def _settings(env: Environment, service: str) -> ServiceSettings:
-    raw = env.parameter(f"rollout/services/{service}")
-    try:
-        return ServiceSettings.from_json(json.loads(raw), where="settings")
-    except (ContractError, ValueError) as error:
-        raise CliError(f"rollout settings of {service} are unreadable: {error}", EXIT_REJECTED) from None
 
 
 # -- the command -------------------------------------------------------------------------------------

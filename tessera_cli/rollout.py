@@ -137,7 +137,7 @@ def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
     if args.service not in env.catalog.services:
         raise CliError(f"service {args.service!r} not found in environment {args.env}", EXIT_NOT_FOUND)
-    policy = _settings(env, args.service).policy
+    policy = service_settings(env, args.service).policy
     try:
         apply_overrides(policy, overrides)
     except OverrideError as error:
@@ -172,7 +172,8 @@ def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
     return EXIT_OK
 
 
-def _settings(env: Environment, service: str) -> ServiceSettings:
+def service_settings(env: Environment, service: str) -> ServiceSettings:
+    """The service's rollout settings as the Rollout stack published them."""
     raw = env.parameter(f"rollout/services/{service}")
     try:
         return ServiceSettings.from_json(json.loads(raw), where="settings")

@@ -417,18 +417,11 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
 def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: datetime, end: datetime) -> Progress:
     """The step's judgement over the whole bake [start, end) with the policy's min_requests; while data is
     short the bake is extended (the window grows by a bake), up to max_bake_extensions."""
-    analysis = plan.policy.analysis
     stats, costs = _track_stats_and_costs(plan, clients, start, end)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"])
-    verdict, extensions, bake_until = judgement.verdict, progress.extensions, end
     reasons = list(judgement.reasons)
-    if verdict == "NOT_ENOUGH_DATA":
-        if extensions >= analysis.max_bake_extensions:
-            verdict = "FAIL"
-            reasons.append(f"still not enough data after {extensions} bake extension(s)")
-        else:
-            extensions += 1
-            bake_until = end + timedelta(seconds=plan.policy.bake_seconds)
+    verdict, extensions = _extend_while_short(plan, judgement.verdict, progress.extensions, reasons)
+    bake_until = end + timedelta(seconds=plan.policy.bake_seconds) if extensions > progress.extensions else end
     _audit(
         clients,
         plan,
@@ -447,6 +440,17 @@ def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: date
     if verdict == "NOT_ENOUGH_DATA":
         judged = judged.replace(wait_seconds=_bake_wait(plan, judged, clients.now()))
     return _saved(plan, clients, judged)
+
+
+def _extend_while_short(plan: Plan, verdict: str, extensions: int, reasons: list[str]) -> tuple[str, int]:
+    """Not enough data extends the bake once more, up to max_bake_extensions; after that it is a failure
+    (appended to `reasons`). Returns the verdict and the extensions so far."""
+    if verdict != "NOT_ENOUGH_DATA":
+        return verdict, extensions
+    if extensions >= plan.policy.analysis.max_bake_extensions:
+        reasons.append(f"still not enough data after {extensions} bake extension(s)")
+        return "FAIL", extensions
+    return verdict, extensions + 1
 
 
 def _interval_window(plan: Plan, progress: Progress, index: int) -> tuple[datetime, datetime]:
@@ -476,20 +480,17 @@ def check_bake(plan: Plan, progress: Progress, clients: Clients) -> Progress:
 def judge_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Judge the canary against stable over the step so far; extend the bake while data is short."""
     _guard(plan, clients)
-    analysis = plan.policy.analysis
     start, end = _parse(progress.step_started_at or _iso(clients.now())), clients.now()
     stats, costs = _track_stats_and_costs(plan, clients, start, end)
     alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
     judgement = judge(_analysis_policy(plan), stats["canary"], stats["stable"], alarms)
-    verdict, extensions, bake_until = judgement.verdict, progress.extensions, progress.bake_until
     reasons = list(judgement.reasons)
-    if verdict == "NOT_ENOUGH_DATA":
-        if extensions >= analysis.max_bake_extensions:
-            verdict = "FAIL"
-            reasons.append(f"still not enough data after {extensions} bake extension(s)")
-        else:
-            extensions += 1
-            bake_until = _iso(end + timedelta(seconds=plan.policy.bake_seconds))
+    verdict, extensions = _extend_while_short(plan, judgement.verdict, progress.extensions, reasons)
+    bake_until = (
+        _iso(end + timedelta(seconds=plan.policy.bake_seconds))
+        if extensions > progress.extensions
+        else progress.bake_until
+    )
     _audit(
         clients,
         plan,
