@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+
+import botocore.loaders
+import botocore.session
 import pytest
 import yaml
 
@@ -7,6 +12,16 @@ from stacks.config.environment import EnvironmentConfig, config_path_for, load_c
 from tests.synth import SynthesizedEnvironment, synthesize
 
 TLS_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/0b8a1f2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """moto gives every mocked test a new default boto3 session, and each session parses botocore's service
+    models (JSON) again: about a second per test. One loader for the run shares the parsed models across
+    sessions, as one session already shares them across its clients."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+        yield
 
 
 @pytest.fixture(scope="session")
