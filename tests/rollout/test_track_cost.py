@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from rollout import kube as kube_module
+from rollout.cost import TrackCost
 from rollout.errors import RolloutError
 from rollout.kube import KubeClient
 from rollout.track_cost import judgement_costs, measure_track_cost, track_selector
@@ -32,6 +33,20 @@ def double() -> Iterator[KubernetesApiDouble]:
 @pytest.fixture
 def client(double: KubernetesApiDouble) -> KubeClient:
     return KubeClient(double.endpoint, token_provider=lambda: "k8s-aws-v1.token")
+
+
+def _ten_minutes(client: KubeClient, track: str, *, requests: int) -> TrackCost:
+    """Service `a`'s track over a ten-minute window in us-east-1, priced by the test table."""
+    return measure_track_cost(
+        SimpleNamespace(kube=client),
+        namespace=NAMESPACE,
+        service="a",
+        track=track,
+        region="us-east-1",
+        interval_seconds=600,
+        requests=requests,
+        prices=PRICES,
+    )
 
 
 def _track_labels(service: str, track: str) -> dict[str, str]:
@@ -107,30 +122,11 @@ def test_a_tracks_cost_is_measured_from_its_pods_and_their_nodes(
     double.add_pod(
         NAMESPACE, "a-stable-0", labels=_track_labels("a", "stable"), node="gpu-a", requests={"nvidia.com/gpu": "2"}
     )
-    clients = SimpleNamespace(kube=client)
-    canary = measure_track_cost(
-        clients,
-        namespace=NAMESPACE,
-        service="a",
-        track="canary",
-        region="us-east-1",
-        interval_seconds=600,
-        requests=50_000,
-        prices=PRICES,
-    )
+    canary = _ten_minutes(client, "canary", requests=50_000)
     # 2 x 8/32 x $20/h = $10/h; 10 minutes = $1.666667 for 50,000 requests: $33.333333 per million.
     assert canary.cost_per_million_requests == pytest.approx(33.333333, rel=1e-6)
     assert not canary.upper_bound
-    stable = measure_track_cost(
-        clients,
-        namespace=NAMESPACE,
-        service="a",
-        track="stable",
-        region="us-east-1",
-        interval_seconds=600,
-        requests=50_000,
-        prices=PRICES,
-    )
+    stable = _ten_minutes(client, "stable", requests=50_000)
     # 2/4 x $4/h = $2/h on spot, charged on demand: $0.333333 for 50,000 requests, at most $6.666667 per million.
     assert stable.cost_per_million_requests == pytest.approx(6.666667, rel=1e-6)
     assert stable.upper_bound
@@ -138,16 +134,7 @@ def test_a_tracks_cost_is_measured_from_its_pods_and_their_nodes(
 
 def test_a_track_with_no_scheduled_pods_reads_no_nodes(double: KubernetesApiDouble, client: KubeClient) -> None:
     double.add_pod(NAMESPACE, "a-canary-0", labels=_track_labels("a", "canary"), node=None, requests={"cpu": "1"})
-    cost = measure_track_cost(
-        SimpleNamespace(kube=client),
-        namespace=NAMESPACE,
-        service="a",
-        track="canary",
-        region="us-east-1",
-        interval_seconds=600,
-        requests=10,
-        prices=PRICES,
-    )
+    cost = _ten_minutes(client, "canary", requests=10)
     assert cost.cost_per_million_requests is None
     assert cost.reason == "no pods of the track are on a node"
     assert not [path for path in double.requests_for("GET") if path.startswith("/api/v1/nodes")]
