@@ -16,6 +16,7 @@ same change function the rollout steps use (rollout.kube.version_change), and wr
 from __future__ import annotations
 
 import copy
+import json
 import os
 from functools import cache
 from typing import Any
@@ -70,6 +71,11 @@ def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict 
     return desired
 
 
+def _no_longer_rendered(previous: list[dict], current: list[dict]) -> list[dict]:
+    kept = {(obj["kind"], obj["metadata"]["name"]) for obj in current}
+    return [obj for obj in previous if (obj["kind"], obj["metadata"]["name"]) not in kept]
+
+
 def running_version(deployment: dict) -> tuple[str, str, str]:
     """(image, MODEL_VERSION, MODEL_S3_URI) of the Deployment's serving container."""
     containers = deployment["spec"]["template"]["spec"].get("containers", [])
@@ -78,16 +84,43 @@ def running_version(deployment: dict) -> tuple[str, str, str]:
     return server.get("image", ""), env.get("MODEL_VERSION", ""), env.get("MODEL_S3_URI", "")
 
 
+def parse_objects(raw: object, field: str) -> list[dict]:
+    """The track objects as the Services stack sends them: one JSON string (CloudFormation would hand over a
+    list with every number and boolean turned into a string, which the API server refuses)."""
+    if not isinstance(raw, str):
+        raise ValueError(f"{field}: expected one JSON string of Kubernetes objects, got {type(raw).__name__}")
+    try:
+        objects = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"{field}: not valid JSON ({error})") from None
+    if not isinstance(objects, list):
+        raise ValueError(f"{field}: expected a JSON list of Kubernetes objects, got {type(objects).__name__}")
+    for index, obj in enumerate(objects):
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        if kind not in KINDS:
+            raise ValueError(f"{field}[{index}].kind: expected one of {sorted(KINDS)}, got {kind!r}")
+        name = obj.get("metadata", {}).get("name") if isinstance(obj.get("metadata"), dict) else None
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{field}[{index}].metadata.name: expected a non-empty string")
+    return objects
+
+
 def on_event(event: dict, kube: KubeClient, ledger: Ledger) -> dict:
     """A CloudFormation custom resource event (through CDK's provider framework)."""
     props = event["ResourceProperties"]
     namespace, service = props["Namespace"], props["Service"]
-    objects: list[dict] = props["Objects"]
+    objects = parse_objects(props["Objects"], "ResourceProperties.Objects")
     physical_id = f"{namespace}/{service}/tracks"
     if event["RequestType"] == "Delete":
         for obj in reversed(objects):
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
         return {"PhysicalResourceId": physical_id}
+    if event["RequestType"] == "Update":
+        # What config stopped rendering goes first: a ScaledObject left behind would keep its KEDA-made HPA
+        # fighting the CPU HPA that replaces it.
+        previous = parse_objects(event["OldResourceProperties"]["Objects"], "OldResourceProperties.Objects")
+        for obj in _no_longer_rendered(previous, objects):
+            kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
     rollout_running = ledger.lock_holder(service) is not None
     applied, left_alone = [], []
     for rendered in objects:

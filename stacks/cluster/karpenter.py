@@ -1,9 +1,10 @@
 """Karpenter: the controller (Helm, Pod Identity), its node role, the interruption queue and the
 node classes and pools rendered from config (stacks/cluster/karpenter_objects.py).
 
-CRDs come from the `karpenter-crd` chart, and the main chart skips its own `crds/`: Helm installs a
-chart's `crds/` only on first install and never upgrades them, while the CRD chart's templates are
-upgraded with it, which Karpenter's upgrade guide asks for.
+CRDs come from the `karpenter-crd` chart, installed first: Helm installs a chart's `crds/` only when they
+are absent and never upgrades them, while the CRD chart's templates are upgraded with it, which Karpenter's
+upgrade guide asks for. The main chart's own `crds/` then find the CRDs present and change nothing (CDK's
+kubectl handler cannot pass `--skip-crds`: it reads `SkipCrds` and drops it).
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ class Karpenter(Construct):
             version=settings.charts.karpenter,
             release="karpenter",
             namespace=KARPENTER_NAMESPACE,
-            skip_crds=True,
             values=karpenter_values(cluster_name=cluster_name, queue_name=self.queue.queue_name, region=stack.region),
         )
         # Credentials exist before the controller's pods do (Pod Identity mutates pods only at creation).

@@ -5,10 +5,12 @@ Role with exactly the calls its client makes (no EKS access policy)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from tessera_shared import constants as shared
 
@@ -34,12 +36,19 @@ def cluster_environment(cluster: eks.ICluster) -> dict[str, str]:
 
 
 def grant_kubernetes_access(
-    scope: Construct, *, cluster: eks.ICluster, role: iam.IRole, group: str, role_objects: list[dict]
+    scope: Construct,
+    *,
+    cluster: eks.ICluster,
+    role: iam.IRole,
+    group: str,
+    role_objects: list[dict],
+    after: Sequence[IConstruct] = (),
 ) -> eks.KubernetesManifest:
-    """The access entry (group only) and the Role + RoleBinding manifest; returns the manifest."""
+    """The access entry (group only) and the Role + RoleBinding manifest, applied after `after` (what makes their
+    namespace, when it is made in the same stack: CloudFormation would otherwise race them); returns the manifest."""
     entry = eks.AccessEntry(scope, "KubernetesAccess", cluster=cluster, principal=role.role_arn, access_policies=[])
     # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
     entry.node.default_child.add_property_override("KubernetesGroups", [group])
     manifest = eks.KubernetesManifest(scope, "KubernetesRole", cluster=cluster, manifest=role_objects, overwrite=True)
-    manifest.node.add_dependency(entry)
+    manifest.node.add_dependency(entry, *after)
     return manifest

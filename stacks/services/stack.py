@@ -107,6 +107,7 @@ class ServicesStack(Stack):
             environment=environment,
             functions=functions,
             cluster=cluster,
+            namespace=namespace,
             vpc=vpc,
             cluster_security_group_id=cluster_security_group_id,
             registry_key=artifacts_key,

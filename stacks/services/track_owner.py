@@ -41,6 +41,7 @@ class TrackOwner(Construct):
         environment: EnvironmentScope,
         functions: FunctionsConfig,
         cluster: eks.ICluster,
+        namespace: eks.KubernetesManifest,
         vpc: ec2.IVpc,
         cluster_security_group_id: str,
         registry_key: kms.IKey,
@@ -107,6 +108,7 @@ class TrackOwner(Construct):
                 rules=TRACK_OWNER_RULES,
                 component="track-owner",
             ),
+            after=[namespace],
         )
         self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
         _acknowledge_provider_framework(self.provider)
@@ -118,7 +120,12 @@ class TrackOwner(Construct):
             f"{pascal_case(service)}Tracks",
             service_token=self.provider.service_token,
             resource_type=RESOURCE_TYPE,
-            properties={"Namespace": shared.NAMESPACE, "Service": service, "Objects": objects},
+            # One JSON string: CloudFormation hands a custom resource every scalar as a string ("0", "true").
+            properties={
+                "Namespace": shared.NAMESPACE,
+                "Service": service,
+                "Objects": Stack.of(self).to_json_string(objects),
+            },
         )
         for dependency in (*after, self.kubernetes_role):
             resource.node.add_dependency(dependency)

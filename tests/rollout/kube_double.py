@@ -27,6 +27,10 @@ progress for `ready_after_reads` GETs of that Deployment, then all replicas upda
 available (0 reads: at once). Each such status change is a write (it bumps resourceVersion), as the
 controller's status updates are.
 
+With an `admission` callable (tests/deploy/cluster_double.py gives one), every create and update of these
+objects is first shown to it, as the API server's own checks would see it (its namespace must exist, its
+kind must be served, it must match its schema): an `AdmissionRefused` it raises becomes the error answer.
+
 Tests steer it with `fail_next` (queued error responses, returned before anything else), `revoke`
 (a token the server stops accepting), `update` (a write by someone else: an operator, the HPA) and
 `set_ready_after_reads`; they observe it through `requests`, `tokens` and `deployment`.
@@ -105,6 +109,15 @@ _REASONS = {
 _SERVER_MANAGED_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion")
 
 
+class AdmissionRefused(Exception):  # noqa: N818 - an answer of the server, not a bug
+    """What an admission check raises to refuse a write: the status code and message the client gets."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class _ApiError(Exception):
     """An error reply, raised anywhere in request handling and turned into a Status response."""
 
@@ -133,8 +146,9 @@ class KubernetesApiDouble:
     Use as a context manager, or start() and stop(). `tls`, a server-side SSLContext, makes it serve HTTPS.
     """
 
-    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None, admission: Callable[[dict], None] | None = None) -> None:
         self._tls = tls
+        self._admission = admission
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], dict] = {}
         self._autoscalers: dict[tuple[str, str, str], dict] = {}
@@ -357,6 +371,24 @@ class KubernetesApiDouble:
         """Paths of the requests with this method, in order."""
         return [path for recorded_method, path in self.requests if recorded_method == method]
 
+    def remove_namespace(self, namespace: str) -> None:
+        """What deleting a namespace does to the objects in it: they go with it."""
+        with self._lock:
+            for key in [key for key in self._objects if key[0] == namespace]:
+                del self._objects[key]
+            for key in [key for key in self._autoscalers if key[1] == namespace]:
+                del self._autoscalers[key]
+            for key in [key for key in self._pods if key[0] == namespace]:
+                del self._pods[key]
+
+    def stored_objects(self, namespace: str) -> list[dict]:
+        """Every Deployment and autoscaler stored in `namespace` (copies), for tests that compare the cluster
+        with what config renders."""
+        with self._lock:
+            found = [obj for key, obj in self._objects.items() if key[0] == namespace]
+            found += [obj for key, obj in self._autoscalers.items() if key[1] == namespace]
+            return copy.deepcopy(found)
+
     # -- request handling (server threads) -------------------------------------------------------
 
     def _handle(self, method: str, path: str, authorization: str | None, content_type: str, body: bytes) -> dict:
@@ -456,6 +488,7 @@ class KubernetesApiDouble:
         name = (desired.get("metadata") or {}).get("name")
         if (namespace, name) in self._objects:
             raise _ApiError(409, f'deployments.apps "{name}" already exists')
+        self._admit(desired | {"metadata": {**desired.get("metadata", {}), "namespace": namespace}})
         spec = desired.get("spec") or {}
         spec.setdefault("replicas", 1)
         _validate(spec, spec)
@@ -467,6 +500,7 @@ class KubernetesApiDouble:
         name = desired["metadata"]["name"]
         if (kind.kind, namespace, name) in self._autoscalers:
             raise _ApiError(409, f'{kind.noun} "{name}" already exists')
+        self._admit(desired | {"metadata": {**desired["metadata"], "namespace": namespace}})
         _validate_floor(kind, desired.get("spec") or {})
         desired["metadata"] |= {"namespace": namespace, "resourceVersion": self._next_resource_version()}
         self._autoscalers[(kind.kind, namespace, name)] = desired
@@ -490,6 +524,7 @@ class KubernetesApiDouble:
         sent_version = (desired.get("metadata") or {}).get("resourceVersion")
         if sent_version is not None and sent_version != stored["metadata"]["resourceVersion"]:
             raise _ApiError(409, f'Operation cannot be fulfilled on {kind.noun} "{name}"')
+        self._admit(desired | {"metadata": {**(desired.get("metadata") or {}), "namespace": namespace}})
         spec = desired.get("spec") or {}
         _validate_floor(kind, spec)
         if spec != stored["spec"]:
@@ -574,9 +609,18 @@ class KubernetesApiDouble:
                 f'Operation cannot be fulfilled on deployments.apps "{name}": the object has been modified; '
                 "please apply your changes to the latest version and try again",
             )
+        self._admit(desired | {"metadata": {**metadata, "namespace": namespace}})
         return copy.deepcopy(self._write(namespace, name, desired))
 
     # -- the store (callers hold the lock) -------------------------------------------------------
+
+    def _admit(self, desired: dict) -> None:
+        if self._admission is None:
+            return
+        try:
+            self._admission(copy.deepcopy(desired))
+        except AdmissionRefused as refused:
+            raise _ApiError(refused.code, refused.message) from refused
 
     def _stored(self, namespace: str, name: str) -> dict:
         try:

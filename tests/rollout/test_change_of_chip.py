@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from registry.table_keys import partition, version_key
-from rollout import track_owner
 from rollout.kube import DEPLOYMENTS
 from tessera_cli.cost import measured_throughput
 from tests.rollout.chip import (
@@ -23,7 +22,7 @@ from tests.rollout.chip import (
 from tests.rollout.conftest import whole_rollouts
 from tests.rollout.harness import NAMESPACE, NEW_VERSION, STABLE_VERSION, TABLE, TrackTraffic
 from tests.rollout.scenarios import Rollouts
-from tests.rollout.test_track_owner import rendered
+from tests.rollout.test_track_owner import deploy, rendered
 
 TRAINIUM = {"tessera.dev/accelerator": "trainium", "tessera.dev/pool": "trainium"}
 GPU = {"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"}
@@ -133,12 +132,7 @@ def test_a_deploy_after_the_move_keeps_stable_on_trainium(chip_move: Rollouts) -
 
 
 def _deploy(rollouts: Rollouts, request: str) -> None:
-    world = rollouts.world
-    event = {
-        "RequestType": request,
-        "ResourceProperties": {"Namespace": NAMESPACE, "Service": "assistant", "Objects": rendered(world.config)},
-    }
-    track_owner.on_event(event, world.clients.kube, world.clients.ledger)
+    deploy(rollouts, rendered(rollouts.world.config), request)
 
 
 def test_preflight_checks_capacity_on_the_target_pool(definition_text: str, monkeypatch: pytest.MonkeyPatch) -> None:

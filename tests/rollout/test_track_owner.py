@@ -5,6 +5,8 @@ handler runs as CloudFormation's provider framework would call it, against the K
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rollout import track_owner
@@ -12,6 +14,7 @@ from rollout.kube import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS
+from tests.deploy.cloudformation_double import cloudformation_strings
 from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION
 from tests.rollout.scenarios import Rollouts
 
@@ -56,11 +59,16 @@ def _stable_autoscaler(rollouts: Rollouts) -> dict:
     return scaler
 
 
+def properties(objects: list[dict]) -> dict:
+    """The resource's properties as CloudFormation sends them (the objects as one JSON string)."""
+    return cloudformation_strings({"Namespace": NAMESPACE, "Service": "assistant", "Objects": json.dumps(objects)})
+
+
 def deploy(rollouts: Rollouts, objects: list[dict], request: str) -> dict:
-    event = {
-        "RequestType": request,
-        "ResourceProperties": {"Namespace": NAMESPACE, "Service": "assistant", "Objects": objects},
-    }
+    """A Create, Update (from the first deploy's objects) or Delete, as the provider framework passes it on."""
+    event = {"RequestType": request, "ResourceProperties": properties(objects)}
+    if request == "Update":
+        event["OldResourceProperties"] = properties(rendered(rollouts.world.config))
     world = rollouts.world
     return track_owner.on_event(event, world.clients.kube, world.clients.ledger)
 

@@ -232,7 +232,8 @@ def test_karpenter_chart_and_crds_are_pinned_from_config(dev: SynthesizedEnviron
     assert (crds["Version"], chart["Version"]) == ("1.14.1", "1.14.1")
     assert crds["Repository"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
     assert chart["Repository"] == "oci://public.ecr.aws/karpenter/karpenter"
-    assert chart["SkipCrds"] is True  # CRDs come (and are upgraded) with the karpenter-crd release
+    # CRDs come (and are upgraded) with the karpenter-crd release, which the main chart waits for.
+    assert "SkipCrds" not in chart  # CDK's handler would ignore it (tests/deploy/test_kubectl_handler.py)
     values = json.loads(_values_text(chart))
     assert values["settings"]["featureGates"] == {"nodeRepair": True}
     assert values["settings"]["clusterName"] == "tessera-dev"

@@ -4,22 +4,15 @@ object validates against the vendored Karpenter 1.14.1 CRD schemas, and each poo
 from __future__ import annotations
 
 import copy
-import hashlib
-from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
 from stacks.cluster.karpenter_objects import NodeClassContext, accelerator_pool_objects, general_pool_objects
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config
+from tests import crd_schemas
 from tests.conftest import variant_config
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "stacks" / "cluster" / "data" / "karpenter"
-CRD_SHA256 = {
-    "karpenter.sh_nodepools.yaml": "3bb64a20c80776b77aa19a699ebdaf34480a7b2e7ec4ef890b43225b3517f878",
-    "karpenter.k8s.aws_ec2nodeclasses.yaml": "62dec59f01c0972d4503ca3ed25f243ba9c2f561be0d964ce7a14c8df406132f",
-}
 CONTEXT = NodeClassContext(
     cluster_name="tessera-test",
     node_role_name="Tessera-test-Cluster-KarpenterNodeRole",
@@ -28,34 +21,7 @@ CONTEXT = NodeClassContext(
 )
 
 
-def _schema(file_name: str) -> dict:
-    raw = (CRD_DIR / file_name).read_bytes()
-    assert hashlib.sha256(raw).hexdigest() == CRD_SHA256[file_name], f"{file_name} is not the reviewed file"
-    crd = yaml.safe_load(raw)
-    [served] = [version for version in crd["spec"]["versions"] if version["name"] == "v1"]
-    return _strict(served["schema"]["openAPIV3Schema"])
-
-
-def _strict(schema: dict) -> dict:
-    """The API server prunes fields a structural schema does not know: an unknown field would vanish silently,
-    so here it is an error (as kubernetes-validate --strict does for core objects). `metadata` stays open."""
-    schema = dict(schema)
-    properties = schema.get("properties")
-    if properties is not None:
-        schema["properties"] = {
-            key: value if key == "metadata" else _strict(value) for key, value in properties.items()
-        }
-        schema.setdefault("additionalProperties", False)
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            schema[key] = _strict(schema[key])
-    return schema
-
-
-SCHEMAS = {
-    "NodePool": _schema("karpenter.sh_nodepools.yaml"),
-    "EC2NodeClass": _schema("karpenter.k8s.aws_ec2nodeclasses.yaml"),
-}
+SCHEMAS = {kind: crd_schemas.schema(kind) for kind in ("NodePool", "EC2NodeClass")}
 
 
 def _configs() -> dict[str, EnvironmentConfig]:

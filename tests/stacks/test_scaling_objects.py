@@ -5,8 +5,6 @@ metric the catalogue documents."""
 from __future__ import annotations
 
 import copy
-import hashlib
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -15,31 +13,18 @@ import yaml
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
 from stacks.services.kubernetes_objects import CLOUDWATCH_AUTHENTICATION, scaling_objects
 from tessera_shared import metrics
+from tests import crd_schemas
 from tests.conftest import variant_config
-from tests.stacks.test_karpenter_objects import _strict
 from tools.render_manifests import rendered_objects
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "stacks" / "services" / "data" / "keda"
-CRD_SHA256 = {
-    "keda.sh_scaledobjects.yaml": "af35555862a83933b074af14ad439c4b4ceabaf4daa3e9338e9b23e36d308d80",
-    "keda.sh_triggerauthentications.yaml": "275307b4cb19ca8f0f506a879282aa4c67587ac16ec757f494d6585c5c185d65",
-}
+SCHEMAS = {kind: crd_schemas.schema(kind) for kind in ("ScaledObject", "TriggerAuthentication")}
 
 
-def _schema(file_name: str) -> dict:
-    raw = (CRD_DIR / file_name).read_bytes()
-    assert hashlib.sha256(raw).hexdigest() == CRD_SHA256[file_name], f"{file_name} is not the reviewed file"
-    crd = yaml.safe_load(raw)
-    [served] = [version for version in crd["spec"]["versions"] if version["name"] == "v1alpha1"]
-    assert served["served"]
-    assert served["storage"]
-    return _strict(served["schema"]["openAPIV3Schema"])
-
-
-SCHEMAS = {
-    "ScaledObject": _schema("keda.sh_scaledobjects.yaml"),
-    "TriggerAuthentication": _schema("keda.sh_triggerauthentications.yaml"),
-}
+def test_the_vendored_version_is_the_one_served_and_stored() -> None:
+    for kind in SCHEMAS:
+        served = crd_schemas.served_version(kind)
+        assert served["served"]
+        assert served["storage"]
 
 
 def _all(config: EnvironmentConfig) -> list[dict]:

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from tests.conftest import TLS_CERTIFICATE_ARN
-from tests.kubernetes_objects import manifest_objects, manifest_text
+from tests.kubernetes_objects import json_property, manifest_objects, manifest_text, track_objects
 from tests.synth import SynthesizedEnvironment
 
 SERVICES = ("assistant", "embeddings", "gateway")
@@ -202,7 +202,7 @@ def test_scaled_objects_read_the_stable_target_group_in_the_deployed_region(dev:
         for res in resources.values()
         if res["Type"] == "Custom::TesseraServiceTracks" and res["Properties"]["Service"] == "gateway"
     ]
-    [scaled] = [obj for obj in tracks["Objects"] if obj["kind"] == "ScaledObject"]
+    [scaled] = [obj for obj in json_property(tracks["Objects"]) if obj["kind"] == "ScaledObject"]
     [trigger] = scaled["spec"]["triggers"]
     assert trigger["metadata"]["awsRegion"] == {"Ref": "AWS::Region"}
     stable = next(lid for lid in resources if lid.startswith("GatewayStableTargetGroup"))
@@ -331,7 +331,7 @@ def test_the_rollout_engines_objects_go_through_the_track_owner(dev: Synthesized
     assert sorted(t["Properties"]["Service"] for t in tracks) == sorted(SERVICES)
     scaled_by_keda = {service.name for service in dev.config.services if service.scaling is not None}
     for track in tracks:
-        kinds = sorted(obj["kind"] for obj in track["Properties"]["Objects"])
+        kinds = sorted(obj["kind"] for obj in track_objects(track))
         # A service scaled by KEDA has a ScaledObject instead of its own HPA; the rollout holds stable's floor in
         # either, so the track owner keeps that floor through a deploy during a rollout.
         autoscaler = "ScaledObject" if track["Properties"]["Service"] in scaled_by_keda else "HorizontalPodAutoscaler"
