@@ -19,9 +19,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.cluster.addons import pod_identity_role
-from stacks.cluster.karpenter_objects import NodeClassContext, accelerator_pool_objects, general_pool_objects
+from stacks.cluster.karpenter_objects import (
+    NodeClassContext,
+    accelerator_pool_objects,
+    general_pool_objects,
+    node_pools_allow_spot,
+)
 from stacks.cluster.karpenter_policy import controller_policies, interruption_rules
 from stacks.cluster.platform_charts import wildcard_findings
+from stacks.cluster.spot_role import SpotServiceLinkedRole
 from stacks.common.construct_ids import pascal_case
 from stacks.common.nag_environment import nag_environment
 from stacks.config.cluster import ClusterConfig
@@ -163,6 +169,11 @@ class Karpenter(Construct):
         self.pools = eks.KubernetesManifest(self, "NodePools", cluster=cluster, manifest=objects, overwrite=True)
         self.pools.node.add_dependency(self.crds)
         self.pools.node.add_dependency(self.chart)
+        self.spot_role: SpotServiceLinkedRole | None = None
+        if node_pools_allow_spot(objects):
+            # Without the role every Spot launch fails; the pools exist only once it does.
+            self.spot_role = SpotServiceLinkedRole(self, "SpotServiceLinkedRole")
+            self.pools.node.add_dependency(self.spot_role)
 
     def _node_role(self) -> iam.Role:
         role = iam.Role(

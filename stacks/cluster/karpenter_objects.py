@@ -36,6 +36,7 @@ from tessera_shared.constants import (
 
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 NODE_POOL_API = "karpenter.sh/v1"
+CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
 ROOT_DEVICE = "/dev/xvda"
 CAPACITY_TYPES = {
     "on_demand": ["on-demand"],
@@ -63,7 +64,7 @@ def general_pool_objects(pool: GeneralPoolConfig, context: NodeClassContext) -> 
         requirements=[
             _requirement("node.kubernetes.io/instance-type", pool.instance_types),
             _requirement("kubernetes.io/arch", ["arm64"]),
-            _requirement("karpenter.sh/capacity-type", ["on-demand"]),
+            _requirement(CAPACITY_TYPE_KEY, ["on-demand"]),
         ],
         taints=[],
         expire_after=pool.expire_after,
@@ -89,7 +90,7 @@ def accelerator_pool_objects(
         _requirement("node.kubernetes.io/instance-type", pool.instance_types),
         # There is no arm64 Neuron AMI; Tessera's GPU types are x86_64 too (g5g's arm64 GPUs are not supported).
         _requirement("kubernetes.io/arch", ["amd64"]),
-        _requirement("karpenter.sh/capacity-type", CAPACITY_TYPES[pool.capacity.type]),
+        _requirement(CAPACITY_TYPE_KEY, CAPACITY_TYPES[pool.capacity.type]),
     ]
     if pool.zone is not None:
         requirements.append(_requirement("topology.kubernetes.io/zone", [pool.zone]))
@@ -114,6 +115,17 @@ def accelerator_pool_objects(
         },
     )
     return [node_class, node_pool]
+
+
+def node_pools_allow_spot(objects: list[dict]) -> bool:
+    """Whether any NodePool lets Karpenter buy Spot (then EC2 needs its Spot service-linked role). Read from the
+    rendered objects, not config, so every pool counts; Tessera always renders the capacity type as `In`."""
+    return any(
+        requirement["key"] == CAPACITY_TYPE_KEY and "spot" in requirement["values"]
+        for obj in objects
+        if obj["kind"] == "NodePool"
+        for requirement in obj["spec"]["template"]["spec"]["requirements"]
+    )
 
 
 def _node_class(name: str, disk: NodeDisk, context: NodeClassContext, *, instance_store: bool) -> dict:
