@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
 import yaml
 
@@ -55,6 +56,9 @@ def test_every_environment_deploys_in_any_order(environment: str, request: pytes
         for sim in deployed(env, seed):
             assert sim.unordered_reliances() == []
             assert declared(env) <= in_cluster(sim), f"seed {seed}: declared objects missing from the cluster"
+            spot = any(pool.capacity.type == "spot" for pool in env.config.cluster.accelerator_pools)
+            spot_roles = boto3.client("iam").list_roles(PathPrefix="/aws-service-role/spot.amazonaws.com/")["Roles"]
+            assert len(spot_roles) == (1 if spot else 0)  # the AwsCustomResource's call ran, where a pool buys Spot
             for placed in env.config.placed_services:
                 # The canary waits at 0; stable's size is its autoscaler's (the API server's default until then).
                 assert sim.api.deployment(NAMESPACE, f"{placed.name}-canary")["spec"]["replicas"] == 0

@@ -7,6 +7,7 @@ lock-down, bucket notifications) change nothing the deploy later reads and are o
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore import xform_name
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from rollout import track_owner
 from rollout.kube import KubeClient
 from rollout.ledger import Ledger
+from stacks.cluster.spot_role import RESOURCE_TYPE as SPOT_ROLE_TYPE
 from tessera_shared import constants as shared
 from tests.deploy.cloudformation_double import CloudFormationDouble, Handler, ResourceRequest, ResourceResult
 from tests.deploy.cluster_double import ClusterDouble
@@ -75,6 +79,25 @@ class DynamoDbTables:
         return None
 
 
+class AwsSdkCall:
+    """CDK's AwsCustomResource function: the SDK call its `Create`/`Update`/`Delete` property names (one JSON
+    string each), made against moto, ignoring errors whose code matches `ignoreErrorCodesMatching`."""
+
+    def __call__(self, request: ResourceRequest) -> ResourceResult | None:
+        text = request.properties.get(request.request_type)
+        if text is None:
+            return None
+        call = json.loads(text)
+        client = boto3.client(call["service"].lower())
+        try:
+            getattr(client, xform_name(call["action"]))(**call.get("parameters", {}))
+        except ClientError as error:
+            pattern = call.get("ignoreErrorCodesMatching")
+            if pattern is None or not re.search(pattern, error.response["Error"]["Code"]):
+                raise
+        return ResourceResult(physical_id=call.get("physicalResourceId", {}).get("id"))
+
+
 class TrackOwnerFunction:
     """Custom::TesseraServiceTracks: the track owner's real handler code, with the clients its function's
     environment (as the template resolves it) points at: the Kubernetes API double and moto's DynamoDB."""
@@ -124,6 +147,7 @@ def simulated_deploy(*, seed: int, kubernetes_version: str) -> Iterator[Simulate
             MANIFEST_TYPE: kubectl.manifest,
             HELM_TYPE: kubectl.helm_chart,
             "AWS::DynamoDB::Table": DynamoDbTables(),
+            SPOT_ROLE_TYPE: AwsSdkCall(),
             **{resource_type: _recorded for resource_type in RECORDED_ONLY},
         }
         cloudformation = CloudFormationDouble(handlers=handlers, seed=seed)
