@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from stacks.cluster.image_inventory import load_inventory
-from stacks.network.image_registries import REGISTRY_K8S_IO_BUCKET_REGION
+from stacks.network.image_registries import (
+    REGISTRY_K8S_IO_BUCKET_REGION,
+    REGISTRY_K8S_IO_EU_WEST_2_BUCKET,
+    gateway_layer_buckets,
+)
 from tests.security.endpoint_policies import PseudoParameters, Request, allows, resolve
 from tests.security.image_pulls import chart_releases, pull_problems, pulled_images
 from tests.synth import SynthesizedEnvironment
@@ -71,7 +75,7 @@ def test_the_s3_endpoint_opens_registry_layers_for_reading_only(
 ) -> None:
     env: SynthesizedEnvironment = request.getfixturevalue(environment)
     policy = _gateway_policy(env, region)
-    bucket = "767373bbdcb8270361b96548387bf2a9ad0d48758c35-eu-west-2" if region == "eu-west-2" else None
+    bucket = REGISTRY_K8S_IO_EU_WEST_2_BUCKET if region == "eu-west-2" else None
     layer = f"arn:aws:s3:::{bucket or f'prod-registry-k8s-io-{region}'}/containers/images/sha256:ab12"
     assert allows(policy, Request("s3:GetObject", layer, None))
     # Nothing but reads, and nowhere else: another account's or nobody's writes stay out.
@@ -80,6 +84,21 @@ def test_the_s3_endpoint_opens_registry_layers_for_reading_only(
     assert not allows(policy, Request("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x", None))
     # This account's principals keep every bucket.
     assert allows(policy, Request("s3:PutObject", "arn:aws:s3:::tessera-models/x", ACCOUNT))
+
+
+@pytest.mark.parametrize(
+    ("region", "buckets"),
+    [
+        ("us-east-1", ("prod-registry-k8s-io-us-east-1",)),
+        ("eu-west-2", (REGISTRY_K8S_IO_EU_WEST_2_BUCKET,)),
+        ("ap-east-2", None),  # sent to ap-east-1's bucket: another region, through NAT
+        ("us-gov-west-1", None),  # no bucket: CloudFront, through NAT
+    ],
+)
+def test_a_known_region_opens_only_its_own_registry_bucket(region: str, buckets: tuple[str, ...] | None) -> None:
+    statements = {statement.sid: statement.buckets for statement in gateway_layer_buckets(region, region_known=True)}
+    assert statements.get("RegistryK8sIoLayers") == buckets
+    assert statements["EcrImageLayers"] == (f"prod-{region}-starport-layer-bucket",)
 
 
 def test_the_check_refuses_a_network_without_nat_or_registry_buckets(variant: SynthesizedEnvironment) -> None:
