@@ -57,7 +57,12 @@ class NetworkConfig(StrictModel):
         None,
         description="Explicit AZ names (needs `region`); omitted = the region's first `az_count` AZs at deploy time.",
     )
-    nat_gateways: int = Field(ge=1, le=6, description="NAT gateways: 1 for a cheap dev VPC, one per AZ for production.")
+    nat_gateways: int = Field(
+        le=6,
+        json_schema_extra={"minimum": 1},
+        description="NAT gateways: 1 for a cheap dev VPC, one per AZ for production. At least 1: nodes pull images "
+        "from internet registries through NAT (docs/images.md).",
+    )
     flow_log_retention_days: int = Field(90, description="Retention of the VPC flow logs in CloudWatch Logs.")
 
     @field_validator("vpc_cidr")
@@ -69,6 +74,16 @@ class NetworkConfig(StrictModel):
             raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({error})") from None
         if not 16 <= network.prefixlen <= 20:
             raise ValueError(f"{value!r} must be a /16 to /20 block, to leave room for pod IPs")
+        return value
+
+    @field_validator("nat_gateways")
+    @classmethod
+    def _internet_registries_are_reachable(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"{value} leaves the nodes no way to the internet registries they pull from (public.ecr.aws, "
+                "registry.k8s.io, ghcr.io, nvcr.io; see docs/images.md): at least 1"
+            )
         return value
 
     @field_validator("flow_log_retention_days")

@@ -5,14 +5,14 @@ VPC address) hold nodes, pods and Lambdas. Two small groups of subnets of their 
 NetworkPolicies addresses to name that no pod or node has: the load balancer's (public when it is
 internet-facing, else without any route out) and the interface endpoints'. Image and model pulls use
 VPC endpoints (S3 gateway; ECR, STS, Logs, EC2 interface), so multi-GB transfers do not pay NAT data
-processing.
+processing; images from internet registries come through NAT (docs/images.md says which goes where).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Fn, Stack, Tags
+from aws_cdk import Aws, Fn, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,6 +24,7 @@ from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
 from stacks.config.environment import NetworkConfig
+from stacks.network.image_registries import gateway_layer_buckets
 from tessera_shared.constants import KARPENTER_DISCOVERY_TAG
 
 PUBLIC_SUBNET_MASK = 24
@@ -134,17 +135,19 @@ class NetworkStack(Stack):
             endpoint.add_to_policy(_this_account_only())
         s3_endpoint = self.vpc.node.find_child("S3")
         s3_endpoint.add_to_policy(_this_account_only())
-        # ECR serves image layers from its own bucket through presigned URLs signed by ECR, not by our
-        # principals: nodes could not pull images through the gateway without this (ECR user guide,
-        # "Minimum Amazon S3 gateway endpoint policy").
-        s3_endpoint.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrImageLayers",
-                principals=[iam.AnyPrincipal()],
-                actions=["s3:GetObject"],
-                resources=[f"arn:{self.partition}:s3:::prod-{self.region}-starport-layer-bucket/*"],
+        # The gateway takes all of the region's S3 traffic, image layers included, and those requests are not
+        # signed by our principals: ECR's are presigned by ECR (ECR user guide, "Minimum Amazon S3 gateway endpoint
+        # policy"), registry.k8s.io's are anonymous redirects to its bucket in the region (kubernetes/registry.k8s.io,
+        # cmd/archeio). Read-only, on those buckets only (image_registries.py; docs/images.md).
+        for statement in gateway_layer_buckets(self.region, region_known=not Token.is_unresolved(self.region)):
+            s3_endpoint.add_to_policy(
+                iam.PolicyStatement(
+                    sid=statement.sid,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{self.partition}:s3:::{bucket}/*" for bucket in statement.buckets],
+                )
             )
-        )
         public_subnets = self._group(PUBLIC_GROUP)
         self.service_subnets = ServiceSubnets(
             vpc_cidr=settings.vpc_cidr,
