@@ -73,10 +73,11 @@ def object_images(env: SynthesizedEnvironment, pseudo: PseudoParameters) -> list
     images = []
     for path in env.template_paths:
         for resource in json.loads(path.read_text())["Resources"].values():
+            properties = resource["Properties"]
             if resource["Type"] == MANIFEST_RESOURCE:
-                objects = json.loads(resolve(resource["Properties"]["Manifest"], pseudo))  # type: ignore[arg-type]
+                objects = json.loads(resolve(properties["Manifest"], pseudo))  # type: ignore[arg-type]
             elif resource["Type"] == TRACKS_RESOURCE:
-                objects = resolve(resource["Properties"]["Objects"], pseudo)
+                objects = json.loads(resolve(properties["Objects"], pseudo))  # type: ignore[arg-type]
             else:
                 continue
             for obj in objects:  # type: ignore[union-attr]
