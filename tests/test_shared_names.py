@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rollout.kube import KubeClient
+from rollout.kube.client import KubeClient
 from tessera_shared import constants as shared
 from tests.fake_aws import REGION, use_fake_credentials
 from tests.rollout.kube_double import KubernetesApiDouble

@@ -18,7 +18,15 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = REPO_ROOT / "lambda"
 # Each function's handler module, and what its first real request imports on top (both load lazily).
-MODULES = ["registry.handler", "registry.registrar", "rollout.handler", "rollout.steps"]
+MODULES = [
+    "registry.handler",
+    "registry.registrar",
+    "rollout.handler",
+    "rollout.steps.start",
+    "rollout.steps.canary",
+    "rollout.steps.analysis",
+    "rollout.steps.promotion",
+]
 EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.md", "**/*.md"]  # as stacks/common/lambda_function.py
 IMPORT_TARGET_MS = 300
 ASSET_TARGET_KB = 256

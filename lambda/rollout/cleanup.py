@@ -1,6 +1,5 @@
-"""Every way a rollout ends short of promotion: Rollback, the hand-over to an operator when Rollback
-cannot finish, and the safety net that handles an execution which ended without either (stopped from
-outside, timed out, or failed in a state nothing catches).
+"""Every way a rollout ends short of promotion inside its execution: Rollback, and the hand-over to an operator
+when Rollback cannot finish (rollout.safety_net handles an execution that ended without either).
 
 All of them bring the service back to rest the same way (`return_to_rest`), in this order:
 1. traffic to stable 100 / canary 0,
@@ -13,11 +12,12 @@ Each stage is idempotent and best-effort: a failed stage is reported, the others
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
 from rollout.errors import CleanupIncompleteError
-from rollout.kube import running_placement
+from rollout.kube.deployments import running_placement
 from rollout.traffic import set_weights
 from tessera_shared.constants import (
     ABORTED,
@@ -29,11 +29,7 @@ from tessera_shared.constants import (
     PROMOTED,
     ROLLED_BACK,
     RUNNING,
-    TIMED_OUT,
 )
-
-if TYPE_CHECKING:
-    from rollout.steps import Clients
 
 # Errors that say the version itself is bad: only these mark it ROLLED_BACK. Everything else (the
 # infrastructure, an abort, a timeout) leaves the version startable again.
@@ -103,14 +99,14 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
     """Return the service to rest, record the outcome, free the lock, announce it. A clean-up that cannot
     finish raises CleanupIncompleteError: the state machine retries, then hands over to an operator."""
     name, reason = error_name(error), error_text(error)
-    done = _final_record(plan, clients)
+    done = final_record(plan, clients)
     if done is not None:  # a repeated delivery, or Finalize's retries ran out after its commit: the outcome stands
         clients.announcer.outcome(plan.service, plan.version, plan.execution, done["status"], done.get("reason") or "")
         return {"outcome": done["status"], "reason": done.get("reason", "")}
     lock = clients.ledger.lock_holder(plan.service)
     if lock is None or lock.get("execution") != plan.execution or lock.get("revoked"):
         # Someone else owns the service now: touching it would undo their rollout.
-        return _finish(plan, clients, FAILED, f"{reason}; the lock was no longer this rollout's, nothing was undone")
+        return finish(plan, clients, FAILED, f"{reason}; the lock was no longer this rollout's, nothing was undone")
     left = return_to_rest(plan, progress, clients, restore_stable=True)
     if left:
         raise CleanupIncompleteError("; ".join(left))
@@ -121,9 +117,9 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
         # ROLLED_BACK (the version's state and history) only for a verdict on the version itself.
         verdict = outcome == ROLLED_BACK and record["state"] != PROMOTED
         kind = EVENT_ROLLED_BACK if verdict else EVENT_ROLLOUT_FAILED
-        _history(clients, plan, kind, {"outcome": outcome, "reason": reason})
+        history(clients, plan, kind, {"outcome": outcome, "reason": reason})
     clients.ledger.record_decision(plan, {"id": "rollback", "step": "rollback", "verdict": outcome, "reason": reason})
-    result = _finish(plan, clients, outcome, reason)
+    result = finish(plan, clients, outcome, reason)
     clients.ledger.release_lock(plan.service, execution=plan.execution)
     return result
 
@@ -131,20 +127,20 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
 def hand_to_operator(plan: Plan, progress: Progress, error: dict | None, clients: Clients) -> dict:
     """Rollback gave up. Try the clean-up once more; what still cannot be undone is handed to a person,
     with the service kept locked and a notification that says what is left."""
-    done = _final_record(plan, clients)
+    done = final_record(plan, clients)
     if done is not None:
         return {"outcome": done["status"], "reason": done.get("left_to_undo") or done.get("reason", "")}
     lock = clients.ledger.lock_holder(plan.service) or {}
     if lock.get("execution") != plan.execution:
-        return _finish(plan, clients, FAILED, f"{error_text(error)}; the lock was no longer this rollout's")
+        return finish(plan, clients, FAILED, f"{error_text(error)}; the lock was no longer this rollout's")
     remaining = return_to_rest(plan, progress, clients, restore_stable=True)
     if not remaining:
-        result = _finish(plan, clients, FAILED, f"rolled back after: {error_text(error)}")
+        result = finish(plan, clients, FAILED, f"rolled back after: {error_text(error)}")
         clients.ledger.release_lock(plan.service, execution=plan.execution)
         return result
     left = "; ".join(remaining)
     clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
-    _history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": NEEDS_OPERATOR, "reason": left})
+    history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": NEEDS_OPERATOR, "reason": left})
     clients.ledger.finish_record(plan.service, plan.execution, NEEDS_OPERATOR, reason="rollback incomplete", left=left)
     clients.announcer.outcome(
         plan.service, plan.version, plan.execution, NEEDS_OPERATOR, f"rollback incomplete, left to undo: {left}"
@@ -152,73 +148,23 @@ def hand_to_operator(plan: Plan, progress: Progress, error: dict | None, clients
     return {"outcome": NEEDS_OPERATOR, "reason": left}
 
 
-def _history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
-    from rollout.steps import record_lifecycle
-
+def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
+    """Add a rollout event to the version's history (a version the registry does not hold has none)."""
     try:
         record_lifecycle(clients, plan, kind, detail)
     except LookupError:  # a version the registry does not hold has no history to add to
         return
 
 
-def _final_record(plan: Plan, clients: Clients) -> dict | None:
+def final_record(plan: Plan, clients: Clients) -> dict | None:
     record = clients.ledger.record_for(plan.service, plan.execution)
     return record if record is not None and record.get("status") != RUNNING else None
 
 
-def _finish(plan: Plan, clients: Clients, outcome: str, reason: str) -> dict:
+def finish(plan: Plan, clients: Clients, outcome: str, reason: str) -> dict:
     clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=reason)
     clients.announcer.outcome(plan.service, plan.version, plan.execution, outcome, reason)
     return {"outcome": outcome, "reason": reason}
-
-
-# -- the safety net --------------------------------------------------------------------------------
-STATUS_OUTCOMES = {"ABORTED": ABORTED, "TIMED_OUT": TIMED_OUT, "FAILED": FAILED}
-
-
-def execution_ended(detail: dict, clients: Clients) -> dict:
-    """A Step Functions "Execution Status Change" to FAILED, TIMED_OUT or ABORTED. When the rollout's
-    record is still RUNNING, nothing inside the execution finished it: revoke the lock (so no late step
-    acts), bring the service to rest, and record the outcome. Either way the outcome is announced once."""
-    status, execution = detail.get("status", ""), detail.get("executionArn", "")
-    request = _json(detail.get("input"))
-    service, version = request.get("service"), str(request.get("version", ""))
-    cause = f"execution {status}: {detail.get('error') or ''} {detail.get('cause') or ''}".strip()
-    if not isinstance(service, str) or not execution:
-        return {"outcome": "IGNORED", "reason": "not a rollout execution"}
-    record = clients.ledger.record_for(service, execution)
-    if record is None:
-        # Refused before it took the lock: nothing changed, but whoever started it should hear why.
-        clients.announcer.outcome(service, version, execution, "REFUSED", cause)
-        return {"outcome": "REFUSED"}
-    outcome = record.get("status", RUNNING)
-    if outcome == RUNNING:
-        outcome = _clean_up_after(record, status, cause, clients)
-    clients.announcer.outcome(service, record["version"], execution, outcome, record.get("reason") or cause)
-    return {"outcome": outcome}
-
-
-def _clean_up_after(record: dict, status: str, cause: str, clients: Clients) -> str:
-    plan = Plan.from_json(record["plan"], where="record.plan")
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
-    lock = clients.ledger.lock_holder(plan.service) or {}
-    if lock.get("execution") != plan.execution:
-        outcome, left = FAILED, ""
-        cause = f"{cause}; the lock was no longer this rollout's, nothing was undone"
-    else:
-        clients.ledger.revoke_lock(plan.service, execution=plan.execution)
-        remaining = return_to_rest(plan, progress, clients, restore_stable=True)
-        left = "; ".join(remaining)
-        if remaining:
-            clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
-            outcome = NEEDS_OPERATOR
-        else:
-            clients.ledger.release_lock(plan.service, execution=plan.execution)
-            outcome = STATUS_OUTCOMES.get(status, FAILED)
-    clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=cause, left=left)
-    if progress.deployed:
-        _history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": outcome, "reason": cause[:2000]})
-    return outcome
 
 
 # -- reading errors --------------------------------------------------------------------------------
@@ -230,7 +176,7 @@ def error_text(error: dict | None) -> str:
     if not error:
         return "rolled back"
     cause = error.get("Cause", "")
-    parsed = _json(cause) if isinstance(cause, str) and cause[:1] in "[{" else cause
+    parsed = parse_json(cause) if isinstance(cause, str) and cause[:1] in "[{" else cause
     if isinstance(parsed, dict):  # a Lambda error: {"errorType": ..., "errorMessage": ...}
         cause = parsed.get("errorMessage", cause)
     elif isinstance(parsed, list):  # the judgement's reasons
@@ -238,7 +184,7 @@ def error_text(error: dict | None) -> str:
     return f"{error.get('Error', 'Error')}: {cause}".strip()
 
 
-def _json(text: Any) -> Any:
+def parse_json(text: Any) -> Any:
     try:
         return json.loads(text) if isinstance(text, str) else (text or {})
     except ValueError:

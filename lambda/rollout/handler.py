@@ -24,10 +24,11 @@ def clients() -> Any:
     import boto3
 
     from registry.store import RegistryStore
-    from rollout.kube import KubeClient, eks_token
+    from rollout.clients import Clients
+    from rollout.kube.client import KubeClient
+    from rollout.kube.token import eks_token
     from rollout.ledger import Ledger
     from rollout.metrics import CloudWatchPercentiles
-    from rollout.steps import Clients
 
     sts = boto3.client("sts")
     cloudwatch = boto3.client("cloudwatch")
@@ -56,11 +57,12 @@ def clients() -> Any:
 
 def dispatch(event: dict, deps: Any) -> dict:
     """Run the step named by event["action"] on the typed plan and progress the state machine passed."""
-    from rollout import cleanup, steps
+    from rollout import cleanup, safety_net
     from rollout.contract import Plan, Progress
+    from rollout.steps import analysis, canary, promotion, start
 
     if event.get("detail-type") == STATUS_CHANGE:
-        return cleanup.execution_ended(event.get("detail") or {}, deps)
+        return safety_net.execution_ended(event.get("detail") or {}, deps)
 
     def plan() -> Plan:
         return Plan.from_json(event.get("plan"), where="plan")
@@ -69,23 +71,20 @@ def dispatch(event: dict, deps: Any) -> dict:
         return Progress.from_json(event.get("progress") or {}, where="progress")
 
     actions = {
-        "prepare": lambda: steps.prepare(event.get("input") or {}, event.get("execution", ""), deps).to_json(),
-        "acquire_lock": lambda: steps.acquire_lock(plan(), deps),
-        "preflight": lambda: steps.preflight(plan(), progress(), deps).to_json(),
-        "deploy_canary": lambda: steps.deploy_canary(plan(), progress(), deps).to_json(),
-        "check_canary_ready": lambda: steps.check_ready(plan(), progress(), "canary", deps),
-        "check_stable_ready": lambda: steps.check_ready(plan(), progress(), "stable", deps),
-        "check_warm": lambda: steps.check_warm(plan(), progress(), deps).to_json(),
-        "scale_canary": lambda: steps.scale_canary(plan(), progress(), deps).to_json(),
-        "shift_traffic": lambda: steps.shift_traffic(plan(), progress(), deps).to_json(),
-        "judge_interval": lambda: steps.judge_interval(plan(), progress(), deps).to_json(),
-        # Executions started under the definition before continuous judgement keep calling these.
-        "check_bake": lambda: steps.check_bake(plan(), progress(), deps).to_json(),
-        "judge": lambda: steps.judge_canary(plan(), progress(), deps).to_json(),
-        "advance": lambda: steps.advance(plan(), progress(), deps).to_json(),
-        "await_approval": lambda: steps.await_approval(plan(), event.get("token", ""), deps),
-        "promote_stable": lambda: steps.promote_stable(plan(), progress(), deps).to_json(),
-        "finalize": lambda: steps.finalize(plan(), progress(), deps),
+        "prepare": lambda: start.prepare(event.get("input") or {}, event.get("execution", ""), deps).to_json(),
+        "acquire_lock": lambda: start.acquire_lock(plan(), deps),
+        "preflight": lambda: start.preflight(plan(), progress(), deps).to_json(),
+        "deploy_canary": lambda: canary.deploy_canary(plan(), progress(), deps).to_json(),
+        "check_canary_ready": lambda: canary.check_ready(plan(), progress(), "canary", deps),
+        "check_stable_ready": lambda: canary.check_ready(plan(), progress(), "stable", deps),
+        "check_warm": lambda: canary.check_warm(plan(), progress(), deps).to_json(),
+        "scale_canary": lambda: canary.scale_canary(plan(), progress(), deps).to_json(),
+        "shift_traffic": lambda: canary.shift_traffic(plan(), progress(), deps).to_json(),
+        "judge_interval": lambda: analysis.judge_interval(plan(), progress(), deps).to_json(),
+        "advance": lambda: promotion.advance(plan(), progress(), deps).to_json(),
+        "await_approval": lambda: promotion.await_approval(plan(), event.get("token", ""), deps),
+        "promote_stable": lambda: promotion.promote_stable(plan(), progress(), deps).to_json(),
+        "finalize": lambda: promotion.finalize(plan(), progress(), deps),
         "rollback": lambda: cleanup.rollback(plan(), progress(), event.get("error"), deps),
         "hand_to_operator": lambda: cleanup.hand_to_operator(plan(), progress(), event.get("error"), deps),
     }

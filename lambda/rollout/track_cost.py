@@ -12,7 +12,7 @@ from typing import Protocol
 
 from rollout.cost import TrackCost, node_from_api, pod_from_api, track_cost
 from rollout.errors import RolloutError, TransientError
-from rollout.kube import KubeClient
+from rollout.kube.client import KubeClient
 from tessera_shared.constants import SERVICE_LABEL, TRACK_LABEL
 from tessera_shared.prices import PriceTable, price_table
 

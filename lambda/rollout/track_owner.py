@@ -10,7 +10,7 @@ applies manifests with a client-side `kubectl apply`, which sets every field the
 to the manifest's value: a re-applied Deployment would put the config's old model version back on
 stable after a promotion. So these objects are not KubernetesManifests; this handler merges the
 config's rendering with the engine-owned fields read from the cluster and the registry, through the
-same change function the rollout steps use (rollout.kube.version_change), and writes the result.
+same change function the rollout steps use (rollout.kube.deployments.version_change), and writes the result.
 """
 
 from __future__ import annotations
@@ -23,15 +23,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from rollout.kube import (
-    AUTOSCALERS,
-    DEPLOYMENTS,
-    KEDA_SCALED_OBJECTS,
-    KubeClient,
-    placement_change,
-    running_placement,
-    version_change,
-)
+from rollout.kube.client import AUTOSCALERS, DEPLOYMENTS, KEDA_SCALED_OBJECTS, KubeClient
+from rollout.kube.deployments import placement_change, running_placement, version_change
 from rollout.ledger import Ledger
 from tessera_shared import constants as shared
 
@@ -140,7 +133,7 @@ def on_event(event: dict, kube: KubeClient, ledger: Ledger) -> dict:
 def _clients() -> tuple[KubeClient, Ledger]:
     import boto3
 
-    from rollout.kube import eks_token
+    from rollout.kube.token import eks_token
 
     sts = boto3.client("sts")
     cluster = os.environ[shared.ENV_CLUSTER_NAME]

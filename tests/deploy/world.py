@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from rollout import track_owner
-from rollout.kube import KubeClient
+from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
 from stacks.cluster.spot_role import RESOURCE_TYPE as SPOT_ROLE_TYPE
 from tessera_shared import constants as shared

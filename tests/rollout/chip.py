@@ -7,7 +7,7 @@ import yaml
 
 from rollout.contract import TrackPlacement
 from rollout.cost import GPU_RESOURCE
-from rollout.kube import placement_change, running_placement
+from rollout.kube.deployments import placement_change, running_placement
 from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
 from stacks.rollout.settings import rollout_target
 from tessera_shared.constants import SERVICE_LABEL, TRACK_LABEL

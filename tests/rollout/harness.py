@@ -30,11 +30,11 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from registry.store import RegistryStore, VersionRecord
+from rollout.clients import Clients
 from rollout.handler import dispatch
-from rollout.kube import KubeClient
+from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
-from rollout.steps import Clients
 from stacks.config.environment import EnvironmentConfig
 from stacks.observability.names import service_alarm_names
 from stacks.rollout.settings import RoutingArns, rollout_settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from registry.table_keys import partition, version_key
-from rollout.kube import DEPLOYMENTS
+from rollout.kube.client import DEPLOYMENTS
 from tessera_cli.cost import measured_throughput
 from tests.rollout.chip import (
     GPU_POOL,

@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from rollout import steps
 from rollout.contract import Plan, Progress
-from rollout.handler import dispatch
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
 from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
+from rollout.steps import analysis, canary, start
 from stacks.config.rollout import RolloutPolicy
 from tests.rollout.harness import NEW_VERSION, RolloutWorld, TrackTraffic
 
@@ -69,9 +68,9 @@ def baking(world: RolloutWorld, **overrides: object) -> tuple[Plan, Progress]:
     """A locked rollout whose canary has just been given its first step's traffic."""
     world.traffic.canary, world.traffic.stable = GOOD, GOOD
     request = {"service": "assistant", "version": NEW_VERSION, "overrides": {"poll_seconds": 30, **overrides}}
-    plan = steps.prepare(request, EXECUTION, world.clients)
-    steps.acquire_lock(plan, world.clients)
-    return plan, steps.shift_traffic(plan, Progress(), world.clients)
+    plan = start.prepare(request, EXECUTION, world.clients)
+    start.acquire_lock(plan, world.clients)
+    return plan, canary.shift_traffic(plan, Progress(), world.clients)
 
 
 def poll(world: RolloutWorld, plan: Plan, progress: Progress) -> Progress:
@@ -79,7 +78,7 @@ def poll(world: RolloutWorld, plan: Plan, progress: Progress) -> Progress:
     assert 1 <= progress.wait_seconds <= plan.policy.poll_seconds
     world.clock.advance(progress.wait_seconds)
     world.traffic.publish(canary_weight=plan.policy.steps[progress.step])
-    return steps.judge_interval(plan, progress, world.clients)
+    return analysis.judge_interval(plan, progress, world.clients)
 
 
 def bake(world: RolloutWorld, plan: Plan, progress: Progress) -> tuple[Progress, datetime]:
@@ -206,27 +205,14 @@ def test_the_worst_case_waits_out_the_metric_delay_after_every_step() -> None:
     assert worst_case_seconds(policy) - worst_case_seconds(without_delay) == 4 * 120  # four steps
 
 
-def test_executions_started_before_continuous_judgement_still_bake_and_judge(world: RolloutWorld) -> None:
-    """A running execution keeps the definition it started with (CheckBake polls, then Judge once), and its
-    progress has none of the interval fields: the function still serves both actions."""
-    plan, progress = baking(world, bake_seconds=120)
-    old = {k: v for k, v in progress.to_json().items() if k not in ("interval", "failing_intervals", "wait_seconds")}
-    event = {"plan": plan.to_json(), "progress": old}
-    assert dispatch({"action": "check_bake", **event}, world.clients)["waiting"] is True
-    world.clock.advance(300)
-    world.traffic.publish(canary_weight=10)
-    assert dispatch({"action": "check_bake", **event}, world.clients)["waiting"] is False
-    assert dispatch({"action": "judge", **event}, world.clients)["verdict"] == "PASS"
-
-
 def test_after_a_stall_every_interval_is_judged_before_the_whole_bake(world: RolloutWorld) -> None:
     """A poll judges at most MAX_INTERVALS_PER_POLL intervals; the rest come at the next polls, one second
     apart, and the whole bake only after them."""
     plan, progress = baking(world, bake_seconds=1500)
     world.clock.advance(2000)
     world.traffic.publish(canary_weight=10)
-    progress = steps.judge_interval(plan, progress, world.clients)
-    assert (progress.interval, progress.verdict, progress.wait_seconds) == (steps.MAX_INTERVALS_PER_POLL, None, 1)
+    progress = analysis.judge_interval(plan, progress, world.clients)
+    assert (progress.interval, progress.verdict, progress.wait_seconds) == (analysis.MAX_INTERVALS_PER_POLL, None, 1)
     ended, _ = bake(world, plan, progress)
     assert ended.verdict == "PASS"
     assert len(intervals(world, plan)) == 25

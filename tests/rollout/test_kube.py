@@ -18,15 +18,10 @@ import pytest
 from moto import mock_aws
 
 from rollout.errors import RolloutError, TransientError
-from rollout.kube import (
-    MODEL_VERSION_LABEL,
-    TOKEN_REUSE_SECONDS,
-    KubeClient,
-    deployment_ready,
-    eks_token,
-    ready_summary,
-)
-from tessera_shared.constants import HPA_KIND, SCALED_OBJECT_KIND
+from rollout.kube.client import TOKEN_REUSE_SECONDS, KubeClient
+from rollout.kube.deployments import deployment_ready, ready_summary
+from rollout.kube.token import eks_token
+from tessera_shared.constants import HPA_KIND, MODEL_VERSION_LABEL, SCALED_OBJECT_KIND
 from tests.fake_aws import use_fake_credentials
 from tests.rollout.kube_double import KubernetesApiDouble
 
@@ -599,7 +594,7 @@ def test_placement_change_moves_a_pod_between_chips_and_keeps_the_rest_as_render
     """Issue 15: a change of chip rewrites node selector, tolerations, scheduler and accelerator resources
     only; cpu, memory and storage stay as config rendered them, and running_placement reads back what it wrote."""
     from rollout.contract import TrackPlacement
-    from rollout.kube import placement_change, running_placement
+    from rollout.kube.deployments import placement_change, running_placement
 
     neuron = TrackPlacement(
         pool="trainium",

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from rollout import steps
 from rollout.contract import Plan, Progress
 from rollout.errors import AbortRequestedError, LockLostError, RolloutError, RolloutInProgressError, StartRefusedError
 from rollout.handler import dispatch
+from rollout.steps import canary, common, promotion, start
 from tests.rollout.harness import NAMESPACE, NEW_VERSION, STABLE_VERSION, RolloutWorld
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
@@ -17,17 +17,17 @@ EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
 
 def _plan(world: RolloutWorld, **overrides: object) -> Plan:
     request = {"service": "assistant", "version": NEW_VERSION, "overrides": overrides}
-    return steps.prepare(request, EXECUTION, world.clients)
+    return start.prepare(request, EXECUTION, world.clients)
 
 
 def _locked(world: RolloutWorld, **overrides: object) -> Plan:
     plan = _plan(world, **overrides)
-    steps.acquire_lock(plan, world.clients)
+    start.acquire_lock(plan, world.clients)
     return plan
 
 
 def _deployed(world: RolloutWorld, plan: Plan) -> Progress:
-    return steps.deploy_canary(plan, steps.preflight(plan, Progress(), world.clients), world.clients)
+    return canary.deploy_canary(plan, start.preflight(plan, Progress(), world.clients), world.clients)
 
 
 def test_prepare_resolves_policy_routing_and_image(world: RolloutWorld) -> None:
@@ -72,20 +72,20 @@ def test_the_plan_survives_its_json_round_trip(world: RolloutWorld) -> None:
 )
 def test_prepare_refuses_bad_requests(world: RolloutWorld, request_: dict, message: str) -> None:
     with pytest.raises(StartRefusedError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        steps.prepare(request_, "e1", world.clients)
+        start.prepare(request_, "e1", world.clients)
 
 
 def test_lock_refuses_a_second_rollout_and_names_the_first(world: RolloutWorld) -> None:
     plan = _locked(world)
-    steps.acquire_lock(plan, world.clients)  # the same execution may take it again (a retried task)
+    start.acquire_lock(plan, world.clients)  # the same execution may take it again (a retried task)
     other = dataclasses.replace(plan, execution="arn:aws:states:us-east-1:123456789012:execution:m:e2")
     world.clients.stepfunctions.describe_execution = lambda **_: {"status": "RUNNING"}  # the holder still runs
     with pytest.raises(RolloutInProgressError, match=f"version {NEW_VERSION} by execution {plan.execution}"):
-        steps.acquire_lock(other, world.clients)
+        start.acquire_lock(other, world.clients)
 
 
 def test_preflight_passes_at_rest_and_snapshots_stable(world: RolloutWorld) -> None:
-    progress = steps.preflight(_locked(world), Progress(), world.clients)
+    progress = start.preflight(_locked(world), Progress(), world.clients)
     assert progress.stable is not None
     assert progress.stable.replicas == 2
     assert progress.stable.model_version == STABLE_VERSION
@@ -96,32 +96,32 @@ def test_preflight_refuses_a_version_that_is_not_registered(world: RolloutWorld)
     plan = _locked(world)
     world.clients.ledger.set_version_state("assistant", NEW_VERSION, "ROLLED_BACK")
     with pytest.raises(RolloutError, match="is ROLLED_BACK; only registered versions roll out"):
-        steps.preflight(plan, Progress(), world.clients)
+        start.preflight(plan, Progress(), world.clients)
 
 
 def test_preflight_refuses_a_service_that_is_not_at_rest(world: RolloutWorld) -> None:
     plan = _locked(world)
-    steps.shift_traffic(plan, Progress(), world.clients)
+    canary.shift_traffic(plan, Progress(), world.clients)
     with pytest.raises(RolloutError, match="not at rest: the canary has weight 10"):
-        steps.preflight(plan, Progress(), world.clients)
+        start.preflight(plan, Progress(), world.clients)
 
 
 def test_preflight_counts_the_surge_pod_of_the_promotion(world: RolloutWorld) -> None:
     """Case 1: 3 stable + 1 canary pods fit the 8 cores, but promotion's surge pod does not."""
     world.clients.kube.scale(NAMESPACE, "assistant-stable", 3)
     with pytest.raises(RolloutError, match=r"3 stable \+ 1 canary pods \+ 1 surge pod at promotion need 10"):
-        steps.preflight(_locked(world), Progress(), world.clients)
+        start.preflight(_locked(world), Progress(), world.clients)
 
 
 def test_preflight_refuses_watched_alarms_that_do_not_exist(world: RolloutWorld) -> None:
     """Case 8: a missing alarm is found before anything moves, not at the first judgement."""
     with pytest.raises(RolloutError, match="watched alarm\\(s\\) do not exist: no-such-alarm"):
-        steps.preflight(_locked(world, analysis={"alarms": ["no-such-alarm"]}), Progress(), world.clients)
+        start.preflight(_locked(world, analysis={"alarms": ["no-such-alarm"]}), Progress(), world.clients)
 
 
 def test_canary_replicas_follow_traffic() -> None:
-    assert [steps.canary_replicas(10, weight) for weight in (1, 10, 25, 50, 100)] == [1, 1, 3, 5, 10]
-    assert steps.canary_replicas(0, 50) == 1
+    assert [common.canary_replicas(10, weight) for weight in (1, 10, 25, 50, 100)] == [1, 1, 3, 5, 10]
+    assert common.canary_replicas(0, 50) == 1
 
 
 def test_deploy_canary_sets_version_image_replicas_and_the_stable_floor(world: RolloutWorld) -> None:
@@ -141,7 +141,7 @@ def test_scale_canary_follows_stable_as_it_is_now(world: RolloutWorld) -> None:
     plan = dataclasses.replace(_locked(world, steps=[50, 100]), pool=None)  # capacity is not the point here
     progress = _deployed(world, plan)
     world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 4)
-    scaled = steps.scale_canary(plan, progress, world.clients)
+    scaled = canary.scale_canary(plan, progress, world.clients)
     assert (scaled.stable_replicas, scaled.replicas) == (4, 2)
 
 
@@ -156,24 +156,24 @@ def test_readiness_past_the_deadline_fails(world: RolloutWorld) -> None:
     plan = _locked(world)
     world.kube.set_ready_after_reads(NAMESPACE, "assistant-canary", 100)
     progress = _deployed(world, plan)
-    assert steps.check_ready(plan, progress, "canary", world.clients)["ready"] is False
+    assert canary.check_ready(plan, progress, "canary", world.clients)["ready"] is False
     late = progress.replace(deadline="2000-01-01T00:00:00+00:00")
     with pytest.raises(RolloutError, match="assistant-canary not ready after"):
-        steps.check_ready(plan, late, "canary", world.clients)
+        canary.check_ready(plan, late, "canary", world.clients)
 
 
 def test_warm_up_waits_then_needs_every_canary_target_healthy(world: RolloutWorld) -> None:
     plan = _locked(world, warmup_seconds=60)
-    progress = steps.check_warm(plan, Progress(replicas=1), world.clients)
+    progress = canary.check_warm(plan, Progress(replicas=1), world.clients)
     assert progress.waiting is True
     world.clock.advance(61)
     with pytest.raises(RolloutError, match="canary warm-up failed: 0 of 0 targets healthy, 1 expected"):
-        steps.check_warm(plan, progress, world.clients)
+        canary.check_warm(plan, progress, world.clients)
 
 
 def test_shift_traffic_reads_the_weights_back(world: RolloutWorld) -> None:
     plan = _locked(world)
-    progress = steps.shift_traffic(plan, Progress(), world.clients)
+    progress = canary.shift_traffic(plan, Progress(), world.clients)
     assert world.weights() == {world.routing.stable_target_group: 90, world.routing.canary_target_group: 10}
     assert progress.extensions == 0
     assert progress.waiting is True
@@ -183,14 +183,14 @@ def test_rule_that_does_not_take_the_weights_is_an_error(world: RolloutWorld, mo
     plan = _locked(world)
     monkeypatch.setattr(world.clients.elbv2, "modify_rule", lambda **_: {})  # a rule that ignores the change
     with pytest.raises(RolloutError, match="load balancer rule reports weights"):
-        steps.shift_traffic(plan, Progress(), world.clients)
+        canary.shift_traffic(plan, Progress(), world.clients)
 
 
 def test_every_token_of_a_retried_approval_task_replaces_the_last(world: RolloutWorld) -> None:
     """Case 6: a retried AwaitApproval gets a new token; `approve` must use the newest."""
     plan = _locked(world)
     for token in ("token-1", "token-2"):
-        steps.await_approval(plan, token, world.clients)
+        promotion.await_approval(plan, token, world.clients)
     [record] = world.clients.ledger.rollouts("assistant")
     assert record["approval_token"] == "token-2"  # noqa: S105 - a Step Functions task token
 
@@ -200,9 +200,9 @@ def test_a_step_of_an_execution_that_lost_the_lock_touches_nothing(world: Rollou
     plan = _locked(world)
     world.clients.ledger.force_unlock("assistant", by="test")
     other = dataclasses.replace(plan, execution="arn:aws:states:us-east-1:123456789012:execution:m:e2")
-    steps.acquire_lock(other, world.clients)
+    start.acquire_lock(other, world.clients)
     with pytest.raises(LockLostError):
-        steps.shift_traffic(plan, Progress(), world.clients)
+        canary.shift_traffic(plan, Progress(), world.clients)
     assert world.weights()[world.routing.canary_target_group] == 0
 
 
@@ -210,7 +210,7 @@ def test_a_requested_abort_stops_the_next_step(world: RolloutWorld) -> None:
     plan = _locked(world)
     assert world.clients.ledger.request_abort("assistant", execution=plan.execution, reason="r", by="me")
     with pytest.raises(AbortRequestedError):
-        steps.shift_traffic(plan, Progress(), world.clients)
+        canary.shift_traffic(plan, Progress(), world.clients)
     assert world.weights()[world.routing.canary_target_group] == 0
 
 
@@ -220,7 +220,7 @@ def test_an_expired_lock_is_taken_over_in_the_condition(world: RolloutWorld) -> 
     world.clock.advance(60 * 86400)
     other = dataclasses.replace(plan, execution="arn:aws:states:us-east-1:123456789012:execution:m:e2")
     world.clients.stepfunctions.describe_execution = lambda **_: {"status": "RUNNING"}
-    steps.acquire_lock(other, world.clients)
+    start.acquire_lock(other, world.clients)
     assert world.clients.ledger.lock_holder("assistant")["execution"] == other.execution
 
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rollout import kube as kube_module
 from rollout.cost import TrackCost
 from rollout.errors import RolloutError
-from rollout.kube import KubeClient
+from rollout.kube import client as kube_module
+from rollout.kube.client import KubeClient
 from rollout.track_cost import judgement_costs, measure_track_cost, track_selector
 from tessera_shared.prices import PriceTable, RegionPrices
 from tests.rollout.kube_double import KubernetesApiDouble

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from rollout import track_owner
-from rollout.kube import DEPLOYMENTS
+from rollout.kube.client import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS

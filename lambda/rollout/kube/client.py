@@ -1,17 +1,10 @@
-"""A small client for what the rollout engine does on the cluster: read, create, resize and re-version
-the services' Deployments, hold the stable track's autoscaler floor, and list a track's pods and the
-nodes they run on (to price the track), through the Kubernetes API.
+"""A small client for the objects the rollout engine reads and writes through the Kubernetes API: the services'
+Deployments, the stable track's autoscaler (HPA or KEDA ScaledObject), and lists of a track's pods and the nodes
+they run on (to price the track).
 
-It uses urllib rather than the Kubernetes Python client: the Lambda runtime has only the standard
-library and boto3, and the steps need two endpoints, not a generated client for all of them.
-Authentication is an EKS bearer token (a presigned STS GetCallerIdentity URL), the same token
-`aws eks get-token` prints; the cluster maps the Lambda's role to a Kubernetes identity through an
-access entry.
-
-Errors follow the rollout's contract (rollout.errors): what may pass on its own (throttling, 5xx,
-a network failure, an object that keeps changing under us) is a TransientError, which Step Functions
-retries; what will not (no access, no such deployment, an invalid object) is a RolloutError, which
-rolls the rollout back.
+Errors follow the rollout's contract (rollout.errors): what may pass on its own (throttling, 5xx, a network
+failure, an object that keeps changing under us) is a TransientError, which Step Functions retries; what will
+not (no access, no such deployment, an invalid object) is a RolloutError, which rolls the rollout back.
 """
 
 from __future__ import annotations
@@ -32,70 +25,17 @@ from typing import Any
 
 from rollout.contract import TrackPlacement
 from rollout.errors import RolloutError, TransientError
-from tessera_shared.constants import (
-    ACCELERATOR_RESOURCES,
-    KEDA_API_VERSION,
-    MODEL_VERSION_LABEL,
-    POOL_LABEL,
-    SCALED_OBJECT_KIND,
-    SCALED_OBJECTS,
-    SERVING_CONTAINER,
-)
+from rollout.kube.deployments import placement_change, version_change
+from tessera_shared.constants import KEDA_API_VERSION, SCALED_OBJECT_KIND, SCALED_OBJECTS
 
-TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the EKS token format, not a secret
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
 # EKS accepts a token for 15 minutes after it was signed; renew well before, so that a token is never
 # close to expiry when a request (and its one 401 retry) goes out.
 TOKEN_REUSE_SECONDS = 10 * 60
+
 # A PUT that loses the optimistic-concurrency race is re-read and re-applied this many times in all.
 REPLACE_ATTEMPTS = 5
+
 _MESSAGE_LIMIT = 500
-
-
-def eks_token(sts_client: Any, cluster_name: str) -> str:
-    """Return a bearer token for the EKS cluster `cluster_name`, as `aws eks get-token` does.
-
-    The token is a presigned GetCallerIdentity URL that also signs the header `x-k8s-aws-id: <cluster>`,
-    so that the token cannot be replayed against another cluster. The API server's authenticator calls
-    the URL and maps the returned role to a Kubernetes identity. It is valid for 15 minutes
-    (X-Amz-Expires=60 is what the authenticator expects; it applies its own window).
-
-    `sts_client` is a boto3 STS client for the cluster's region (a regional endpoint).
-    """
-    events = sts_client.meta.events
-    # Registered once per client (unique_id): the cluster name travels in the call's parameters and
-    # context, not in a closure, so one client can sign tokens for several clusters concurrently.
-    events.register(
-        "provide-client-params.sts.GetCallerIdentity",
-        _take_cluster_id,
-        unique_id="tessera-eks-token-cluster-id",
-    )
-    events.register(
-        "before-sign.sts.GetCallerIdentity",
-        _sign_cluster_id,
-        unique_id="tessera-eks-token-sign-header",
-    )
-    url = sts_client.generate_presigned_url(
-        "get_caller_identity",
-        Params={CLUSTER_ID_HEADER: cluster_name},
-        ExpiresIn=60,
-        HttpMethod="GET",
-    )
-    encoded = base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
-    return TOKEN_PREFIX + encoded
-
-
-def _take_cluster_id(params: dict, context: dict, **_: Any) -> None:
-    """Move the cluster name out of the API parameters (GetCallerIdentity has none) into the context."""
-    if CLUSTER_ID_HEADER in params:
-        context[CLUSTER_ID_HEADER] = params.pop(CLUSTER_ID_HEADER)
-
-
-def _sign_cluster_id(request: Any, **_: Any) -> None:
-    """Add the cluster name as a header just before signing, so that it is among the signed headers."""
-    cluster = request.context.get(CLUSTER_ID_HEADER)
-    if cluster is not None:
-        request.headers[CLUSTER_ID_HEADER] = cluster
 
 
 class NotFoundError(RolloutError):
@@ -133,12 +73,18 @@ class _Resource:
 
 
 DEPLOYMENTS = _Resource("apps/v1", "deployments", "deployments.apps")
+
 AUTOSCALERS = _Resource("autoscaling/v2", "horizontalpodautoscalers", "horizontalpodautoscalers.autoscaling")
+
 KEDA_SCALED_OBJECTS = _Resource(KEDA_API_VERSION, SCALED_OBJECTS, "scaledobjects.keda.sh")
+
 # KEDA's documented default when a ScaledObject leaves minReplicaCount out.
 KEDA_DEFAULT_MIN_REPLICAS = 0
+
 PODS = _Resource("v1", "pods", "pods")
+
 NODES = _Resource("v1", "nodes", "nodes", namespaced=False)
+
 # Items per page of a list; the server may return fewer, with a continue token for the rest.
 LIST_PAGE_SIZE = 500
 
@@ -400,86 +346,6 @@ def _floor_change(min_field: str, max_field: str, floor: int, *, lowest: int) ->
     return change
 
 
-def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict], None]:
-    """The change that points a Deployment at a model version: the server container's image, its
-    MODEL_VERSION and MODEL_S3_URI, and the pod label dashboards and the rollout group pods by. The
-    rollout steps and the track owner both use it, so both write the running version the same way."""
-
-    def change(deployment: dict) -> None:
-        template = deployment.setdefault("spec", {}).setdefault("template", {})
-        containers = template.setdefault("spec", {}).get("containers") or []
-        server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
-        if server is None:
-            name = deployment.get("metadata", {}).get("name")
-            raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
-        server["image"] = image
-        env = server.setdefault("env", [])
-        _set_env(env, "MODEL_VERSION", model_version)
-        _set_env(env, "MODEL_S3_URI", model_uri)
-        template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
-
-    return change
-
-
-def placement_change(placement: TrackPlacement) -> Callable[[dict], None]:
-    """The change that moves a Deployment's pods onto a target: node selector, tolerations, scheduler, and the
-    serving container's accelerator resources (requests and limits; cpu, memory and storage stay as rendered).
-    The rollout steps and the track owner both use it, so both write the running placement the same way."""
-
-    def change(deployment: dict) -> None:
-        pod = deployment.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-        pod["nodeSelector"] = dict(placement.node_selector)
-        _set_or_drop(pod, "tolerations", [dict(toleration) for toleration in placement.tolerations])
-        _set_or_drop(pod, "schedulerName", placement.scheduler_name)
-        server = _server_of(deployment)
-        resources = server.setdefault("resources", {})
-        for kind in ("requests", "limits"):
-            amounts = {k: v for k, v in resources.get(kind, {}).items() if k not in ACCELERATOR_RESOURCES}
-            resources[kind] = amounts | dict(placement.resources)
-
-    return change
-
-
-def running_placement(deployment: dict) -> TrackPlacement:
-    """Where the Deployment's pods run now, as placement_change writes it."""
-    pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
-    requests = _server_of(deployment).get("resources", {}).get("requests", {})
-    selector = dict(pod.get("nodeSelector") or {})
-    return TrackPlacement(
-        pool=selector.get(POOL_LABEL, ""),
-        node_selector=selector,
-        tolerations=[dict(toleration) for toleration in pod.get("tolerations") or []],
-        resources={k: str(v) for k, v in requests.items() if k in ACCELERATOR_RESOURCES},
-        scheduler_name=pod.get("schedulerName"),
-    )
-
-
-def _server_of(deployment: dict) -> dict:
-    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
-    if server is None:
-        name = deployment.get("metadata", {}).get("name")
-        raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
-    return server
-
-
-def _set_or_drop(mapping: dict, key: str, value: Any) -> None:
-    if value:
-        mapping[key] = value
-    else:
-        mapping.pop(key, None)
-
-
-def _set_env(env: list[dict], name: str, value: str) -> None:
-    """Set an env entry's value where it stands (dropping a valueFrom it may have), or append it."""
-    for entry in env:
-        if entry.get("name") == name:
-            entry.pop("valueFrom", None)
-            entry["value"] = value
-            return
-    env.append({"name": name, "value": value})
-
-
 def _api_message(error: urllib.error.HTTPError) -> str:
     """The message of the Kubernetes Status in an error response, or the start of the raw body."""
     try:
@@ -515,50 +381,3 @@ def _map_status(status: int, message: str, *, verb: str, target: str) -> Excepti
     if status == 429 or status >= 500:
         return TransientError(f"Kubernetes API answered {status} to {verb} {resource}: {message}")
     return RolloutError(f"Kubernetes API rejected {verb} {resource} ({status}): {message}")
-
-
-def deployment_ready(deployment: dict) -> bool:
-    """True when the Deployment controller has acted on the latest spec and every pod it wants runs
-    that spec and is available, with no pod of an older spec left (what `kubectl rollout status`
-    waits for). A Deployment scaled to 0 is ready once the controller has observed it and no pods remain.
-    """
-    metadata = deployment.get("metadata") or {}
-    spec = deployment.get("spec") or {}
-    status = deployment.get("status") or {}
-    observed = status.get("observedGeneration")
-    if observed is None or observed < metadata.get("generation", 0):
-        return False
-    wanted = _wanted_replicas(spec)
-    counts = (
-        status.get("updatedReplicas", 0),
-        status.get("readyReplicas", 0),
-        status.get("availableReplicas", 0),
-        # All pods, old spec included: old pods still serving mean the rollout has not finished.
-        status.get("replicas", 0),
-    )
-    return all(count == wanted for count in counts) and status.get("unavailableReplicas", 0) == 0
-
-
-def ready_summary(deployment: dict) -> str:
-    """One line on a Deployment's progress, for logs and error messages,
-    e.g. "2/3 ready, 3 updated (generation 5 observed 5)"."""
-    metadata = deployment.get("metadata") or {}
-    status = deployment.get("status") or {}
-    wanted = _wanted_replicas(deployment.get("spec") or {})
-    updated = status.get("updatedReplicas", 0)
-    extra = ""
-    if status.get("unavailableReplicas", 0):
-        extra += f", {status['unavailableReplicas']} unavailable"
-    if status.get("replicas", 0) > updated:
-        extra += f", {status['replicas'] - updated} outdated"
-    observed = status.get("observedGeneration", "none")
-    return (
-        f"{status.get('readyReplicas', 0)}/{wanted} ready, {updated} updated{extra} "
-        f"(generation {metadata.get('generation', 'none')} observed {observed})"
-    )
-
-
-def _wanted_replicas(spec: dict) -> int:
-    """spec.replicas; the API server defaults it to 1, so a stored object always has it."""
-    replicas = spec.get("replicas")
-    return 1 if replicas is None else int(replicas)

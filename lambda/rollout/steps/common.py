@@ -1,0 +1,69 @@
+"""What every rollout step shares: the lock check before it acts, saving progress, the audit entry, the
+times it writes, and the writes of a track's version and of the canary's weight."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from rollout.clients import Clients
+from rollout.contract import Plan, Progress
+from rollout.errors import RolloutError
+from rollout.traffic import set_weights
+from tessera_shared.constants import SERVING_CONTAINER
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def parse_time(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+def guard(plan: Plan, clients: Clients) -> None:
+    clients.ledger.guard(plan.service, execution=plan.execution)
+
+
+def saved(plan: Plan, clients: Clients, progress: Progress) -> Progress:
+    clients.ledger.save_progress(plan, progress)
+    return progress
+
+
+def audit(clients: Clients, plan: Plan, decision_id: str, details: dict) -> None:
+    clients.ledger.record_decision(plan, {"id": decision_id, "step": decision_id, **details})
+
+
+def deadline(plan: Plan, clients: Clients) -> str:
+    return iso(clients.now() + timedelta(seconds=plan.policy.ready_timeout_seconds))
+
+
+def run_version(clients: Clients, plan: Plan, deployment: str) -> None:
+    """The track runs the plan's version, on the version's target (a change of chip moves its pods)."""
+    clients.kube.set_version(
+        plan.namespace,
+        deployment,
+        image=plan.image,
+        model_version=plan.version,
+        model_uri=plan.model_uri,
+        placement=plan.placement,
+    )
+
+
+def server_container(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"].get("containers", [])
+    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+    if server is None:
+        raise RolloutError(f"deployment {deployment['metadata']['name']} has no container {SERVING_CONTAINER!r}")
+    return server
+
+
+def set_canary_weight(plan: Plan, clients: Clients, weight: int) -> dict[str, int]:
+    return set_weights(
+        clients.elbv2, rule_arn=plan.rule_arn, stable_tg=plan.stable_tg, canary_tg=plan.canary_tg, canary_weight=weight
+    )
+
+
+def canary_replicas(stable_replicas: int, weight: int) -> int:
+    """Capacity follows traffic: the canary gets its share of stable's pods, and at least one."""
+    return max(1, math.ceil(stable_replicas * weight / 100))
