@@ -152,7 +152,7 @@ def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
             "versions roll out",
             EXIT_REJECTED,
         )
-    holder = ledger.lock_holder(args.service)
+    holder = ledger.locks.holder(args.service)
     if holder:
         raise CliError(
             f"{args.service} is already being rolled out: version {holder['version']} by {holder['execution']}",
@@ -435,7 +435,7 @@ def abort_rollout(args: argparse.Namespace, printer: Printer) -> int:
     ledger = _ledger(env)
     record = _running(ledger, args.service)
     who = _caller(env)
-    if not ledger.request_abort(args.service, execution=record["execution"], reason=args.reason, by=who):
+    if not ledger.locks.request_abort(args.service, execution=record["execution"], reason=args.reason, by=who):
         raise CliError(f"the rollout of {args.service} no longer holds its lock: nothing to abort", EXIT_NOT_FOUND)
     if record.get("approval_token") and _awaiting_approval(record.get("decisions", [])):
         sfn = env.client("stepfunctions")
@@ -462,9 +462,10 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
         raise CliError("unlock needs --force: it frees the service whatever state it is in", EXIT_USAGE)
     env = Environment(args.env, args.region)
     ledger = _ledger(env)
-    holder = ledger.lock_holder(args.service)
+    holder = ledger.locks.holder(args.service)
     if holder is None:
         raise CliError(f"{args.service} is not locked", EXIT_NOT_FOUND)
+    _refuse_while_it_may_act(env, args.service, holder)
     if not args.yes:
         answer = input(
             f"{args.service} is locked by {holder['execution']} (version {holder.get('version')}). "
@@ -473,12 +474,39 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
         if answer.strip() != args.service:
             raise CliError("not confirmed; nothing changed", EXIT_REJECTED)
     who = _caller(env)
-    ledger.force_unlock(args.service, by=who)
+    if ledger.locks.force_unlock(args.service) is None:
+        raise CliError(f"the lock of {args.service} changed while unlocking; look again", EXIT_REJECTED)
+    ledger.append_to_record(
+        args.service,
+        holder["record"],
+        {"id": f"forced-unlock-{datetime.now(UTC).isoformat()}", "step": "unlock", "by": who},
+    )
     printer.result(
         {"service": args.service, "unlocked": True, "was_held_by": holder["execution"], "by": who},
         f"unlocked {args.service} (was held by {holder['execution']}); recorded as done by {who}",
     )
     return EXIT_OK
+
+
+def _refuse_while_it_may_act(env: Environment, service: str, holder: dict) -> None:
+    """A forced unlock under a rollout that still acts would let its next write land on a service nobody guards:
+    refused while its execution runs, and while a stopped one is not yet quiescent (the safety net settles it).
+    An operator's hold is what unlock is for."""
+    if holder.get("operator"):
+        return
+    status = env.client("stepfunctions").describe_execution(executionArn=holder["execution"])["status"]
+    if status == RUNNING:
+        raise CliError(
+            f"{service} is locked by a running rollout ({holder['execution']}); stop it with "
+            f"`tessera rollout abort {service}`, which rolls it back and frees the lock",
+            EXIT_REJECTED,
+        )
+    quiet = holder.get("quiescent_after")
+    if quiet and datetime.now(UTC) < datetime.fromisoformat(quiet):
+        raise CliError(
+            f"{service}'s rollout stopped and is being settled by the safety net until {quiet}; the lock frees then",
+            EXIT_REJECTED,
+        )
 
 
 def _caller(env: Environment) -> str:

@@ -3,10 +3,12 @@ rollout.handler), and the version history entries a rollout adds."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from registry.store import RegistryStore
 from rollout.contract import Plan
@@ -30,6 +32,7 @@ class Clients:
     percentiles: PercentileReader
     topic_arn: str
     settings_prefix: str
+    settle: SettleScheduler
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def now(self) -> datetime:
@@ -38,6 +41,28 @@ class Clients:
     @property
     def announcer(self) -> Announcer:
         return Announcer(self.ledger, self.sns, self.topic_arn)
+
+
+class SettleScheduler(Protocol):
+    """Runs the safety net's second pass for a stopped execution once it is quiescent."""
+
+    def later(self, message: dict, *, not_before: datetime) -> None: ...
+
+
+class SqsSettleScheduler:
+    """The second pass as a message on the settle queue, delayed until the execution is quiescent (SQS delays a
+    message up to 15 minutes; QUIESCENCE_SECONDS is well below)."""
+
+    def __init__(self, sqs: Any, queue_url: str, clock: Callable[[], datetime]) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._clock = clock
+
+    def later(self, message: dict, *, not_before: datetime) -> None:
+        delay = math.ceil((not_before - self._clock()).total_seconds())
+        self._sqs.send_message(
+            QueueUrl=self._queue_url, MessageBody=json.dumps(message), DelaySeconds=max(0, min(900, delay))
+        )
 
 
 def record_lifecycle(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:

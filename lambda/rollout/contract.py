@@ -151,6 +151,7 @@ class ServiceSettings(Model):
     targets: list[RolloutTarget] = field(default_factory=list)  # every allowed target, the current one first
     stable_autoscaler_kind: str = HPA_KIND  # or a KEDA ScaledObject, for a service that scales on `scaling`
     service_alarm: str | None = None  # the service's composite alarm, watched besides the policy's alarms
+    stable_floor: int | None = None  # the floor config gives stable's autoscaler (replicas.min): its value at rest
 
     def __post_init__(self) -> None:
         _check_autoscaler_kind("ServiceSettings", self.stable_autoscaler_kind)
@@ -183,6 +184,7 @@ class Plan(Model):
     # Where the version runs: the target the registry found it fits. Canary takes it at deploy, stable at
     # promotion. None (a version registered before targets were recorded): placements are left as they are.
     placement: TrackPlacement | None = None
+    stable_floor: int | None = None  # the settings' floor: what Preflight expects at rest
 
     @property
     def watched_alarms(self) -> list[str]:

@@ -7,7 +7,8 @@ Each action's module is imported on first use, so a cold start pays only for wha
 from __future__ import annotations
 
 import os
-from functools import cache
+from datetime import UTC, datetime
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -24,19 +25,20 @@ def clients() -> Any:
     import boto3
 
     from registry.store import RegistryStore
-    from rollout.clients import Clients
+    from rollout.clients import Clients, SqsSettleScheduler
     from rollout.kube.client import KubeClient
     from rollout.kube.token import eks_token
     from rollout.ledger import Ledger
     from rollout.metrics import CloudWatchPercentiles
 
     sts = boto3.client("sts")
+    clock = partial(datetime.now, UTC)  # one clock for every part of the engine
     cloudwatch = boto3.client("cloudwatch")
     cluster = os.environ[shared.ENV_CLUSTER_NAME]
     dynamodb = boto3.client("dynamodb")
     table = os.environ[shared.ENV_REGISTRY_TABLE]
     return Clients(
-        ledger=Ledger(dynamodb, table),
+        ledger=Ledger(dynamodb, table, clock=clock),
         store=RegistryStore(dynamodb, table),
         ecr=boto3.client("ecr"),
         elbv2=boto3.client("elbv2"),
@@ -52,17 +54,22 @@ def clients() -> Any:
         percentiles=CloudWatchPercentiles(cloudwatch),
         topic_arn=os.environ[shared.ENV_TOPIC_ARN],
         settings_prefix=os.environ[shared.ENV_SETTINGS_PREFIX],
+        settle=SqsSettleScheduler(boto3.client("sqs"), os.environ[shared.ENV_SETTLE_QUEUE_URL], clock),
+        clock=clock,
     )
 
 
 def dispatch(event: dict, deps: Any) -> dict:
     """Run the step named by event["action"] on the typed plan and progress the state machine passed."""
     from rollout import cleanup, safety_net
+    from rollout.cleanup import parse_json
     from rollout.contract import Plan, Progress
     from rollout.steps import analysis, canary, promotion, start
 
     if event.get("detail-type") == STATUS_CHANGE:
         return safety_net.execution_ended(event.get("detail") or {}, deps)
+    if isinstance(event.get("Records"), list):  # the settle queue (batch size 1: a failure retries its message)
+        return {"settled": [safety_net.settle(parse_json(r.get("body")), deps) for r in event["Records"]]}
 
     def plan() -> Plan:
         return Plan.from_json(event.get("plan"), where="plan")
@@ -86,7 +93,9 @@ def dispatch(event: dict, deps: Any) -> dict:
         "promote_stable": lambda: promotion.promote_stable(plan(), progress(), deps).to_json(),
         "finalize": lambda: promotion.finalize(plan(), progress(), deps),
         "rollback": lambda: cleanup.rollback(plan(), progress(), event.get("error"), deps),
-        "hand_to_operator": lambda: cleanup.hand_to_operator(plan(), progress(), event.get("error"), deps),
+        "hand_to_operator": lambda: cleanup.hand_to_operator(
+            plan(), progress(), event.get("error"), event.get("cleanup_error"), deps
+        ),
     }
     action = event.get("action")
     if action not in actions:

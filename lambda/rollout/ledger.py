@@ -1,14 +1,8 @@
-"""Rollout state in the registry table: the per-service lock, the stable/canary pointer, version states,
-the rollout record with the audit trail of every decision, and the notice that announces each
-execution's outcome once (key design in registry/table_keys.py).
+"""Rollout state in the registry table: the stable/canary pointer, version states, the rollout record with the
+audit trail of every decision, and the notice that announces each execution's outcome once (key design in
+registry/table_keys.py); the per-service lock is `ledger.locks` (rollout.locks).
 
 Every write is idempotent or conditional, so a step that runs twice leaves the same state.
-
-The lock has a lease that covers the execution's timeout. Its expiry is checked in the condition of
-every take-over, never left to DynamoDB's TTL (which deletes lazily, days later). A start may also take
-over a lock whose holder execution is no longer running. While held, the lock carries the signals an
-operator sends the running rollout: an abort request, or a hand-over to an operator after a failed
-clean-up; a revoked lock means the execution was stopped from outside and must not act again.
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ from botocore.exceptions import ClientError
 
 from registry.store import from_dynamo, query_partition, to_dynamo
 from registry.table_keys import (
-    LOCK_KEY,
     POINTER_KEY,
     ROLLOUT_PREFIX,
     interval_key,
@@ -32,8 +25,9 @@ from registry.table_keys import (
     version_key,
 )
 from rollout.contract import Plan, Progress
-from rollout.errors import AbortRequestedError, LockLostError, RolloutError, RolloutInProgressError
-from tessera_shared.constants import LOCK_LEASE_SECONDS, PROMOTED, REGISTERED, RUNNING
+from rollout.errors import LockLostError, RolloutError
+from rollout.locks import Locks
+from tessera_shared.constants import PROMOTED, REGISTERED, RUNNING
 
 RUNNABLE_STATES = (REGISTERED, PROMOTED)
 NOTICE_RETENTION = timedelta(days=90)
@@ -53,126 +47,7 @@ class Ledger:
         self._client = client
         self._table = table_name
         self._clock = clock or (lambda: datetime.now(UTC))
-
-    # -- lock -----------------------------------------------------------------------------------
-    def acquire_lock(
-        self, service: str, *, execution: str, version: str, is_running: Callable[[str], bool] | None = None
-    ) -> dict | None:
-        """Take the service's lock (or re-take it for the same execution). A lock whose lease has passed
-        is taken over in the same conditional write; one whose holder execution is no longer running
-        (`is_running` says) is taken over with a compare-and-swap on that holder. Returns the lock taken
-        over, if any; refuses any other rollout."""
-        moment = self._clock()
-        item = {
-            "pk": partition(service),
-            "sk": LOCK_KEY,
-            "kind": "lock",
-            "execution": execution,
-            "version": version,
-            "acquired_at": moment.isoformat(timespec="milliseconds"),
-            "expires_at": int((moment + timedelta(seconds=LOCK_LEASE_SECONDS)).timestamp()),
-        }
-        previous = self.lock_holder(service)
-        free = "attribute_not_exists(pk) OR execution = :me OR expires_at < :now"
-        if self._put_lock(item, free, {":me": execution, ":now": int(moment.timestamp())}):
-            return previous if previous and previous.get("execution") != execution else None
-        holder = self.lock_holder(service) or {}
-        if holder.get("operator"):
-            raise RolloutInProgressError(
-                f"{service} is held by an operator since a rollout of version {holder.get('version')} could not "
-                f"clean up ({holder.get('left', 'see its record')}); fix it, then `tessera rollout unlock --force`"
-            )
-        if holder and is_running is not None and not is_running(holder["execution"]):
-            item["took_over_from"] = holder["execution"]
-            if self._put_lock(item, "execution = :holder", {":holder": holder["execution"]}):
-                return holder
-        raise RolloutInProgressError(
-            f"{service} is already being rolled out: version {holder.get('version')} by execution "
-            f"{holder.get('execution')} since {holder.get('acquired_at')}"
-        )
-
-    def _put_lock(self, item: dict, condition: str, values: dict) -> bool:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_dynamo(item),
-                ConditionExpression=condition,
-                ExpressionAttributeValues=to_dynamo(values),
-            )
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
-        return True
-
-    def guard(self, service: str, *, execution: str, allow_abort: bool = False) -> dict:
-        """The lock, when this execution holds it and may act; raises LockLostError when it does not
-        (taken over, revoked, handed to an operator, gone) and AbortRequestedError when an operator asked
-        this rollout to stop."""
-        lock = self.lock_holder(service)
-        if lock is None or lock.get("execution") != execution:
-            holder = (lock or {}).get("execution", "nobody")
-            raise LockLostError(f"this execution no longer holds the lock of {service} (held by {holder})")
-        if lock.get("revoked") or lock.get("operator"):
-            raise LockLostError(f"the lock of {service} was revoked from this execution")
-        if lock.get("abort_requested") and not allow_abort:
-            raise AbortRequestedError(str(lock["abort_requested"]))
-        return lock
-
-    def release_lock(self, service: str, *, execution: str) -> None:
-        """Free the lock if this execution holds it; releasing twice (or someone else's lock) is a no-op."""
-        try:
-            self._client.delete_item(
-                TableName=self._table,
-                Key=to_dynamo({"pk": partition(service), "sk": LOCK_KEY}),
-                ConditionExpression="execution = :me",
-                ExpressionAttributeValues=to_dynamo({":me": execution}),
-            )
-        except ClientError as error:
-            if not _failed_condition(error):
-                raise
-
-    def _mark_lock(self, service: str, execution: str, assignments: dict[str, Any]) -> bool:
-        names = {f"#{key}": key for key in assignments}
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_dynamo({"pk": partition(service), "sk": LOCK_KEY}),
-                UpdateExpression="SET " + ", ".join(f"#{key} = :{key}" for key in assignments),
-                ConditionExpression="execution = :me",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_dynamo({":me": execution, **{f":{k}": v for k, v in assignments.items()}}),
-            )
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
-        return True
-
-    def request_abort(self, service: str, *, execution: str, reason: str, by: str) -> bool:
-        """Ask the running rollout to stop: its next step rolls it back inside the state machine."""
-        return self._mark_lock(service, execution, {"abort_requested": f"{reason} (by {by})"})
-
-    def revoke_lock(self, service: str, *, execution: str) -> bool:
-        """The execution was stopped from outside: none of its steps may act again."""
-        return self._mark_lock(service, execution, {"revoked": True})
-
-    def hand_to_operator(self, service: str, *, execution: str, left: str) -> bool:
-        """Clean-up could not finish: keep the service locked for a person, saying what is left."""
-        return self._mark_lock(service, execution, {"operator": True, "left": left, "revoked": True})
-
-    def force_unlock(self, service: str, *, by: str) -> dict | None:
-        """Delete the lock whoever holds it, and note who did it on the holder's record."""
-        holder = self.lock_holder(service)
-        self._client.delete_item(TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": LOCK_KEY}))
-        if holder:
-            record = self.record_for(service, holder["execution"])
-            if record is not None:
-                self._append(record["pk"], record["sk"], {"id": f"forced-unlock-{now()}", "step": "unlock", "by": by})
-        return holder
-
-    def lock_holder(self, service: str) -> dict | None:
-        return self._get(service, LOCK_KEY)
+        self.locks = Locks(client, table_name, self._clock)
 
     # -- versions and pointer -------------------------------------------------------------------
     def version(self, service: str, version: str) -> dict | None:
@@ -221,9 +96,10 @@ class Ledger:
             ExpressionAttributeValues=to_dynamo({":canary": version, ":kind": "pointer", ":at": now()}),
         )
 
-    def commit_promotion(self, plan: Plan) -> bool:
+    def commit_promotion(self, plan: Plan, *, epoch: int) -> bool:
         """In one transaction: the version PROMOTED, the stable pointer moved, the record PROMOTED and the
-        lock released. True when this call committed it; False when it was committed before."""
+        lock released (held by this execution at `epoch`, unrevoked). True when this call committed it; False
+        when it was committed before."""
         record_key = {"pk": partition(plan.service), "sk": rollout_key(plan.started_at, plan.execution)}
         pointer = self._pointer_item(plan.service, plan.version, None)
         try:
@@ -243,14 +119,7 @@ class Ledger:
                             ),
                         }
                     },
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": to_dynamo({"pk": partition(plan.service), "sk": LOCK_KEY}),
-                            "ConditionExpression": "execution = :me AND attribute_not_exists(revoked)",
-                            "ExpressionAttributeValues": to_dynamo({":me": plan.execution}),
-                        }
-                    },
+                    self.locks.release_transact_item(plan.service, execution=plan.execution, epoch=epoch),
                 ]
             )
         except ClientError as error:
@@ -261,37 +130,18 @@ class Ledger:
                 return False
             raise LockLostError(
                 f"promotion of {plan.service} {plan.version} could not commit: record {record.get('status')}, "
-                f"lock {self.lock_holder(plan.service)}"
+                f"lock {self.locks.holder(plan.service)}"
             ) from None
         return True
 
     # -- rollout records --------------------------------------------------------------------------
-    def start_record(self, plan: Plan) -> None:
-        """The rollout's history entry; created once, kept on retries."""
-        item = {
-            "pk": partition(plan.service),
-            "sk": rollout_key(plan.started_at, plan.execution),
-            "kind": "rollout",
-            "execution": plan.execution,
-            "version": plan.version,
-            "previous": plan.stable_version,
-            "status": RUNNING,
-            "started_at": plan.started_at,
-            "steps": plan.policy.steps,
-            "plan": plan.to_json(),
-            "decisions": [],
-        }
-        try:
-            self._client.put_item(
-                TableName=self._table, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as error:
-            if not _failed_condition(error):
-                raise
-
     def record_decision(self, plan: Plan, decision: dict) -> None:
         """Append one audit entry; an entry already recorded under the same id is not added again."""
         self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), decision)
+
+    def append_to_record(self, service: str, sort_key: str, entry: dict) -> None:
+        """Append one audit entry to a record known by its key (an operator's action on a rollout's lock)."""
+        self._append(partition(service), sort_key, entry)
 
     def _append(self, pk: str, sk: str, decision: dict) -> None:
         entry = {"at": now(), **decision}
@@ -410,6 +260,10 @@ class Ledger:
 
     def rollouts(self, service: str) -> list[dict]:
         return query_partition(self._client, self._table, service, ROLLOUT_PREFIX)
+
+    def record(self, service: str, sort_key: str) -> dict | None:
+        """One rollout record by its key (the lock names its holder's)."""
+        return self._get(service, sort_key)
 
     def record_for(self, service: str, execution: str) -> dict | None:
         return next((r for r in self.rollouts(service) if r.get("execution") == execution), None)

@@ -1,57 +1,121 @@
-"""The safety net: a Step Functions "Execution Status Change" to FAILED, TIMED_OUT or ABORTED (delivered by an
-EventBridge rule of the Rollout stack) for an execution that ended without Rollback or the operator hand-over
-(stopped from outside, timed out, or failed in a state nothing catches)."""
+"""The safety net: what happens after a rollout execution ends, whichever way it ended.
+
+A Step Functions "Execution Status Change" (delivered by an EventBridge rule of the Rollout stack) to SUCCEEDED,
+FAILED, TIMED_OUT or ABORTED. A record that is already final only needs its outcome announced (once; a failed
+announcement raises, so Lambda's retries and the function's on-failure destination apply). A record still
+RUNNING belongs to an execution that ended without Rollback or the hand-over (stopped from outside, timed out,
+or failed in a state nothing catches), and is settled in two passes:
+
+1. at once: revoke the lock (no step of the execution passes its guard again), return the service to rest, and
+   schedule the second pass for when the execution is quiescent: StopExecution does not stop a Lambda
+   invocation already running, so a step that passed its guard before the stop may still write until
+   QUIESCENCE_SECONDS after the stop. The lock stays held (revoked) until then, so nobody else starts.
+2. once quiescent (`settle`): return the service to rest again (undoing any late write), then finish the record
+   and free the lock in one transaction (or hand it to an operator with what is left), and announce.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from rollout.cleanup import history, parse_json, return_to_rest
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
-from tessera_shared.constants import ABORTED, EVENT_ROLLOUT_FAILED, FAILED, NEEDS_OPERATOR, RUNNING, TIMED_OUT
+from rollout.errors import TransientError
+from tessera_shared.constants import (
+    ABORTED,
+    EVENT_ROLLOUT_FAILED,
+    FAILED,
+    NEEDS_OPERATOR,
+    PROMOTED,
+    QUIESCENCE_SECONDS,
+    RUNNING,
+    TIMED_OUT,
+)
 
 STATUS_OUTCOMES = {"ABORTED": ABORTED, "TIMED_OUT": TIMED_OUT, "FAILED": FAILED}
+REFUSED = "REFUSED"
 
 
 def execution_ended(detail: dict, clients: Clients) -> dict:
-    """A Step Functions "Execution Status Change" to FAILED, TIMED_OUT or ABORTED. When the rollout's
-    record is still RUNNING, nothing inside the execution finished it: revoke the lock (so no late step
-    acts), bring the service to rest, and record the outcome. Either way the outcome is announced once."""
+    """The first pass, from the status-change event's detail."""
     status, execution = detail.get("status", ""), detail.get("executionArn", "")
     request = parse_json(detail.get("input"))
     service, version = request.get("service"), str(request.get("version", ""))
     cause = f"execution {status}: {detail.get('error') or ''} {detail.get('cause') or ''}".strip()
-    if not isinstance(service, str) or not execution:
+    if not isinstance(service, str) or not isinstance(execution, str) or not execution:
         return {"outcome": "IGNORED", "reason": "not a rollout execution"}
     record = clients.ledger.record_for(service, execution)
     if record is None:
+        if status == "SUCCEEDED":
+            return {"outcome": "IGNORED", "reason": "no record"}
         # Refused before it took the lock: nothing changed, but whoever started it should hear why.
-        clients.announcer.outcome(service, version, execution, "REFUSED", cause)
-        return {"outcome": "REFUSED"}
+        _announce(clients, service, version, execution, REFUSED, cause)
+        return {"outcome": REFUSED}
     outcome = record.get("status", RUNNING)
-    if outcome == RUNNING:
-        outcome = _clean_up_after(record, status, cause, clients)
-    clients.announcer.outcome(service, record["version"], execution, outcome, record.get("reason") or cause)
+    if outcome != RUNNING:  # finished inside the execution (a SUCCEEDED one committed its promotion): say so
+        detail_text = record.get("reason") or (f"{record['version']} is now stable" if outcome == PROMOTED else cause)
+        _announce(clients, service, record["version"], execution, outcome, detail_text)
+        return {"outcome": outcome}
+    if status == "SUCCEEDED":
+        return {"outcome": "IGNORED", "reason": "succeeded without committing: nothing to settle"}
+    plan = Plan.from_json(record["plan"], where="record.plan")
+    lock = clients.ledger.locks.item(service) or {}
+    if lock.get("execution") != execution:
+        return _not_its_lock(plan, clients, cause)
+    # From now, not from the event's stopDate: the event may arrive late, never early.
+    quiet = clients.now() + timedelta(seconds=QUIESCENCE_SECONDS)
+    clients.ledger.locks.revoke(service, execution=execution, quiescent_after=quiet.isoformat())
+    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+    return_to_rest(plan, progress, clients, restore_stable=True)
+    clients.settle.later(
+        {"service": service, "execution": execution, "status": status, "cause": cause}, not_before=quiet
+    )
+    return {"outcome": "SETTLING", "quiescent_after": quiet.isoformat()}
+
+
+def settle(message: dict, clients: Clients) -> dict:
+    """The second pass, once the stopped execution is quiescent (a message from the settle queue)."""
+    service, execution = message.get("service"), message.get("execution")
+    status, cause = str(message.get("status", "")), str(message.get("cause", ""))
+    if not isinstance(service, str) or not isinstance(execution, str):
+        return {"outcome": "IGNORED", "reason": "not a settle message"}
+    record = clients.ledger.record_for(service, execution)
+    if record is None:
+        return {"outcome": "IGNORED", "reason": "no record"}
+    if record.get("status") != RUNNING:
+        _announce(clients, service, record["version"], execution, record["status"], record.get("reason") or cause)
+        return {"outcome": record["status"]}
+    plan = Plan.from_json(record["plan"], where="record.plan")
+    lock = clients.ledger.locks.item(service) or {}
+    if lock.get("execution") != execution:
+        return _not_its_lock(plan, clients, cause)
+    quiet = lock.get("quiescent_after")
+    if quiet and clients.now() < datetime.fromisoformat(quiet):
+        raise TransientError(f"{execution} is not quiescent before {quiet}")
+    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+    left = "; ".join(return_to_rest(plan, progress, clients, restore_stable=True))
+    if left:
+        outcome = NEEDS_OPERATOR
+        clients.ledger.locks.hand_to_operator(service, execution=execution, outcome=outcome, reason=cause, left=left)
+    else:
+        outcome = STATUS_OUTCOMES.get(status, FAILED)
+        clients.ledger.locks.finish(service, execution=execution, outcome=outcome, reason=cause)
+    if progress.deployed:
+        history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": outcome, "reason": cause})
+    _announce(clients, service, plan.version, execution, outcome, f"{cause}; left to undo: {left}" if left else cause)
     return {"outcome": outcome}
 
 
-def _clean_up_after(record: dict, status: str, cause: str, clients: Clients) -> str:
-    plan = Plan.from_json(record["plan"], where="record.plan")
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
-    lock = clients.ledger.lock_holder(plan.service) or {}
-    if lock.get("execution") != plan.execution:
-        outcome, left = FAILED, ""
-        cause = f"{cause}; the lock was no longer this rollout's, nothing was undone"
-    else:
-        clients.ledger.revoke_lock(plan.service, execution=plan.execution)
-        remaining = return_to_rest(plan, progress, clients, restore_stable=True)
-        left = "; ".join(remaining)
-        if remaining:
-            clients.ledger.hand_to_operator(plan.service, execution=plan.execution, left=left)
-            outcome = NEEDS_OPERATOR
-        else:
-            clients.ledger.release_lock(plan.service, execution=plan.execution)
-            outcome = STATUS_OUTCOMES.get(status, FAILED)
-    clients.ledger.finish_record(plan.service, plan.execution, outcome, reason=cause, left=left)
-    if progress.deployed:
-        history(clients, plan, EVENT_ROLLOUT_FAILED, {"outcome": outcome, "reason": cause[:2000]})
-    return outcome
+def _not_its_lock(plan: Plan, clients: Clients, cause: str) -> dict:
+    """Another rollout holds the lock (or nobody does): touching the service would undo someone else's work."""
+    reason = f"{cause}; the lock was no longer this rollout's, nothing was undone"
+    clients.ledger.finish_record(plan.service, plan.execution, FAILED, reason=reason)
+    _announce(clients, plan.service, plan.version, plan.execution, FAILED, reason)
+    return {"outcome": FAILED}
+
+
+def _announce(clients: Clients, service: str, version: str, execution: str, outcome: str, detail: str) -> None:
+    """An outcome the safety net announces must get out: a failure raises, for Lambda to retry the invocation."""
+    if not clients.announcer.outcome(service, version, execution, outcome, detail):
+        raise TransientError(f"the {outcome} announcement of {execution} failed; retried")

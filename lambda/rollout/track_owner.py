@@ -114,17 +114,22 @@ def on_event(event: dict, kube: KubeClient, ledger: Ledger) -> dict:
         previous = parse_objects(event["OldResourceProperties"]["Objects"], "OldResourceProperties.Objects")
         for obj in _no_longer_rendered(previous, objects):
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
-    rollout_running = ledger.lock_holder(service) is not None
+    rollout_running = ledger.locks.holder(service) is not None
     applied, left_alone = [], []
     for rendered in objects:
-        resource = KINDS[rendered["kind"]]
-        live = kube.find(resource, namespace, rendered["metadata"]["name"])
-        desired = merged(rendered, live, rollout_running=rollout_running)
-        if desired is None:
-            left_alone.append(rendered["metadata"]["name"])
-            continue
-        kube.apply(resource, namespace, desired)
-        applied.append(rendered["metadata"]["name"])
+        name = rendered["metadata"]["name"]
+        decisions: list[bool] = []  # the last merge decides: it ran on the object the write replaced
+
+        def merge(live: dict | None, rendered: dict = rendered, decisions: list[bool] = decisions) -> dict | None:
+            desired = merged(rendered, live, rollout_running=rollout_running)
+            decisions.append(desired is not None)
+            return desired
+
+        kube.apply(KINDS[rendered["kind"]], namespace, name, merge)
+        (applied if decisions and decisions[-1] else left_alone).append(name)
+        if rollout_running and rendered["kind"] in FLOOR_FIELDS:
+            # The floor config now wants at rest: the rollout returns stable's autoscaler to it when it ends.
+            ledger.locks.record_deploy_floor(service, int(rendered["spec"].get(FLOOR_FIELDS[rendered["kind"]], 1)))
     logger.info("tracks applied", extra={"service": service, "applied": applied, "left_alone": left_alone})
     return {"PhysicalResourceId": physical_id, "Data": {"Applied": ",".join(applied)}}
 

@@ -66,6 +66,9 @@ TRACKS = ("stable", "canary")
 SERVICE_LABEL = "tessera.dev/service"
 TRACK_LABEL = "tessera.dev/track"
 MODEL_VERSION_LABEL = "tessera.dev/model-version"
+# On a Deployment (not its pods): `<execution>#<lock epoch>` of the rollout step that last wrote it, so a late write
+# of a rollout that lost the lock is visible.
+ROLLOUT_WRITER_ANNOTATION = "tessera.dev/written-by-rollout"
 POOL_LABEL = "tessera.dev/pool"
 ACCELERATOR_LABEL = "tessera.dev/accelerator"
 SERVING_CONTAINER = "server"
@@ -119,11 +122,18 @@ ENV_CLUSTER_ENDPOINT = "CLUSTER_ENDPOINT"
 ENV_CLUSTER_CA = "CLUSTER_CA"
 ENV_TOPIC_ARN = "TOPIC_ARN"
 ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
+ENV_SETTLE_QUEUE_URL = "SETTLE_QUEUE_URL"
 
 # -- Powertools: log service names and the metric namespace ---------------------------------------
 METRICS_NAMESPACE = "Tessera"
 REGISTER_FUNCTION_SERVICE = "tessera-registry"
 ROLLOUT_FUNCTION_SERVICE = "tessera-rollout"
+# The rollout function's timeout: an invocation that started before its execution was stopped may still write
+# until this long after.
+ROLLOUT_FUNCTION_TIMEOUT_SECONDS = 120
+# A stopped execution is quiescent (none of its invocations can still land) this long after it stopped; until
+# then its lock stays held (revoked) and nobody takes it over.
+QUIESCENCE_SECONDS = ROLLOUT_FUNCTION_TIMEOUT_SECONDS + 60
 TRACK_OWNER_FUNCTION_SERVICE = "tessera-track-owner"
 
 # -- how long a rollout may run -------------------------------------------------------------------

@@ -51,6 +51,7 @@ def rollout_settings(
         targets=[rollout_target(service, target) for target in placed.targets],
         # The service's composite alarm (Observability stack), watched unless the policy opts out.
         service_alarm=service_alarm_names(environment, service.name).composite if policy.watch_service_alarms else None,
+        stable_floor=service.replicas.min,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -15,7 +15,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -31,13 +30,13 @@ from stacks.common.resource_names import model_bucket_name, registry_table_name,
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
 from stacks.rollout.kubernetes_access import rollout_access_objects
+from stacks.rollout.safety_net import SafetyNet
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
 from stacks.services.stack import ServiceRouting
 from tessera_shared import constants as shared
 
 EXECUTION_TIMEOUT = Duration.seconds(shared.EXECUTION_TIMEOUT_SECONDS)
-STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 class RolloutStack(Stack):
@@ -89,7 +88,7 @@ class RolloutStack(Stack):
                 "POWERTOOLS_SERVICE_NAME": shared.ROLLOUT_FUNCTION_SERVICE,
             },
             removal_policy=removal_policy,
-            timeout_seconds=120,
+            timeout_seconds=shared.ROLLOUT_FUNCTION_TIMEOUT_SECONDS,
             vpc=vpc,
             security_groups=[security_group],
         )
@@ -123,7 +122,13 @@ class RolloutStack(Stack):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self._acknowledge_state_machine_role()
-        self._safety_net(removal_policy)
+        SafetyNet(
+            self,
+            "SafetyNet",
+            function=self.function.function,
+            state_machine=self.state_machine,
+            removal_policy=removal_policy,
+        )
         self._auto_start_rules(environment.name, services)
         publish_values(
             self,
@@ -287,44 +292,6 @@ class RolloutStack(Stack):
                 reason="Reads the status of any execution of this environment's rollout state machine, to tell "
                 "whether a lock's holder still runs; execution names are only known at run time.",
             ),
-        )
-
-    def _safety_net(self, removal_policy: RemovalPolicy) -> None:
-        """An execution that ends in a way no state catches (stopped from outside, timed out, failed where
-        nothing catches) is cleaned up and announced by the function, from its status-change event."""
-        undelivered = sqs.Queue(
-            self,
-            "UndeliveredStatusChanges",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal_policy,
-        )
-        Validations.of(undelivered).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3", reason="This queue is itself the dead-letter queue of the safety-net rule."
-            )
-        )
-        events.Rule(
-            self,
-            "ExecutionEnded",
-            description="A rollout execution failed, timed out or was stopped: make sure it ended in a known state",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=[STATUS_CHANGE],
-                detail={
-                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
-                    "stateMachineArn": [self.state_machine.state_machine_arn],
-                },
-            ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(6),
-                    dead_letter_queue=undelivered,
-                )
-            ],
         )
 
     def _acknowledge_state_machine_role(self) -> None:

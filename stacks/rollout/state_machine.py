@@ -148,7 +148,13 @@ class RolloutDefinition(Construct):
         operator = self._task(
             "HandToOperator",
             "hand_to_operator",
-            {"plan": PLAN, "progress": PROGRESS, "error": sfn.JsonPath.object_at("$.cleanup_error")},
+            {
+                "plan": PLAN,
+                "progress": PROGRESS,
+                # The error that sent the rollout to Rollback decides its outcome; Rollback's own, what is left.
+                "error": sfn.JsonPath.object_at("$.error"),
+                "cleanup_error": sfn.JsonPath.object_at("$.cleanup_error"),
+            },
             "$.result",
         )
         operator.add_retry(errors=["States.ALL"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2.0)

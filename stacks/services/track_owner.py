@@ -75,8 +75,9 @@ class TrackOwner(Construct):
         role = self.function.role
         role.add_to_policy(
             iam.PolicyStatement(
+                # Reads the service's lock; during a rollout, records the floor a deploy sets (rollout/locks.py).
                 sid="RolloutLocks",
-                actions=["dynamodb:GetItem"],
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[stack.format_arn(service="dynamodb", resource="table", resource_name=table)],
             )
         )
@@ -84,7 +85,7 @@ class TrackOwner(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegistryTableKey",
-                actions=["kms:Decrypt"],
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                 resources=[registry_key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.{stack.url_suffix}"}},
             )

@@ -108,9 +108,9 @@ def _abort(world: RolloutWorld, action: str) -> None:
     ledger = world.clients.ledger
 
     def start() -> None:
-        holder = ledger.lock_holder("assistant")
+        holder = ledger.locks.holder("assistant")
         if holder:
-            ledger.request_abort("assistant", execution=holder["execution"], reason="injected abort", by="test")
+            ledger.locks.request_abort("assistant", execution=holder["execution"], reason="injected abort", by="test")
 
     _around(world, action, every=False, start=start, stop=lambda: None)
 

@@ -78,6 +78,27 @@ def make_waits_instant(clock: ClockDouble, monkeypatch: Any) -> None:
     monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=clock.advance))
 
 
+@dataclass
+class SettleDouble:
+    """Test double of the settle queue (rollout.clients.SqsSettleScheduler): keeps each second pass the safety net
+    schedules with the moment it is due; tests deliver the due ones (`due`) as the queue's event source would."""
+
+    pending: list[tuple[datetime, dict]] = field(default_factory=list)
+
+    def later(self, message: dict, *, not_before: datetime) -> None:
+        self.pending.append((not_before, message))
+
+    def due(self, now: datetime) -> list[dict]:
+        ready = [message for moment, message in self.pending if moment <= now]
+        self.pending = [(moment, message) for moment, message in self.pending if moment > now]
+        return ready
+
+
+def settle_event(message: dict) -> dict:
+    """A settle-queue message as Lambda's SQS event source delivers it (batch size 1)."""
+    return {"Records": [{"eventSource": "aws:sqs", "messageId": "m-1", "body": json.dumps(message)}]}
+
+
 class LambdaTimeoutDouble(Exception):  # noqa: N818 - named after what it stands for
     """A task whose Lambda ran out of time: Step Functions reports Lambda.Unknown."""
 
@@ -217,6 +238,7 @@ class RolloutWorld:
     clock: ClockDouble = field(default_factory=ClockDouble)
     # The allowed target (pool) the registry recorded each version fits; unset: none recorded.
     version_pools: dict[str, str] = field(default_factory=dict)
+    settle: SettleDouble = field(default_factory=SettleDouble)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
@@ -326,6 +348,7 @@ class RolloutWorld:
             percentiles=self.traffic,
             topic_arn=topic,
             settings_prefix=SETTINGS_PREFIX,
+            settle=self.settle,
             clock=self.clock,
         )
         self.routing = routing

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stacks.registration.catalog import build_catalog
-from tests.rollout.harness import NEW_VERSION, REGION, TABLE, RolloutWorld, run_execution
+from tessera_shared.constants import QUIESCENCE_SECONDS
+from tests.rollout.harness import NEW_VERSION, REGION, TABLE, RolloutWorld, run_execution, settle_event
 
 DASHBOARD_URL = (
     "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/tessera-dev-assistant"
@@ -53,10 +54,16 @@ class Rollouts:
         raise AssertionError(f"execution {execution} did not finish within {timeout} s")
 
     def settle(self, execution: dict) -> dict:
-        """What the safety-net rule does after an execution ends in FAILED, TIMED_OUT or ABORTED:
-        deliver its status-change event (the documented shape) to the rollout function."""
-        if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
-            self.world.invoke(status_change_event(execution))
+        """What the safety net does after an execution ends: deliver its status-change event (the documented
+        shape) to the rollout function, then, once the stopped execution is quiescent, the second pass the first
+        one scheduled (as the settle queue's delayed message)."""
+        world = self.world
+        if execution["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
+            world.invoke(status_change_event(execution))
+        if world.settle.pending:
+            world.clock.advance(QUIESCENCE_SECONDS)
+            for message in world.settle.due(world.clock()):
+                world.invoke(settle_event(message))
         return execution
 
     def assert_at_rest(self, *, stable: str) -> None:
@@ -64,7 +71,7 @@ class Rollouts:
         weights = world.weights()
         assert weights == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0}
         assert world.canary_replicas() == 0
-        assert world.clients.ledger.lock_holder("assistant") is None
+        assert world.clients.ledger.locks.holder("assistant") is None
         assert world.clients.ledger.pointer("assistant")["stable"] == stable
         assert world.deployed_version("stable") == stable
 
@@ -77,7 +84,9 @@ class Rollouts:
         record = ledger.record_for("assistant", execution["executionArn"])
         notices = [n for n in world.notices() if n["execution"] == execution["executionArn"]]
         endings = [n["status"] for n in notices if n["status"] != "APPROVAL_NEEDED"]
-        lock = ledger.lock_holder("assistant")
+        lock = ledger.locks.holder("assistant")
+        if lock is not None:  # a lock never exists without its record
+            assert ledger.record("assistant", lock["record"]) is not None, lock
         at_rest = {
             "traffic": world.weights()
             == {world.routing.stable_target_group: 100, world.routing.canary_target_group: 0},
@@ -95,6 +104,7 @@ class Rollouts:
             # What could not be undone stays, handed to a person who is told exactly what is left.
             assert lock is not None
             assert lock.get("operator"), lock
+            assert "lease_until" not in lock, lock  # a person's hold never expires
             assert all(name in record["left_to_undo"] for name, ok in at_rest.items() if not ok), record
         else:
             assert all(at_rest.values()), at_rest

@@ -15,6 +15,7 @@ from tests.rollout.chip import (
     TRAINIUM_POOL,
     VERSION_POOLS,
     gpu_first_config,
+    place_tracks,
     pool_of,
     seat_tracks_for_the_move,
     target_placement_of,
@@ -140,6 +141,7 @@ def test_preflight_checks_capacity_on_the_target_pool(definition_text: str, monk
     at promotion need 4. The GPU pool's room does not count: the version runs on Trainium."""
     config = gpu_first_config(trainium_nodes=3)
     with whole_rollouts(config, definition_text, monkeypatch, version_pools=VERSION_POOLS) as rollouts:
+        place_tracks(rollouts.world, GPU_POOL)  # where the first deploy put the service (its current target)
         ended = rollouts.settle(rollouts.start())
         record = rollouts.assert_invariants(ended)
         assert record["status"] == "FAILED"

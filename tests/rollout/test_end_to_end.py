@@ -7,6 +7,7 @@ the lock is free, and the stable pointer names a version that passed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from rollout.handler import dispatch
+from rollout.steps import start
 from tessera_cli.main import main as tessera
 from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
 from tests.rollout.scenarios import DASHBOARD_URL, Rollouts
@@ -128,7 +130,7 @@ def test_second_rollout_of_the_same_service_is_refused(rollouts: Rollouts) -> No
     assert second["status"] == "FAILED"
     assert second["error"] == "RolloutRefused"
     assert f"already being rolled out: version {NEW_VERSION}" in second["cause"]
-    assert world.clients.ledger.lock_holder("assistant")["execution"] == first["executionArn"]
+    assert world.clients.ledger.locks.holder("assistant")["execution"] == first["executionArn"]
     rollouts.sfn.stop_execution(executionArn=first["executionArn"])
 
 
@@ -207,7 +209,7 @@ def test_rollback_handler_run_twice_gives_the_same_outcome(rollouts: Rollouts) -
     ]
     assert [r["outcome"] for r in results] == ["FAILED", "FAILED"]
     assert rollouts.version_state() == "REGISTERED"
-    assert world.clients.ledger.lock_holder("assistant") is None
+    assert world.clients.ledger.locks.holder("assistant") is None
     assert len(world.notices()) == 1
 
 
@@ -286,6 +288,7 @@ def test_cli_refuses_what_cannot_be_done(rollouts: Rollouts, capsys: pytest.Capt
     assert tessera(["--env", "dev", "rollout", "approve", "assistant"]) == 3
     assert tessera(["--env", "dev", "rollout", "abort", "assistant"]) == 3
     assert tessera(["--env", "dev", "rollout", "start", "assistant", "v", "--override", "bake"]) == 2
-    world.clients.ledger.acquire_lock("assistant", execution="arn:other", version="7")
+    other = start.prepare({"service": "assistant", "version": NEW_VERSION}, "arn:other", world.clients)
+    world.clients.ledger.locks.take(dataclasses.replace(other, version="7"), seen=None)
     assert tessera(["--env", "dev", "rollout", "start", "assistant", NEW_VERSION]) == 1
     assert "already being rolled out: version 7" in capsys.readouterr().err

@@ -47,7 +47,7 @@ def test_case_2_a_rollback_that_cannot_finish_is_handed_to_an_operator(rollouts:
     record = rollouts.world.clients.ledger.record_for("assistant", running["executionArn"])
     assert record["status"] == "NEEDS_OPERATOR"
     assert "canary: RolloutError: Kubernetes API forbids update" in record["left_to_undo"]
-    lock = world.clients.ledger.lock_holder("assistant")
+    lock = world.clients.ledger.locks.holder("assistant")
     assert lock["operator"] is True
     assert world.weights()[world.routing.canary_target_group] == 0  # traffic went back first
     [notice] = [n for n in world.notices() if n["status"] != "APPROVAL_NEEDED"]
@@ -56,8 +56,8 @@ def test_case_2_a_rollback_that_cannot_finish_is_handed_to_an_operator(rollouts:
     # The operator cleans up by hand, then frees the service; a new rollout can start.
     world.kube.clear_faults()
     world.kube.update(NAMESPACE, "assistant-canary", lambda d: d["spec"].__setitem__("replicas", 0))
-    world.clients.ledger.force_unlock("assistant", by="arn:aws:iam::123456789012:role/oncall")
-    assert world.clients.ledger.lock_holder("assistant") is None
+    world.clients.ledger.locks.force_unlock("assistant")
+    assert world.clients.ledger.locks.holder("assistant") is None
 
 
 def test_case_2_a_lambda_timeout_is_retried_not_fatal(rollouts: Rollouts) -> None:
@@ -105,7 +105,7 @@ def test_case_4_an_invalid_override_starts_nothing(rollouts: Rollouts, bake: obj
     assert ended["status"] == "FAILED"
     assert ended["error"] == "RolloutNotStarted"
     assert "bake_seconds" in ended["cause"]
-    assert rollouts.world.clients.ledger.lock_holder("assistant") is None
+    assert rollouts.world.clients.ledger.locks.holder("assistant") is None
     assert rollouts.world.dispatched == ["prepare"]
     rollouts.assert_invariants(rollouts.settle(ended))
 

@@ -198,7 +198,7 @@ def test_every_token_of_a_retried_approval_task_replaces_the_last(world: Rollout
 def test_a_step_of_an_execution_that_lost_the_lock_touches_nothing(world: RolloutWorld) -> None:
     """Case 3: once another execution holds the lock, the old one's steps refuse to act."""
     plan = _locked(world)
-    world.clients.ledger.force_unlock("assistant", by="test")
+    world.clients.ledger.locks.force_unlock("assistant")
     other = dataclasses.replace(plan, execution="arn:aws:states:us-east-1:123456789012:execution:m:e2")
     start.acquire_lock(other, world.clients)
     with pytest.raises(LockLostError):
@@ -208,7 +208,7 @@ def test_a_step_of_an_execution_that_lost_the_lock_touches_nothing(world: Rollou
 
 def test_a_requested_abort_stops_the_next_step(world: RolloutWorld) -> None:
     plan = _locked(world)
-    assert world.clients.ledger.request_abort("assistant", execution=plan.execution, reason="r", by="me")
+    assert world.clients.ledger.locks.request_abort("assistant", execution=plan.execution, reason="r", by="me")
     with pytest.raises(AbortRequestedError):
         canary.shift_traffic(plan, Progress(), world.clients)
     assert world.weights()[world.routing.canary_target_group] == 0
@@ -221,7 +221,7 @@ def test_an_expired_lock_is_taken_over_in_the_condition(world: RolloutWorld) -> 
     other = dataclasses.replace(plan, execution="arn:aws:states:us-east-1:123456789012:execution:m:e2")
     world.clients.stepfunctions.describe_execution = lambda **_: {"status": "RUNNING"}
     start.acquire_lock(other, world.clients)
-    assert world.clients.ledger.lock_holder("assistant")["execution"] == other.execution
+    assert world.clients.ledger.locks.holder("assistant")["execution"] == other.execution
 
 
 def test_unknown_action_is_refused(world: RolloutWorld) -> None:

@@ -9,7 +9,13 @@ import subprocess
 import pytest
 
 from stacks.rollout.settings import RoutingArns, rollout_settings
-from tessera_shared.constants import EXECUTION_TIMEOUT_SECONDS, LOCK_LEASE_SECONDS, MAX_ROLLOUT_SECONDS
+from tessera_shared.constants import (
+    EXECUTION_TIMEOUT_SECONDS,
+    LOCK_LEASE_SECONDS,
+    MAX_ROLLOUT_SECONDS,
+    QUIESCENCE_SECONDS,
+    ROLLOUT_FUNCTION_TIMEOUT_SECONDS,
+)
 from tests.rollout.definition import state_machine_definition
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
 
@@ -200,9 +206,9 @@ def test_linear_policy_with_approval_reaches_the_settings(variant: SynthesizedEn
     assert '\\"manual_approval\\":true' in text
 
 
-def test_the_safety_net_sends_every_uncaught_ending_to_the_function(dev: SynthesizedEnvironment) -> None:
-    """Case 2/3: an execution that fails, times out or is stopped where no state catches it still ends
-    in a known state: its status-change event reaches the rollout function."""
+def test_the_safety_net_sends_every_ending_to_the_function(dev: SynthesizedEnvironment) -> None:
+    """Every execution's end reaches the rollout function: one that fails, times out or is stopped where no state
+    catches it is settled, and a SUCCEEDED one has its promotion announced if nobody did."""
     [rule] = [
         r["Properties"]
         for r in dev.resources("Rollout", "AWS::Events::Rule").values()
@@ -210,12 +216,42 @@ def test_the_safety_net_sends_every_uncaught_ending_to_the_function(dev: Synthes
     ]
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
-    assert pattern["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
     assert "StateMachine" in json.dumps(pattern["detail"]["stateMachineArn"])
     [target] = rule["Targets"]
     assert "Steps" in json.dumps(target["Arn"])
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
     assert "DeadLetterConfig" in target
+
+
+def test_failed_safety_net_invocations_go_to_an_on_failure_destination(dev: SynthesizedEnvironment) -> None:
+    """A target's dead-letter queue only catches events EventBridge could not deliver; a safety-net invocation that
+    failed (say, its announcement) is retried by Lambda, then kept in the function's on-failure destination."""
+    [config] = dev.resources("Rollout", "AWS::Lambda::EventInvokeConfig").values()
+    properties = config["Properties"]
+    assert properties["MaximumRetryAttempts"] == 2
+    destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+    queues = dev.resources("Rollout", "AWS::SQS::Queue")
+    assert destination["Fn::GetAtt"][0] in queues
+
+
+def test_the_second_pass_waits_for_quiescence_on_its_own_queue(dev: SynthesizedEnvironment) -> None:
+    """The settle queue feeds the rollout function one message at a time, keeps a message out of sight longer than
+    six runs of the function, and ends in a dead-letter queue; the function knows its URL and may send to it."""
+    [mapping] = dev.resources("Rollout", "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["BatchSize"] == 1
+    queues = dev.resources("Rollout", "AWS::SQS::Queue")
+    settle = queues[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert settle["VisibilityTimeout"] >= 6 * ROLLOUT_FUNCTION_TIMEOUT_SECONDS
+    assert settle["RedrivePolicy"]["maxReceiveCount"] == 10
+    assert QUIESCENCE_SECONDS <= 900  # SQS delays a message at most 15 minutes
+    [function] = [
+        f["Properties"]
+        for f in dev.resources("Rollout", "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "rollout.handler.handle"
+    ]
+    assert function["Timeout"] == ROLLOUT_FUNCTION_TIMEOUT_SECONDS
+    assert "SETTLE_QUEUE_URL" in function["Environment"]["Variables"]
 
 
 def _settings(env: SynthesizedEnvironment, service: str) -> dict:

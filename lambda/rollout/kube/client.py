@@ -25,7 +25,7 @@ from typing import Any
 
 from rollout.contract import TrackPlacement
 from rollout.errors import RolloutError, TransientError
-from rollout.kube.deployments import placement_change, version_change
+from rollout.kube.deployments import placement_change, version_change, writer_change
 from tessera_shared.constants import KEDA_API_VERSION, SCALED_OBJECT_KIND, SCALED_OBJECTS
 
 # EKS accepts a token for 15 minutes after it was signed; renew well before, so that a token is never
@@ -178,13 +178,16 @@ class KubeClient:
             f"{resource.noun} {namespace}/{name} changed under every one of {REPLACE_ATTEMPTS} updates (409 Conflict)"
         )
 
-    def scale(self, namespace: str, name: str, replicas: int) -> dict:
-        """Set spec.replicas (the canary's size is the rollout's to set; the stable track's is the HPA's)."""
+    def scale(self, namespace: str, name: str, replicas: int, *, mark: str | None = None) -> dict:
+        """Set spec.replicas (the canary's size is the rollout's to set; the stable track's is the HPA's). `mark`
+        names the rollout step's writer (see writer_change)."""
         if replicas < 0:
             raise ValueError(f"replicas must be 0 or more, got {replicas}")
+        marked = writer_change(mark)
 
         def change(deployment: dict) -> None:
             deployment.setdefault("spec", {})["replicas"] = replicas
+            marked(deployment)
 
         return self.replace_deployment(namespace, name, change)
 
@@ -197,37 +200,45 @@ class KubeClient:
         model_version: str,
         model_uri: str,
         placement: TrackPlacement | None = None,
+        mark: str | None = None,
     ) -> dict:
         """Point the Deployment at a model version: the server container's image, its MODEL_VERSION and
         MODEL_S3_URI, and the pod label that dashboards and the rollout group pods by; with a placement,
-        also where its pods run (one write, so a change of chip is one rolling update).
+        also where its pods run (one write, so a change of chip is one rolling update). `mark` names the
+        rollout step's writer (see writer_change).
 
         Env entries are updated in place, so that the other entries and their order stay as rendered
         (a reordered env list is a spec change, and would roll the pods for nothing).
         """
-        version = version_change(image, model_version, model_uri)
-        if placement is None:
-            return self.replace_deployment(namespace, name, version)
-        place = placement_change(placement)
+        changes = [version_change(image, model_version, model_uri), writer_change(mark)]
+        if placement is not None:
+            changes.append(placement_change(placement))
 
         def change(deployment: dict) -> None:
-            version(deployment)
-            place(deployment)
+            for one in changes:
+                one(deployment)
 
         return self.replace_deployment(namespace, name, change)
 
-    def apply(self, resource: _Resource, namespace: str, desired: dict) -> dict:
-        """Create the object, or make the stored one's labels and spec those of `desired` (keeping what
-        the server manages). The one write path the track owner uses, for Deployments and HPAs alike."""
+    def apply(
+        self, resource: _Resource, namespace: str, name: str, merge: Callable[[dict | None], dict | None]
+    ) -> dict | None:
+        """Create or update one object from `merge(stored)` (stored: None when there is none; merge returns None
+        to leave it alone), keeping what the server manages. `merge` runs on every read of the conflict-checked
+        replace, so what is written is always merged with the object it overwrites, never with an older read.
+        The one write path the track owner uses, for Deployments and autoscalers alike."""
 
         def change(current: dict) -> None:
-            current["spec"] = copy.deepcopy(desired["spec"])
-            current["metadata"]["labels"] = copy.deepcopy(desired["metadata"].get("labels", {}))
+            desired = merge(copy.deepcopy(current))
+            if desired is not None:
+                current["spec"] = copy.deepcopy(desired["spec"])
+                current["metadata"]["labels"] = copy.deepcopy(desired["metadata"].get("labels", {}))
 
         try:  # _replace reads the object first: a 404 there means it is new
-            return self._replace(resource, namespace, desired["metadata"]["name"], change)
+            return self._replace(resource, namespace, name, change)
         except NotFoundError:
-            return self._request("POST", resource, namespace, None, body=desired)
+            created = merge(None)
+            return None if created is None else self._request("POST", resource, namespace, None, body=created)
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict]:
         """The pods in `namespace` whose labels match `label_selector` (e.g. `a=b,c=d`)."""

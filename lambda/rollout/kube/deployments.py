@@ -8,7 +8,13 @@ from typing import Any
 
 from rollout.contract import TrackPlacement
 from rollout.errors import RolloutError
-from tessera_shared.constants import ACCELERATOR_RESOURCES, MODEL_VERSION_LABEL, POOL_LABEL, SERVING_CONTAINER
+from tessera_shared.constants import (
+    ACCELERATOR_RESOURCES,
+    MODEL_VERSION_LABEL,
+    POOL_LABEL,
+    ROLLOUT_WRITER_ANNOTATION,
+    SERVING_CONTAINER,
+)
 
 
 def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict], None]:
@@ -28,6 +34,18 @@ def version_change(image: str, model_version: str, model_uri: str) -> Callable[[
         _set_env(env, "MODEL_VERSION", model_version)
         _set_env(env, "MODEL_S3_URI", model_uri)
         template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
+
+    return change
+
+
+def writer_change(mark: str | None) -> Callable[[dict], None]:
+    """The change that records which rollout step last wrote the Deployment (its execution and lock epoch), in an
+    annotation of the Deployment itself: a write that landed after its rollout lost the lock shows whose it was,
+    and the pods do not restart for it. No mark: nothing changes."""
+
+    def change(deployment: dict) -> None:
+        if mark is not None:
+            deployment.setdefault("metadata", {}).setdefault("annotations", {})[ROLLOUT_WRITER_ANNOTATION] = mark
 
     return change
 

@@ -15,12 +15,14 @@ from rollout.steps.common import (
     audit,
     canary_replicas,
     deadline,
+    fence,
     guard,
     iso,
     parse_time,
     run_version,
     saved,
     set_canary_weight,
+    writer_mark,
 )
 from rollout.traffic import healthy_targets
 from tessera_shared.constants import EVENT_DEPLOYED_CANARY
@@ -28,7 +30,7 @@ from tessera_shared.constants import EVENT_DEPLOYED_CANARY
 
 def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Run the version on the canary track, sized to the first step; hold stable at its size."""
-    guard(plan, clients)
+    epoch = guard(plan, clients)
     snapshot = progress.stable
     if snapshot is None:
         raise RolloutError("deploy_canary needs the stable snapshot that preflight records")
@@ -40,8 +42,9 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     replicas = canary_replicas(snapshot.replicas, plan.policy.steps[0])
     # The image must outlive its tag's lifecycle while any track runs it.
     protect_image(clients.ecr, repository=plan.image_repository, image_digest=plan.image_digest, version=plan.version)
-    run_version(clients, plan, plan.canary_deployment)
-    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
+    run_version(clients, plan, plan.canary_deployment, epoch=epoch)
+    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas, mark=writer_mark(plan, epoch))
+    fence(plan, progress, clients, epoch)
     clients.ledger.set_canary(plan.service, plan.version)
     record_lifecycle(clients, plan, EVENT_DEPLOYED_CANARY, {"image": plan.image})
     # Each track's pool: where the canary runs and where stable runs until promotion (the cost of each track
@@ -88,11 +91,12 @@ def check_warm(plan: Plan, progress: Progress, clients: Clients) -> Progress:
 
 def scale_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Size the canary to this step's share of stable as stable is now (its autoscaler may have moved it)."""
-    guard(plan, clients)
+    epoch = guard(plan, clients)
     stable_now = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)["spec"].get("replicas", 0)
     weight = plan.policy.steps[progress.step]
     replicas = canary_replicas(stable_now, weight)
-    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas)
+    clients.kube.scale(plan.namespace, plan.canary_deployment, replicas, mark=writer_mark(plan, epoch))
+    fence(plan, progress, clients, epoch)
     return saved(
         plan,
         clients,
@@ -101,9 +105,10 @@ def scale_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
 
 
 def shift_traffic(plan: Plan, progress: Progress, clients: Clients) -> Progress:
-    guard(plan, clients)
+    epoch = guard(plan, clients)
     weight = plan.policy.steps[progress.step]
     weights = set_canary_weight(plan, clients, weight)
+    fence(plan, progress, clients, epoch)
     audit(
         clients,
         plan,

@@ -1,14 +1,15 @@
-"""What every rollout step shares: the lock check before it acts, saving progress, the audit entry, the
-times it writes, and the writes of a track's version and of the canary's weight."""
+"""What every rollout step shares: the lock check before it acts and the fence after it writes, saving progress,
+the audit entry, the times it writes, and the writes of a track's version and of the canary's weight."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
 
+from rollout.cleanup import return_to_rest
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
-from rollout.errors import RolloutError
+from rollout.errors import LockLostError, RolloutError
 from rollout.traffic import set_weights
 from tessera_shared.constants import SERVING_CONTAINER
 
@@ -21,8 +22,30 @@ def parse_time(moment: str) -> datetime:
     return datetime.fromisoformat(moment)
 
 
-def guard(plan: Plan, clients: Clients) -> None:
-    clients.ledger.guard(plan.service, execution=plan.execution)
+def guard(plan: Plan, clients: Clients) -> int:
+    """Raises unless this execution holds the service's lock and may act; returns the lock's epoch, which the
+    step's writes carry and its fence checks after them."""
+    return int(clients.ledger.locks.guard(plan.service, execution=plan.execution)["epoch"])
+
+
+def writer_mark(plan: Plan, epoch: int) -> str:
+    """What a step's Kubernetes writes carry: this execution and its lock epoch."""
+    return f"{plan.execution}#{epoch}"
+
+
+def fence(plan: Plan, progress: Progress, clients: Clients, epoch: int) -> None:
+    """After a write: if the lock is no longer this execution's at `epoch` (a stop, a forced unlock or a take-over
+    happened while the step ran), the write may have landed on a service that was already returned to rest.
+    Unless another live rollout holds the lock now, put the service back to rest (the same clean-up Rollback
+    runs), then raise LockLostError so the step reports nothing it did."""
+    if clients.ledger.locks.holds(plan.service, execution=plan.execution, epoch=epoch):
+        return
+    holder = clients.ledger.locks.holder(plan.service)
+    undone = "left alone: another rollout holds the lock"
+    if holder is None or holder.get("execution") == plan.execution:
+        left = return_to_rest(plan, progress, clients, restore_stable=True)
+        undone = f"returned to rest{' except: ' + '; '.join(left) if left else ''}"
+    raise LockLostError(f"{plan.service}: the lock changed while this step wrote; the service was {undone}")
 
 
 def saved(plan: Plan, clients: Clients, progress: Progress) -> Progress:
@@ -38,7 +61,7 @@ def deadline(plan: Plan, clients: Clients) -> str:
     return iso(clients.now() + timedelta(seconds=plan.policy.ready_timeout_seconds))
 
 
-def run_version(clients: Clients, plan: Plan, deployment: str) -> None:
+def run_version(clients: Clients, plan: Plan, deployment: str, *, epoch: int) -> None:
     """The track runs the plan's version, on the version's target (a change of chip moves its pods)."""
     clients.kube.set_version(
         plan.namespace,
@@ -47,6 +70,7 @@ def run_version(clients: Clients, plan: Plan, deployment: str) -> None:
         model_version=plan.version,
         model_uri=plan.model_uri,
         placement=plan.placement,
+        mark=writer_mark(plan, epoch),
     )
 
 

@@ -9,7 +9,8 @@ from rollout.cleanup import return_to_rest
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
 from rollout.errors import RolloutError, TransientError
-from rollout.steps.common import audit, deadline, guard, run_version, saved
+from rollout.kube.deployments import running_placement
+from rollout.steps.common import audit, deadline, fence, guard, run_version, saved, server_container
 from tessera_shared.constants import EVENT_PROMOTED, PROMOTED, RUNNING
 
 logger = Logger(child=True)
@@ -26,14 +27,17 @@ def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
     token, so the token is overwritten on every attempt."""
     guard(plan, clients)
     clients.ledger.set_approval_token(plan, token)
+    # An abort that arrived after the check above found no token to fail: look again now that it is recorded.
+    guard(plan, clients)
     audit(clients, plan, "approval-requested", {})
     clients.announcer.progress(plan, "APPROVAL_NEEDED", f"approve with: tessera rollout approve {plan.service}")
     return {}
 
 
 def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress:
-    guard(plan, clients)
-    run_version(clients, plan, plan.stable_deployment)
+    epoch = guard(plan, clients)
+    run_version(clients, plan, plan.stable_deployment, epoch=epoch)
+    fence(plan, progress.replace(promotion_started=True), clients, epoch)
     pool = plan.placement.pool if plan.placement else None
     audit(clients, plan, "promote-stable", {"version": plan.version, "pool": pool})
     return saved(plan, clients, progress.replace(promotion_started=True, deadline=deadline(plan, clients)))
@@ -45,16 +49,31 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
     is best-effort: it never changes the outcome."""
     if _finished(plan, clients) == PROMOTED:  # a repeated delivery after the commit
         return _announce_promotion(plan, clients)
-    guard(plan, clients)
+    epoch = guard(plan, clients)
     left = return_to_rest(plan, progress, clients, restore_stable=False)
     if left:
         raise RolloutError(f"could not return to rest after promotion: {'; '.join(left)}")
-    clients.ledger.commit_promotion(plan)
+    _check_stable_runs_the_version(plan, clients)
+    clients.ledger.commit_promotion(plan, epoch=epoch)
     try:  # the version's history; the promotion itself is committed and must stand
         record_lifecycle(clients, plan, EVENT_PROMOTED, {"previous": plan.stable_version})
     except Exception:
         logger.exception("could not add the promotion to the version's history")
     return _announce_promotion(plan, clients)
+
+
+def _check_stable_runs_the_version(plan: Plan, clients: Clients) -> None:
+    """What is committed must be what runs: a deploy (or a person) may have changed stable since PromoteStable."""
+    stable = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)
+    server = server_container(stable)
+    env = {entry.get("name"): entry.get("value") for entry in server.get("env", [])}
+    found = {"image": server.get("image"), "model version": env.get("MODEL_VERSION")}
+    wanted = {"image": plan.image, "model version": plan.version}
+    if plan.placement is not None:
+        found["placement"], wanted["placement"] = running_placement(stable), plan.placement
+    wrong = [f"{name} {found[name]!r}, not {wanted[name]!r}" for name in wanted if found[name] != wanted[name]]
+    if wrong:
+        raise RolloutError(f"{plan.stable_deployment} no longer runs what was promoted: {'; '.join(wrong)}")
 
 
 def _announce_promotion(plan: Plan, clients: Clients) -> dict:

@@ -4,19 +4,22 @@ overrides), AcquireLock, and Preflight (the version may run, the service is at r
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.images import image_reference
 from rollout.capacity import pool_fit
+from rollout.cleanup import settle_after
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress, RolloutTarget, ServiceSettings, StableSnapshot
-from rollout.errors import RolloutError, StartRefusedError
+from rollout.errors import RolloutError, RolloutInProgressError, StartRefusedError
 from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
 from rollout.policy import OverrideError, apply_overrides
 from rollout.steps.common import audit, canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
+from tessera_shared.constants import QUIESCENCE_SECONDS
 
 
 def prepare(request: dict, execution: str, clients: Clients) -> Plan:
@@ -71,6 +74,7 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         pool=target.pool if target else settings.pool,
         policy=policy,
         placement=target.placement if target else None,
+        stable_floor=settings.stable_floor,
     )
 
 
@@ -90,25 +94,60 @@ def _target_of(settings: ServiceSettings, service: str, version: str, pool: str 
 
 
 def acquire_lock(plan: Plan, clients: Clients) -> dict:
-    taken_over = clients.ledger.acquire_lock(
-        plan.service,
-        execution=plan.execution,
-        version=plan.version,
-        is_running=lambda holder: _execution_running(clients, holder),
-    )
-    clients.ledger.start_record(plan)
-    if taken_over:
-        clients.ledger.record_decision(
-            plan, {"id": "lock-taken-over", "step": "lock", "from": taken_over.get("execution")}
+    """Take the service's lock and start the rollout's record (one transaction). A holder that is gone is taken
+    over only once none of its invocations can still land (it stopped QUIESCENCE_SECONDS ago, or its lease
+    passed), after its clean-up ran here from its record; an operator's hold, a running holder and a holder
+    not yet quiescent are refused with the reason."""
+    locks = clients.ledger.locks
+    seen = locks.item(plan.service)
+    holder = seen if seen and seen.get("execution") else None
+    if holder is not None and holder["execution"] == plan.execution:
+        return {}  # a retried task: the lock and the record were taken together
+    previous = None
+    if holder is not None:
+        _refuse_unless_gone(plan.service, holder, clients)
+        previous = settle_after(holder, clients)
+    locks.take(plan, seen=seen, previous=previous)
+    if holder is not None and previous is not None:
+        audit(clients, plan, "lock-taken-over", {"from": holder["execution"], "its_outcome": previous.outcome})
+        clients.announcer.outcome(
+            plan.service, str(holder.get("version")), holder["execution"], previous.outcome, previous.reason
         )
     return {}
 
 
-def _execution_running(clients: Clients, execution: str) -> bool:
+def _refuse_unless_gone(service: str, holder: dict, clients: Clients) -> None:
+    if holder.get("operator"):
+        raise RolloutInProgressError(
+            f"{service} is held by an operator since a rollout of version {holder.get('version')} could not clean "
+            f"up ({holder.get('left', 'see its record')}); fix it, then `tessera rollout unlock --force`"
+        )
+    if clients.ledger.locks.lease_passed(holder):
+        return
+    stopped = _stopped_at(clients, holder["execution"])
+    if stopped is None:
+        raise RolloutInProgressError(
+            f"{service} is already being rolled out: version {holder.get('version')} by execution "
+            f"{holder['execution']} since {holder.get('acquired_at')}"
+        )
+    quiet = stopped + timedelta(seconds=QUIESCENCE_SECONDS)
+    if clients.now() < quiet:
+        raise RolloutInProgressError(
+            f"{service}: the rollout of version {holder.get('version')} stopped at {iso(stopped)} and its steps may "
+            f"still land until {iso(quiet)}; start again after that"
+        )
+
+
+def _stopped_at(clients: Clients, execution: str) -> datetime | None:
+    """When the execution stopped (None while it runs); an execution Step Functions does not know stopped long ago."""
     try:
-        return clients.stepfunctions.describe_execution(executionArn=execution)["status"] == "RUNNING"
+        described = clients.stepfunctions.describe_execution(executionArn=execution)
     except clients.stepfunctions.exceptions.ExecutionDoesNotExist:
-        return False
+        return datetime.min.replace(tzinfo=UTC)
+    if described["status"] == "RUNNING":
+        return None
+    stopped = described.get("stopDate")
+    return stopped if isinstance(stopped, datetime) else datetime.min.replace(tzinfo=UTC)
 
 
 def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
@@ -119,13 +158,13 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     if record is None or record["state"] not in RUNNABLE_STATES:
         state = record["state"] if record else "not in the registry"
         raise RolloutError(f"{plan.service} version {plan.version} is {state}; only registered versions roll out")
-    weights = current_weights(clients.elbv2, rule_arn=plan.rule_arn)
-    if weights.get(plan.canary_tg, 0) != 0:
-        raise RolloutError(f"{plan.service} is not at rest: the canary has weight {weights[plan.canary_tg]}")
     missing = _missing_alarms(clients, plan.watched_alarms)
     if missing:
         raise RolloutError(f"watched alarm(s) do not exist: {', '.join(missing)}")
     snapshot = _stable_snapshot(plan, clients)
+    unrest = not_at_rest(plan, snapshot, clients)
+    if unrest:
+        raise RolloutError(f"{plan.service} is not at rest: {'; '.join(unrest)}")
     most_canary = canary_replicas(snapshot.replicas, max(plan.policy.steps))
     checks: dict[str, Any] = {"stable_replicas": snapshot.replicas, "most_canary_replicas": most_canary}
     if plan.placement is not None:
@@ -141,6 +180,31 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
             )
     audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
     return saved(plan, clients, progress.replace(stable=snapshot, stable_replicas=snapshot.replicas))
+
+
+def not_at_rest(plan: Plan, snapshot: StableSnapshot, clients: Clients) -> list[str]:
+    """What differs from the rest position: canary at 0 % and 0 replicas, stable on the version the pointer names
+    (its image and placement as the registry recorded them, where it did) and its floor at config's value."""
+    found = []
+    weight = current_weights(clients.elbv2, rule_arn=plan.rule_arn).get(plan.canary_tg, 0)
+    if weight != 0:
+        found.append(f"the canary has weight {weight}")
+    canary = clients.kube.get_deployment(plan.namespace, plan.canary_deployment)["spec"].get("replicas", 0)
+    if canary != 0:
+        found.append(f"the canary has {canary} replica(s)")
+    pointer = clients.ledger.pointer(plan.service).get("stable")
+    if pointer and snapshot.model_version != pointer:
+        found.append(f"stable runs {snapshot.model_version!r}, the pointer names {pointer!r}")
+    record = clients.ledger.version(plan.service, pointer) if pointer else None
+    digest = (record or {}).get("image_digest")
+    if digest and "@sha256:" in snapshot.image and not snapshot.image.endswith(f"@{digest}"):
+        found.append(f"stable runs image {snapshot.image}, not {pointer}'s {digest}")
+    target = (record or {}).get("pool")
+    if target and snapshot.placement is not None and snapshot.placement.pool != target:
+        found.append(f"stable runs on {snapshot.placement.pool!r}, {pointer} on {target!r}")
+    if plan.stable_floor is not None and snapshot.autoscaler_min not in (None, plan.stable_floor):
+        found.append(f"stable's autoscaler floor is {snapshot.autoscaler_min}, config's {plan.stable_floor}")
+    return found
 
 
 def _missing_alarms(clients: Clients, names: list[str]) -> list[str]:
