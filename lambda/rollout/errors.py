@@ -33,3 +33,17 @@ class AbortRequestedError(Exception):
 
 class CleanupIncompleteError(Exception):
     """Rollback could not restore everything yet; the message lists what is left."""
+
+
+class WatchedAlarmError(RolloutError):
+    """A watched alarm went into ALARM during the bake. The service's alarms cover both tracks (and its pods,
+    nodes, load balancer): not a verdict on the canary's own figures, so the version stays startable."""
+
+
+class CanaryInconclusiveError(RolloutError):
+    """The bake ended short of data after every extension: no verdict on the version, which stays startable."""
+
+
+class CanaryUnavailableError(RolloutError):
+    """The canary has traffic but no healthy target (its pods evicted, Pending, or failing health checks): users
+    get load balancer errors that no judgement reads, so the step stops at once."""

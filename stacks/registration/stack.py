@@ -15,6 +15,7 @@ from constructs import Construct
 
 from registry.catalog import Catalog
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.failure_queues import send_failed_invocations
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
@@ -71,6 +72,8 @@ class RegistryStack(Stack):
             removal_policy=environment.removal_policy,
         )
         self._grant(environment.name, catalog, catalog_parameter, artifacts_key)
+        # A registration that failed after Lambda's retries (not only an event EventBridge could not deliver).
+        send_failed_invocations(self, self.register.function, removal_policy=environment.removal_policy)
 
         failed = sqs.Queue(
             self,

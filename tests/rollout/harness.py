@@ -417,7 +417,7 @@ class RolloutWorld:
         if isinstance(fault, After):
             raise fault.error
         if action in ("deploy_canary", "scale_canary"):
-            self._register_canary_targets(result["replicas"])
+            self.register_canary_targets(result["replicas"])
         self.completed.append(action)
         return result
 
@@ -434,7 +434,7 @@ class RolloutWorld:
     def resume(self) -> None:
         self._resume.set()
 
-    def _register_canary_targets(self, replicas: int) -> None:
+    def register_canary_targets(self, replicas: int) -> None:
         """What the load balancer controller does through the TargetGroupBinding."""
         elbv2 = self.clients.elbv2
         group = self.routing.canary_target_group

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from rollout.contract import Plan, Progress
+from rollout.errors import WatchedAlarmError
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
 from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
 from rollout.steps import analysis, canary, start
@@ -70,6 +71,7 @@ def baking(world: RolloutWorld, **overrides: object) -> tuple[Plan, Progress]:
     request = {"service": "assistant", "version": NEW_VERSION, "overrides": {"poll_seconds": 30, **overrides}}
     plan = start.prepare(request, EXECUTION, world.clients)
     start.acquire_lock(plan, world.clients)
+    world.register_canary_targets(1)  # the canary's pod, as the load balancer controller registers it
     return plan, canary.shift_traffic(plan, Progress(), world.clients)
 
 
@@ -156,10 +158,12 @@ def test_a_watched_alarm_fails_the_step_at_once(world: RolloutWorld) -> None:
     assert progress.verdict is None
     assert progress.waiting
     cloudwatch.set_alarm_state(AlarmName="assistant-5xx", StateValue="ALARM", StateReason="test")
-    progress = poll(world, plan, progress)
-    assert progress.verdict == "FAIL"
-    assert progress.reasons == ["1 alarm(s) in ALARM: assistant-5xx"]
-    assert progress.interval == 0  # no interval had fallen due: the alarm did not wait for one
+    # No verdict on the canary's own figures (the service's alarms cover both tracks): the step stops, FAILED.
+    with pytest.raises(WatchedAlarmError, match=r"1 alarm\(s\) in ALARM: assistant-5xx"):
+        poll(world, plan, progress)
+    saved = Progress.from_json(world.clients.ledger.record_for("assistant", plan.execution)["progress"])
+    assert saved.verdict == "FAIL"
+    assert saved.interval == 0  # no interval had fallen due: the alarm did not wait for one
 
 
 def test_a_window_is_judged_only_once_its_metrics_can_have_arrived(world: RolloutWorld) -> None:

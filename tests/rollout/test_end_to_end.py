@@ -81,13 +81,18 @@ def test_slow_canary_is_rolled_back(rollouts: Rollouts) -> None:
 
 
 def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
+    """Sequence 9: a bake short of data after every extension is no verdict on the version: FAILED, and the
+    version stays startable."""
     rollouts.world.traffic.silent = True
     execution = rollouts.start({"analysis": {"max_bake_extensions": 2}})
     assert execution["status"] == "FAILED"
+    assert execution["error"] == "RolloutFailed"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
-    assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
+    assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "INCONCLUSIVE"]
+    assert rollouts.record()["status"] == "FAILED"
+    assert rollouts.version_state() == "REGISTERED"
 
 
 def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
@@ -107,6 +112,8 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
     assert execution["status"] == "FAILED"
     assert "assistant-ttft" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
+    # An alarm is no verdict on the canary's own figures (sequence 9): the version stays startable.
+    assert (rollouts.record()["status"], rollouts.version_state()) == ("FAILED", "REGISTERED")
 
 
 def test_the_services_own_alarm_rolls_back_even_when_overrides_name_other_alarms(rollouts: Rollouts) -> None:

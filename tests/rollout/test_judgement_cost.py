@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.contract import Progress
+from rollout.errors import CanaryInconclusiveError
 from rollout.policy import OverrideError, check_overrides
 from stacks.config.errors import ConfigError
 from stacks.config.rollout import AnalysisSpec
@@ -78,13 +80,15 @@ def test_a_canary_dearer_per_request_than_the_policy_allows_fails_the_step(world
 
 
 def test_with_the_rule_set_a_canary_without_cost_data_never_passes(world: RolloutWorld) -> None:
-    """No pods to price (here: none scheduled): every interval lacks data, the bake extends, then fails."""
+    """No pods to price (here: none scheduled): every interval lacks data, the bake extends, then ends
+    inconclusive (no verdict on the version)."""
     plan, progress = baking(world, bake_seconds=120, analysis={"max_cost_ratio_vs_stable": 2})
-    ended, _ = bake(world, plan, progress)
-    assert ended.verdict == "FAIL"
+    with pytest.raises(CanaryInconclusiveError, match="still not enough data after 2 bake extension"):
+        bake(world, plan, progress)
+    ended = Progress.from_json(world.clients.ledger.record_for("assistant", plan.execution)["progress"])
+    assert ended.verdict == "INCONCLUSIVE"
     assert {r["judgement"]["verdict"] for r in intervals(world, plan)} == {"NOT_ENOUGH_DATA"}
     assert "canary has no cost per million requests in the window" in ended.reasons
-    assert ended.reasons[-1] == "still not enough data after 2 bake extension(s)"
 
 
 def test_a_cluster_that_cannot_be_read_records_the_reason_and_the_judgement_stands(world: RolloutWorld) -> None:

@@ -99,6 +99,11 @@ def test_function_logs_are_retained_and_private(dev: SynthesizedEnvironment) -> 
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_undelivered_events_queue_is_encrypted(dev: SynthesizedEnvironment) -> None:
-    [queue] = dev.resources("Registry", "AWS::SQS::Queue").values()
-    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+def test_failure_queues_are_encrypted(dev: SynthesizedEnvironment) -> None:
+    """Events the rule could not deliver, and registrations that failed after Lambda's retries (the function's
+    on-failure destination), each land in an encrypted queue."""
+    queues = dev.resources("Registry", "AWS::SQS::Queue")
+    assert len(queues) == 2
+    assert all(queue["Properties"]["SqsManagedSseEnabled"] is True for queue in queues.values())
+    [config] = dev.resources("Registry", "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] in queues

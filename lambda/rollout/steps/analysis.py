@@ -10,19 +10,23 @@ from typing import Any
 
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
+from rollout.errors import CanaryInconclusiveError, CanaryUnavailableError, WatchedAlarmError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, count_interval, judge
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, alarms_in_alarm, arn_dimension
 from rollout.steps.common import audit, guard, iso, parse_time, saved
 from rollout.track_cost import judgement_costs
+from rollout.traffic import healthy_targets
 from tessera_shared.constants import GENERAL_POOL
 
 PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
+INCONCLUSIVE = "INCONCLUSIVE"  # a bake that stayed short of data after every extension
 
 MAX_INTERVALS_PER_POLL = 10  # after a long stall, the rest are judged at the next poll
 
 
 def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress:
-    """One poll of a step's bake. A watched alarm in ALARM fails the step at once. Every analysis interval
+    """One poll of a step's bake. A watched alarm in ALARM, or a canary without a healthy target, stops the step
+    at once (WatchedAlarmError, CanaryUnavailableError: no verdict on the version). Every analysis interval
     whose window (ending `metric_delay_seconds` before now, as CloudWatch's load balancer metrics arrive
     late) is complete is judged and recorded; `consecutive_failures` failing intervals in a row fail the
     step. The step passes only once the metric delay after the bake's end has passed, on the whole bake's
@@ -39,7 +43,9 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
             f"step-{progress.step}-alarm",
             {"step": progress.step, "alarms_in_alarm": alarms, "verdict": "FAIL", "reasons": reasons},
         )
-        return saved(plan, clients, progress.replace(verdict="FAIL", reasons=reasons, waiting=False))
+        saved(plan, clients, progress.replace(verdict="FAIL", reasons=reasons, waiting=False))
+        raise WatchedAlarmError("; ".join(reasons))
+    _require_a_serving_canary(plan, progress, clients)
     now = clients.now()
     delay = timedelta(seconds=analysis.metric_delay_seconds)
     bake_until = parse_time(progress.bake_until or iso(now))
@@ -58,6 +64,19 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
         waiting = waiting.replace(wait_seconds=bake_wait(plan, waiting, now))
         return saved(plan, clients, waiting) if judged else waiting
     return _judge_bake(plan, progress, clients, start=parse_time(progress.step_started_at or iso(now)), end=bake_until)
+
+
+def _require_a_serving_canary(plan: Plan, progress: Progress, clients: Clients) -> None:
+    """The canary has a share of the traffic: with no healthy target, those requests fail at the load balancer."""
+    healthy, registered = healthy_targets(clients.elbv2, target_group=plan.canary_tg)
+    if healthy > 0:
+        return
+    reason = (
+        f"the canary has {plan.policy.steps[progress.step]} % of traffic and no healthy target ({registered} "
+        "registered): its pods are gone or failing health checks"
+    )
+    audit(clients, plan, f"step-{progress.step}-canary-unavailable", {"step": progress.step, "reasons": [reason]})
+    raise CanaryUnavailableError(reason)
 
 
 def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start: datetime, end: datetime) -> Progress:
@@ -119,19 +138,22 @@ def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: date
     judged = progress.replace(
         verdict=verdict, extensions=extensions, reasons=reasons, bake_until=iso(bake_until), waiting=verdict != "PASS"
     )
+    if verdict == INCONCLUSIVE:
+        saved(plan, clients, judged.replace(waiting=False))
+        raise CanaryInconclusiveError("; ".join(reasons))
     if verdict == "NOT_ENOUGH_DATA":
         judged = judged.replace(wait_seconds=bake_wait(plan, judged, clients.now()))
     return saved(plan, clients, judged)
 
 
 def _extend_while_short(plan: Plan, verdict: str, extensions: int, reasons: list[str]) -> tuple[str, int]:
-    """Not enough data extends the bake once more, up to max_bake_extensions; after that it is a failure
-    (appended to `reasons`). Returns the verdict and the extensions so far."""
+    """Not enough data extends the bake once more, up to max_bake_extensions; after that it is INCONCLUSIVE
+    (the reason appended to `reasons`): no verdict on the version. Returns the verdict and the extensions so far."""
     if verdict != "NOT_ENOUGH_DATA":
         return verdict, extensions
     if extensions >= plan.policy.analysis.max_bake_extensions:
         reasons.append(f"still not enough data after {extensions} bake extension(s)")
-        return "FAIL", extensions
+        return INCONCLUSIVE, extensions
     return verdict, extensions + 1
 
 
