@@ -27,7 +27,7 @@ from registry.table_keys import (
 from rollout.contract import Plan, Progress
 from rollout.errors import LockLostError, RolloutError
 from rollout.locks import Locks
-from tessera_shared.constants import PROMOTED, REGISTERED, RUNNING
+from tessera_shared.constants import PROMOTED, REGISTERED, ROLLOUT_FUNCTION_TIMEOUT_SECONDS, RUNNING
 
 RUNNABLE_STATES = (REGISTERED, PROMOTED)
 NOTICE_RETENTION = timedelta(days=90)
@@ -232,25 +232,61 @@ class Ledger:
             raise
         return True
 
-    def claim_notice(self, service: str, execution: str, status: str) -> bool:
-        """Claim the one announcement of this execution's outcome; False when it was announced already."""
+    def claim_notice(self, service: str, execution: str, status: str) -> str:
+        """Claim the one announcement of this execution's outcome: "claimed" (publish it, then `notice_sent`),
+        "sent" (announced already) or "busy" (another invocation is sending it now). A claim whose sender is
+        past the function's timeout died before sending: it is claimed again."""
+        moment = self._clock()
         item = {
             "pk": partition(service),
             "sk": notice_key(execution),
             "kind": "notice",
             "status": status,
+            "state": "sending",
+            "claimed_at": int(moment.timestamp()),
             "at": now(),
-            "expires_at": int((self._clock() + NOTICE_RETENTION).timestamp()),
+            "expires_at": int((moment + NOTICE_RETENTION).timestamp()),
         }
         try:
             self._client.put_item(
                 TableName=self._table, Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
             )
         except ClientError as error:
+            if not _failed_condition(error):
+                raise
+        else:
+            return "claimed"
+        held = self._get(service, notice_key(execution)) or {}
+        if held.get("state", "sent") == "sent":
+            return "sent"
+        if int(held.get("claimed_at", 0)) + ROLLOUT_FUNCTION_TIMEOUT_SECONDS > moment.timestamp():
+            return "busy"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_dynamo({"pk": partition(service), "sk": notice_key(execution)}),
+                UpdateExpression="SET claimed_at = :now",
+                ConditionExpression="claimed_at = :then AND #state = :sending",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=to_dynamo(
+                    {":now": int(moment.timestamp()), ":then": held["claimed_at"], ":sending": "sending"}
+                ),
+            )
+        except ClientError as error:
             if _failed_condition(error):
-                return False
+                return "busy"
             raise
-        return True
+        return "claimed"
+
+    def notice_sent(self, service: str, execution: str) -> None:
+        """The claimed announcement went out."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_dynamo({"pk": partition(service), "sk": notice_key(execution)}),
+            UpdateExpression="SET #state = :sent",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=to_dynamo({":sent": "sent"}),
+        )
 
     def release_notice(self, service: str, execution: str) -> None:
         """Give a claim back when the announcement could not be sent, so a later path sends it."""

@@ -1,7 +1,8 @@
 """Announcements on the rollout topic. A rollout's outcome is announced once per execution: whichever
-path gets there first (Finalize, Rollback, the operator hand-over, or the execution-status safety net)
-claims the execution's notice in the ledger, and only the claimant publishes. A publish that fails gives
-the claim back, so a later path (the safety net, for a failed execution) can still announce it."""
+path gets there first (Finalize, Rollback, the operator hand-over, or the safety net) claims the execution's
+notice in the ledger, publishes, and marks it sent. A publish that fails gives the claim back, and a claim whose
+sender died before sending (past the function's timeout) is taken again, so a later path still announces it.
+Only a sender that dies between publishing and marking the notice sent can cause a second announcement."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ class Announcer:
         """Announce the execution's outcome unless it was announced already; True once it has been
         announced (now or before). Never raises: an announcement must not change the outcome it announces."""
         try:
-            if not self._ledger.claim_notice(service, execution, status):
-                return True
+            claim = self._ledger.claim_notice(service, execution, status)
         except Exception:
             logger.exception("could not claim the notice", extra={"execution": execution, "status": status})
             return False
+        if claim != "claimed":
+            return claim == "sent"
         try:
             self._publish_with_retry(service, version, execution, status, detail)
         except Exception:
@@ -40,6 +42,10 @@ class Announcer:
             except Exception:
                 logger.exception("could not release the notice", extra={"execution": execution})
             return False
+        try:
+            self._ledger.notice_sent(service, execution)
+        except Exception:  # sent all the same; a later path might announce it once more
+            logger.exception("could not mark the notice sent", extra={"execution": execution})
         return True
 
     def progress(self, plan: Plan, status: str, detail: str) -> None:

@@ -15,7 +15,7 @@ from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS
 from tests.deploy.cloudformation_double import cloudformation_strings
-from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION
+from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION, RolloutWorld
 from tests.rollout.scenarios import Rollouts
 
 
@@ -66,22 +66,30 @@ def properties(objects: list[dict]) -> dict:
 
 def deploy(rollouts: Rollouts, objects: list[dict], request: str) -> dict:
     """A Create, Update (from the first deploy's objects) or Delete, as the provider framework passes it on."""
+    return deploy_tracks(rollouts.world, objects, request)
+
+
+def deploy_tracks(world: RolloutWorld, objects: list[dict], request: str) -> dict:
     event = {"RequestType": request, "ResourceProperties": properties(objects)}
     if request == "Update":
-        event["OldResourceProperties"] = properties(rendered(rollouts.world.config))
-    world = rollouts.world
+        event["OldResourceProperties"] = properties(rendered(world.config))
     return track_owner.on_event(event, world.clients.kube, world.clients.ledger)
+
+
+def first_deploy(world: RolloutWorld) -> None:
+    """A first deploy through the track owner (instead of the harness's hand-made objects)."""
+    kube = world.clients.kube
+    for name in ("assistant-stable", "assistant-canary"):
+        kube.delete(DEPLOYMENTS, NAMESPACE, name)
+    [scaler] = [obj for obj in rendered(world.config) if obj["kind"] in track_owner.FLOOR_FIELDS]
+    kube.delete(track_owner.KINDS[scaler["kind"]], NAMESPACE, "assistant-stable")
+    deploy_tracks(world, rendered(world.config), "Create")
+    world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 2)
 
 
 @pytest.fixture
 def deployed(rollouts: Rollouts) -> Rollouts:
-    """A first deploy through the track owner (instead of the harness's hand-made objects)."""
-    kube = rollouts.world.clients.kube
-    for name in ("assistant-stable", "assistant-canary"):
-        kube.delete(DEPLOYMENTS, NAMESPACE, name)
-    kube.delete(track_owner.KINDS[_stable_autoscaler(rollouts)["kind"]], NAMESPACE, "assistant-stable")
-    deploy(rollouts, rendered(rollouts.world.config), "Create")
-    rollouts.world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 2)
+    first_deploy(rollouts.world)
     return rollouts
 
 

@@ -51,8 +51,8 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
         return _announce_promotion(plan, clients)
     epoch = guard(plan, clients)
     left = return_to_rest(plan, progress, clients, restore_stable=False)
-    if left:
-        raise RolloutError(f"could not return to rest after promotion: {'; '.join(left)}")
+    if left:  # each stage is idempotent: retried (Step Functions), and only after the retries is it a failure
+        raise TransientError(f"could not return to rest after promotion: {'; '.join(left)}")
     _check_stable_runs_the_version(plan, clients)
     clients.ledger.commit_promotion(plan, epoch=epoch)
     try:  # the version's history; the promotion itself is committed and must stand
