@@ -182,12 +182,14 @@ def _baselines(build: Callable[[pytest.MonkeyPatch], contextlib.AbstractContextM
 
 @pytest.fixture(scope="session")
 def reach(dev: SynthesizedEnvironment, definition_text: str) -> dict[Phase, list[Invocation]]:
-    """Session-scoped, so it runs before (never inside) a test's own moto."""
+    """Where each fault can strike in the dev world. Session-scoped: it runs before (never inside) a test's moto."""
     return _baselines(lambda monkeypatch: whole_rollouts(dev.config, definition_text, monkeypatch))
 
 
 @pytest.fixture(scope="session")
 def chip_reach(definition_text: str) -> dict[Phase, list[Invocation]]:
+    """Where each fault can strike in a change of chip (the world of the `chip_move` fixture)."""
+
     @contextlib.contextmanager
     def chip_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rollouts]:
         with whole_rollouts(gpu_first_config(), definition_text, monkeypatch, version_pools=VERSION_POOLS) as built:
