@@ -103,7 +103,14 @@ VERDICT_LOST = (
     "issue 20 sequence 10: HandToOperator loses the CanaryFailed verdict and ends FAILED with the version "
     "REGISTERED; documented: it keeps the verdict (ROLLED_BACK) when it finishes the clean-up"
 )
+TRANSIENT_FAILS_FINALIZE = (
+    "engine bug found by this matrix, in no issue-20 sequence: Finalize reports a clean-up stage that met a "
+    "transient Kubernetes error (503, 409s) as RolloutError, which is not retried, so the rollout ends FAILED; "
+    "documented: TransientError is retried (state machine, rollout.errors), so it ends PROMOTED"
+)
 KNOWN_ENGINE_BUGS: dict[tuple[str, str], str] = {
+    ("kubernetes-503", "finalize"): TRANSIENT_FAILS_FINALIZE,
+    ("kubernetes-409", "finalize"): TRANSIENT_FAILS_FINALIZE,
     # The hand-over finishes the clean-up after these faults (they pass, or strike outside its clean-up).
     **{
         (fault, "hand_to_operator"): VERDICT_LOST
