@@ -1,0 +1,344 @@
+"""RolloutActors: the actors of a rollout as a Hypothesis rule-based state machine, so that Hypothesis explores how
+they interleave and shrinks a failing sequence to a short one.
+
+The actors: executions of the synthesized definition (StepFunctionsDouble, one state per rule), a Lambda
+invocation that begins (passes its lock check) now and lands later, past a stop, a safety net or another start;
+Step Functions' stop; EventBridge delivering status changes late and in any order; the settle queue; an
+operator's start, abort, approval, rejection and forced unlock (as the CLI allows them); a `cdk deploy` whose track
+owner applies changed objects (env, floor); time; and one-shot AWS and Kubernetes faults. Every rule runs the real
+handler code against moto and the Kubernetes API double; every invariant is checked after every rule, and the
+teardown drives every actor to its end and checks the terminal ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from moto import mock_aws
+
+from rollout.cleanup import return_to_rest
+from rollout.contract import Plan, Progress
+from rollout.errors import RolloutError, TransientError
+from stacks.config.environment import config_path_for, load_config
+from tessera_cli.errors import CliError
+from tessera_cli.rollout import _refuse_while_it_may_act
+from tessera_shared.constants import QUIESCENCE_SECONDS, SCALED_OBJECT_KIND
+from tests.rollout.harness import (
+    NAMESPACE,
+    NEW_VERSION,
+    STABLE_VERSION,
+    After,
+    LambdaThrottledDouble,
+    LambdaTimeoutDouble,
+    RolloutWorld,
+    settle_event,
+)
+from tests.rollout.kube_double import KubernetesApiDouble
+from tests.rollout.scenarios import status_change_event
+from tests.rollout.step_functions_double import RUNNING, StepFunctionsDouble
+from tests.rollout.test_track_owner import deploy_tracks, first_deploy, rendered
+
+SERVICE = "assistant"
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:tessera-dev-rollout"
+OVERRIDES = {"warmup_seconds": 0, "bake_seconds": 60, "poll_seconds": 10}
+LAMBDA_FAULTS = {
+    "handler-exception": RuntimeError("injected handler exception"),
+    "lambda-timeout": After(LambdaTimeoutDouble("Task timed out")),
+    "throttling": LambdaThrottledDouble("Rate exceeded"),
+}
+ACTIONS = ("preflight", "deploy_canary", "shift_traffic", "judge_interval", "promote_stable", "finalize", "rollback")
+ENDING_STEPS = 400  # states an example's teardown may run to bring every execution to its end
+
+
+class RolloutActors(RuleBasedStateMachine):
+    definition: ClassVar[dict] = {}  # the synthesized ASL, set by the test before it runs the machine
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(mock_aws())
+        kube = self._stack.enter_context(KubernetesApiDouble())
+        self.world = RolloutWorld(config=load_config(config_path_for("dev")), kube=kube).build()
+        first_deploy(self.world)
+        self.sfn = StepFunctionsDouble(self.definition, invoke=self.world.invoke_action, clock=self.world.clock)
+        self.world.clients.stepfunctions = self.sfn  # the engine asks the double whether a lock's holder runs
+        self.executions: list[str] = []
+        self.late: dict[str, tuple[dict, Any]] = {}  # execution -> (its task's event, what its lock check answered)
+        self.events: list[dict] = []  # status changes EventBridge has yet to deliver
+        self.announced: dict[str, list[str]] = {}
+        self.ended: set[str] = set()
+        self.floor = self._config_floor()
+
+    # -- executions ---------------------------------------------------------------------------------------
+    @precondition(lambda self: len(self._running()) < 2)
+    @rule(version=st.sampled_from([NEW_VERSION, STABLE_VERSION]), approval=st.booleans())
+    def start(self, version: str, approval: bool) -> None:
+        request = {"service": SERVICE, "version": version, "overrides": OVERRIDES | {"manual_approval": approval}}
+        name = f"{SERVICE}-{len(self.executions)}"
+        self.executions.append(
+            self.sfn.start_execution(stateMachineArn=MACHINE, name=name, input=json.dumps(request))["executionArn"]
+        )
+
+    @precondition(lambda self: self._steppable())
+    @rule(data=st.data(), times=st.integers(1, 8))
+    def step(self, data: st.DataObject, times: int) -> None:
+        arn = data.draw(st.sampled_from(self._steppable()))
+        for _ in range(times):
+            if self.sfn.step(arn) is None:
+                break
+        self._noticed_end(arn)
+
+    @precondition(lambda self: self._can_begin_late())
+    @rule(data=st.data())
+    def begin_late(self, data: st.DataObject) -> None:
+        """A task's invocation starts and passes (or fails) its lock check now; its writes land later."""
+        arn = data.draw(st.sampled_from(self._can_begin_late()))
+        event = self.sfn.next_task_event(arn)
+        locks = self.world.clients.ledger.locks
+        try:
+            answer: Any = locks.guard(SERVICE, execution=arn)
+        except Exception as error:
+            answer = error
+        self.late[arn] = (event, answer)
+
+    @precondition(lambda self: self.late)
+    @rule(data=st.data())
+    def land(self, data: st.DataObject) -> None:
+        arn = data.draw(st.sampled_from(sorted(self.late)))
+        event, answer = self.late.pop(arn)
+        locks = self.world.clients.ledger.locks
+
+        def stale_guard(*_: Any, **__: Any) -> dict:
+            if isinstance(answer, Exception):
+                raise answer
+            return dict(answer)
+
+        locks.guard = stale_guard  # type: ignore[method-assign]
+        try:
+            result, error = self.world.invoke_action(event), None
+        except Exception as raised:
+            result, error = None, raised
+        finally:
+            del locks.guard
+        self.sfn.complete_task(arn, result, error)
+        self._noticed_end(arn)
+
+    @precondition(lambda self: self._running())
+    @rule(data=st.data())
+    def stop(self, data: st.DataObject) -> None:
+        arn = data.draw(st.sampled_from(self._running()))
+        self.sfn.stop_execution(executionArn=arn)
+        self._noticed_end(arn)
+
+    # -- the safety net ----------------------------------------------------------------------------------
+    @precondition(lambda self: self.events)
+    @rule(data=st.data())
+    def deliver_status_change(self, data: st.DataObject) -> None:
+        event = self.events.pop(data.draw(st.integers(0, len(self.events) - 1)))
+        try:
+            self.world.invoke_action(event)
+        except TransientError:
+            self.events.append(event)  # Lambda retries the asynchronous invocation
+
+    @rule()
+    def settle(self) -> None:
+        self.world.clock.advance(QUIESCENCE_SECONDS)
+        for message in self.world.settle.due(self.world.clock()):
+            try:
+                self.world.invoke_action(settle_event(message))
+            except TransientError:
+                self.world.settle.later(message, not_before=self.world.clock())  # the queue delivers it again
+
+    # -- an operator ----------------------------------------------------------------------------------------
+    @precondition(lambda self: self._running())
+    @rule(data=st.data())
+    def abort(self, data: st.DataObject) -> None:
+        """What `tessera rollout abort` does: ask the holder to stop, and fail its approval task if it waits."""
+        arn = data.draw(st.sampled_from(self._running()))
+        self.world.clients.ledger.locks.request_abort(SERVICE, execution=arn, reason="abort", by="oncall")
+        token = self.sfn.executions[arn].token
+        if token:
+            self.sfn.send_task_failure(taskToken=token, error="AbortRequestedError", cause="abort")
+
+    @precondition(lambda self: self._waiting_for_approval())
+    @rule(data=st.data(), approve=st.booleans())
+    def decide(self, data: st.DataObject, approve: bool) -> None:
+        arn = data.draw(st.sampled_from(self._waiting_for_approval()))
+        token = self.sfn.executions[arn].token
+        if approve:
+            self.sfn.send_task_success(taskToken=token, output="{}")
+        else:
+            self.sfn.send_task_failure(taskToken=token, error="Rejected", cause="not this one")
+
+    @rule()
+    def unlock_force(self) -> None:
+        """`tessera rollout unlock --force`, as the CLI allows it; an operator's hold is fixed by hand first."""
+        holder = self.world.clients.ledger.locks.holder(SERVICE)
+        if holder is None:
+            return
+        try:
+            _refuse_while_it_may_act(_CliEnvironment(self.sfn), SERVICE, holder)
+        except CliError:
+            return
+        if holder.get("operator"):
+            self._fix_by_hand(holder)
+        self.world.clients.ledger.locks.force_unlock(SERVICE)
+
+    # -- a deploy, time, faults ----------------------------------------------------------------------------
+    @rule(level=st.sampled_from(["info", "debug"]), floor=st.integers(1, 2))
+    def deploy(self, level: str, floor: int) -> None:
+        objects = rendered(self.world.config, env={"LOG_LEVEL": level})
+        for obj in objects:
+            if obj["kind"] == SCALED_OBJECT_KIND:
+                obj["spec"]["minReplicaCount"] = floor
+        try:
+            deploy_tracks(self.world, objects, "Update")
+        except (TransientError, RolloutError):  # the stack rolled back; the operator deploys again
+            deploy_tracks(self.world, objects, "Update")
+        self.floor = floor
+
+    @rule(seconds=st.sampled_from([1, 30, 120, 900]))
+    def time_passes(self, seconds: int) -> None:
+        self.world.clock.advance(seconds)
+
+    @rule(action=st.sampled_from(ACTIONS), fault=st.sampled_from(sorted(LAMBDA_FAULTS)))
+    def lambda_fault(self, action: str, fault: str) -> None:
+        self.world.faults.setdefault(action, []).append(LAMBDA_FAULTS[fault])
+
+    @rule(fault=st.sampled_from([("GET", 503), ("PUT", 503), ("PUT", 409)]))
+    def kubernetes_fault(self, fault: tuple[str, int]) -> None:
+        self.world.kube.fail_next(*fault)
+
+    # -- invariants -----------------------------------------------------------------------------------
+    @invariant()
+    def a_lock_never_exists_without_its_record(self) -> None:
+        ledger = self.world.clients.ledger
+        holder = ledger.locks.holder(SERVICE)
+        if holder is not None:
+            record = ledger.record(SERVICE, holder["record"])
+            assert record is not None, f"lock without record: {holder}"
+            assert record["status"] == "RUNNING" or holder.get("operator"), (holder, record["status"])
+            if holder.get("operator"):
+                assert "lease_until" not in holder, "an operator's hold must never expire"
+
+    @invariant()
+    def with_the_lock_free_the_service_is_at_rest(self) -> None:
+        if self.world.clients.ledger.locks.holder(SERVICE) is None:
+            assert self._not_at_rest() == [], self._not_at_rest()
+
+    @invariant()
+    def no_outcome_is_announced_twice(self) -> None:
+        for notice in self.world.notices():
+            self.announced.setdefault(notice["execution"], []).append(notice["status"])
+        for arn, statuses in self.announced.items():
+            endings = [s for s in statuses if s != "APPROVAL_NEEDED"]
+            assert len(endings) <= 1, (arn, endings)
+
+    def teardown(self) -> None:
+        try:
+            self._run_to_the_end()
+            self._assert_every_ending()
+        finally:
+            self._stack.close()
+
+    # -- the end -----------------------------------------------------------------------------------------
+    def _run_to_the_end(self) -> None:
+        self.world.faults.clear()
+        self.world.kube.clear_faults()
+        for arn in sorted(self.late):
+            self.land(_Fixed(arn))
+        for _ in range(ENDING_STEPS):
+            if not (self._running() or self.events or self.world.settle.pending):
+                return
+            for arn in self._waiting_for_approval():
+                self.sfn.send_task_success(taskToken=self.sfn.executions[arn].token, output="{}")
+            for arn in self._running():
+                self.sfn.step(arn)
+                self._noticed_end(arn)
+            while self.events:
+                self.deliver_status_change(_Fixed(0))
+            self.settle()
+        raise AssertionError(f"not ended after {ENDING_STEPS} rounds: {self._running()}")
+
+    def _assert_every_ending(self) -> None:
+        ledger = self.world.clients.ledger
+        self.no_outcome_is_announced_twice()
+        holder = ledger.locks.holder(SERVICE)
+        assert holder is None or holder.get("operator"), f"a lock left behind: {holder}"
+        for arn in self.executions:
+            record = ledger.record_for(SERVICE, arn)
+            endings = [s for s in self.announced.get(arn, []) if s != "APPROVAL_NEEDED"]
+            status = record["status"] if record else "REFUSED"
+            assert status != "RUNNING", f"{arn} ended but its record is RUNNING"
+            assert endings == [status], (arn, endings, status)
+        if holder is None:
+            assert self._not_at_rest() == [], self._not_at_rest()
+
+    # -- reading the world ------------------------------------------------------------------------------
+    def _running(self) -> list[str]:
+        return [arn for arn in self.executions if self.sfn.executions[arn].status == RUNNING]
+
+    def _steppable(self) -> list[str]:
+        return [arn for arn in self._running() if arn not in self.late and not self.sfn.executions[arn].token]
+
+    def _can_begin_late(self) -> list[str]:
+        return [arn for arn in self._steppable() if self.sfn.next_task_event(arn) is not None]
+
+    def _waiting_for_approval(self) -> list[str]:
+        return [arn for arn in self._running() if self.sfn.executions[arn].token and arn not in self.late]
+
+    def _noticed_end(self, arn: str) -> None:
+        if self.sfn.executions[arn].status != RUNNING and arn not in self.ended:
+            self.ended.add(arn)
+            self.events.append(status_change_event(self.sfn.describe_execution(executionArn=arn)))
+
+    def _config_floor(self) -> int:
+        [scaler] = [obj for obj in rendered(self.world.config) if obj["kind"] == SCALED_OBJECT_KIND]
+        return int(scaler["spec"]["minReplicaCount"])
+
+    def _not_at_rest(self) -> list[str]:
+        world, ledger = self.world, self.world.clients.ledger
+        found = []
+        if world.weights()[world.routing.canary_target_group] != 0:
+            found.append(f"weights {world.weights()}")
+        if world.canary_replicas() != 0:
+            found.append(f"canary has {world.canary_replicas()} replicas")
+        pointer = ledger.pointer(SERVICE)["stable"]
+        if world.deployed_version("stable") != pointer:
+            found.append(f"stable runs {world.deployed_version('stable')}, the pointer names {pointer}")
+        floor = world.kube.autoscaler_floor(NAMESPACE, "assistant-stable")
+        if floor != self.floor:
+            found.append(f"stable's floor is {floor}, config's {self.floor}")
+        return found
+
+    def _fix_by_hand(self, holder: dict) -> None:
+        """What the operator does before freeing a hold: put the service at rest (as the clean-up would have)."""
+        record = self.world.clients.ledger.record(SERVICE, holder["record"]) or {}
+        plan = Plan.from_json(record["plan"])
+        progress = Progress.from_json(record.get("progress") or {})
+        assert return_to_rest(plan, progress, self.world.clients, restore_stable=True) == []
+
+
+class _Fixed:
+    """A draw that is decided (the teardown's, not Hypothesis's)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def draw(self, strategy: Any) -> Any:
+        return self.value
+
+
+class _CliEnvironment:
+    """What the CLI's check reads from its environment: the Step Functions client."""
+
+    def __init__(self, sfn: StepFunctionsDouble) -> None:
+        self._sfn = sfn
+
+    def client(self, name: str) -> Any:
+        assert name == "stepfunctions"
+        return self._sfn
