@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.contract import ServiceSettings
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.cost import CPU_RESOURCE, GPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
@@ -269,18 +270,17 @@ def last_day(cloudwatch: Any, settings: ServiceSettings, *, end: datetime) -> tu
     return requests, pod_hours, hours
 
 
-def measured_throughput(records: Iterable[dict], target: str) -> float | None:
+def measured_throughput(judgements: Iterable[AuditEntry], target: str) -> float | None:
     """Requests per pod-hour the canary served on `target` (the pool's name, as the judge records the target a
     track ran on), pooled over every whole-bake judgement that recorded one."""
     requests, pod_hours = 0.0, 0.0
-    for record in records:
-        for decision in record.get("decisions", []):
-            canary = decision.get("canary") or {}
-            cost = canary.get("cost") or {}
-            if canary.get("target") != target or not cost.get("pods") or not cost.get("hours"):
-                continue
-            requests += float(cost.get("requests") or 0)
-            pod_hours += float(cost["pods"]) * float(cost["hours"])
+    for judgement in judgements:
+        canary = judgement.details.get("canary") or {}
+        cost = canary.get("cost") or {}
+        if canary.get("target") != target or not cost.get("pods") or not cost.get("hours"):
+            continue
+        requests += float(cost.get("requests") or 0)
+        pod_hours += float(cost["pods"]) * float(cost["hours"])
     return requests / pod_hours if pod_hours and requests else None
 
 
@@ -312,10 +312,11 @@ def service_cost(
     elif reason is None and hourly is not None:
         cost = round(pod_hours * hourly / requests * 1e6, 6)
     records = Ledger(env.client("dynamodb"), env.parameter("artifacts/registry-table-name")).rollouts(service.name)
+    judgements = [judgement for record in records for judgement in record.entries(AuditKind.JUDGEMENT)]
     targets = []
     for target in allowed_targets(service, config):
         target_hourly, target_reason = pod_hourly(target, prices, region)
-        throughput = measured_throughput(records, target.pool)
+        throughput = measured_throughput(judgements, target.pool)
         targets.append(
             {
                 "target": target.name,

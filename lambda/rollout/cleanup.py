@@ -16,6 +16,7 @@ from typing import Any
 
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
+from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.errors import CleanupIncompleteError
 from rollout.kube.deployments import running_placement
 from rollout.traffic import set_weights
@@ -101,8 +102,8 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
     name, reason = error_name(error), error_text(error)
     done = final_record(plan, clients)
     if done is not None:  # a repeated delivery, or Finalize's retries ran out after its commit: the outcome stands
-        clients.announcer.outcome(plan.service, plan.version, plan.execution, done["status"], done.get("reason") or "")
-        return {"outcome": done["status"], "reason": done.get("reason", "")}
+        clients.announcer.outcome(plan.service, plan.version, plan.execution, done.status, done.reason or "")
+        return {"outcome": done.status, "reason": done.reason or ""}
     lock = clients.ledger.lock_holder(plan.service)
     if lock is None or lock.get("execution") != plan.execution or lock.get("revoked"):
         # Someone else owns the service now: touching it would undo their rollout.
@@ -118,7 +119,8 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
         verdict = outcome == ROLLED_BACK and record["state"] != PROMOTED
         kind = EVENT_ROLLED_BACK if verdict else EVENT_ROLLOUT_FAILED
         history(clients, plan, kind, {"outcome": outcome, "reason": reason})
-    clients.ledger.record_decision(plan, {"id": "rollback", "step": "rollback", "verdict": outcome, "reason": reason})
+    rolled_back = AuditEntry(kind=AuditKind.ROLLBACK, outcome=outcome, details={"reason": reason})
+    clients.ledger.record_decision(plan, rolled_back)
     result = finish(plan, clients, outcome, reason)
     clients.ledger.release_lock(plan.service, execution=plan.execution)
     return result
@@ -129,7 +131,7 @@ def hand_to_operator(plan: Plan, progress: Progress, error: dict | None, clients
     with the service kept locked and a notification that says what is left."""
     done = final_record(plan, clients)
     if done is not None:
-        return {"outcome": done["status"], "reason": done.get("left_to_undo") or done.get("reason", "")}
+        return {"outcome": done.status, "reason": done.left_to_undo or done.reason or ""}
     lock = clients.ledger.lock_holder(plan.service) or {}
     if lock.get("execution") != plan.execution:
         return finish(plan, clients, FAILED, f"{error_text(error)}; the lock was no longer this rollout's")
@@ -156,9 +158,9 @@ def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
         return
 
 
-def final_record(plan: Plan, clients: Clients) -> dict | None:
+def final_record(plan: Plan, clients: Clients) -> RolloutRecord | None:
     record = clients.ledger.record_for(plan.service, plan.execution)
-    return record if record is not None and record.get("status") != RUNNING else None
+    return record if record is not None and record.status != RUNNING else None
 
 
 def finish(plan: Plan, clients: Clients, outcome: str, reason: str) -> dict:

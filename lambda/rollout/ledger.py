@@ -32,6 +32,7 @@ from registry.table_keys import (
     version_key,
 )
 from rollout.contract import Plan, Progress
+from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.errors import AbortRequestedError, LockLostError, RolloutError, RolloutInProgressError
 from tessera_shared.constants import LOCK_LEASE_SECONDS, PROMOTED, REGISTERED, RUNNING
 
@@ -168,7 +169,8 @@ class Ledger:
         if holder:
             record = self.record_for(service, holder["execution"])
             if record is not None:
-                self._append(record["pk"], record["sk"], {"id": f"forced-unlock-{now()}", "step": "unlock", "by": by})
+                entry = AuditEntry(kind=AuditKind.FORCED_UNLOCK, at=now(), details={"by": by})
+                self._append(partition(service), rollout_key(record.started_at, record.execution), entry)
         return holder
 
     def lock_holder(self, service: str) -> dict | None:
@@ -289,12 +291,12 @@ class Ledger:
             if not _failed_condition(error):
                 raise
 
-    def record_decision(self, plan: Plan, decision: dict) -> None:
+    def record_decision(self, plan: Plan, entry: AuditEntry) -> None:
         """Append one audit entry; an entry already recorded under the same id is not added again."""
-        self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), decision)
+        self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), entry)
 
-    def _append(self, pk: str, sk: str, decision: dict) -> None:
-        entry = {"at": now(), **decision}
+    def _append(self, pk: str, sk: str, entry: AuditEntry) -> None:
+        stamped = entry.stamped(now())
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -303,7 +305,7 @@ class Ledger:
                 "if_not_exists(decision_ids, :empty), :id)",
                 ConditionExpression="attribute_exists(pk) AND NOT contains(decision_ids, :raw_id)",
                 ExpressionAttributeValues=to_dynamo(
-                    {":entry": [entry], ":id": [decision["id"]], ":raw_id": decision["id"], ":empty": []}
+                    {":entry": [stamped.to_json()], ":id": [stamped.id], ":raw_id": stamped.id, ":empty": []}
                 ),
             )
         except ClientError as error:
@@ -368,7 +370,7 @@ class Ledger:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=to_dynamo({"pk": record["pk"], "sk": record["sk"]}),
+                Key=to_dynamo({"pk": partition(service), "sk": rollout_key(record.started_at, record.execution)}),
                 UpdateExpression="SET #status = :status, finished_at = :at, reason = :reason, left_to_undo = :left",
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames={"#status": "status"},
@@ -408,11 +410,12 @@ class Ledger:
             TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": notice_key(execution)})
         )
 
-    def rollouts(self, service: str) -> list[dict]:
-        return query_partition(self._client, self._table, service, ROLLOUT_PREFIX)
+    def rollouts(self, service: str) -> list[RolloutRecord]:
+        """The service's rollout records, oldest first."""
+        return [_record(item) for item in query_partition(self._client, self._table, service, ROLLOUT_PREFIX)]
 
-    def record_for(self, service: str, execution: str) -> dict | None:
-        return next((r for r in self.rollouts(service) if r.get("execution") == execution), None)
+    def record_for(self, service: str, execution: str) -> RolloutRecord | None:
+        return next((r for r in self.rollouts(service) if r.execution == execution), None)
 
     def _get(self, service: str, sort_key: str) -> dict | None:
         response = self._client.get_item(
@@ -420,3 +423,8 @@ class Ledger:
         )
         item = response.get("Item")
         return from_dynamo(item) if item else None
+
+
+def _record(item: dict) -> RolloutRecord:
+    """A record item without its storage keys and item kind."""
+    return RolloutRecord.from_json({k: v for k, v in item.items() if k not in ("pk", "sk", "kind")}, where="record")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from rollout.cleanup import history, parse_json, return_to_rest
 from rollout.clients import Clients
-from rollout.contract import Plan, Progress
+from rollout.contract import Progress
+from rollout.contract.records import RolloutRecord
 from tessera_shared.constants import ABORTED, EVENT_ROLLOUT_FAILED, FAILED, NEEDS_OPERATOR, RUNNING, TIMED_OUT
 
 STATUS_OUTCOMES = {"ABORTED": ABORTED, "TIMED_OUT": TIMED_OUT, "FAILED": FAILED}
@@ -27,16 +28,16 @@ def execution_ended(detail: dict, clients: Clients) -> dict:
         # Refused before it took the lock: nothing changed, but whoever started it should hear why.
         clients.announcer.outcome(service, version, execution, "REFUSED", cause)
         return {"outcome": "REFUSED"}
-    outcome = record.get("status", RUNNING)
+    outcome: str = record.status
     if outcome == RUNNING:
         outcome = _clean_up_after(record, status, cause, clients)
-    clients.announcer.outcome(service, record["version"], execution, outcome, record.get("reason") or cause)
+    clients.announcer.outcome(service, record.version, execution, outcome, record.reason or cause)
     return {"outcome": outcome}
 
 
-def _clean_up_after(record: dict, status: str, cause: str, clients: Clients) -> str:
-    plan = Plan.from_json(record["plan"], where="record.plan")
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+def _clean_up_after(record: RolloutRecord, status: str, cause: str, clients: Clients) -> str:
+    plan = record.plan
+    progress = record.progress or Progress()
     lock = clients.ledger.lock_holder(plan.service) or {}
     if lock.get("execution") != plan.execution:
         outcome, left = FAILED, ""

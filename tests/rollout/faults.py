@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rollout.contract.records import RolloutRecord
 from tests.rollout.harness import NAMESPACE, After, LambdaThrottledDouble, LambdaTimeoutDouble, RolloutWorld
 from tests.rollout.scenarios import Rollouts
 
@@ -174,7 +175,7 @@ ACTIONS = (
 POLICY = {"manual_approval": True}
 
 
-def run_scenario(rollouts: Rollouts, action: str, fault: Fault) -> dict:
+def run_scenario(rollouts: Rollouts, action: str, fault: Fault) -> RolloutRecord | None:
     """One rollout with `fault` at `action`; returns the rollout record after every invariant held."""
     world = rollouts.world
     if action in ("rollback", "hand_to_operator"):
@@ -206,9 +207,9 @@ def _approve_when_asked(rollouts: Rollouts) -> None:
 
 def _approve(rollouts: Rollouts, plan: dict) -> None:
     time.sleep(0.05)
-    record = rollouts.world.clients.ledger.record_for(plan["service"], plan["execution"]) or {}
-    token = record.get("approval_token")
-    if token and record.get("status") == "RUNNING":
+    record = rollouts.world.clients.ledger.record_for(plan["service"], plan["execution"])
+    token = record.approval_token if record else None
+    if token and record.status == "RUNNING":
         try:
             rollouts.sfn.send_task_success(taskToken=token, output="{}")
         except ClientError:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from rollout.contract import Plan, Progress
+from rollout.contract.records import AuditKind
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
 from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
 from rollout.steps import analysis, canary, start
@@ -110,11 +111,9 @@ def test_a_failing_interval_then_recovery_passes_at_the_bake_end(world: RolloutW
     # The step passes only once the metric delay after the bake's end has passed, on the whole bake.
     bake_until = datetime.fromisoformat(progress.bake_until or "")
     assert at == bake_until + timedelta(seconds=plan.policy.analysis.metric_delay_seconds)
-    [judgement] = [
-        d for d in world.clients.ledger.record_for("assistant", EXECUTION)["decisions"] if "judgement" in d["id"]
-    ]
-    assert judgement["window"] == [progress.step_started_at, progress.bake_until]
-    assert judgement["intervals_judged"] == 5
+    [judgement] = world.clients.ledger.record_for("assistant", EXECUTION).entries(AuditKind.JUDGEMENT)
+    assert judgement.details["window"] == [progress.step_started_at, progress.bake_until]
+    assert judgement.details["intervals_judged"] == 5
 
 
 def test_consecutive_failing_intervals_fail_the_step_within_the_bake(world: RolloutWorld) -> None:
@@ -184,7 +183,7 @@ def test_every_interval_of_a_long_bake_is_kept_outside_the_record(world: Rollout
     assert len(intervals(world, plan)) == 60
     assert world.clients.ledger.intervals("assistant", plan.started_at, plan.execution, last=1)[0]["interval"] == 59
     record = world.clients.ledger.record_for("assistant", EXECUTION)
-    assert len(json.dumps(record, default=str)) < 20_000  # the record does not grow with the bake's length
+    assert len(json.dumps(record.to_json())) < 20_000  # the record does not grow with the bake's length
 
 
 # -- the policy's fields --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from rollout.contract.records import AuditKind
 from rollout.handler import dispatch
 from tessera_cli.main import main as tessera
 from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
@@ -26,23 +27,23 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
     rollouts.assert_at_rest(stable=NEW_VERSION)
     assert rollouts.version_state() == "PROMOTED"
     record = rollouts.record()
-    assert record["status"] == "PROMOTED"
-    judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
-    assert judgement["verdict"] == "PASS"
+    assert record.status == "PROMOTED"
+    [judgement] = record.entries(AuditKind.JUDGEMENT)
+    assert (judgement.step, judgement.extension, judgement.verdict) == (0, 0, "PASS")
     # The whole bake: the minute the step started in and its two minutes, 1000 canary requests each.
-    assert judgement["canary"]["requests"] == 3000
-    assert judgement["intervals_judged"] == 2
-    intervals = rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    assert judgement.details["canary"]["requests"] == 3000
+    assert judgement.details["intervals_judged"] == 2
+    intervals = rollouts.world.clients.ledger.intervals("assistant", record.started_at, record.execution)
     assert [(i["step"], i["interval"], i["judgement"]["verdict"]) for i in intervals] == [
         (0, 0, "PASS"),
         (0, 1, "PASS"),
     ]
     assert intervals[0]["canary"]["requests"] == 1000
-    assert judgement["canary_weight"] == 10
-    assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
+    assert judgement.details["canary_weight"] == 10
+    assert judgement.details["thresholds"]["max_5xx_rate_percent"] == 1.0
     # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
-    deploy = next(d for d in record["decisions"] if d["id"] == "deploy-canary")
-    assert deploy["replicas"] == 1
+    [deploy] = record.entries(AuditKind.DEPLOY_CANARY)
+    assert deploy.details["replicas"] == 1
     # The version's own history says what ran, and the image it ran is kept by the registry's lifecycle rule.
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "promoted"]
@@ -62,9 +63,9 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
     # Two failing intervals in a row rolled it back before the bake's end: no whole-bake judgement.
-    decisions = [d["id"] for d in rollouts.record()["decisions"]]
-    assert "step-0-intervals-failed" in decisions
-    assert not any("judgement" in d for d in decisions)
+    record = rollouts.record()
+    assert [entry.step for entry in record.entries(AuditKind.INTERVALS_FAILED)] == [0]
+    assert not record.entries(AuditKind.JUDGEMENT)
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "rolled-back"]
 
@@ -84,8 +85,9 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
-    verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
-    assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
+    judgements = rollouts.record().entries(AuditKind.JUDGEMENT)
+    assert [j.verdict for j in judgements] == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
+    assert [j.extension for j in judgements] == [0, 1, 2]
 
 
 def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
@@ -144,7 +146,7 @@ def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest
     execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
-    ids = [d["id"] for d in rollouts.record()["decisions"]]
+    ids = [entry.id for entry in rollouts.record().decisions]
     assert len(ids) == len(set(ids))
 
 
@@ -189,7 +191,7 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
     assert finished["error"] == "Aborted"
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "REGISTERED"  # an abort says nothing about the version
-    assert rollouts.record()["status"] == "ABORTED"
+    assert rollouts.record().status == "ABORTED"
     assert [n["status"] for n in world.notices()] == ["ABORTED"]
     capsys.readouterr()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.contract.records import AuditKind
 from rollout.policy import OverrideError, check_overrides
 from stacks.config.errors import ConfigError
 from stacks.config.rollout import AnalysisSpec
@@ -33,10 +34,9 @@ def seat_both_tracks(world: RolloutWorld) -> None:
 
 
 def judgement_decision(world: RolloutWorld) -> dict:
-    [decision] = [
-        d for d in world.clients.ledger.record_for("assistant", EXECUTION)["decisions"] if "judgement" in d["id"]
-    ]
-    return decision
+    """The evidence of the rollout's one whole-bake judgement."""
+    [judgement] = world.clients.ledger.record_for("assistant", EXECUTION).entries(AuditKind.JUDGEMENT)
+    return judgement.details
 
 
 def per_million(hourly: float, seconds: float, requests: int) -> float:

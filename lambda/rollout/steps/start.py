@@ -10,12 +10,14 @@ from registry.images import image_reference
 from rollout.capacity import pool_fit
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress, RolloutTarget, ServiceSettings, StableSnapshot
+from rollout.contract.outcomes import Verdict
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError, StartRefusedError
 from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
 from rollout.policy import OverrideError, apply_overrides
-from rollout.steps.common import audit, canary_replicas, guard, iso, saved, server_container
+from rollout.steps.common import canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
 
 
@@ -99,7 +101,7 @@ def acquire_lock(plan: Plan, clients: Clients) -> dict:
     clients.ledger.start_record(plan)
     if taken_over:
         clients.ledger.record_decision(
-            plan, {"id": "lock-taken-over", "step": "lock", "from": taken_over.get("execution")}
+            plan, AuditEntry(kind=AuditKind.LOCK_TAKEN_OVER, details={"from": taken_over.get("execution")})
         )
     return {}
 
@@ -139,7 +141,7 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
                 f"pool cannot fit the rollout: {snapshot.replicas} stable + {most_canary} canary pods + 1 surge pod "
                 f"at promotion {fit.shortfall}"
             )
-    audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
+    clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.PREFLIGHT, verdict=Verdict.PASS, details=checks))
     return saved(plan, clients, progress.replace(stable=snapshot, stable_replicas=snapshot.replicas))
 
 
