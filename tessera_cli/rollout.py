@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rollout.contract import ContractError, Plan, ServiceSettings
-from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
+from rollout.contract.records import AuditEntry, RolloutRecord
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.policy import OverrideError, apply_overrides, check_overrides, describe_fields
 from tessera_cli.environment import Environment
@@ -182,11 +182,6 @@ def service_settings(env: Environment, service: str) -> ServiceSettings:
         raise CliError(f"rollout settings of {service} are unreadable: {error}", EXIT_REJECTED) from None
 
 
-def _latest(ledger: Ledger, service: str) -> RolloutRecord | None:
-    records = sorted(ledger.rollouts(service), key=lambda r: r.started_at, reverse=True)
-    return records[0] if records else None
-
-
 # -- status ----------------------------------------------------------------------------------------
 def dashboard_link(env: Environment, service: str) -> str | None:
     """The service's CloudWatch dashboard, as the Observability stack published it (None before it is deployed)."""
@@ -198,7 +193,7 @@ def dashboard_link(env: Environment, service: str) -> str | None:
 
 def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str | None = None) -> dict:
     """The rollout's state as one JSON document (the shape `--json` prints)."""
-    record = _latest(ledger, service)
+    record = ledger.latest_rollout(service)
     if record is None:
         raise CliError(f"{service} has never been rolled out", EXIT_NOT_FOUND)
     execution = env.client("stepfunctions").describe_execution(executionArn=record.execution)
@@ -209,7 +204,7 @@ def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str |
         # The record never heard how it ended: say so, with what Step Functions knows.
         problem = f"execution {execution['status']}: {execution.get('error', '')} {execution.get('cause', '')}".strip()
         status = execution["status"] if execution["status"] != "SUCCEEDED" else PROMOTED
-    judgement = _last_judgement(record)
+    judgement = _last_judgement(ledger, record)
     waiting = status == RUNNING and record.awaiting_approval
     steps = plan.policy.steps
     progress = record.progress
@@ -250,9 +245,9 @@ def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str |
 TRACKS = ("canary", "stable")
 
 
-def _last_judgement(record: RolloutRecord) -> AuditEntry | None:
-    judgements = record.entries(AuditKind.JUDGEMENT)
-    return judgements[-1] if judgements else None
+def _last_judgement(ledger: Ledger, record: RolloutRecord) -> AuditEntry | None:
+    [judgement] = ledger.judgements(record, last=1) or [None]
+    return judgement
 
 
 def _with_cost(figures: dict | None) -> dict | None:
@@ -410,7 +405,7 @@ def watch(
 
 # -- approval, abort, unlock -------------------------------------------------------------------------
 def _running(ledger: Ledger, service: str) -> RolloutRecord:
-    record = _latest(ledger, service)
+    record = ledger.latest_rollout(service)
     if record is None or record.status != RUNNING:
         raise CliError(f"no rollout of {service} is running", EXIT_NOT_FOUND)
     return record
@@ -418,7 +413,7 @@ def _running(ledger: Ledger, service: str) -> RolloutRecord:
 
 def approve_rollout(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    record = _latest(_ledger(env), args.service)
+    record = _ledger(env).latest_rollout(args.service)
     if record is None or record.status != RUNNING or not record.awaiting_approval:
         raise CliError(f"no rollout of {args.service} is waiting for approval", EXIT_NOT_FOUND)
     sfn = env.client("stepfunctions")
@@ -487,9 +482,9 @@ def _caller(env: Environment) -> str:
     return env.client("sts").get_caller_identity()["Arn"]
 
 
-def _last_costs(record: RolloutRecord) -> dict | None:
+def _last_costs(ledger: Ledger, record: RolloutRecord) -> dict | None:
     """Each track's cost per million requests and target at the rollout's last judgement (None: never judged)."""
-    judgement = _last_judgement(record)
+    judgement = _last_judgement(ledger, record)
     if judgement is None:
         return None
     return {track: _pick(_with_cost(judgement.details.get(track))) for track in TRACKS}
@@ -507,21 +502,24 @@ def _history_line(row: dict) -> str:
     return line
 
 
+def _history_row(ledger: Ledger, record: RolloutRecord, *, trail: bool) -> dict:
+    row = {
+        "version": record.version,
+        "status": record.status,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "reason": record.reason or None,
+        "cost_per_million_requests": _last_costs(ledger, record),
+    }
+    if trail:  # every entry (a query for the steps' weights and one for the judgements), only for --json's output
+        row["decisions"] = [entry.to_json() for entry in ledger.audit_trail(record)]
+    return row
+
+
 def show_history(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    records = sorted(_ledger(env).rollouts(args.service), key=lambda r: r.started_at, reverse=True)
-    rows = [
-        {
-            "version": r.version,
-            "status": r.status,
-            "started_at": r.started_at,
-            "finished_at": r.finished_at,
-            "reason": r.reason or None,
-            "cost_per_million_requests": _last_costs(r),
-            "decisions": [entry.to_json() for entry in r.decisions],
-        }
-        for r in records
-    ]
+    ledger = _ledger(env)
+    rows = [_history_row(ledger, record, trail=printer.as_json) for record in reversed(ledger.rollouts(args.service))]
     human = "\n".join(_history_line(row) for row in rows)
     printer.result({"service": args.service, "rollouts": rows}, human or f"{args.service} has never been rolled out")
     return EXIT_OK

@@ -32,9 +32,9 @@ GPU = {"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"}
 def judgements_with_cost(rollouts: Rollouts) -> list[dict]:
     """Every judgement of the rollout (the whole bakes' audit decisions and each interval's record), each
     checked to carry both tracks' cost per million requests and the target each ran on."""
-    record = rollouts.record()
-    judged = [{"id": entry.id, **entry.details} for entry in record.entries(AuditKind.JUDGEMENT)]
-    judged += rollouts.world.clients.ledger.intervals("assistant", record.started_at, record.execution)
+    ledger, record = rollouts.world.clients.ledger, rollouts.record()
+    judged = [{"id": entry.id, **entry.details} for entry in ledger.judgements(record)]
+    judged += ledger.intervals("assistant", record.started_at, record.execution)
     for judgement in judged:
         for track in ("canary", "stable"):
             cost = judgement[track]["cost"]
@@ -73,7 +73,7 @@ def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move:
     assert preflight.details["pool"] == TRAINIUM_POOL
     assert (deploy.details["canary_pool"], deploy.details["stable_pool"]) == (TRAINIUM_POOL, GPU_POOL)
     assert promote.details["pool"] == TRAINIUM_POOL
-    assert any(j.step == 0 and j.verdict == "PASS" for j in record.entries(AuditKind.JUDGEMENT))
+    assert any(j.step == 0 and j.verdict == "PASS" for j in chip_move.world.clients.ledger.judgements(record))
     # Cost per million requests for both tracks at every judgement, each on its own chip: the canary's one
     # trn1.2xlarge ($1.34375/h) against stable's two g6.2xlarge ($0.9776/h each), both serving alike.
     judged = judgements_with_cost(chip_move)
@@ -84,7 +84,7 @@ def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move:
         assert (canary["dollars_per_hour"], stable["dollars_per_hour"]) == (1.34375, 2 * 0.9776)
     # `tessera cost` reads these records: the canary measured Trainium's throughput (1,000 requests a minute on
     # one pod); stable's figures on the GPU are not a measurement of a move there.
-    judgements = chip_move.record().entries(AuditKind.JUDGEMENT)
+    judgements = world.clients.ledger.every_judgement("assistant")
     assert measured_throughput(judgements, TRAINIUM_POOL) == pytest.approx(60_000)
     assert measured_throughput(judgements, GPU_POOL) is None
 

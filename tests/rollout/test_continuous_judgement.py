@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 import pytest
 
 from rollout.contract import Plan, Progress
-from rollout.contract.records import AuditKind
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
 from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
 from rollout.steps import analysis, canary, start
@@ -111,7 +110,8 @@ def test_a_failing_interval_then_recovery_passes_at_the_bake_end(world: RolloutW
     # The step passes only once the metric delay after the bake's end has passed, on the whole bake.
     bake_until = datetime.fromisoformat(progress.bake_until or "")
     assert at == bake_until + timedelta(seconds=plan.policy.analysis.metric_delay_seconds)
-    [judgement] = world.clients.ledger.record_for("assistant", EXECUTION).entries(AuditKind.JUDGEMENT)
+    ledger = world.clients.ledger
+    [judgement] = ledger.judgements(ledger.record_for("assistant", EXECUTION))
     assert judgement.details["window"] == [progress.step_started_at, progress.bake_until]
     assert judgement.details["intervals_judged"] == 5
 

@@ -28,7 +28,7 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
     assert rollouts.version_state() == "PROMOTED"
     record = rollouts.record()
     assert record.status == "PROMOTED"
-    [judgement] = record.entries(AuditKind.JUDGEMENT)
+    [judgement] = rollouts.world.clients.ledger.judgements(record)
     assert (judgement.step, judgement.extension, judgement.verdict) == (0, 0, "PASS")
     # The whole bake: the minute the step started in and its two minutes, 1000 canary requests each.
     assert judgement.details["canary"]["requests"] == 3000
@@ -65,7 +65,7 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     # Two failing intervals in a row rolled it back before the bake's end: no whole-bake judgement.
     record = rollouts.record()
     assert [entry.step for entry in record.entries(AuditKind.INTERVALS_FAILED)] == [0]
-    assert not record.entries(AuditKind.JUDGEMENT)
+    assert not rollouts.world.clients.ledger.judgements(record)
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "rolled-back"]
 
@@ -85,9 +85,11 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     assert execution["status"] == "FAILED"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
-    judgements = rollouts.record().entries(AuditKind.JUDGEMENT)
+    ledger, record = rollouts.world.clients.ledger, rollouts.record()
+    judgements = ledger.judgements(record)
     assert [j.verdict for j in judgements] == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "FAIL"]
     assert [j.extension for j in judgements] == [0, 1, 2]
+    assert ledger.judgements(record, last=1) == judgements[-1:]  # one query, newest first
 
 
 def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
@@ -146,8 +148,9 @@ def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest
     execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
-    ids = [entry.id for entry in rollouts.record().decisions]
+    ids = [entry.id for entry in rollouts.world.clients.ledger.audit_trail(rollouts.record())]
     assert len(ids) == len(set(ids))
+    assert {"step-0-weights", "step-0-judgement-0", "promote-stable"} <= set(ids)
 
 
 def test_kubernetes_conflict_then_success(rollouts: Rollouts) -> None:
@@ -271,7 +274,16 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"
-    assert any(d.get("verdict") == "PASS" for d in history["rollouts"][0]["decisions"])
+    # The whole audit trail, in the order recorded: the record's entries, the step's weights and its judgement.
+    trail = [(d["kind"], d.get("verdict")) for d in history["rollouts"][0]["decisions"]]
+    assert trail == [
+        ("preflight", "PASS"),
+        ("deploy-canary", None),
+        ("warm-up", "PASS"),
+        ("step-weights", None),
+        ("judgement", "PASS"),
+        ("promote-stable", None),
+    ]
     costs = history["rollouts"][0]["cost_per_million_requests"]
     assert costs == {
         "canary": {"target": "trainium", "cost_per_million_requests": judged["canary"]["cost_per_million_requests"]},

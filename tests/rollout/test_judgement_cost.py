@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.contract.records import AuditKind
 from rollout.policy import OverrideError, check_overrides
 from stacks.config.errors import ConfigError
 from stacks.config.rollout import AnalysisSpec
@@ -35,7 +34,8 @@ def seat_both_tracks(world: RolloutWorld) -> None:
 
 def judgement_decision(world: RolloutWorld) -> dict:
     """The evidence of the rollout's one whole-bake judgement."""
-    [judgement] = world.clients.ledger.record_for("assistant", EXECUTION).entries(AuditKind.JUDGEMENT)
+    ledger = world.clients.ledger
+    [judgement] = ledger.judgements(ledger.record_for("assistant", EXECUTION))
     return judgement.details
 
 

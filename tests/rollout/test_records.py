@@ -7,12 +7,14 @@ import json
 
 import pytest
 
-from rollout.contract import ContractError, Progress
+from registry.store import from_dynamo, to_dynamo
+from registry.table_keys import judgement_key, rollout_key
+from rollout.contract import ContractError, Plan, Progress
 from rollout.contract.outcomes import Outcome, Verdict
 from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.steps import start
 from tessera_shared import constants
-from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, RolloutWorld
+from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TABLE, RolloutWorld
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
 
@@ -172,3 +174,71 @@ def test_the_record_the_ledger_writes_reads_back_as_a_rollout_record(world: Roll
 def test_a_record_field_the_model_does_not_know_is_refused_by_name() -> None:
     with pytest.raises(ContractError, match=r"record: unknown field\(s\) \['epoch'\]"):
         RolloutRecord.from_json({"epoch": 3}, where="record")
+
+
+# -- entries in items of their own -----------------------------------------------------------------------------
+def _locked(world: RolloutWorld, execution: str = EXECUTION) -> Plan:
+    plan = start.prepare({"service": "assistant", "version": NEW_VERSION}, execution, world.clients)
+    start.acquire_lock(plan, world.clients)
+    return plan
+
+
+def _judgement(step: int, extension: int, verdict: Verdict) -> AuditEntry:
+    return AuditEntry(kind=AuditKind.JUDGEMENT, step=step, extension=extension, verdict=verdict, details={"n": step})
+
+
+def test_a_steps_weights_and_judgements_are_items_of_their_own(world: RolloutWorld) -> None:
+    ledger, plan = world.clients.ledger, _locked(world)
+    ledger.record_decision(plan, AuditEntry(kind=AuditKind.STEP_WEIGHTS, step=0, details={"canary_weight": 10}))
+    for extension, verdict in enumerate([Verdict.NOT_ENOUGH_DATA, Verdict.PASS]):
+        ledger.record_decision(plan, _judgement(0, extension, verdict))
+    item = world.dynamodb.get_item(
+        TableName=TABLE,
+        Key=to_dynamo({"pk": "SERVICE#assistant", "sk": judgement_key(plan.started_at, EXECUTION, 0, 1)}),
+    )["Item"]
+    assert from_dynamo(item)["kind"] == "judgement"
+    assert from_dynamo(item)["id"] == "step-0-judgement-1"
+    record = ledger.record_for("assistant", EXECUTION)
+    assert (record.decisions, record.decision_ids) == ([], [])  # the record did not grow
+    judgements = ledger.judgements(record)
+    assert [(j.extension, j.verdict) for j in judgements] == [(0, "NOT_ENOUGH_DATA"), (1, "PASS")]
+    assert ledger.judgements(record, last=1) == judgements[1:]
+    assert [entry.kind for entry in ledger.audit_trail(record)] == ["step-weights", "judgement", "judgement"]
+
+
+def test_a_retried_judgement_overwrites_its_item_with_the_outcome_the_rollout_kept(world: RolloutWorld) -> None:
+    ledger, plan = world.clients.ledger, _locked(world)
+    ledger.record_decision(plan, _judgement(1, 0, Verdict.NOT_ENOUGH_DATA))  # an attempt whose answer was lost
+    ledger.record_decision(plan, _judgement(1, 0, Verdict.PASS))  # the retry, whose answer the rollout went on with
+    [judgement] = ledger.judgements(ledger.record_for("assistant", EXECUTION))
+    assert judgement.verdict == Verdict.PASS
+
+
+def test_judgements_kept_in_a_record_from_before_they_had_items_are_still_read(world: RolloutWorld) -> None:
+    ledger, plan = world.clients.ledger, _locked(world)
+    kept = {"id": "step-0-judgement-0", "step": 0, "at": "t", "verdict": "PASS", "canary": {"target": "trainium"}}
+    world.dynamodb.update_item(
+        TableName=TABLE,
+        Key=to_dynamo({"pk": "SERVICE#assistant", "sk": rollout_key(plan.started_at, EXECUTION)}),
+        UpdateExpression="SET decisions = :kept",
+        ExpressionAttributeValues=to_dynamo({":kept": [kept]}),
+    )
+    record = ledger.record_for("assistant", EXECUTION)
+    [judgement] = ledger.judgements(record, last=1)
+    assert (judgement.id, judgement.details["canary"]) == ("step-0-judgement-0", {"target": "trainium"})
+    assert ledger.every_judgement("assistant") == [judgement]
+    assert ledger.audit_trail(record) == [judgement]
+
+
+def test_the_latest_rollout_is_the_newest_record_and_every_judgement_spans_rollouts(world: RolloutWorld) -> None:
+    ledger = world.clients.ledger
+    first = _locked(world, "arn:aws:states:us-east-1:123456789012:execution:m:first")
+    ledger.record_decision(first, _judgement(0, 0, Verdict.PASS))
+    ledger.release_lock("assistant", execution=first.execution)
+    world.clock.advance(3600)
+    second = _locked(world)
+    ledger.record_decision(second, _judgement(0, 0, Verdict.FAIL))
+    latest = ledger.latest_rollout("assistant")
+    assert latest is not None
+    assert (latest.execution, latest.started_at) == (EXECUTION, second.started_at)
+    assert [j.verdict for j in ledger.every_judgement("assistant")] == ["PASS", "FAIL"]
