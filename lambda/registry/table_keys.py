@@ -21,7 +21,8 @@ lives in the partition `pk = SERVICE#<service>`:
   time order (the newest by a Query on `ROLLOUT#`, newest first, limit 1), with the audit entries of the
   decisions a rollout takes once (rollout.contract.records). What a rollout writes per step, per bake
   extension or per analysis interval is an item of its own (the three below), so the record does not grow
-  with the policy's steps, bakes and extensions and stays below DynamoDB's 400 KB item limit.
+  with the policy's steps, bakes and extensions and stays below DynamoDB's 400 KB item limit (Prepare
+  checks the record's largest size under the plan, rollout.record_size).
 - step weights, `sk = WEIGHTS#<iso start time>#<execution id>#<step:03d>`: the audit entry of the weights
   a step set, read back from the load balancer; the rollout's by a Query on its prefix.
 - whole-bake judgement, `sk = JUDGEMENT#<iso start time>#<execution id>#<step:03d>#<extension:03d>`: the

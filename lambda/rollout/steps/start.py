@@ -17,6 +17,7 @@ from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
 from rollout.policy import OverrideError, apply_overrides
+from rollout.record_size import check_record_size
 from rollout.steps.common import canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
 
@@ -50,7 +51,7 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
             f"{service} version {version} has no recorded image digest (not registered, or registered before "
             "digests were recorded): register it again"
         ) from None
-    return Plan(
+    plan = Plan(
         service=service,
         version=version,
         execution=execution,
@@ -74,6 +75,8 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         policy=policy,
         placement=target.placement if target else None,
     )
+    check_record_size(plan)  # beside the policy's duration check: every rollout started can record its way to the end
+    return plan
 
 
 def _target_of(settings: ServiceSettings, service: str, version: str, pool: str | None) -> RolloutTarget | None:
