@@ -14,9 +14,9 @@ whose date is printed; a missing price or no traffic gives no figure and says wh
   pool that fits it (NeuronCores, GPUs, or vCPUs for cpu services: by the type's vCPUs, a little under the
   share of allocatable vCPUs the rollout's own figure uses) x that type's price.
 - A target the service may run on: one pod's hourly price there / the requests per pod-hour a past rollout's
-  canary served there x 1e6; "not measured yet" until a rollout has run there. A measurement is a judgement
-  of the rollout record whose `canary` carries `target` (the target's pool name) and `cost`
-  (rollout.cost.TrackCost.to_json(): requests, pods, hours).
+  canary served there x 1e6; "not measured yet" until a rollout has run there. A measurement is a whole-bake
+  judgement of a past rollout (an item of its own, `JUDGEMENT#...` in the registry table) whose `canary`
+  carries `target` (the target's pool name) and `cost` (rollout.cost.TrackCost.to_json(): requests, pods, hours).
 
 The targets of a service are the ones its config allows (`accelerator` and `alternative_accelerators`, by
 EnvironmentConfig.allowed_targets), the current one first.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.contract import ServiceSettings
+from rollout.contract.records import AuditEntry
 from rollout.cost import CPU_RESOURCE, GPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
@@ -269,18 +270,17 @@ def last_day(cloudwatch: Any, settings: ServiceSettings, *, end: datetime) -> tu
     return requests, pod_hours, hours
 
 
-def measured_throughput(records: Iterable[dict], target: str) -> float | None:
+def measured_throughput(judgements: Iterable[AuditEntry], target: str) -> float | None:
     """Requests per pod-hour the canary served on `target` (the pool's name, as the judge records the target a
     track ran on), pooled over every whole-bake judgement that recorded one."""
     requests, pod_hours = 0.0, 0.0
-    for record in records:
-        for decision in record.get("decisions", []):
-            canary = decision.get("canary") or {}
-            cost = canary.get("cost") or {}
-            if canary.get("target") != target or not cost.get("pods") or not cost.get("hours"):
-                continue
-            requests += float(cost.get("requests") or 0)
-            pod_hours += float(cost["pods"]) * float(cost["hours"])
+    for judgement in judgements:
+        canary = judgement.details.get("canary") or {}
+        cost = canary.get("cost") or {}
+        if canary.get("target") != target or not cost.get("pods") or not cost.get("hours"):
+            continue
+        requests += float(cost.get("requests") or 0)
+        pod_hours += float(cost["pods"]) * float(cost["hours"])
     return requests / pod_hours if pod_hours and requests else None
 
 
@@ -311,11 +311,13 @@ def service_cost(
         reason = "no HealthyHostCount data in the last 24 hours"
     elif reason is None and hourly is not None:
         cost = round(pod_hours * hourly / requests * 1e6, 6)
-    records = Ledger(env.client("dynamodb"), env.parameter("artifacts/registry-table-name")).rollouts(service.name)
+    judgements = Ledger(env.client("dynamodb"), env.parameter("artifacts/registry-table-name")).every_judgement(
+        service.name
+    )
     targets = []
     for target in allowed_targets(service, config):
         target_hourly, target_reason = pod_hourly(target, prices, region)
-        throughput = measured_throughput(records, target.pool)
+        throughput = measured_throughput(judgements, target.pool)
         targets.append(
             {
                 "target": target.name,

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rollout.contract import ContractError, ServiceSettings
+from rollout.contract import ContractError, Plan, ServiceSettings
+from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.policy import OverrideError, apply_overrides, check_overrides, describe_fields
 from tessera_cli.environment import Environment
@@ -181,11 +182,6 @@ def service_settings(env: Environment, service: str) -> ServiceSettings:
         raise CliError(f"rollout settings of {service} are unreadable: {error}", EXIT_REJECTED) from None
 
 
-def _latest(ledger: Ledger, service: str) -> dict | None:
-    records = sorted(ledger.rollouts(service), key=lambda r: r["started_at"], reverse=True)
-    return records[0] if records else None
-
-
 # -- status ----------------------------------------------------------------------------------------
 def dashboard_link(env: Environment, service: str) -> str | None:
     """The service's CloudWatch dashboard, as the Observability stack published it (None before it is deployed)."""
@@ -197,51 +193,61 @@ def dashboard_link(env: Environment, service: str) -> str | None:
 
 def describe(env: Environment, ledger: Ledger, service: str, *, dashboard: str | None = None) -> dict:
     """The rollout's state as one JSON document (the shape `--json` prints)."""
-    record = _latest(ledger, service)
+    record = ledger.latest_rollout(service)
     if record is None:
         raise CliError(f"{service} has never been rolled out", EXIT_NOT_FOUND)
-    execution = env.client("stepfunctions").describe_execution(executionArn=record["execution"])
-    plan = record.get("plan") or {}
-    progress = record.get("progress") or {}
-    status = record.get("status", RUNNING)
+    execution = env.client("stepfunctions").describe_execution(executionArn=record.execution)
+    plan = record.plan
+    status: str = record.status
     problem = None
     if status == RUNNING and execution["status"] in TERMINAL_EXECUTION:
         # The record never heard how it ended: say so, with what Step Functions knows.
         problem = f"execution {execution['status']}: {execution.get('error', '')} {execution.get('cause', '')}".strip()
         status = execution["status"] if execution["status"] != "SUCCEEDED" else PROMOTED
-    decisions = [{k: v for k, v in d.items() if k != "task_token"} for d in record.get("decisions", [])]
-    judgement = next((d for d in reversed(decisions) if "judgement" in d.get("id", "")), None)
-    steps = (plan.get("policy") or {}).get("steps") or record.get("steps") or []
-    step = progress.get("step", 0)
-    waiting_approval = status == RUNNING and bool(record.get("approval_token")) and _awaiting_approval(decisions)
+    judgement = _last_judgement(ledger, record)
+    waiting = status == RUNNING and record.awaiting_approval
+    steps = plan.policy.steps
+    progress = record.progress
+    step = progress.step if progress else 0
     return {
         "service": service,
-        "version": record["version"],
-        "previous": record.get("previous"),
+        "version": record.version,
+        "previous": record.previous,
         "status": status,
-        "execution": record["execution"],
+        "execution": record.execution,
         "execution_status": execution["status"],
         "problem": problem,
-        "reason": record.get("reason") or None,
-        "left_to_undo": record.get("left_to_undo") or None,
-        "started_at": record["started_at"],
-        "finished_at": record.get("finished_at"),
+        "reason": record.reason or None,
+        "left_to_undo": record.left_to_undo or None,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
         "step": {"index": step, "of": len(steps), "canary_weight": steps[step] if step < len(steps) else None},
         "weights": _weights(env, plan) if status == RUNNING else None,
-        "replicas": {"canary": progress.get("replicas"), "stable": progress.get("stable_replicas")},
-        "bake_seconds_left": _seconds_left(progress.get("bake_until")) if status == RUNNING else None,
+        "replicas": {
+            "canary": progress.replicas if progress else None,
+            "stable": progress.stable_replicas if progress else None,
+        },
+        "bake_seconds_left": _seconds_left(progress.bake_until if progress else None) if status == RUNNING else None,
         "last_judgement": judgement
         and {
-            **{key: judgement.get(key) for key in ("step", "canary_weight", "verdict", "reasons")},
-            **{track: _with_cost(judgement.get(track)) for track in TRACKS},
+            "step": judgement.step,
+            "canary_weight": judgement.details.get("canary_weight"),
+            "verdict": judgement.verdict,
+            "reasons": judgement.reasons,
+            **{track: _with_cost(judgement.details.get(track)) for track in TRACKS},
         },
         "last_interval": _last_interval(ledger, service, record),
-        "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting_approval else None,
+        "approve_with": f"tessera --env {env.name} rollout approve {service}" if waiting else None,
         "dashboard": dashboard,
     }
 
 
 TRACKS = ("canary", "stable")
+
+
+def _last_judgement(ledger: Ledger, record: RolloutRecord) -> AuditEntry | None:
+    [judgement] = ledger.judgements(record, last=1) or [None]
+    return judgement
 
 
 def _with_cost(figures: dict | None) -> dict | None:
@@ -269,9 +275,9 @@ def _cost_text(canary: dict | None, stable: dict | None) -> str:
     return f"cost per million requests stable {one(stable)} / canary {one(canary)}"
 
 
-def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
+def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict | None:
     """The newest analysis interval judged within a bake, canary and stable figures side by side."""
-    [interval] = ledger.intervals(service, record["started_at"], record["execution"], last=1) or [None]
+    [interval] = ledger.intervals(service, record.started_at, record.execution, last=1) or [None]
     if interval is None:
         return None
     figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target")
@@ -292,20 +298,13 @@ def _last_interval(ledger: Ledger, service: str, record: dict) -> dict | None:
     }
 
 
-def _awaiting_approval(decisions: list[dict]) -> bool:
-    ids = [d.get("id") for d in decisions]
-    return "approval-requested" in ids and "promote-stable" not in ids
-
-
-def _weights(env: Environment, plan: dict) -> dict | None:
-    if not plan.get("rule_arn"):
-        return None
-    [rule] = env.client("elbv2").describe_rules(RuleArns=[plan["rule_arn"]])["Rules"]
+def _weights(env: Environment, plan: Plan) -> dict:
+    [rule] = env.client("elbv2").describe_rules(RuleArns=[plan.rule_arn])["Rules"]
     forward = next(a for a in rule["Actions"] if a["Type"] == "forward")
     weights = {
         g["TargetGroupArn"]: g.get("Weight", 1) for g in forward.get("ForwardConfig", {}).get("TargetGroups", [])
     }
-    return {"stable": weights.get(plan.get("stable_tg"), 0), "canary": weights.get(plan.get("canary_tg"), 0)}
+    return {"stable": weights.get(plan.stable_tg, 0), "canary": weights.get(plan.canary_tg, 0)}
 
 
 def _seconds_left(until: str | None) -> int | None:
@@ -405,27 +404,25 @@ def watch(
 
 
 # -- approval, abort, unlock -------------------------------------------------------------------------
-def _running(ledger: Ledger, service: str) -> dict:
-    record = _latest(ledger, service)
-    if record is None or record.get("status") != RUNNING:
+def _running(ledger: Ledger, service: str) -> RolloutRecord:
+    record = ledger.latest_rollout(service)
+    if record is None or record.status != RUNNING:
         raise CliError(f"no rollout of {service} is running", EXIT_NOT_FOUND)
     return record
 
 
 def approve_rollout(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    record = _latest(_ledger(env), args.service) or {}
-    token = record.get("approval_token")
-    decisions = record.get("decisions", [])
-    if record.get("status") != RUNNING or not token or not _awaiting_approval(decisions):
+    record = _ledger(env).latest_rollout(args.service)
+    if record is None or record.status != RUNNING or not record.awaiting_approval:
         raise CliError(f"no rollout of {args.service} is waiting for approval", EXIT_NOT_FOUND)
     sfn = env.client("stepfunctions")
     if args.reject:
-        sfn.send_task_failure(taskToken=token, error="Rejected", cause=args.reject)
-        printer.result({"service": args.service, "approved": False}, f"rejected {args.service} {record['version']}")
+        sfn.send_task_failure(taskToken=record.approval_token, error="Rejected", cause=args.reject)
+        printer.result({"service": args.service, "approved": False}, f"rejected {args.service} {record.version}")
     else:
-        sfn.send_task_success(taskToken=token, output="{}")
-        printer.result({"service": args.service, "approved": True}, f"approved {args.service} {record['version']}")
+        sfn.send_task_success(taskToken=record.approval_token, output="{}")
+        printer.result({"service": args.service, "approved": True}, f"approved {args.service} {record.version}")
     return EXIT_OK
 
 
@@ -435,15 +432,15 @@ def abort_rollout(args: argparse.Namespace, printer: Printer) -> int:
     ledger = _ledger(env)
     record = _running(ledger, args.service)
     who = _caller(env)
-    if not ledger.locks.request_abort(args.service, execution=record["execution"], reason=args.reason, by=who):
+    if not ledger.locks.request_abort(args.service, execution=record.execution, reason=args.reason, by=who):
         raise CliError(f"the rollout of {args.service} no longer holds its lock: nothing to abort", EXIT_NOT_FOUND)
-    if record.get("approval_token") and _awaiting_approval(record.get("decisions", [])):
+    if record.awaiting_approval:
         sfn = env.client("stepfunctions")
         # If the approval is over already, the next step sees the abort request instead.
         with contextlib.suppress(
             sfn.exceptions.TaskDoesNotExist, sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken
         ):
-            sfn.send_task_failure(taskToken=record["approval_token"], error="AbortRequestedError", cause=args.reason)
+            sfn.send_task_failure(taskToken=record.approval_token, error="AbortRequestedError", cause=args.reason)
     if args.no_wait:
         printer.result({"service": args.service, "abort_requested": True}, f"abort of {args.service} requested")
         return EXIT_OK
@@ -476,11 +473,8 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
     who = _caller(env)
     if ledger.locks.force_unlock(args.service) is None:
         raise CliError(f"the lock of {args.service} changed while unlocking; look again", EXIT_REJECTED)
-    ledger.append_to_record(
-        args.service,
-        holder["record"],
-        {"id": f"forced-unlock-{datetime.now(UTC).isoformat()}", "step": "unlock", "by": who},
-    )
+    unlocked = AuditEntry(kind=AuditKind.FORCED_UNLOCK, at=datetime.now(UTC).isoformat(), details={"by": who})
+    ledger.append_to_record(args.service, holder["record"], unlocked)
     printer.result(
         {"service": args.service, "unlocked": True, "was_held_by": holder["execution"], "by": who},
         f"unlocked {args.service} (was held by {holder['execution']}); recorded as done by {who}",
@@ -513,12 +507,12 @@ def _caller(env: Environment) -> str:
     return env.client("sts").get_caller_identity()["Arn"]
 
 
-def _last_costs(record: dict) -> dict | None:
+def _last_costs(ledger: Ledger, record: RolloutRecord) -> dict | None:
     """Each track's cost per million requests and target at the rollout's last judgement (None: never judged)."""
-    judgement = next((d for d in reversed(record.get("decisions", [])) if "judgement" in d.get("id", "")), None)
+    judgement = _last_judgement(ledger, record)
     if judgement is None:
         return None
-    return {track: _pick(_with_cost(judgement.get(track))) for track in TRACKS}
+    return {track: _pick(_with_cost(judgement.details.get(track))) for track in TRACKS}
 
 
 def _pick(figures: dict | None) -> dict:
@@ -533,21 +527,24 @@ def _history_line(row: dict) -> str:
     return line
 
 
+def _history_row(ledger: Ledger, record: RolloutRecord, *, trail: bool) -> dict:
+    row = {
+        "version": record.version,
+        "status": record.status,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "reason": record.reason or None,
+        "cost_per_million_requests": _last_costs(ledger, record),
+    }
+    if trail:  # every entry (a query for the steps' weights and one for the judgements), only for --json's output
+        row["decisions"] = [entry.to_json() for entry in ledger.audit_trail(record)]
+    return row
+
+
 def show_history(args: argparse.Namespace, printer: Printer) -> int:
     env = Environment(args.env, args.region)
-    records = sorted(_ledger(env).rollouts(args.service), key=lambda r: r["started_at"], reverse=True)
-    rows = [
-        {
-            "version": r["version"],
-            "status": r.get("status"),
-            "started_at": r["started_at"],
-            "finished_at": r.get("finished_at"),
-            "reason": r.get("reason") or None,
-            "cost_per_million_requests": _last_costs(r),
-            "decisions": [{k: v for k, v in d.items() if k != "task_token"} for d in r.get("decisions", [])],
-        }
-        for r in records
-    ]
+    ledger = _ledger(env)
+    rows = [_history_row(ledger, record, trail=printer.as_json) for record in reversed(ledger.rollouts(args.service))]
     human = "\n".join(_history_line(row) for row in rows)
     printer.result({"service": args.service, "rollouts": rows}, human or f"{args.service} has never been rolled out")
     return EXIT_OK

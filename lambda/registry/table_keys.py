@@ -18,13 +18,25 @@ lives in the partition `pk = SERVICE#<service>`:
 - pointer, `sk = POINTER`: the service's current stable and canary versions.
 - rollout lock, `sk = LOCK`: at most one rollout per service (conditional put).
 - rollout record, `sk = ROLLOUT#<iso start time>#<execution id>`: the service's rollout history in
-  time order, with the audit record of every decision the rollout took.
+  time order (the newest by a Query on `ROLLOUT#`, newest first, limit 1), with the audit entries of the
+  decisions a rollout takes once (rollout.contract.records). What a rollout writes per step, per bake
+  extension or per analysis interval is an item of its own (the three below), so the record does not grow
+  with the policy's steps, bakes and extensions and stays below DynamoDB's 400 KB item limit (Prepare
+  checks the record's largest size under the plan, rollout.record_size).
+- step weights, `sk = WEIGHTS#<iso start time>#<execution id>#<step:03d>`: the audit entry of the weights
+  a step set, read back from the load balancer; the rollout's by a Query on its prefix.
+- whole-bake judgement, `sk = JUDGEMENT#<iso start time>#<execution id>#<step:03d>#<extension:03d>`: the
+  audit entry of a step's bake judged (both tracks' figures and cost, the thresholds, the verdict), one per
+  bake extension; the rollout's last by a Query on its prefix, newest first, limit 1; every judgement of
+  the service's rollouts (the throughput `tessera cost` pools) by a Query on `JUDGEMENT#`.
 - analysis interval, `sk = INTERVAL#<iso start time>#<execution id>#<step:03d>#<interval:06d>`: the
-  figures and verdict of one analysis interval of a rollout's bake, one item each so that the record stays
-  far below DynamoDB's 400 KB item limit however long the rollout; the last one by a Query on the
+  figures and verdict of one analysis interval of a rollout's bake; the last one by a Query on the
   rollout's prefix, newest first, limit 1.
 - notice, `sk = NOTICE#<execution id>`: claimed (conditional put) by whichever path announces an
   execution's outcome, so that every outcome is announced once; `expires_at` lets TTL remove it.
+
+A retried step overwrites its weights, judgement or interval item: the last write is the one whose outcome
+the rollout kept.
 
 Uploads the register function could not place (unknown service, malformed key) are kept for
 `tessera models ignored` in one partition, `pk = IGNORED`, `sk = <iso time>#<event id>`, with
@@ -46,6 +58,8 @@ POINTER_KEY = "POINTER"
 LOCK_KEY = "LOCK"
 NOTICE_PREFIX = "NOTICE#"
 INTERVAL_PREFIX = "INTERVAL#"
+JUDGEMENT_PREFIX = "JUDGEMENT#"
+WEIGHTS_PREFIX = "WEIGHTS#"
 
 
 def partition(service: str) -> str:
@@ -77,12 +91,33 @@ def rollout_key(started_at: str, execution: str) -> str:
     return f"{ROLLOUT_PREFIX}{started_at}#{execution.rsplit(':', 1)[-1]}"
 
 
+def _of_rollout(prefix: str, started_at: str, execution: str) -> str:
+    """The sort key prefix of one rollout's items of a kind: in the rollout's time order, then its own."""
+    return f"{prefix}{started_at}#{execution.rsplit(':', 1)[-1]}#"
+
+
 def interval_prefix(started_at: str, execution: str) -> str:
-    return f"{INTERVAL_PREFIX}{started_at}#{execution.rsplit(':', 1)[-1]}#"
+    return _of_rollout(INTERVAL_PREFIX, started_at, execution)
 
 
 def interval_key(started_at: str, execution: str, step: int, index: int) -> str:
     return f"{interval_prefix(started_at, execution)}{step:03d}#{index:06d}"
+
+
+def judgement_prefix(started_at: str, execution: str) -> str:
+    return _of_rollout(JUDGEMENT_PREFIX, started_at, execution)
+
+
+def judgement_key(started_at: str, execution: str, step: int, extension: int) -> str:
+    return f"{judgement_prefix(started_at, execution)}{step:03d}#{extension:03d}"
+
+
+def weights_prefix(started_at: str, execution: str) -> str:
+    return _of_rollout(WEIGHTS_PREFIX, started_at, execution)
+
+
+def weights_key(started_at: str, execution: str, step: int) -> str:
+    return f"{weights_prefix(started_at, execution)}{step:03d}"
 
 
 def notice_key(execution: str) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
+from rollout.contract.outcomes import Outcome
+from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.errors import CleanupIncompleteError, RolloutInProgressError
 from rollout.kube.deployments import running_placement
 from rollout.locks import Finished
@@ -131,8 +133,8 @@ def _end_short(
 ) -> dict:
     done = final_record(plan, clients)
     if done is not None:  # a repeated delivery, or Finalize's retries ran out after its commit: the outcome stands
-        clients.announcer.outcome(plan.service, plan.version, plan.execution, done["status"], done.get("reason") or "")
-        return {"outcome": done["status"], "reason": done.get("reason") or done.get("left_to_undo") or ""}
+        clients.announcer.outcome(plan.service, plan.version, plan.execution, done.status, done.reason or "")
+        return {"outcome": done.status, "reason": done.reason or done.left_to_undo or ""}
     outcome, reason = outcome_of(error), error_text(error)
     owner = _take_back_lock(plan, clients)
     if owner == "other":  # another live rollout owns the service now: touching it would undo its work
@@ -141,6 +143,8 @@ def _end_short(
         clients.announcer.outcome(plan.service, plan.version, plan.execution, FAILED, reason)
         return {"outcome": FAILED, "reason": reason}
     left = return_to_rest(plan, progress, clients, restore_stable=True)
+    if not left:
+        clients.ledger.set_canary(plan.service, None)
     if owner == "revoked":  # this execution was stopped: the safety net finishes it once it is quiescent
         return {"outcome": FAILED, "reason": f"{reason}; stopped, the safety net finishes it"}
     if left and cleanup_error is None:
@@ -156,7 +160,9 @@ def _end_short(
             plan.service, plan.version, plan.execution, NEEDS_OPERATOR, f"{reason}; left to undo: {remaining}"
         )
         return {"outcome": NEEDS_OPERATOR, "reason": remaining}
-    clients.ledger.record_decision(plan, {"id": "rollback", "step": "rollback", "verdict": outcome, "reason": reason})
+    clients.ledger.record_decision(
+        plan, AuditEntry(kind=AuditKind.ROLLBACK, outcome=Outcome(outcome), details={"reason": reason})
+    )
     clients.ledger.locks.finish(plan.service, execution=plan.execution, outcome=outcome, reason=reason)
     clients.announcer.outcome(plan.service, plan.version, plan.execution, outcome, reason)
     return {"outcome": outcome, "reason": reason}
@@ -203,9 +209,9 @@ def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
         return
 
 
-def final_record(plan: Plan, clients: Clients) -> dict | None:
+def final_record(plan: Plan, clients: Clients) -> RolloutRecord | None:
     record = clients.ledger.record_for(plan.service, plan.execution)
-    return record if record is not None and record.get("status") != RUNNING else None
+    return record if record is not None and record.status != RUNNING else None
 
 
 # -- after a holder that is gone ---------------------------------------------------------------------
@@ -214,9 +220,10 @@ def settle_after(holder: dict, clients: Clients) -> Finished:
     record ends (written with the take-over). What cannot be undone is handed to an operator, and the start
     refused with what is left."""
     execution = holder["execution"]
-    record = clients.ledger.record(_service_of(holder), holder["record"]) or {}
-    plan = Plan.from_json(record.get("plan"), where="record.plan")
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+    record = clients.ledger.record(_service_of(holder), holder["record"])
+    if record is None:  # a lock never exists without its record; refuse rather than guess
+        raise RolloutInProgressError(f"the lock of {_service_of(holder)} names no record ({holder['record']})")
+    plan, progress = record.plan, record.progress or Progress()
     reason = f"execution {execution} stopped; cleaned up by the next rollout"
     left = return_to_rest(plan, progress, clients, restore_stable=True)
     if left:

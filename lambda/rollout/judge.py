@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Verdict = Literal["PASS", "FAIL", "NOT_ENOUGH_DATA"]
+from rollout.contract.outcomes import Verdict
+
 Direction = Literal["lower_is_better", "higher_is_better"]
 
 
@@ -110,7 +111,7 @@ class Judgement:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form for the audit record."""
         return {
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "reasons": list(self.reasons),
             "checks": [
                 {"name": check.name, "value": check.value, "limit": check.limit, "passed": check.passed}
@@ -135,8 +136,8 @@ def judge(
     # An alarm sees more than this window does (other metrics, other sources): it fails the canary
     # whatever the numbers say. The checks are kept so the audit record still shows them.
     reason = f"{len(alarms_in_alarm)} alarm(s) in ALARM: {', '.join(alarms_in_alarm)}"
-    failures = judgement.reasons if judgement.verdict == "FAIL" else ()
-    return Judgement("FAIL", (reason, *failures), judgement.checks)
+    failures = judgement.reasons if judgement.verdict == Verdict.FAIL else ()
+    return Judgement(Verdict.FAIL, (reason, *failures), judgement.checks)
 
 
 def count_interval(failing: int, verdict: Verdict) -> int:
@@ -144,9 +145,9 @@ def count_interval(failing: int, verdict: Verdict) -> int:
     An interval without enough data (too few requests, a missing value) leaves it as it was: it is no
     evidence either way, and resetting on it would let a failing canary escape by a quiet minute between
     two bad ones. The caller rolls back once the run reaches the policy's consecutive failures."""
-    if verdict == "FAIL":
+    if verdict == Verdict.FAIL:
         return failing + 1
-    if verdict == "PASS":
+    if verdict == Verdict.PASS:
         return 0
     return failing
 
@@ -156,7 +157,7 @@ def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStat
     min_requests = max(policy.min_requests, 1)
     if canary.requests < min_requests:
         return Judgement(
-            "NOT_ENOUGH_DATA",
+            Verdict.NOT_ENOUGH_DATA,
             (f"canary served {canary.requests} requests, fewer than the {min_requests} a judgement needs",),
             (Check("requests", canary.requests, min_requests, None),),
         )
@@ -195,11 +196,11 @@ class _Collector:
     def judgement(self, requests: int) -> Judgement:
         checks = tuple(self.checks)
         if self.failures:
-            return Judgement("FAIL", tuple(self.failures), checks)
+            return Judgement(Verdict.FAIL, tuple(self.failures), checks)
         if self.missing:
-            return Judgement("NOT_ENOUGH_DATA", tuple(self.missing), checks)
+            return Judgement(Verdict.NOT_ENOUGH_DATA, tuple(self.missing), checks)
         passed = sum(1 for check in checks if check.passed)
-        return Judgement("PASS", (f"canary passed {passed} checks over {requests} requests", *self.notes), checks)
+        return Judgement(Verdict.PASS, (f"canary passed {passed} checks over {requests} requests", *self.notes), checks)
 
 
 def _judge_5xx(

@@ -1,6 +1,7 @@
 """Rollout state in the registry table: the stable/canary pointer, version states, the rollout record with the
-audit trail of every decision, and the notice that announces each execution's outcome once (key design in
-registry/table_keys.py); the per-service lock is `ledger.locks` (rollout.locks).
+audit trail of every decision (a step's weights, its judgements and its analysis intervals in items of their own),
+and the notice that announces each execution's outcome once (key design in registry/table_keys.py); the
+per-service lock is `ledger.locks` (rollout.locks), which also starts and finishes the record with the lock.
 
 Every write is idempotent or conditional, so a step that runs twice leaves the same state.
 """
@@ -15,16 +16,22 @@ from botocore.exceptions import ClientError
 
 from registry.store import from_dynamo, query_partition, to_dynamo
 from registry.table_keys import (
+    JUDGEMENT_PREFIX,
     POINTER_KEY,
     ROLLOUT_PREFIX,
     interval_key,
     interval_prefix,
+    judgement_key,
+    judgement_prefix,
     notice_key,
     partition,
     rollout_key,
     version_key,
+    weights_key,
+    weights_prefix,
 )
 from rollout.contract import Plan, Progress
+from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.errors import LockLostError, RolloutError
 from rollout.locks import Locks
 from tessera_shared.constants import PROMOTED, REGISTERED, ROLLOUT_FUNCTION_TIMEOUT_SECONDS, RUNNING
@@ -135,16 +142,25 @@ class Ledger:
         return True
 
     # -- rollout records --------------------------------------------------------------------------
-    def record_decision(self, plan: Plan, decision: dict) -> None:
-        """Append one audit entry; an entry already recorded under the same id is not added again."""
-        self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), decision)
+    def record_decision(self, plan: Plan, entry: AuditEntry) -> None:
+        """Record one audit entry. A step's weights and its judgements are items of their own, so that the record
+        does not grow with the policy's steps and bake extensions; a retried step overwrites its item (the last
+        write is the one whose outcome the rollout kept). Any other entry is appended to the record once: an entry
+        already recorded under the same id is not added again."""
+        own_key = _own_item_key(plan, entry)
+        if own_key is None:
+            self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), entry)
+            return
+        stamped = entry.stamped(now())
+        item = {"pk": partition(plan.service), "sk": own_key, "execution": plan.execution, **stamped.to_json()}
+        self._client.put_item(TableName=self._table, Item=to_dynamo(item))
 
-    def append_to_record(self, service: str, sort_key: str, entry: dict) -> None:
+    def append_to_record(self, service: str, sort_key: str, entry: AuditEntry) -> None:
         """Append one audit entry to a record known by its key (an operator's action on a rollout's lock)."""
         self._append(partition(service), sort_key, entry)
 
-    def _append(self, pk: str, sk: str, decision: dict) -> None:
-        entry = {"at": now(), **decision}
+    def _append(self, pk: str, sk: str, entry: AuditEntry) -> None:
+        stamped = entry.stamped(now())
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -153,7 +169,7 @@ class Ledger:
                 "if_not_exists(decision_ids, :empty), :id)",
                 ConditionExpression="attribute_exists(pk) AND NOT contains(decision_ids, :raw_id)",
                 ExpressionAttributeValues=to_dynamo(
-                    {":entry": [entry], ":id": [decision["id"]], ":raw_id": decision["id"], ":empty": []}
+                    {":entry": [stamped.to_json()], ":id": [stamped.id], ":raw_id": stamped.id, ":empty": []}
                 ),
             )
         except ClientError as error:
@@ -177,21 +193,49 @@ class Ledger:
 
     def intervals(self, service: str, started_at: str, execution: str, *, last: int | None = None) -> list[dict]:
         """The rollout's analysis intervals in order; with `last`, only that many of the newest."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_dynamo(
-                {":pk": partition(service), ":prefix": interval_prefix(started_at, execution)}
-            ),
-            "ConsistentRead": True,
-        }
-        if last is not None:
-            items = self._client.query(**request, ScanIndexForward=False, Limit=last)["Items"]
-            return [from_dynamo(item) for item in reversed(items)]
-        items = []
-        for page in self._client.get_paginator("query").paginate(**request):
-            items += [from_dynamo(item) for item in page["Items"]]
-        return items
+        return self._query(service, interval_prefix(started_at, execution), last=last)
+
+    def judgements(self, record: RolloutRecord, *, last: int | None = None) -> list[AuditEntry]:
+        """The rollout's whole-bake judgements in order; with `last`, only that many of the newest. A record written
+        before judgements had items of their own keeps them among its entries."""
+        prefix = judgement_prefix(record.started_at, record.execution)
+        items = [_entry(item) for item in self._query(record.plan.service, prefix, last=last)]
+        if items:
+            return items
+        kept = record.entries(AuditKind.JUDGEMENT)
+        return kept[-last:] if last else kept
+
+    def every_judgement(self, service: str) -> list[AuditEntry]:
+        """Every whole-bake judgement of the service's rollouts, those kept in records written before judgements had
+        items of their own included."""
+        items = query_partition(self._client, self._table, service, JUDGEMENT_PREFIX)
+        kept = [entry for record in self.rollouts(service) for entry in record.entries(AuditKind.JUDGEMENT)]
+        return [_entry(item) for item in items] + kept
+
+    def audit_trail(self, record: RolloutRecord) -> list[AuditEntry]:
+        """Every audit entry of the rollout in the order recorded: the record's own, its steps' weights and its
+        judgements."""
+        service = record.plan.service
+        items = [
+            *self._query(service, weights_prefix(record.started_at, record.execution)),
+            *self._query(service, judgement_prefix(record.started_at, record.execution)),
+        ]
+        return sorted([*record.decisions, *map(_entry, items)], key=lambda entry: entry.at or "")
+
+    def _query(self, service: str, prefix: str, *, last: int | None = None) -> list[dict]:
+        """The items of `service` whose sort key starts with `prefix`, in key order; with `last`, only that many of
+        the last (one Query, newest first)."""
+        if last is None:
+            return query_partition(self._client, self._table, service, prefix)
+        items = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=to_dynamo({":pk": partition(service), ":prefix": prefix}),
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            Limit=last,
+        )["Items"]
+        return [from_dynamo(item) for item in reversed(items)]
 
     def save_progress(self, plan: Plan, progress: Progress) -> None:
         """Where the rollout is, for `tessera rollout status` (the state machine keeps its own copy)."""
@@ -218,7 +262,7 @@ class Ledger:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=to_dynamo({"pk": record["pk"], "sk": record["sk"]}),
+                Key=to_dynamo({"pk": partition(service), "sk": rollout_key(record.started_at, record.execution)}),
                 UpdateExpression="SET #status = :status, finished_at = :at, reason = :reason, left_to_undo = :left",
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames={"#status": "status"},
@@ -294,15 +338,22 @@ class Ledger:
             TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": notice_key(execution)})
         )
 
-    def rollouts(self, service: str) -> list[dict]:
-        return query_partition(self._client, self._table, service, ROLLOUT_PREFIX)
+    def rollouts(self, service: str) -> list[RolloutRecord]:
+        """The service's rollout records, oldest first."""
+        return [_record(item) for item in query_partition(self._client, self._table, service, ROLLOUT_PREFIX)]
 
-    def record(self, service: str, sort_key: str) -> dict | None:
+    def latest_rollout(self, service: str) -> RolloutRecord | None:
+        """The service's newest rollout record (sort keys order records by their start)."""
+        [item] = self._query(service, ROLLOUT_PREFIX, last=1) or [None]
+        return None if item is None else _record(item)
+
+    def record(self, service: str, sort_key: str) -> RolloutRecord | None:
         """One rollout record by its key (the lock names its holder's)."""
-        return self._get(service, sort_key)
+        item = self._get(service, sort_key)
+        return None if item is None else _record(item)
 
-    def record_for(self, service: str, execution: str) -> dict | None:
-        return next((r for r in self.rollouts(service) if r.get("execution") == execution), None)
+    def record_for(self, service: str, execution: str) -> RolloutRecord | None:
+        return next((r for r in self.rollouts(service) if r.execution == execution), None)
 
     def _get(self, service: str, sort_key: str) -> dict | None:
         response = self._client.get_item(
@@ -310,3 +361,23 @@ class Ledger:
         )
         item = response.get("Item")
         return from_dynamo(item) if item else None
+
+
+def _record(item: dict) -> RolloutRecord:
+    """A record item without its storage keys and item kind."""
+    return RolloutRecord.from_json({k: v for k, v in item.items() if k not in ("pk", "sk", "kind")}, where="record")
+
+
+def _entry(item: dict) -> AuditEntry:
+    """An audit entry kept in an item of its own, without the item's keys and execution."""
+    return AuditEntry.from_json({k: v for k, v in item.items() if k not in ("pk", "sk", "execution")}, where="entry")
+
+
+def _own_item_key(plan: Plan, entry: AuditEntry) -> str | None:
+    """The sort key of an entry a rollout writes per step or per bake extension (None: it belongs in the record)."""
+    # An entry of these kinds always has the step (and extension) its id is built from (AuditEntry checks).
+    if entry.kind == AuditKind.STEP_WEIGHTS:
+        return weights_key(plan.started_at, plan.execution, entry.step)  # type: ignore[arg-type]
+    if entry.kind == AuditKind.JUDGEMENT:
+        return judgement_key(plan.started_at, plan.execution, entry.step, entry.extension)  # type: ignore[arg-type]
+    return None

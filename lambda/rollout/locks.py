@@ -65,7 +65,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def record_item(plan: Plan, *, at: str) -> dict:
+def record_item(plan: Plan) -> dict:
     """The rollout's record as it starts."""
     return {
         "pk": partition(plan.service),
@@ -79,7 +79,6 @@ def record_item(plan: Plan, *, at: str) -> dict:
         "steps": plan.policy.steps,
         "plan": plan.to_json(),
         "decisions": [],
-        "created_at": at,
     }
 
 
@@ -183,7 +182,7 @@ class Locks:
         return {"Put": put}
 
     def _put_new_record(self, plan: Plan) -> dict:
-        item = record_item(plan, at=iso(self._clock()))
+        item = record_item(plan)
         return {
             "Put": {
                 "TableName": self._table,

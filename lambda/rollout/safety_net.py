@@ -52,22 +52,21 @@ def execution_ended(detail: dict, clients: Clients) -> dict:
         # Refused before it took the lock: nothing changed, but whoever started it should hear why.
         _announce(clients, service, version, execution, REFUSED, cause)
         return {"outcome": REFUSED}
-    outcome = record.get("status", RUNNING)
+    outcome = record.status
     if outcome != RUNNING:  # finished inside the execution (a SUCCEEDED one committed its promotion): say so
-        detail_text = record.get("reason") or (f"{record['version']} is now stable" if outcome == PROMOTED else cause)
-        _announce(clients, service, record["version"], execution, outcome, detail_text)
+        detail_text = record.reason or (f"{record.version} is now stable" if outcome == PROMOTED else cause)
+        _announce(clients, service, record.version, execution, outcome, detail_text)
         return {"outcome": outcome}
     if status == "SUCCEEDED":
         return {"outcome": "IGNORED", "reason": "succeeded without committing: nothing to settle"}
-    plan = Plan.from_json(record["plan"], where="record.plan")
+    plan = record.plan
     lock = clients.ledger.locks.item(service) or {}
     if lock.get("execution") != execution:
         return _not_its_lock(plan, clients, cause)
     # From now, not from the event's stopDate: the event may arrive late, never early.
     quiet = clients.now() + timedelta(seconds=QUIESCENCE_SECONDS)
     clients.ledger.locks.revoke(service, execution=execution, quiescent_after=quiet.isoformat())
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
-    return_to_rest(plan, progress, clients, restore_stable=True)
+    return_to_rest(plan, record.progress or Progress(), clients, restore_stable=True)
     clients.settle.later(
         {"service": service, "execution": execution, "status": status, "cause": cause}, not_before=quiet
     )
@@ -83,17 +82,17 @@ def settle(message: dict, clients: Clients) -> dict:
     record = clients.ledger.record_for(service, execution)
     if record is None:
         return {"outcome": "IGNORED", "reason": "no record"}
-    if record.get("status") != RUNNING:
-        _announce(clients, service, record["version"], execution, record["status"], record.get("reason") or cause)
-        return {"outcome": record["status"]}
-    plan = Plan.from_json(record["plan"], where="record.plan")
+    if record.status != RUNNING:
+        _announce(clients, service, record.version, execution, record.status, record.reason or cause)
+        return {"outcome": record.status}
+    plan = record.plan
     lock = clients.ledger.locks.item(service) or {}
     if lock.get("execution") != execution:
         return _not_its_lock(plan, clients, cause)
     quiet = lock.get("quiescent_after")
     if quiet and clients.now() < datetime.fromisoformat(quiet):
         raise TransientError(f"{execution} is not quiescent before {quiet}")
-    progress = Progress.from_json(record.get("progress") or {}, where="record.progress")
+    progress = record.progress or Progress()
     left = "; ".join(return_to_rest(plan, progress, clients, restore_stable=True))
     if left:
         outcome = NEEDS_OPERATOR

@@ -11,8 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from registry.store import to_dynamo
-from registry.table_keys import partition, rollout_key
+from rollout.contract import Plan, ServiceSettings
+from rollout.contract.outcomes import Verdict
+from rollout.contract.records import AuditEntry, AuditKind
+from rollout.ledger import Ledger
 from stacks.config.environment import config_path_for, load_config
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from tessera_cli.cost import (
@@ -82,19 +84,39 @@ def _put(metric: str, service: str, track: str, value: float, minutes_ago: int) 
     )
 
 
-def _record_rollout(service: str, decisions: list[dict]) -> None:
-    started = "2026-11-20T10:00:00+00:00"
-    item = {
-        "pk": partition(service),
-        "sk": rollout_key(started, "exec-1"),
-        "kind": "rollout",
-        "execution": "exec-1",
-        "version": "v2",
-        "started_at": started,
-        "status": "PROMOTED",
-        "decisions": decisions,
-    }
-    boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE, Item=to_dynamo(item))
+def _record_rollout(service: str, canary: dict) -> None:
+    """A past rollout of `service` as the rollout engine's ledger records it, with one whole-bake judgement."""
+    raw = boto3.client("ssm", region_name=REGION).get_parameter(Name=f"/tessera/dev/rollout/services/{service}")
+    settings = ServiceSettings.from_json(json.loads(raw["Parameter"]["Value"]))
+    plan = Plan(
+        service=service,
+        version="v2",
+        execution="exec-1",
+        started_at="2026-11-20T10:00:00+00:00",
+        namespace=settings.namespace,
+        stable_deployment=settings.stable_deployment,
+        canary_deployment=settings.canary_deployment,
+        stable_autoscaler=settings.stable_autoscaler,
+        rule_arn=settings.rule_arn,
+        stable_tg=settings.stable_target_group,
+        canary_tg=settings.canary_target_group,
+        load_balancer=settings.load_balancer,
+        image=f"{settings.image_repository_uri}@sha256:{'0' * 64}",
+        image_repository=settings.image_repository_uri,
+        image_digest=f"sha256:{'0' * 64}",
+        model_uri="s3://models/models/assistant/v2/",
+        stable_version="v1",
+        pool=settings.pool,
+        policy=settings.policy,
+    )
+    ledger = Ledger(boto3.client("dynamodb", region_name=REGION), TABLE)
+    ledger.locks.take(plan, seen=None)  # the lock and the record, as AcquireLock takes them
+    ledger.locks.finish(plan.service, execution=plan.execution, outcome="PROMOTED")
+    judgement = AuditEntry(
+        kind=AuditKind.JUDGEMENT, step=0, extension=0, verdict=Verdict.PASS, details={"canary": canary}
+    )
+    ledger.record_decision(plan, judgement)
+    ledger.record_decision(plan, AuditEntry(kind=AuditKind.PROMOTE_STABLE))
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -113,7 +135,7 @@ def test_cost_per_pool_and_per_service_from_metrics_and_past_rollouts(
     _put("HealthyHostCount", "assistant", "stable", 3, minutes_ago=30)
     # A past rollout's canary on trainium: 36,000 requests by 2 pods in half an hour = 36,000 per pod-hour.
     judgement = {"requests": 36000, "target": "trainium", "cost": {"requests": 36000, "pods": 2, "hours": 0.5}}
-    _record_rollout("assistant", [{"id": "step-0-judgement-0", "canary": judgement}, {"id": "promote-stable"}])
+    _record_rollout("assistant", judgement)
     code, out = _run(capsys, "cost", "--json", "--region", REGION)
     assert code == EXIT_OK
     report = json.loads(out)
@@ -195,15 +217,19 @@ def test_without_a_region_it_stops_before_any_aws_call(
 
 
 def test_measured_throughput_pools_judgements_of_one_target_only() -> None:
-    records = [
-        {"decisions": [{"canary": {"target": "trainium", "cost": {"requests": 1000, "pods": 1, "hours": 1}}}]},
-        {"decisions": [{"canary": {"target": "trainium", "cost": {"requests": 2000, "pods": 2, "hours": 0.5}}}]},
-        {"decisions": [{"canary": {"target": "gpu", "cost": {"requests": 9000, "pods": 1, "hours": 1}}}]},
-        {"decisions": [{"canary": {"requests": 500}}]},  # a judgement from before cost was recorded
+    canaries = [
+        {"target": "trainium", "cost": {"requests": 1000, "pods": 1, "hours": 1}},
+        {"target": "trainium", "cost": {"requests": 2000, "pods": 2, "hours": 0.5}},
+        {"target": "gpu", "cost": {"requests": 9000, "pods": 1, "hours": 1}},
+        {"requests": 500},  # a judgement from before cost was recorded
+    ]
+    judgements = [
+        AuditEntry(kind=AuditKind.JUDGEMENT, step=step, extension=0, details={"canary": canary})
+        for step, canary in enumerate(canaries)
     ]
     # (1,000 + 2,000) requests / (1 + 1) pod-hours.
-    assert measured_throughput(records, "trainium") == 1500
-    assert measured_throughput(records, "inferentia") is None
+    assert measured_throughput(judgements, "trainium") == 1500
+    assert measured_throughput(judgements, "inferentia") is None
 
 
 def test_the_current_target_of_each_dev_service() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rollout.contract.records import RolloutRecord
 from tessera_shared.constants import ABORTED, FAILED, NEEDS_OPERATOR, PROMOTED, REGISTERED, ROLLED_BACK
 from tests.rollout.harness import NAMESPACE, After, LambdaThrottledDouble, LambdaTimeoutDouble, RolloutWorld
 from tests.rollout.invocations import SERVICE, Invocation, InvocationRecorder, is_evidence_read
@@ -382,9 +383,9 @@ POLICY = {"manual_approval": True}
 
 
 # -- scenarios ---------------------------------------------------------------------------------------
-def run_scenario(rollouts: Rollouts, action: str, fault: Fault) -> dict:
-    """One rollout with `fault` at `action`; returns the rollout record after the fault was seen to strike, every
-    invariant held, and the outcome was one the fault may end in."""
+def run_scenario(rollouts: Rollouts, action: str, fault: Fault) -> RolloutRecord | None:
+    """One rollout with `fault` at `action`; returns the rollout record (None: refused before the lock) after the
+    fault was seen to strike, every invariant held, and the outcome was one the fault may end in."""
     world = rollouts.world
     phase = PHASES[action]
     set_up(world, phase)
@@ -393,15 +394,17 @@ def run_scenario(rollouts: Rollouts, action: str, fault: Fault) -> dict:
     ended = rollouts.settle(rollouts.start(POLICY, timeout=120))
     assert_struck(fault, action, injection)
     record = rollouts.assert_invariants(ended)
-    outcome = record.get("status", REFUSED)
+    outcome = record.status if record else REFUSED
     allowed = fault.outcomes(phase, injection)
     if outcome not in allowed:
         raise UnexpectedOutcome(
             f"{fault.name} at {action} ({phase}) ended {outcome}, expected one of {sorted(allowed)}: "
-            f"{record.get('reason', '')}"
+            f"{record.reason if record else ''}"
         )
     version = rollouts.version_state()
-    if version != VERSION_AFTER.get(outcome, REGISTERED):
+    # After a failed judgement the version is ROLLED_BACK even when the clean-up is left to an operator.
+    judged = phase in (Phase.ROLLING_BACK, Phase.HANDING_OVER) and outcome == NEEDS_OPERATOR
+    if version != (ROLLED_BACK if judged else VERSION_AFTER.get(outcome, REGISTERED)):
         raise UnexpectedOutcome(f"{fault.name} at {action} ended {outcome} but left the version {version}")
     world.kube.clear_faults()
     return record
@@ -463,9 +466,9 @@ def _approve_when_asked(rollouts: Rollouts) -> None:
 
 def _approve(rollouts: Rollouts, plan: dict) -> None:
     time.sleep(0.05)
-    record = rollouts.world.clients.ledger.record_for(plan["service"], plan["execution"]) or {}
-    token = record.get("approval_token")
-    if token and record.get("status") == "RUNNING":
+    record = rollouts.world.clients.ledger.record_for(plan["service"], plan["execution"])
+    token = record.approval_token if record else None
+    if token and record.status == "RUNNING":
         try:
             rollouts.sfn.send_task_success(taskToken=token, output="{}")
         except ClientError:

@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from moto import mock_aws
 
 from rollout.cleanup import return_to_rest
-from rollout.contract import Plan, Progress
+from rollout.contract import Progress
 from rollout.errors import RolloutError, TransientError
 from stacks.config.environment import config_path_for, load_config
 from tessera_cli.errors import CliError
@@ -221,7 +221,7 @@ class RolloutActors(RuleBasedStateMachine):
         if holder is not None:
             record = ledger.record(SERVICE, holder["record"])
             assert record is not None, f"lock without record: {holder}"
-            assert record["status"] == "RUNNING" or holder.get("operator"), (holder, record["status"])
+            assert record.status == "RUNNING" or holder.get("operator"), (holder, record.status)
             if holder.get("operator"):
                 assert "lease_until" not in holder, "an operator's hold must never expire"
 
@@ -272,7 +272,7 @@ class RolloutActors(RuleBasedStateMachine):
         for arn in self.executions:
             record = ledger.record_for(SERVICE, arn)
             endings = [s for s in self.announced.get(arn, []) if s != "APPROVAL_NEEDED"]
-            status = record["status"] if record else "REFUSED"
+            status = record.status if record else "REFUSED"
             assert status != "RUNNING", f"{arn} ended but its record is RUNNING"
             assert endings == [status], (arn, endings, status)
         if holder is None:
@@ -317,10 +317,9 @@ class RolloutActors(RuleBasedStateMachine):
 
     def _fix_by_hand(self, holder: dict) -> None:
         """What the operator does before freeing a hold: put the service at rest (as the clean-up would have)."""
-        record = self.world.clients.ledger.record(SERVICE, holder["record"]) or {}
-        plan = Plan.from_json(record["plan"])
-        progress = Progress.from_json(record.get("progress") or {})
-        assert return_to_rest(plan, progress, self.world.clients, restore_stable=True) == []
+        record = self.world.clients.ledger.record(SERVICE, holder["record"])
+        assert record is not None
+        assert return_to_rest(record.plan, record.progress or Progress(), self.world.clients, restore_stable=True) == []
 
 
 class _Fixed:

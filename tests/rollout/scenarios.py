@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rollout.contract.records import RolloutRecord
 from stacks.registration.catalog import build_catalog
 from tessera_shared.constants import QUIESCENCE_SECONDS
 from tests.rollout.harness import NEW_VERSION, REGION, TABLE, RolloutWorld, run_execution, settle_event
@@ -75,8 +76,9 @@ class Rollouts:
         assert world.clients.ledger.pointer("assistant")["stable"] == stable
         assert world.deployed_version("stable") == stable
 
-    def assert_invariants(self, execution: dict) -> dict:
-        """Every invariant a rollout's end must keep, whatever happened on the way. Returns the record."""
+    def assert_invariants(self, execution: dict) -> RolloutRecord | None:
+        """Every invariant a rollout's end must keep, whatever happened on the way. Returns the record (None: the
+        rollout was refused before it took the lock)."""
         world = self.world
         ledger = world.clients.ledger
         described = self.sfn.describe_execution(executionArn=execution["executionArn"])
@@ -97,15 +99,15 @@ class Rollouts:
             assert described["error"] in ("RolloutRefused", "RolloutNotStarted"), described
             assert all(at_rest.values()), at_rest
             assert endings == ["REFUSED"], endings
-            return {}
-        status = record["status"]
+            return None
+        status = record.status
         assert endings == [status], (endings, status)
         if status == "NEEDS_OPERATOR":
             # What could not be undone stays, handed to a person who is told exactly what is left.
             assert lock is not None
             assert lock.get("operator"), lock
             assert "lease_until" not in lock, lock  # a person's hold never expires
-            assert all(name in record["left_to_undo"] for name, ok in at_rest.items() if not ok), record
+            assert all(name in (record.left_to_undo or "") for name, ok in at_rest.items() if not ok), record
         else:
             assert all(at_rest.values()), at_rest
             assert lock is None or self._running(lock["execution"]), lock
@@ -116,9 +118,11 @@ class Rollouts:
             assert EXPECTED_ENDING[status] == (described["status"], error), (status, described)
         else:  # failed where nothing inside caught it: the safety net decided the outcome
             assert status in ("FAILED", "NEEDS_OPERATOR"), (status, described)
-        if status != "ROLLED_BACK":
-            version = ledger.version("assistant", record["version"])["state"]
-            assert version in ("REGISTERED", "PROMOTED"), version  # only a verdict burns a version
+        # Only a verdict burns a version: a rollback after one, or a hand-over whose clean-up after one did not finish.
+        verdict = (record.reason or "").startswith(("CanaryFailed", "Rejected"))
+        if status != "ROLLED_BACK" and not (status == "NEEDS_OPERATOR" and verdict):
+            version = ledger.version("assistant", record.version)["state"]
+            assert version in ("REGISTERED", "PROMOTED"), version
         return record
 
     def _running(self, execution: str) -> bool:
@@ -127,7 +131,7 @@ class Rollouts:
     def version_state(self) -> str:
         return self.world.clients.ledger.version("assistant", NEW_VERSION)["state"]
 
-    def record(self) -> dict:
+    def record(self) -> RolloutRecord:
         [record] = self.world.clients.ledger.rollouts("assistant")
         return record
 

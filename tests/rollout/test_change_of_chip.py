@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from registry.table_keys import partition, version_key
+from rollout.contract.records import AuditKind
 from rollout.kube.client import DEPLOYMENTS
 from tessera_cli.cost import measured_throughput
 from tests.rollout.chip import (
@@ -32,9 +33,9 @@ GPU = {"tessera.dev/accelerator": "gpu", "tessera.dev/pool": "gpu"}
 def judgements_with_cost(rollouts: Rollouts) -> list[dict]:
     """Every judgement of the rollout (the whole bakes' audit decisions and each interval's record), each
     checked to carry both tracks' cost per million requests and the target each ran on."""
-    record = rollouts.record()
-    judged = [d for d in record["decisions"] if "judgement" in d["id"]]
-    judged += rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    ledger, record = rollouts.world.clients.ledger, rollouts.record()
+    judged = [{"id": entry.id, **entry.details} for entry in ledger.judgements(record)]
+    judged += ledger.intervals("assistant", record.started_at, record.execution)
     for judgement in judged:
         for track in ("canary", "stable"):
             cost = judgement[track]["cost"]
@@ -66,25 +67,27 @@ def test_a_version_built_for_trainium_moves_a_gpu_service_to_trainium(chip_move:
     # After promotion stable runs on Trainium, exactly as the target renders it; the canary holds no pods.
     assert pool_of(world, "stable") == target_placement_of(world.config, TRAINIUM_POOL)
     assert world.canary_replicas() == 0
-    decisions = {d["id"]: d for d in chip_move.record()["decisions"]}
-    assert decisions["preflight"]["pool"] == TRAINIUM_POOL
-    assert decisions["deploy-canary"]["canary_pool"] == TRAINIUM_POOL
-    assert decisions["deploy-canary"]["stable_pool"] == GPU_POOL
-    assert decisions["promote-stable"]["pool"] == TRAINIUM_POOL
-    assert any(d["id"].startswith("step-0-judgement") and d["verdict"] == "PASS" for d in decisions.values())
+    record = chip_move.record()
+    [preflight], [deploy], [promote] = (
+        record.entries(kind) for kind in (AuditKind.PREFLIGHT, AuditKind.DEPLOY_CANARY, AuditKind.PROMOTE_STABLE)
+    )
+    assert preflight.details["pool"] == TRAINIUM_POOL
+    assert (deploy.details["canary_pool"], deploy.details["stable_pool"]) == (TRAINIUM_POOL, GPU_POOL)
+    assert promote.details["pool"] == TRAINIUM_POOL
+    assert any(j.step == 0 and j.verdict == "PASS" for j in chip_move.world.clients.ledger.judgements(record))
     # Cost per million requests for both tracks at every judgement, each on its own chip: the canary's one
     # trn1.2xlarge ($1.34375/h) against stable's two g6.2xlarge ($0.9776/h each), both serving alike.
     judged = judgements_with_cost(chip_move)
-    assert len(judged) > len(chip_move.record()["plan"]["policy"]["steps"])  # the whole bakes and their intervals
+    assert len(judged) > len(chip_move.record().plan.policy.steps)  # the whole bakes and their intervals
     for judgement in judged:
         assert (judgement["canary"]["target"], judgement["stable"]["target"]) == (TRAINIUM_POOL, GPU_POOL)
         canary, stable = judgement["canary"]["cost"], judgement["stable"]["cost"]
         assert (canary["dollars_per_hour"], stable["dollars_per_hour"]) == (1.34375, 2 * 0.9776)
     # `tessera cost` reads these records: the canary measured Trainium's throughput (1,000 requests a minute on
     # one pod); stable's figures on the GPU are not a measurement of a move there.
-    records = world.clients.ledger.rollouts("assistant")
-    assert measured_throughput(records, TRAINIUM_POOL) == pytest.approx(60_000)
-    assert measured_throughput(records, GPU_POOL) is None
+    judgements = world.clients.ledger.every_judgement("assistant")
+    assert measured_throughput(judgements, TRAINIUM_POOL) == pytest.approx(60_000)
+    assert measured_throughput(judgements, GPU_POOL) is None
 
 
 def test_a_failed_judgement_leaves_stable_on_its_gpu_and_the_trainium_canary_at_zero(chip_move: Rollouts) -> None:
@@ -112,7 +115,7 @@ def test_a_failure_after_promotion_started_puts_stable_back_on_its_gpu(chip_move
     world.resume()
     ended = chip_move.settle(chip_move.wait(running["executionArn"]))
     record = chip_move.assert_invariants(ended)
-    assert record["status"] == "FAILED"
+    assert record.status == "FAILED"
     assert world.deployed_version("stable") == STABLE_VERSION
     assert pool_of(world, "stable") == target_placement_of(world.config, GPU_POOL)
 
@@ -144,9 +147,9 @@ def test_preflight_checks_capacity_on_the_target_pool(definition_text: str, monk
         place_tracks(rollouts.world, GPU_POOL)  # where the first deploy put the service (its current target)
         ended = rollouts.settle(rollouts.start())
         record = rollouts.assert_invariants(ended)
-        assert record["status"] == "FAILED"
-        assert "pool cannot fit the rollout" in record["reason"]
-        assert "need 8 NeuronCores, the pool has at most 6" in record["reason"]
+        assert record.status == "FAILED"
+        assert "pool cannot fit the rollout" in record.reason
+        assert "need 8 NeuronCores, the pool has at most 6" in record.reason
         assert rollouts.world.canary_replicas() == 0
 
 

@@ -112,11 +112,10 @@ def test_a_failing_interval_then_recovery_passes_at_the_bake_end(world: RolloutW
     # The step passes only once the metric delay after the bake's end has passed, on the whole bake.
     bake_until = datetime.fromisoformat(progress.bake_until or "")
     assert at == bake_until + timedelta(seconds=plan.policy.analysis.metric_delay_seconds)
-    [judgement] = [
-        d for d in world.clients.ledger.record_for("assistant", EXECUTION)["decisions"] if "judgement" in d["id"]
-    ]
-    assert judgement["window"] == [progress.step_started_at, progress.bake_until]
-    assert judgement["intervals_judged"] == 5
+    ledger = world.clients.ledger
+    [judgement] = ledger.judgements(ledger.record_for("assistant", EXECUTION))
+    assert judgement.details["window"] == [progress.step_started_at, progress.bake_until]
+    assert judgement.details["intervals_judged"] == 5
 
 
 def test_consecutive_failing_intervals_fail_the_step_within_the_bake(world: RolloutWorld) -> None:
@@ -161,7 +160,7 @@ def test_a_watched_alarm_fails_the_step_at_once(world: RolloutWorld) -> None:
     # No verdict on the canary's own figures (the service's alarms cover both tracks): the step stops, FAILED.
     with pytest.raises(WatchedAlarmError, match=r"1 alarm\(s\) in ALARM: assistant-5xx"):
         poll(world, plan, progress)
-    saved = Progress.from_json(world.clients.ledger.record_for("assistant", plan.execution)["progress"])
+    saved = world.clients.ledger.record_for("assistant", plan.execution).progress
     assert saved.verdict == "FAIL"
     assert saved.interval == 0  # no interval had fallen due: the alarm did not wait for one
 
@@ -188,7 +187,7 @@ def test_every_interval_of_a_long_bake_is_kept_outside_the_record(world: Rollout
     assert len(intervals(world, plan)) == 60
     assert world.clients.ledger.intervals("assistant", plan.started_at, plan.execution, last=1)[0]["interval"] == 59
     record = world.clients.ledger.record_for("assistant", EXECUTION)
-    assert len(json.dumps(record, default=str)) < 20_000  # the record does not grow with the bake's length
+    assert len(json.dumps(record.to_json())) < 20_000  # the record does not grow with the bake's length
 
 
 # -- the policy's fields --------------------------------------------------------------------------

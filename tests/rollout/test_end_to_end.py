@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from rollout.contract.records import AuditKind
 from rollout.handler import dispatch
 from rollout.steps import start
 from tessera_cli.main import main as tessera
@@ -28,23 +29,23 @@ def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
     rollouts.assert_at_rest(stable=NEW_VERSION)
     assert rollouts.version_state() == "PROMOTED"
     record = rollouts.record()
-    assert record["status"] == "PROMOTED"
-    judgement = next(d for d in record["decisions"] if d["id"].startswith("step-0-judgement"))
-    assert judgement["verdict"] == "PASS"
+    assert record.status == "PROMOTED"
+    [judgement] = rollouts.world.clients.ledger.judgements(record)
+    assert (judgement.step, judgement.extension, judgement.verdict) == (0, 0, "PASS")
     # The whole bake: the minute the step started in and its two minutes, 1000 canary requests each.
-    assert judgement["canary"]["requests"] == 3000
-    assert judgement["intervals_judged"] == 2
-    intervals = rollouts.world.clients.ledger.intervals("assistant", record["started_at"], record["execution"])
+    assert judgement.details["canary"]["requests"] == 3000
+    assert judgement.details["intervals_judged"] == 2
+    intervals = rollouts.world.clients.ledger.intervals("assistant", record.started_at, record.execution)
     assert [(i["step"], i["interval"], i["judgement"]["verdict"]) for i in intervals] == [
         (0, 0, "PASS"),
         (0, 1, "PASS"),
     ]
     assert intervals[0]["canary"]["requests"] == 1000
-    assert judgement["canary_weight"] == 10
-    assert judgement["thresholds"]["max_5xx_rate_percent"] == 1.0
+    assert judgement.details["canary_weight"] == 10
+    assert judgement.details["thresholds"]["max_5xx_rate_percent"] == 1.0
     # Capacity followed traffic: 10 % of 2 stable pods rounds up to one canary pod.
-    deploy = next(d for d in record["decisions"] if d["id"] == "deploy-canary")
-    assert deploy["replicas"] == 1
+    [deploy] = record.entries(AuditKind.DEPLOY_CANARY)
+    assert deploy.details["replicas"] == 1
     # The version's own history says what ran, and the image it ran is kept by the registry's lifecycle rule.
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "promoted"]
@@ -64,9 +65,9 @@ def test_canary_with_5xx_is_rolled_back_at_the_first_step(rollouts: Rollouts) ->
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "ROLLED_BACK"
     # Two failing intervals in a row rolled it back before the bake's end: no whole-bake judgement.
-    decisions = [d["id"] for d in rollouts.record()["decisions"]]
-    assert "step-0-intervals-failed" in decisions
-    assert not any("judgement" in d for d in decisions)
+    record = rollouts.record()
+    assert [entry.step for entry in record.entries(AuditKind.INTERVALS_FAILED)] == [0]
+    assert not rollouts.world.clients.ledger.judgements(record)
     history = [e["kind"] for e in rollouts.world.clients.store.history("assistant", NEW_VERSION)]
     assert history[-2:] == ["deployed-canary", "rolled-back"]
 
@@ -89,9 +90,12 @@ def test_canary_without_traffic_never_passes(rollouts: Rollouts) -> None:
     assert execution["error"] == "RolloutFailed"
     assert "not enough data after 2 bake extension(s)" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
-    verdicts = [d["verdict"] for d in rollouts.record()["decisions"] if "judgement" in d["id"]]
-    assert verdicts == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "INCONCLUSIVE"]
-    assert rollouts.record()["status"] == "FAILED"
+    ledger, record = rollouts.world.clients.ledger, rollouts.record()
+    judgements = ledger.judgements(record)
+    assert [j.verdict for j in judgements] == ["NOT_ENOUGH_DATA", "NOT_ENOUGH_DATA", "INCONCLUSIVE"]
+    assert [j.extension for j in judgements] == [0, 1, 2]
+    assert ledger.judgements(record, last=1) == judgements[-1:]  # one query, newest first
+    assert record.status == "FAILED"
     assert rollouts.version_state() == "REGISTERED"
 
 
@@ -113,7 +117,7 @@ def test_alarm_in_alarm_rolls_back(rollouts: Rollouts) -> None:
     assert "assistant-ttft" in execution["cause"]
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     # An alarm is no verdict on the canary's own figures (sequence 9): the version stays startable.
-    assert (rollouts.record()["status"], rollouts.version_state()) == ("FAILED", "REGISTERED")
+    assert (rollouts.record().status, rollouts.version_state()) == ("FAILED", "REGISTERED")
 
 
 def test_the_services_own_alarm_rolls_back_even_when_overrides_name_other_alarms(rollouts: Rollouts) -> None:
@@ -153,8 +157,9 @@ def test_every_step_is_safe_to_run_twice(rollouts: Rollouts, monkeypatch: pytest
     execution = rollouts.start()
     assert execution["status"] == "SUCCEEDED", execution
     rollouts.assert_at_rest(stable=NEW_VERSION)
-    ids = [d["id"] for d in rollouts.record()["decisions"]]
+    ids = [entry.id for entry in rollouts.world.clients.ledger.audit_trail(rollouts.record())]
     assert len(ids) == len(set(ids))
+    assert {"step-0-weights", "step-0-judgement-0", "promote-stable"} <= set(ids)
 
 
 def test_kubernetes_conflict_then_success(rollouts: Rollouts) -> None:
@@ -198,7 +203,7 @@ def test_abort_mid_way_rolls_back_inside_the_state_machine(
     assert finished["error"] == "Aborted"
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert rollouts.version_state() == "REGISTERED"  # an abort says nothing about the version
-    assert rollouts.record()["status"] == "ABORTED"
+    assert rollouts.record().status == "ABORTED"
     assert [n["status"] for n in world.notices()] == ["ABORTED"]
     capsys.readouterr()
 
@@ -278,7 +283,16 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     assert tessera(["--json", "--env", "dev", "rollout", "history", "assistant"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history["rollouts"][0]["status"] == "PROMOTED"
-    assert any(d.get("verdict") == "PASS" for d in history["rollouts"][0]["decisions"])
+    # The whole audit trail, in the order recorded: the record's entries, the step's weights and its judgement.
+    trail = [(d["kind"], d.get("verdict")) for d in history["rollouts"][0]["decisions"]]
+    assert trail == [
+        ("preflight", "PASS"),
+        ("deploy-canary", None),
+        ("warm-up", "PASS"),
+        ("step-weights", None),
+        ("judgement", "PASS"),
+        ("promote-stable", None),
+    ]
     costs = history["rollouts"][0]["cost_per_million_requests"]
     assert costs == {
         "canary": {"target": "trainium", "cost_per_million_requests": judged["canary"]["cost_per_million_requests"]},

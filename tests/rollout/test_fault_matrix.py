@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from rollout.contract.records import RolloutRecord
 from tests.rollout.chip import (
     GPU_POOL,
     TRAINIUM_POOL,
@@ -208,16 +209,17 @@ def test_every_fault_at_every_state_of_a_change_of_chip(
     assert_serving_on_its_chip(chip_move, run_scenario(chip_move, action, FAULTS[fault]))
 
 
-def assert_serving_on_its_chip(rollouts: Rollouts, record: dict) -> None:
+def assert_serving_on_its_chip(rollouts: Rollouts, record: RolloutRecord | None) -> None:
     """Stable serves (it has pods) on the GPU with the old version, or on Trainium with the new one once the
     promotion is committed; never a mix. A clean-up handed to an operator says what it left, and is not judged."""
     world = rollouts.world
-    if record.get("status") == "NEEDS_OPERATOR" and "stable" in record.get("left_to_undo", ""):
+    status = record.status if record else None
+    if status == "NEEDS_OPERATOR" and "stable" in (record.left_to_undo or ""):
         return
     stable = world.clients.ledger.pointer("assistant")["stable"]
     pool = TRAINIUM_POOL if stable == NEW_VERSION else GPU_POOL
     assert stable in (STABLE_VERSION, NEW_VERSION)
     assert world.deployed_version("stable") == stable
-    assert pool_of(world, "stable") == target_placement_of(world.config, pool), (record.get("status"), pool)
+    assert pool_of(world, "stable") == target_placement_of(world.config, pool), (status, pool)
     assert world.kube.deployment(NAMESPACE, "assistant-stable")["spec"]["replicas"] >= 1
-    assert world.canary_replicas() == 0 or record.get("status") == "NEEDS_OPERATOR"
+    assert world.canary_replicas() == 0 or status == "NEEDS_OPERATOR"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.contract import Progress
 from rollout.errors import CanaryInconclusiveError
 from rollout.policy import OverrideError, check_overrides
 from stacks.config.errors import ConfigError
@@ -35,10 +34,10 @@ def seat_both_tracks(world: RolloutWorld) -> None:
 
 
 def judgement_decision(world: RolloutWorld) -> dict:
-    [decision] = [
-        d for d in world.clients.ledger.record_for("assistant", EXECUTION)["decisions"] if "judgement" in d["id"]
-    ]
-    return decision
+    """The evidence of the rollout's one whole-bake judgement."""
+    ledger = world.clients.ledger
+    [judgement] = ledger.judgements(ledger.record_for("assistant", EXECUTION))
+    return judgement.details
 
 
 def per_million(hourly: float, seconds: float, requests: int) -> float:
@@ -85,7 +84,7 @@ def test_with_the_rule_set_a_canary_without_cost_data_never_passes(world: Rollou
     plan, progress = baking(world, bake_seconds=120, analysis={"max_cost_ratio_vs_stable": 2})
     with pytest.raises(CanaryInconclusiveError, match="still not enough data after 2 bake extension"):
         bake(world, plan, progress)
-    ended = Progress.from_json(world.clients.ledger.record_for("assistant", plan.execution)["progress"])
+    ended = world.clients.ledger.record_for("assistant", plan.execution).progress
     assert ended.verdict == "INCONCLUSIVE"
     assert {r["judgement"]["verdict"] for r in intervals(world, plan)} == {"NOT_ENOUGH_DATA"}
     assert "canary has no cost per million requests in the window" in ended.reasons

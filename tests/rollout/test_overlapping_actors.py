@@ -33,7 +33,7 @@ def assert_settled(world: RolloutWorld, execution: ExecutionDouble, outcome: str
     assert world.deployed_version("stable") == ledger.pointer(SERVICE)["stable"]
     assert ledger.locks.holder(SERVICE) is None
     record = ledger.record_for(SERVICE, execution.arn)
-    assert record["status"] == outcome, record
+    assert record.status == outcome, record
     notices = [
         n["status"] for n in world.notices() if n["execution"] == execution.arn and n["status"] != "APPROVAL_NEEDED"
     ]
@@ -79,7 +79,7 @@ def test_2_a_start_waits_for_quiescence_then_cleans_up_after_the_stopped_rollout
     world.clock.advance(QUIESCENCE_SECONDS)
     second.run("acquire_lock")  # cleans up after e1 from its record, then takes over
     assert world.deployed_version("stable") == STABLE_VERSION
-    assert world.clients.ledger.record_for(SERVICE, first.arn)["status"] == "FAILED"
+    assert world.clients.ledger.record_for(SERVICE, first.arn).status == "FAILED"
     second.run("preflight")  # the service is at rest: the new rollout goes on
     world.invoke_action(stopped)  # e1's safety net arrives late: only announces, once
     assert [n["status"] for n in world.notices() if n["execution"] == first.arn] == ["FAILED"]
@@ -276,7 +276,7 @@ def test_10_the_hand_over_keeps_the_canarys_failed_verdict(world: RolloutWorld) 
     )
     assert result["outcome"] == "ROLLED_BACK"  # the clean-up worked this time: the outcome Rollback would give
     assert_settled(world, execution, "ROLLED_BACK", version_state="ROLLED_BACK")
-    assert "canary 5xx rate" in world.clients.ledger.record_for(SERVICE, execution.arn)["reason"]
+    assert "canary 5xx rate" in world.clients.ledger.record_for(SERVICE, execution.arn).reason
 
 
 # -- 11: a crash between two writes leaves no lock without its record, and no final record with its lock ---------
@@ -336,8 +336,8 @@ def _assert_lock_and_record_agree(world: RolloutWorld, execution: ExecutionDoubl
     record = ledger.record_for(SERVICE, execution.arn)
     if lock is not None:
         assert record is not None, "a lock without its record"
-        assert record["status"] == "RUNNING" or lock.get("operator"), (lock, record)
-    if record is not None and record["status"] != "RUNNING":
+        assert record.status == "RUNNING" or lock.get("operator"), (lock, record)
+    if record is not None and record.status != "RUNNING":
         assert lock is None or lock.get("operator"), "a final record with its lock left held"
 
 
@@ -349,5 +349,5 @@ def test_the_sequences_leave_a_stopped_executions_lock_held_until_quiescent(worl
     lock = world.clients.ledger.locks.holder(SERVICE)
     assert lock["revoked"]
     assert lock["quiescent_after"]
-    assert world.clients.ledger.record_for(SERVICE, execution.arn)["status"] == "RUNNING"
+    assert world.clients.ledger.record_for(SERVICE, execution.arn).status == "RUNNING"
     assert world.settle.pending

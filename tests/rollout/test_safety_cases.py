@@ -26,8 +26,8 @@ def test_case_1_a_failure_after_promotion_started_restores_stable(rollouts: Roll
     world.resume()
     ended = rollouts.settle(rollouts.wait(running["executionArn"]))
     record = rollouts.assert_invariants(ended)
-    assert record["status"] == "FAILED"
-    assert "assistant-stable not ready" in record["reason"]
+    assert record.status == "FAILED"
+    assert "assistant-stable not ready" in record.reason
     assert world.deployed_version("stable") == STABLE_VERSION
     assert rollouts.version_state() == "REGISTERED"
 
@@ -45,8 +45,8 @@ def test_case_2_a_rollback_that_cannot_finish_is_handed_to_an_operator(rollouts:
     ended = rollouts.settle(rollouts.wait(running["executionArn"]))
     assert ended["error"] == "NeedsOperator"
     record = rollouts.world.clients.ledger.record_for("assistant", running["executionArn"])
-    assert record["status"] == "NEEDS_OPERATOR"
-    assert "canary: RolloutError: Kubernetes API forbids update" in record["left_to_undo"]
+    assert record.status == "NEEDS_OPERATOR"
+    assert "canary: RolloutError: Kubernetes API forbids update" in record.left_to_undo
     lock = world.clients.ledger.locks.holder("assistant")
     assert lock["operator"] is True
     assert world.weights()[world.routing.canary_target_group] == 0  # traffic went back first
@@ -94,7 +94,7 @@ def test_case_3_an_execution_that_timed_out_is_cleaned_up_by_the_safety_net(roll
     stopped = rollouts.sfn.describe_execution(executionArn=running["executionArn"])
     rollouts.settle({**stopped, "status": "TIMED_OUT"})
     record = world.clients.ledger.record_for("assistant", running["executionArn"])
-    assert record["status"] == "TIMED_OUT"
+    assert record.status == "TIMED_OUT"
     rollouts.assert_at_rest(stable=STABLE_VERSION)
     assert [n["status"] for n in world.notices()] == ["TIMED_OUT"]
 
@@ -153,8 +153,8 @@ def test_case_5_a_step_in_flight_when_abort_arrives_does_not_land(
     world.resume()
     ended = rollouts.settle(rollouts.wait(running["executionArn"]))
     record = rollouts.assert_invariants(ended)
-    assert record["status"] == "ABORTED"
-    assert "on-call" in record["reason"]
+    assert record.status == "ABORTED"
+    assert "on-call" in record.reason
     capsys.readouterr()
 
 
@@ -185,7 +185,7 @@ def test_case_7_a_failed_announcement_never_changes_a_promotion(rollouts: Rollou
     ended = rollouts.start()
     assert ended["status"] == "SUCCEEDED", ended
     rollouts.assert_at_rest(stable=NEW_VERSION)
-    assert rollouts.record()["status"] == "PROMOTED"
+    assert rollouts.record().status == "PROMOTED"
     assert rollouts.version_state() == "PROMOTED"
 
 
@@ -201,8 +201,8 @@ def test_case_8_an_infrastructure_failure_leaves_the_version_startable(rollouts:
     world.resume()
     ended = rollouts.settle(rollouts.wait(running["executionArn"]))
     record = rollouts.assert_invariants(ended)
-    assert record["status"] == "FAILED"
-    assert "503" in record["reason"]
+    assert record.status == "FAILED"
+    assert "503" in record.reason
     assert rollouts.version_state() == "REGISTERED"
     again = rollouts.start()
     assert again["status"] == "SUCCEEDED", again

@@ -192,7 +192,7 @@ def test_every_token_of_a_retried_approval_task_replaces_the_last(world: Rollout
     for token in ("token-1", "token-2"):
         promotion.await_approval(plan, token, world.clients)
     [record] = world.clients.ledger.rollouts("assistant")
-    assert record["approval_token"] == "token-2"  # noqa: S105 - a Step Functions task token
+    assert record.approval_token == "token-2"  # noqa: S105 - a Step Functions task token
 
 
 def test_a_step_of_an_execution_that_lost_the_lock_touches_nothing(world: RolloutWorld) -> None:

@@ -10,16 +10,17 @@ from typing import Any
 
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
+from rollout.contract.outcomes import Verdict
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import CanaryInconclusiveError, CanaryUnavailableError, WatchedAlarmError
 from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, count_interval, judge
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, alarms_in_alarm, arn_dimension
-from rollout.steps.common import audit, guard, iso, parse_time, saved
+from rollout.steps.common import guard, iso, parse_time, saved
 from rollout.track_cost import judgement_costs
 from rollout.traffic import healthy_targets
 from tessera_shared.constants import GENERAL_POOL
 
 PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
-INCONCLUSIVE = "INCONCLUSIVE"  # a bake that stayed short of data after every extension
 
 MAX_INTERVALS_PER_POLL = 10  # after a long stall, the rest are judged at the next poll
 
@@ -37,13 +38,15 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
     alarms = alarms_in_alarm(clients.cloudwatch, plan.watched_alarms)
     if alarms:
         reasons = [f"{len(alarms)} alarm(s) in ALARM: {', '.join(alarms)}"]
-        audit(
-            clients,
-            plan,
-            f"step-{progress.step}-alarm",
-            {"step": progress.step, "alarms_in_alarm": alarms, "verdict": "FAIL", "reasons": reasons},
+        failed = AuditEntry(
+            kind=AuditKind.STEP_ALARM,
+            step=progress.step,
+            verdict=Verdict.FAIL,
+            reasons=reasons,
+            details={"alarms_in_alarm": alarms},
         )
-        saved(plan, clients, progress.replace(verdict="FAIL", reasons=reasons, waiting=False))
+        clients.ledger.record_decision(plan, failed)
+        saved(plan, clients, progress.replace(verdict=Verdict.FAIL, reasons=reasons, waiting=False))
         raise WatchedAlarmError("; ".join(reasons))
     _require_a_serving_canary(plan, progress, clients)
     now = clients.now()
@@ -56,7 +59,7 @@ def judge_interval(plan: Plan, progress: Progress, clients: Clients) -> Progress
             break
         progress = _judge_one_interval(plan, progress, clients, start, end)
         judged += 1
-        if progress.verdict == "FAIL":
+        if progress.verdict == Verdict.FAIL:
             return saved(plan, clients, progress)
     # The whole bake is judged once every interval in it has been (a stall can leave more than one poll's worth).
     if judged == MAX_INTERVALS_PER_POLL or now < bake_until + delay:
@@ -75,7 +78,8 @@ def _require_a_serving_canary(plan: Plan, progress: Progress, clients: Clients) 
         f"the canary has {plan.policy.steps[progress.step]} % of traffic and no healthy target ({registered} "
         "registered): its pods are gone or failing health checks"
     )
-    audit(clients, plan, f"step-{progress.step}-canary-unavailable", {"step": progress.step, "reasons": [reason]})
+    unavailable = AuditEntry(kind=AuditKind.CANARY_UNAVAILABLE, step=progress.step, reasons=[reason])
+    clients.ledger.record_decision(plan, unavailable)
     raise CanaryUnavailableError(reason)
 
 
@@ -106,13 +110,15 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
         f"{failing} analysis intervals in a row failed, the last {iso(start)} to {iso(end)}",
         *judgement.reasons,
     ]
-    audit(
-        clients,
-        plan,
-        f"step-{progress.step}-intervals-failed",
-        {"step": progress.step, "last_interval": progress.interval - 1, "verdict": "FAIL", "reasons": reasons},
+    failed = AuditEntry(
+        kind=AuditKind.INTERVALS_FAILED,
+        step=progress.step,
+        verdict=Verdict.FAIL,
+        reasons=reasons,
+        details={"last_interval": progress.interval - 1},
     )
-    return progress.replace(verdict="FAIL", reasons=reasons, waiting=False)
+    clients.ledger.record_decision(plan, failed)
+    return progress.replace(verdict=Verdict.FAIL, reasons=reasons, waiting=False)
 
 
 def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: datetime, end: datetime) -> Progress:
@@ -123,37 +129,42 @@ def _judge_bake(plan: Plan, progress: Progress, clients: Clients, *, start: date
     reasons = list(judgement.reasons)
     verdict, extensions = _extend_while_short(plan, judgement.verdict, progress.extensions, reasons)
     bake_until = end + timedelta(seconds=plan.policy.bake_seconds) if extensions > progress.extensions else end
-    audit(
-        clients,
-        plan,
-        f"step-{progress.step}-judgement-{progress.extensions}",
-        {
+    judged_bake = AuditEntry(
+        kind=AuditKind.JUDGEMENT,
+        step=progress.step,
+        extension=progress.extensions,
+        verdict=verdict,
+        reasons=reasons,
+        details={
             **_judgement_evidence(plan, progress, stats, costs, start, end, judgement),
             "intervals_judged": progress.interval,
             "failing_intervals": progress.failing_intervals,
-            "verdict": verdict,
-            "reasons": reasons,
         },
     )
+    clients.ledger.record_decision(plan, judged_bake)
     judged = progress.replace(
-        verdict=verdict, extensions=extensions, reasons=reasons, bake_until=iso(bake_until), waiting=verdict != "PASS"
+        verdict=verdict,
+        extensions=extensions,
+        reasons=reasons,
+        bake_until=iso(bake_until),
+        waiting=verdict != Verdict.PASS,
     )
-    if verdict == INCONCLUSIVE:
+    if verdict == Verdict.INCONCLUSIVE:
         saved(plan, clients, judged.replace(waiting=False))
         raise CanaryInconclusiveError("; ".join(reasons))
-    if verdict == "NOT_ENOUGH_DATA":
+    if verdict == Verdict.NOT_ENOUGH_DATA:
         judged = judged.replace(wait_seconds=bake_wait(plan, judged, clients.now()))
     return saved(plan, clients, judged)
 
 
-def _extend_while_short(plan: Plan, verdict: str, extensions: int, reasons: list[str]) -> tuple[str, int]:
+def _extend_while_short(plan: Plan, verdict: Verdict, extensions: int, reasons: list[str]) -> tuple[Verdict, int]:
     """Not enough data extends the bake once more, up to max_bake_extensions; after that it is INCONCLUSIVE
     (the reason appended to `reasons`): no verdict on the version. Returns the verdict and the extensions so far."""
-    if verdict != "NOT_ENOUGH_DATA":
+    if verdict != Verdict.NOT_ENOUGH_DATA:
         return verdict, extensions
     if extensions >= plan.policy.analysis.max_bake_extensions:
         reasons.append(f"still not enough data after {extensions} bake extension(s)")
-        return INCONCLUSIVE, extensions
+        return Verdict.INCONCLUSIVE, extensions
     return verdict, extensions + 1
 
 
@@ -266,7 +277,6 @@ def _judgement_evidence(
     judgement: Judgement,
 ) -> dict:
     return {
-        "step": progress.step,
         "canary_weight": plan.policy.steps[progress.step],
         "window": [iso(start), iso(end)],
         **_track_figures(plan, progress, stats, costs),

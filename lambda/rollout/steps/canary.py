@@ -8,11 +8,12 @@ from datetime import timedelta
 from registry.images import protect_image
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
+from rollout.contract.outcomes import Verdict
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError
 from rollout.kube.deployments import deployment_ready, ready_summary
 from rollout.steps.analysis import bake_wait
 from rollout.steps.common import (
-    audit,
     canary_replicas,
     deadline,
     fence,
@@ -51,7 +52,8 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     # per request is computed from these).
     pools = {"canary_pool": plan.placement.pool if plan.placement else None}
     pools["stable_pool"] = snapshot.placement.pool if snapshot.placement else None
-    audit(clients, plan, "deploy-canary", {"replicas": replicas, "image": plan.image, **pools})
+    evidence = {"replicas": replicas, "image": plan.image, **pools}
+    clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.DEPLOY_CANARY, details=evidence))
     return saved(
         plan,
         clients,
@@ -85,7 +87,8 @@ def check_warm(plan: Plan, progress: Progress, clients: Clients) -> Progress:
         raise RolloutError(
             f"canary warm-up failed: {healthy} of {registered} targets healthy, {progress.replicas} expected"
         )
-    audit(clients, plan, "warm-up", {"verdict": "PASS", "healthy_targets": healthy})
+    warm = AuditEntry(kind=AuditKind.WARM_UP, verdict=Verdict.PASS, details={"healthy_targets": healthy})
+    clients.ledger.record_decision(plan, warm)
     return progress.replace(waiting=False)
 
 
@@ -109,12 +112,8 @@ def shift_traffic(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     weight = plan.policy.steps[progress.step]
     weights = set_canary_weight(plan, clients, weight)
     fence(plan, progress, clients, epoch)
-    audit(
-        clients,
-        plan,
-        f"step-{progress.step}-weights",
-        {"step": progress.step, "canary_weight": weight, "weights": weights},
-    )
+    evidence = {"canary_weight": weight, "weights": weights}
+    clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.STEP_WEIGHTS, step=progress.step, details=evidence))
     now = clients.now()
     baking = progress.replace(
         step_started_at=iso(now),

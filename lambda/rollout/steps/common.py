@@ -1,5 +1,5 @@
 """What every rollout step shares: the lock check before it acts and the fence after it writes, saving progress,
-the audit entry, the times it writes, and the writes of a track's version and of the canary's weight."""
+the times it writes, and the writes of a track's version and of the canary's weight."""
 
 from __future__ import annotations
 
@@ -51,10 +51,6 @@ def fence(plan: Plan, progress: Progress, clients: Clients, epoch: int) -> None:
 def saved(plan: Plan, clients: Clients, progress: Progress) -> Progress:
     clients.ledger.save_progress(plan, progress)
     return progress
-
-
-def audit(clients: Clients, plan: Plan, decision_id: str, details: dict) -> None:
-    clients.ledger.record_decision(plan, {"id": decision_id, "step": decision_id, **details})
 
 
 def deadline(plan: Plan, clients: Clients) -> str:

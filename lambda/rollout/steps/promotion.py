@@ -8,9 +8,10 @@ from aws_lambda_powertools import Logger
 from rollout.cleanup import return_to_rest
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError, TransientError
 from rollout.kube.deployments import running_placement
-from rollout.steps.common import audit, deadline, fence, guard, run_version, saved, server_container
+from rollout.steps.common import deadline, fence, guard, run_version, saved, server_container
 from tessera_shared.constants import EVENT_PROMOTED, PROMOTED, RUNNING
 
 logger = Logger(child=True)
@@ -29,7 +30,7 @@ def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
     clients.ledger.set_approval_token(plan, token)
     # An abort that arrived after the check above found no token to fail: look again now that it is recorded.
     guard(plan, clients)
-    audit(clients, plan, "approval-requested", {})
+    clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.APPROVAL_REQUESTED))
     clients.announcer.progress(plan, "APPROVAL_NEEDED", f"approve with: tessera rollout approve {plan.service}")
     return {}
 
@@ -39,7 +40,8 @@ def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress
     run_version(clients, plan, plan.stable_deployment, epoch=epoch)
     fence(plan, progress.replace(promotion_started=True), clients, epoch)
     pool = plan.placement.pool if plan.placement else None
-    audit(clients, plan, "promote-stable", {"version": plan.version, "pool": pool})
+    promoted = AuditEntry(kind=AuditKind.PROMOTE_STABLE, details={"version": plan.version, "pool": pool})
+    clients.ledger.record_decision(plan, promoted)
     return saved(plan, clients, progress.replace(promotion_started=True, deadline=deadline(plan, clients)))
 
 
@@ -88,6 +90,5 @@ def _announce_promotion(plan: Plan, clients: Clients) -> dict:
 
 def _finished(plan: Plan, clients: Clients) -> str | None:
     """The rollout's outcome when its record is already final, else None."""
-    record = clients.ledger.record_for(plan.service, plan.execution) or {}
-    status = record.get("status")
-    return status if status and status != RUNNING else None
+    record = clients.ledger.record_for(plan.service, plan.execution)
+    return record.status if record is not None and record.status != RUNNING else None

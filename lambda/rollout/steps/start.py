@@ -12,12 +12,15 @@ from rollout.capacity import pool_fit
 from rollout.cleanup import settle_after
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress, RolloutTarget, ServiceSettings, StableSnapshot
+from rollout.contract.outcomes import Verdict
+from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError, RolloutInProgressError, StartRefusedError
 from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
 from rollout.policy import OverrideError, apply_overrides
-from rollout.steps.common import audit, canary_replicas, guard, iso, saved, server_container
+from rollout.record_size import check_record_size
+from rollout.steps.common import canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
 from tessera_shared.constants import QUIESCENCE_SECONDS
 
@@ -51,7 +54,7 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
             f"{service} version {version} has no recorded image digest (not registered, or registered before "
             "digests were recorded): register it again"
         ) from None
-    return Plan(
+    plan = Plan(
         service=service,
         version=version,
         execution=execution,
@@ -76,6 +79,8 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         placement=target.placement if target else None,
         stable_floor=settings.stable_floor,
     )
+    check_record_size(plan)  # beside the policy's duration check: every rollout started can record its way to the end
+    return plan
 
 
 def _target_of(settings: ServiceSettings, service: str, version: str, pool: str | None) -> RolloutTarget | None:
@@ -109,7 +114,8 @@ def acquire_lock(plan: Plan, clients: Clients) -> dict:
         previous = settle_after(holder, clients)
     locks.take(plan, seen=seen, previous=previous)
     if holder is not None and previous is not None:
-        audit(clients, plan, "lock-taken-over", {"from": holder["execution"], "its_outcome": previous.outcome})
+        taken_over = {"from": holder["execution"], "its_outcome": previous.outcome}
+        clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.LOCK_TAKEN_OVER, details=taken_over))
         clients.announcer.outcome(
             plan.service, str(holder.get("version")), holder["execution"], previous.outcome, previous.reason
         )
@@ -178,7 +184,7 @@ def preflight(plan: Plan, progress: Progress, clients: Clients) -> Progress:
                 f"pool cannot fit the rollout: {snapshot.replicas} stable + {most_canary} canary pods + 1 surge pod "
                 f"at promotion {fit.shortfall}"
             )
-    audit(clients, plan, "preflight", {"verdict": "PASS", **checks})
+    clients.ledger.record_decision(plan, AuditEntry(kind=AuditKind.PREFLIGHT, verdict=Verdict.PASS, details=checks))
     return saved(plan, clients, progress.replace(stable=snapshot, stable_replicas=snapshot.replicas))
 
 

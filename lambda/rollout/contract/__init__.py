@@ -6,6 +6,8 @@
   policy with this rollout's overrides applied; see rollout.policy).
 - `Plan`: everything one rollout needs, fixed when it starts (Prepare's result, `$.plan`).
 - `Progress`: where the rollout is (`$.progress`), replaced by each step.
+- `outcomes`: the judge's `Verdict` and a rollout's `Outcome`; `records`: the rollout record and its audit
+  entries, as the registry table stores them and the CLI reads them.
 
 Every model has a JSON round trip (`to_json` / `from_json`) that rejects unknown and missing fields by
 name. Plans carry `contract_version`: a rollout that started under older code keeps running after a
@@ -21,8 +23,10 @@ import functools
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
+from rollout.contract.outcomes import Verdict
 from tessera_shared.constants import AUTOSCALER_KINDS, HPA_KIND
 
 CONTRACT_VERSION = 1
@@ -38,7 +42,7 @@ class Model:
     """JSON round trip for the frozen dataclasses below."""
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {item.name: _plain(getattr(self, item.name)) for item in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_json(cls: type[T], data: object, *, where: str = "") -> T:
@@ -225,7 +229,7 @@ class Progress(Model):
     warm_until: str | None = None
     bake_until: str | None = None
     step_started_at: str | None = None
-    verdict: str | None = None
+    verdict: Verdict | None = None
     reasons: list[str] = field(default_factory=list)
     waiting: bool = False  # a warm-up or bake loop goes round again
     interval: int = 0  # the step's next analysis interval to judge
@@ -250,7 +254,20 @@ def json_path(model: type[Model], *names: str, root: str) -> str:
     return "$." + ".".join((root, *names))
 
 
-# -- building models from JSON -------------------------------------------------------------------
+# -- models to JSON and back ------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """JSON values: nested models through their own to_json, enums as their values."""
+    if isinstance(value, Model):
+        return value.to_json()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 def _build(model: type[T], data: object, where: str) -> T:
     if not isinstance(data, dict):
         raise ContractError(f"{where}: expected an object, got {type(data).__name__}")
@@ -282,18 +299,33 @@ def _value(hint: Any, value: object, where: str) -> Any:
             return None
         [hint] = [option for option in options if option is not type(None)]
         origin = typing.get_origin(hint)
+    if hint is Any:  # free-form evidence, kept as it came
+        return value
     if isinstance(hint, type) and issubclass(hint, Model):
-        return _build(hint, value, where)
+        return hint.from_json(value, where=where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _member(hint, value, where)
     if origin is list:
         if not isinstance(value, list):
             raise ContractError(f"{where}: expected a list, got {type(value).__name__}")
         [item] = typing.get_args(hint)
         return [_value(item, entry, f"{where}[{index}]") for index, entry in enumerate(value)]
     if origin is dict:
+        if typing.get_args(hint)[1] is Any:
+            if not isinstance(value, dict):
+                raise ContractError(f"{where}: expected an object, got {type(value).__name__}")
+            return dict(value)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ContractError(f"{where}: expected an object of strings")
         return dict(value)
     return _scalar(hint, value, where)
+
+
+def _member(enum: type[Enum], value: object, where: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ContractError(f"{where}: expected one of {[member.value for member in enum]}, got {value!r}") from None
 
 
 def _scalar(hint: Any, value: object, where: str) -> Any:
