@@ -22,6 +22,7 @@ from rollout.contract import Plan, Progress
 from tessera_shared.constants import QUIESCENCE_SECONDS
 from tests.rollout.harness import NEW_VERSION, RolloutWorld, settle_event
 from tests.rollout.scenarios import status_change_event
+from tests.rollout.step_functions_double import StepFunctionsDouble
 
 # The definition's tasks on a passing rollout with one traffic step, in order (loops run once).
 HAPPY_PATH = (
@@ -55,17 +56,16 @@ PROGRESS_ACTIONS = frozenset(
 QUICK = {"warmup_seconds": 0, "bake_seconds": 60, "poll_seconds": 10}
 
 
-def state_machine(world: RolloutWorld) -> str:
-    """A state machine in moto to start (not execute) executions of; its definition does not matter here."""
-    sfn = world.clients.stepfunctions
-    definition = json.dumps({"StartAt": "Idle", "States": {"Idle": {"Type": "Pass", "End": True}}})
-    role = "arn:aws:iam::123456789012:role/tessera-dev-rollout"
-    found = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "rollout"]
-    return (
-        found[0]
-        if found
-        else sfn.create_state_machine(name="rollout", definition=definition, roleArn=role)["stateMachineArn"]
-    )
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:tessera-dev-rollout"
+IDLE = {"StartAt": "Idle", "States": {"Idle": {"Type": "Pass", "End": True}}}
+
+
+def step_functions(world: RolloutWorld) -> StepFunctionsDouble:
+    """The world's Step Functions, as a double whose executions stop at the clock double's time (the engine
+    compares a stopped holder's stop time with that clock). The tests run the tasks themselves."""
+    if not isinstance(world.clients.stepfunctions, StepFunctionsDouble):
+        world.clients.stepfunctions = StepFunctionsDouble(IDLE, invoke=world.invoke_action, clock=world.clock)
+    return world.clients.stepfunctions
 
 
 @dataclass
@@ -81,10 +81,10 @@ class ExecutionDouble:
 
     def start(self) -> ExecutionDouble:
         request = {"service": "assistant", "version": self.version, "overrides": self.overrides}
-        sfn = self.world.clients.stepfunctions
-        self.arn = sfn.start_execution(
-            stateMachineArn=state_machine(self.world), name=self.name, input=json.dumps(request)
-        )["executionArn"]
+        sfn = step_functions(self.world)
+        self.arn = sfn.start_execution(stateMachineArn=MACHINE, name=self.name, input=json.dumps(request))[
+            "executionArn"
+        ]
         self.request = request
         self.plan = self.world.invoke_action({"action": "prepare", "input": request, "execution": self.arn})
         return self
