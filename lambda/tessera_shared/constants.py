@@ -65,6 +65,13 @@ NAMESPACE = "inference"
 TRACKS = ("stable", "canary")
 SERVICE_LABEL = "tessera.dev/service"
 TRACK_LABEL = "tessera.dev/track"
+
+
+def track_object_name(service: str, track: str) -> str:
+    """The name of a track's Deployment (and, for stable, of its autoscaler): `<service>-<track>`."""
+    return f"{service}-{track}"
+
+
 MODEL_VERSION_LABEL = "tessera.dev/model-version"
 POOL_LABEL = "tessera.dev/pool"
 ACCELERATOR_LABEL = "tessera.dev/accelerator"
@@ -119,6 +126,14 @@ ENV_CLUSTER_ENDPOINT = "CLUSTER_ENDPOINT"
 ENV_CLUSTER_CA = "CLUSTER_CA"
 ENV_TOPIC_ARN = "TOPIC_ARN"
 ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
+# The track owner's: each service's ECR repository URI, the only source of the images it may apply.
+ENV_IMAGE_REPOSITORY_PREFIX = "IMAGE_REPOSITORY_"
+
+
+def image_repository_variable(service: str) -> str:
+    """`IMAGE_REPOSITORY_<SERVICE>` (a Lambda environment variable's name takes no hyphen)."""
+    return ENV_IMAGE_REPOSITORY_PREFIX + service.upper().replace("-", "_")
+
 
 # -- Powertools: log service names and the metric namespace ---------------------------------------
 METRICS_NAMESPACE = "Tessera"

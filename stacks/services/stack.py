@@ -131,11 +131,12 @@ class ServicesStack(Stack):
                 pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
+            repository = self._repository(service)
             objects = service_objects(
                 service,
                 placement=placement_for(service, placed.pool),
                 values=DeployTimeValues(
-                    image_uri=self._image_uri(service),
+                    image_uri=repository.repository_uri_for_tag(service.image.tag),
                     model_bucket=model_bucket.bucket_name,
                     target_group_arns={track: tg.target_group_arn for track, tg in routing.target_groups.items()},
                     network=network,
@@ -162,17 +163,18 @@ class ServicesStack(Stack):
             # policy must be in place before the first model download.
             manifest.node.add_dependency(association)
             manifest.node.add_dependency(reader)
-            tracks.apply(service.name, owned, after=[manifest, association, reader])
+            tracks.apply(
+                service.name, owned, image_repository=repository.repository_uri, after=[manifest, association, reader]
+            )
             published |= _published_routing(service, routing)
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 
-    def _image_uri(self, service: ServiceSpec) -> str:
-        """Built from the repository name in this stack's account and region, not imported from the
-        Artifacts stack: the repository is named in config, and the URI needs no cross-stack output."""
-        repository = ecr.Repository.from_repository_name(
+    def _repository(self, service: ServiceSpec) -> ecr.IRepository:
+        """By its name in this stack's account and region, not imported from the Artifacts stack: the repository
+        is named in config, and its URI needs no cross-stack output."""
+        return ecr.Repository.from_repository_name(
             self, f"{pascal_case(service.name)}Repository", service.image.repository
         )
-        return repository.repository_uri_for_tag(service.image.tag)
 
     def _load_balancer(
         self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
