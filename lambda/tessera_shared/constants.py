@@ -115,6 +115,9 @@ TRACK_OWNER_KUBERNETES_GROUP = "tessera:track-owner"
 # Target groups the AWS Load Balancer Controller may register pods into carry this tag (value: the
 # cluster name); its IAM policy allows RegisterTargets/DeregisterTargets only on target groups with it.
 TARGET_GROUP_OWNER_TAG = "tessera.dev/target-group-of"
+# The services' load balancer carries this tag (value: the cluster name), its listener rules SERVICE_LABEL and its
+# target groups SERVICE_LABEL and TRACK_LABEL besides: Prepare checks a service's settings point at its own.
+LOAD_BALANCER_OWNER_TAG = "tessera.dev/load-balancer-of"
 
 # -- the functions' environment variables, set by the stacks and read by the handlers -------------
 ENV_ENVIRONMENT = "ENVIRONMENT"

@@ -47,7 +47,14 @@ from stacks.services.kubernetes_objects import (
 )
 from stacks.services.load_balancer_logs import enable_access_logs
 from stacks.services.track_owner import TrackOwner
-from tessera_shared.constants import HPA_KIND, SCALED_OBJECT_KIND, TARGET_GROUP_OWNER_TAG
+from tessera_shared.constants import (
+    HPA_KIND,
+    LOAD_BALANCER_OWNER_TAG,
+    SCALED_OBJECT_KIND,
+    SERVICE_LABEL,
+    TARGET_GROUP_OWNER_TAG,
+    TRACK_LABEL,
+)
 
 FIRST_RULE_PRIORITY = 10
 # The rollout engine owns the running version of these and, during a rollout, the canary and stable's floor.
@@ -227,6 +234,8 @@ class ServicesStack(Stack):
             desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
             deletion_protection=retain,
         )
+        # Prepare checks that a service's rule is on this environment's load balancer by this tag.
+        Tags.of(load_balancer).add(LOAD_BALANCER_OWNER_TAG, self._cluster_name)
         logs = access_logs_bucket(
             self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancer's"
         )
@@ -281,9 +290,12 @@ class ServicesStack(Stack):
             )
             for track in TRACKS
         }
-        for target_group in target_groups.values():
+        for track, target_group in target_groups.items():
             # The load balancer controller's IAM policy lets it register pods only into target groups with this tag.
             Tags.of(target_group).add(TARGET_GROUP_OWNER_TAG, self._cluster_name)
+            # Prepare moves a service's weights only between target groups tagged for it and the track.
+            Tags.of(target_group).add(SERVICE_LABEL, service.name)
+            Tags.of(target_group).add(TRACK_LABEL, track)
         route = service.route
         conditions = (
             [elbv2.ListenerCondition.host_headers([route.host])]
@@ -304,6 +316,7 @@ class ServicesStack(Stack):
                 ]
             ),
         )
+        Tags.of(rule).add(SERVICE_LABEL, service.name)  # Prepare moves only a rule tagged for the service
         return ServiceRouting(rule=rule, target_groups=target_groups)
 
     def _model_reader(

@@ -38,6 +38,7 @@ from rollout.metrics import arn_dimension
 from stacks.config.environment import EnvironmentConfig
 from stacks.observability.names import service_alarm_names
 from stacks.rollout.settings import RoutingArns, rollout_settings
+from tessera_shared import constants as shared
 from tests.fake_aws import create_registry_table
 from tests.registry.world import image_manifest
 from tests.rollout.kube_double import KubernetesApiDouble
@@ -51,6 +52,7 @@ FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-rollout"
 STABLE_VERSION = "2026-11-01"
 NEW_VERSION = "2026-11-20"
 STABLE_REPLICAS = 2
+CLUSTER = "tessera-dev"
 
 
 class ClockDouble:
@@ -326,6 +328,7 @@ class RolloutWorld:
             percentiles=self.traffic,
             topic_arn=topic,
             settings_prefix=SETTINGS_PREFIX,
+            cluster_name=CLUSTER,
             clock=self.clock,
         )
         self.routing = routing
@@ -341,11 +344,29 @@ class RolloutWorld:
             for index, zone in enumerate("ab")
         ]
         elbv2 = boto3.client("elbv2", region_name=REGION)
-        lb = elbv2.create_load_balancer(Name="tessera-dev", Subnets=subnets, Scheme="internal", Type="application")
+        # Tagged as the Services stack tags them: Prepare checks the settings point at the service's own.
+        lb = elbv2.create_load_balancer(
+            Name="tessera-dev",
+            Subnets=subnets,
+            Scheme="internal",
+            Type="application",
+            Tags=tags({shared.LOAD_BALANCER_OWNER_TAG: CLUSTER}),
+        )
         lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
         groups = {
             track: elbv2.create_target_group(
-                Name=f"assistant-{track}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+                Name=f"assistant-{track}",
+                Protocol="HTTP",
+                Port=8000,
+                VpcId=vpc,
+                TargetType="ip",
+                Tags=tags(
+                    {
+                        shared.TARGET_GROUP_OWNER_TAG: CLUSTER,
+                        shared.SERVICE_LABEL: "assistant",
+                        shared.TRACK_LABEL: track,
+                    }
+                ),
             )["TargetGroups"][0]["TargetGroupArn"]
             for track in ("stable", "canary")
         }
@@ -370,6 +391,7 @@ class RolloutWorld:
                     },
                 }
             ],
+            Tags=tags({shared.SERVICE_LABEL: "assistant"}),
         )["Rules"][0]["RuleArn"]
         return RoutingArns(
             rule=rule, stable_target_group=groups["stable"], canary_target_group=groups["canary"], load_balancer=lb_arn
@@ -449,6 +471,11 @@ class RolloutWorld:
     def deployed_version(self, track: str) -> str:
         container = self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0]
         return next(e["value"] for e in container["env"] if e["name"] == "MODEL_VERSION")
+
+
+def tags(values: dict[str, str]) -> list[dict[str, str]]:
+    """ELBv2's shape of tags."""
+    return [{"Key": key, "Value": value} for key, value in values.items()]
 
 
 def route_lambda_to(world: RolloutWorld, monkeypatch: Any) -> None:

@@ -14,6 +14,7 @@ from rollout.errors import RolloutError, StartRefusedError
 from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
+from rollout.ownership import settings_problems
 from rollout.policy import OverrideError, apply_overrides
 from rollout.steps.common import audit, canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
@@ -31,6 +32,9 @@ def prepare(request: object, execution: str, clients: Clients) -> Plan:
     if settings is None:
         name = f"{clients.settings_prefix}{service}"
         raise StartRefusedError(f"service {service!r} not found: it has no rollout settings ({name})")
+    problems = settings_problems(settings, service, clients)
+    if problems:
+        raise StartRefusedError(f"{service}'s rollout settings are not its own: {'; '.join(problems)}")
     try:
         policy = apply_overrides(settings.policy, overrides)
     except OverrideError as error:
