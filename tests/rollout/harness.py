@@ -15,6 +15,7 @@ Notifications are counted on an SQS queue subscribed to the rollout topic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -31,6 +32,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 
 from registry.store import RegistryStore, VersionRecord
 from rollout.clients import Clients
+from rollout.contract import ServiceSettings
 from rollout.handler import dispatch
 from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
@@ -52,6 +54,9 @@ FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-rollout"
 STABLE_VERSION = "2026-11-01"
 NEW_VERSION = "2026-11-20"
 STABLE_REPLICAS = 2
+# Waits are instant (ClockDouble), so the service's policy can keep realistic durations, only shorter than a real
+# service's: the settings the world writes carry them, since a rollout's overrides may only tighten a policy.
+FAST_POLICY = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120, "ready_timeout_seconds": 120}
 CLUSTER = "tessera-dev"
 
 
@@ -221,6 +226,7 @@ class RolloutWorld:
     version_pools: dict[str, str] = field(default_factory=dict)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
+    settings: ServiceSettings = field(init=False)  # the service's rollout settings, as in SSM
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
     completed: list[str] = field(default_factory=list)  # every task that returned, in order
     faults: dict[str, list[Exception | After]] = field(default_factory=dict)  # action -> faults, in turn
@@ -268,14 +274,13 @@ class RolloutWorld:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         ssm = boto3.client("ssm", region_name=REGION)
         assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
-        settings = rollout_settings(
+        self.settings = rollout_settings(
             assistant,
             environment="dev",
             routing=routing,
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",
         )
-        ssm.put_parameter(Name=f"{SETTINGS_PREFIX}assistant", Value=json.dumps(settings.to_json()), Type="String")
 
         self.kube.add_deployment(
             NAMESPACE,
@@ -332,6 +337,7 @@ class RolloutWorld:
             clock=self.clock,
         )
         self.routing = routing
+        self.set_policy(**FAST_POLICY)
         return self
 
     def _load_balancer(self) -> RoutingArns:
@@ -395,6 +401,17 @@ class RolloutWorld:
         )["Rules"][0]["RuleArn"]
         return RoutingArns(
             rule=rule, stable_target_group=groups["stable"], canary_target_group=groups["canary"], load_balancer=lb_arn
+        )
+
+    def set_policy(self, *, analysis: dict | None = None, **changes: object) -> None:
+        """The service's config changes these policy fields (`analysis` for the analysis'), and the Rollout stack
+        renders the settings again: what a rollout's overrides may only tighten."""
+        policy = self.settings.policy
+        policy = dataclasses.replace(policy, **changes, analysis=dataclasses.replace(policy.analysis, **analysis or {}))
+        self.settings = dataclasses.replace(self.settings, policy=policy)
+        name = f"{SETTINGS_PREFIX}assistant"
+        self.clients.ssm.put_parameter(
+            Name=name, Value=json.dumps(self.settings.to_json()), Type="String", Overwrite=True
         )
 
     # -- the Lambda, as the state machine sees it ----------------------------------------------
