@@ -28,7 +28,7 @@ EXAMPLES = {
     "tessera": "tessera --env prod models list assistant",
     "tessera models": "tessera models upload assistant 2026-11-20 ./assistant-2026-11-20",
     "tessera rollout": "tessera rollout start assistant 2026-11-20",
-    "tessera rollout start": "tessera rollout start assistant 2026-11-20 --override bake_seconds=300",
+    "tessera rollout start": "tessera rollout start assistant 2026-11-20 --override bake_seconds=1800",
     "tessera rollout status": "tessera rollout status assistant --watch",
     "tessera rollout approve": "tessera rollout approve assistant   # or: --reject 'latency too high'",
     "tessera rollout abort": "tessera rollout abort assistant --reason 'paging alerts'",

@@ -25,13 +25,14 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 START_HELP = f"""examples:
   tessera --env prod rollout start assistant 2026-11-20
-  tessera rollout start assistant 2026-11-20 --override bake_seconds=900 --override steps=[5,25,50,100]
+  tessera rollout start assistant 2026-11-20 --override bake_seconds=1800 --override manual_approval=true
   tessera rollout start assistant 2026-11-20 --override analysis.min_requests=500
 
-overridable keys (--override KEY=JSON, checked before anything starts):
+overridable keys (--override KEY=JSON, checked before anything starts). An override may only tighten the
+service's policy: each key moves only the way shown, and loosening a gate is a config change:
 {describe_fields()}
 
-exit codes: 0 started; 1 refused (version not startable, service busy); 2 invalid override;
+exit codes: 0 started; 1 refused (version not startable, service busy); 2 invalid or loosening override;
 3 service or version not found; 4 environment unreachable"""
 
 STATUS_HELP = """examples:
@@ -130,7 +131,7 @@ def parse_overrides(pairs: list[str]) -> dict:
     try:
         return check_overrides(overrides)
     except OverrideError as error:
-        raise CliError(f"invalid override: {'; '.join(error.problems)}", EXIT_USAGE) from None
+        raise CliError(f"invalid overrides: {'; '.join(error.problems)}", EXIT_USAGE) from None
 
 
 def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
@@ -142,7 +143,7 @@ def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
     try:
         apply_overrides(policy, overrides)
     except OverrideError as error:
-        raise CliError(f"invalid override: {'; '.join(error.problems)}", EXIT_USAGE) from None
+        raise CliError(f"invalid overrides: {'; '.join(error.problems)}", EXIT_USAGE) from None
     ledger = _ledger(env)
     record = ledger.version(args.service, args.version)
     if record is None:

@@ -32,6 +32,7 @@ class Clients:
     percentiles: PercentileReader
     topic_arn: str
     settings_prefix: str
+    cluster_name: str  # this environment's: the owner tag of its load balancer and target groups
     settle: SettleScheduler
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 

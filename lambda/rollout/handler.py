@@ -54,6 +54,7 @@ def clients() -> Any:
         percentiles=CloudWatchPercentiles(cloudwatch),
         topic_arn=os.environ[shared.ENV_TOPIC_ARN],
         settings_prefix=os.environ[shared.ENV_SETTINGS_PREFIX],
+        cluster_name=cluster,
         settle=SqsSettleScheduler(boto3.client("sqs"), os.environ[shared.ENV_SETTLE_QUEUE_URL], clock),
         clock=clock,
     )

@@ -4,15 +4,31 @@ The CLI checks overrides with these functions before it starts anything, and Pre
 (an execution can be started without the CLI), so both refuse the same input with the same words.
 A policy whose worst case exceeds MAX_ROLLOUT_SECONDS is refused with the figure: the execution
 timeout and the lock's lease are derived from that bound, so a valid rollout always outlives neither.
+
+Whoever may start a rollout must not be able to loosen its gates, so an override may only move a field the way
+that tightens it (`Move`); loosening one is a config change, reviewed and deployed like any other:
+- steps may only be added (every configured weight stays, so the canary is judged at each of them at least);
+- warm-up and bakes only lengthen; thresholds only get stricter (max rates, ratios, p99 and cost lower, the
+  whole bake's minimum requests higher); approval only turns on; alarms are only added;
+- consecutive failures, poll, ready and approval timeouts only shorten: each bounds how long the canary keeps
+  traffic that nothing judges (a watched alarm or an abort is seen one poll late; while a track becomes ready or
+  an approval waits, no judgement runs);
+- the bake extensions may move either way: they decide only how long to wait for the minimum requests, which a
+  pass needs anyway, and the bake is judged throughout;
+- interval length, metric delay and an interval's minimum requests are config only: moved either way they can
+  blind the judgement within a bake or slow it (shorter intervals or a higher minimum leave intervals uncounted,
+  a lower minimum lets a quiet passing interval reset a failing run, a shorter delay judges figures not yet in).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from rollout.contract import Analysis, Policy
@@ -27,9 +43,20 @@ class OverrideError(ValueError):
         self.problems = problems
 
 
+class Move(Enum):
+    """Which way an override may move a field from the service's configured value (an equal value always may)."""
+
+    UP = "may only rise"
+    DOWN = "may only fall"
+    ON = "may only be turned on"
+    ADD = "may only be added to"  # a list that must keep every configured entry
+    EITHER = "either way"  # not a gate
+    NEVER = "config only"
+
+
 @dataclass(frozen=True)
 class Field:
-    """One overridable field: what it holds, in which unit, and its range."""
+    """One overridable field: what it holds, in which unit, its range, and which way an override may move it."""
 
     kind: type
     unit: str
@@ -38,48 +65,60 @@ class Field:
     high: float | None = None
     low_open: bool = False  # the bound itself is not allowed
     multiple_of: int | None = None
+    move: Move = Move.NEVER  # a field nobody has decided about stays with the config
 
 
 FIELDS: dict[str, Field] = {
-    "steps": Field(list, "percent", "canary weights of the steps, rising, each 1-100", 1, 100),
-    "warmup_seconds": Field(int, "seconds", "canary at 0 % traffic before the first step", 0, 7200),
-    "bake_seconds": Field(int, "seconds", "time at each step before its final judgement", 1, 43200),
-    "poll_seconds": Field(int, "seconds", "how often readiness, warm-up and bake are checked", 1, 300),
-    "manual_approval": Field(bool, "", "wait for `tessera rollout approve` before promotion"),
-    "approval_timeout_seconds": Field(int, "seconds", "how long an approval may take", 60, 604800),
-    "ready_timeout_seconds": Field(int, "seconds", "how long a track may take to become ready", 10, 14400),
-    "analysis.max_5xx_rate_percent": Field(float, "percent", "ceiling of the canary's 5xx rate", 0, 100, True),
-    "analysis.max_5xx_ratio_vs_stable": Field(float, "ratio", "canary 5xx rate at most this x stable's", 1, None, True),
-    "analysis.max_p99_seconds": Field(float, "seconds", "ceiling of the canary's p99 response time", 0, 600, True),
-    "analysis.max_p99_ratio_vs_stable": Field(float, "ratio", "canary p99 at most this x stable's", 1, None, True),
-    "analysis.min_requests": Field(int, "requests", "canary requests a judgement needs", 1, 10**9),
-    "analysis.max_bake_extensions": Field(int, "count", "bakes added while data is short", 0, 20),
-    "analysis.alarms": Field(list, "names", "CloudWatch alarms whose ALARM state rolls back"),
+    "steps": Field(list, "percent", "canary weights of the steps, rising, each 1-100", 1, 100, move=Move.ADD),
+    "warmup_seconds": Field(int, "seconds", "canary at 0 % traffic before the first step", 0, 7200, move=Move.UP),
+    "bake_seconds": Field(int, "seconds", "time at each step before its final judgement", 1, 43200, move=Move.UP),
+    "poll_seconds": Field(int, "seconds", "how often readiness, warm-up and bake are checked", 1, 300, move=Move.DOWN),
+    "manual_approval": Field(bool, "", "wait for `tessera rollout approve` before promotion", move=Move.ON),
+    "approval_timeout_seconds": Field(int, "seconds", "how long an approval may take", 60, 604800, move=Move.DOWN),
+    "ready_timeout_seconds": Field(
+        int, "seconds", "how long a track may take to become ready", 10, 14400, move=Move.DOWN
+    ),
+    "analysis.max_5xx_rate_percent": Field(
+        float, "percent", "ceiling of the canary's 5xx rate", 0, 100, True, move=Move.DOWN
+    ),
+    "analysis.max_5xx_ratio_vs_stable": Field(
+        float, "ratio", "canary 5xx rate at most this x stable's", 1, None, True, move=Move.DOWN
+    ),
+    "analysis.max_p99_seconds": Field(
+        float, "seconds", "ceiling of the canary's p99 response time", 0, 600, True, move=Move.DOWN
+    ),
+    "analysis.max_p99_ratio_vs_stable": Field(
+        float, "ratio", "canary p99 at most this x stable's", 1, None, True, move=Move.DOWN
+    ),
+    "analysis.min_requests": Field(int, "requests", "canary requests a judgement needs", 1, 10**9, move=Move.UP),
+    "analysis.max_bake_extensions": Field(int, "count", "bakes added while data is short", 0, 20, move=Move.EITHER),
+    "analysis.alarms": Field(list, "names", "CloudWatch alarms whose ALARM state rolls back", move=Move.ADD),
     "analysis.interval_seconds": Field(
         int, "seconds", "how often the canary is judged within a bake, whole minutes", 60, 3600, multiple_of=60
     ),
     "analysis.metric_delay_seconds": Field(int, "seconds", "how late load balancer metrics arrive", 0, 900),
-    "analysis.consecutive_failures": Field(int, "count", "failing intervals in a row that roll back", 1, 10),
+    "analysis.consecutive_failures": Field(
+        int, "count", "failing intervals in a row that roll back", 1, 10, move=Move.DOWN
+    ),
     "analysis.min_requests_per_interval": Field(
         int, "requests", "canary requests an interval needs to count", 1, 10**9
     ),
     "analysis.max_cost_ratio_vs_stable": Field(
-        float, "ratio", "canary cost per million requests at most this x stable's", 0, 1000, True
+        float, "ratio", "canary cost per million requests at most this x stable's", 0, 1000, True, move=Move.DOWN
     ),
 }
 
 
 def describe_fields() -> str:
-    """The overridable keys with units and ranges, for `--help` and the README."""
+    """The overridable keys with units, ranges and the way an override may move them, for `--help` and the
+    README."""
     lines = []
     for name, spec in FIELDS.items():
-        bounds = ""
-        if spec.low is not None or spec.high is not None:
-            low = "" if spec.low is None else f"{'>' if spec.low_open else '>='}{spec.low:g}"
-            high = "" if spec.high is None else f"<={spec.high:g}"
-            bounds = " (" + ", ".join(part for part in (low, high) if part) + ")"
+        low = "" if spec.low is None else f"{'>' if spec.low_open else '>='}{spec.low:g}"
+        high = "" if spec.high is None else f"<={spec.high:g}"
+        bounds = ", ".join(part for part in (low, high) if part)
         unit = f" [{spec.unit}]" if spec.unit else ""
-        lines.append(f"  {name}{unit}{bounds}: {spec.help}")
+        lines.append(f"  {name}{unit} ({'; '.join(part for part in (bounds, spec.move.value) if part)}): {spec.help}")
     return "\n".join(lines)
 
 
@@ -110,9 +149,12 @@ def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_overrides(policy: Policy, overrides: Mapping[str, Any]) -> Policy:
-    """The policy with the overrides applied; refused when an override is invalid or the result's
-    worst-case duration exceeds MAX_ROLLOUT_SECONDS."""
+    """The policy with the overrides applied; refused when an override is invalid, loosens the policy, or the
+    result's worst-case duration exceeds MAX_ROLLOUT_SECONDS."""
     flat = check_overrides(overrides)
+    loosening = [problem for key, value in flat.items() if (problem := _loosening(key, value, policy))]
+    if loosening:
+        raise OverrideError(loosening)
     analysis_changes = {key.removeprefix("analysis."): v for key, v in flat.items() if key.startswith("analysis.")}
     changes = {key: value for key, value in flat.items() if not key.startswith("analysis.")}
     analysis: Analysis = dataclasses.replace(policy.analysis, **analysis_changes)
@@ -145,6 +187,40 @@ def check_duration(policy: Policy) -> None:
                 "shorten bakes, extensions, steps or the approval timeout"
             ]
         )
+
+
+def _loosening(key: str, value: Any, policy: Policy) -> str | None:
+    """Why the override moves the field against its Move, or None when it may."""
+    move = FIELDS[key].move
+    field = key.removeprefix("analysis.")
+    configured = getattr(policy.analysis, field) if key.startswith("analysis.") else getattr(policy, key)
+    if value == configured or configured is None:  # None: a gate the config leaves off, which any value turns on
+        return None
+    shown, was = _shown(value), _shown(configured)
+    match move:
+        case Move.UP if value < configured:
+            why = f"{shown} is below the configured {was}: an override may only raise it"
+        case Move.DOWN if value > configured:
+            why = f"{shown} is above the configured {was}: an override may only lower it"
+        case Move.ON if value is False:
+            why = f"{shown}, but the service's policy has it on: an override may only turn it on"
+        case Move.ADD if left_out := [entry for entry in configured if entry not in value]:
+            noun = key.rsplit(".", 1)[-1].removesuffix("s")
+            why = (
+                f"{shown} leaves out the configured {noun}(s) {', '.join(map(str, left_out))}: "
+                f"an override may only add {noun}s"
+            )
+        case Move.NEVER:
+            why = f"{shown} differs from the configured {was}: an override may not change it"
+        case _:
+            return None
+    return f"{key}: {why} ({'changing' if move is Move.NEVER else 'loosening'} it is a config change)"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool | list):
+        return json.dumps(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _check(key: str, spec: Field, value: Any) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -26,6 +27,7 @@ from aws_lambda_powertools import Logger
 from rollout.kube.client import AUTOSCALERS, DEPLOYMENTS, KEDA_SCALED_OBJECTS, KubeClient
 from rollout.kube.deployments import placement_change, running_placement, version_change
 from rollout.ledger import Ledger
+from rollout.track_objects import check_names, check_objects, image_repository, request_scope
 from tessera_shared import constants as shared
 
 logger = Logger(service=shared.TRACK_OWNER_FUNCTION_SERVICE)
@@ -98,20 +100,25 @@ def parse_objects(raw: object, field: str) -> list[dict]:
     return objects
 
 
-def on_event(event: dict, kube: KubeClient, ledger: Ledger) -> dict:
-    """A CloudFormation custom resource event (through CDK's provider framework)."""
+def on_event(event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping[str, str]) -> dict:
+    """A CloudFormation custom resource event (through CDK's provider framework, or sent by anyone allowed to invoke
+    the function: it acts only on its service's own track objects, rollout.track_objects). `environment`: the
+    function's environment variables, which name each service's image repository."""
     props = event["ResourceProperties"]
-    namespace, service = props["Namespace"], props["Service"]
+    namespace, service = request_scope(props, "ResourceProperties")
     objects = parse_objects(props["Objects"], "ResourceProperties.Objects")
     physical_id = f"{namespace}/{service}/tracks"
     if event["RequestType"] == "Delete":
+        check_names(objects, service, "ResourceProperties.Objects")
         for obj in reversed(objects):
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
         return {"PhysicalResourceId": physical_id}
+    check_objects(objects, service, image_repository(environment, service), "ResourceProperties.Objects")
     if event["RequestType"] == "Update":
         # What config stopped rendering goes first: a ScaledObject left behind would keep its KEDA-made HPA
         # fighting the CPU HPA that replaces it.
         previous = parse_objects(event["OldResourceProperties"]["Objects"], "OldResourceProperties.Objects")
+        check_names(previous, service, "OldResourceProperties.Objects")
         for obj in _no_longer_rendered(previous, objects):
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
     rollout_running = ledger.locks.holder(service) is not None
@@ -153,4 +160,4 @@ def _clients() -> tuple[KubeClient, Ledger]:
 @logger.inject_lambda_context(clear_state=True)
 def handle(event: dict, context: Any) -> dict:
     kube, ledger = _clients()
-    return on_event(event, kube, ledger)
+    return on_event(event, kube, ledger, os.environ)

@@ -65,6 +65,13 @@ NAMESPACE = "inference"
 TRACKS = ("stable", "canary")
 SERVICE_LABEL = "tessera.dev/service"
 TRACK_LABEL = "tessera.dev/track"
+
+
+def track_object_name(service: str, track: str) -> str:
+    """The name of a track's Deployment (and, for stable, of its autoscaler): `<service>-<track>`."""
+    return f"{service}-{track}"
+
+
 MODEL_VERSION_LABEL = "tessera.dev/model-version"
 # On a Deployment (not its pods): `<execution>#<lock epoch>` of the rollout step that last wrote it, so a late write
 # of a rollout that lost the lock is visible.
@@ -111,6 +118,9 @@ TRACK_OWNER_KUBERNETES_GROUP = "tessera:track-owner"
 # Target groups the AWS Load Balancer Controller may register pods into carry this tag (value: the
 # cluster name); its IAM policy allows RegisterTargets/DeregisterTargets only on target groups with it.
 TARGET_GROUP_OWNER_TAG = "tessera.dev/target-group-of"
+# The services' load balancer carries this tag (value: the cluster name), its listener rules SERVICE_LABEL and its
+# target groups SERVICE_LABEL and TRACK_LABEL besides: Prepare checks a service's settings point at its own.
+LOAD_BALANCER_OWNER_TAG = "tessera.dev/load-balancer-of"
 
 # -- the functions' environment variables, set by the stacks and read by the handlers -------------
 ENV_ENVIRONMENT = "ENVIRONMENT"
@@ -123,6 +133,14 @@ ENV_CLUSTER_CA = "CLUSTER_CA"
 ENV_TOPIC_ARN = "TOPIC_ARN"
 ENV_SETTINGS_PREFIX = "SETTINGS_PREFIX"
 ENV_SETTLE_QUEUE_URL = "SETTLE_QUEUE_URL"
+# The track owner's: each service's ECR repository URI, the only source of the images it may apply.
+ENV_IMAGE_REPOSITORY_PREFIX = "IMAGE_REPOSITORY_"
+
+
+def image_repository_variable(service: str) -> str:
+    """`IMAGE_REPOSITORY_<SERVICE>` (a Lambda environment variable's name takes no hyphen)."""
+    return ENV_IMAGE_REPOSITORY_PREFIX + service.upper().replace("-", "_")
+
 
 # -- Powertools: log service names and the metric namespace ---------------------------------------
 METRICS_NAMESPACE = "Tessera"

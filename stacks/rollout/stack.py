@@ -247,11 +247,13 @@ class RolloutStack(Stack):
                 actions=["elasticloadbalancing:ModifyRule"],
                 resources=[service_routing.rule.listener_rule_arn for service_routing in routing.values()],
             ),
-            # These three take no resource-level permissions.
+            # These take no resource-level permissions. DescribeTags: Prepare checks that the settings' load
+            # balancer, rule and target groups are the service's own (lambda/rollout/ownership.py).
             iam.PolicyStatement(
                 sid="ReadOnly",
                 actions=[
                     "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTags",
                     "elasticloadbalancing:DescribeTargetHealth",
                     "cloudwatch:GetMetricData",
                 ],
@@ -277,7 +279,8 @@ class RolloutStack(Stack):
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="DescribeRules, DescribeTargetHealth and GetMetricData support no resource-level permissions; "
+                reason="DescribeRules, DescribeTags, DescribeTargetHealth and GetMetricData support no resource-level "
+                "permissions; "
                 "the ENI statement (what AWSLambdaVPCAccessExecutionRole grants) acts on interfaces Lambda creates at "
                 "run time, whose ids are unknown before; the only traffic write, ModifyRule, names the rules.",
             ),

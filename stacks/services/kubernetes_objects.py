@@ -65,6 +65,7 @@ from tessera_shared.constants import (
     SERVING_CONTAINER,
     TRACK_LABEL,
     TRACKS,
+    track_object_name,
 )
 
 MODEL_CACHE_DIR = "/models"
@@ -232,7 +233,7 @@ def default_deny_policy() -> dict:
 
 
 def track_name(service: ServiceSpec, track: str) -> str:
-    return f"{service.name}-{track}"
+    return track_object_name(service.name, track)
 
 
 def service_objects(

@@ -47,7 +47,14 @@ from stacks.services.kubernetes_objects import (
 )
 from stacks.services.load_balancer_logs import enable_access_logs
 from stacks.services.track_owner import TrackOwner
-from tessera_shared.constants import HPA_KIND, SCALED_OBJECT_KIND, TARGET_GROUP_OWNER_TAG
+from tessera_shared.constants import (
+    HPA_KIND,
+    LOAD_BALANCER_OWNER_TAG,
+    SCALED_OBJECT_KIND,
+    SERVICE_LABEL,
+    TARGET_GROUP_OWNER_TAG,
+    TRACK_LABEL,
+)
 
 FIRST_RULE_PRIORITY = 10
 # The rollout engine owns the running version of these and, during a rollout, the canary and stable's floor.
@@ -131,11 +138,12 @@ class ServicesStack(Stack):
                 pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
+            repository = self._repository(service)
             objects = service_objects(
                 service,
                 placement=placement_for(service, placed.pool),
                 values=DeployTimeValues(
-                    image_uri=self._image_uri(service),
+                    image_uri=repository.repository_uri_for_tag(service.image.tag),
                     model_bucket=model_bucket.bucket_name,
                     target_group_arns={track: tg.target_group_arn for track, tg in routing.target_groups.items()},
                     network=network,
@@ -162,17 +170,18 @@ class ServicesStack(Stack):
             # policy must be in place before the first model download.
             manifest.node.add_dependency(association)
             manifest.node.add_dependency(reader)
-            tracks.apply(service.name, owned, after=[manifest, association, reader])
+            tracks.apply(
+                service.name, owned, image_repository=repository.repository_uri, after=[manifest, association, reader]
+            )
             published |= _published_routing(service, routing)
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 
-    def _image_uri(self, service: ServiceSpec) -> str:
-        """Built from the repository name in this stack's account and region, not imported from the
-        Artifacts stack: the repository is named in config, and the URI needs no cross-stack output."""
-        repository = ecr.Repository.from_repository_name(
+    def _repository(self, service: ServiceSpec) -> ecr.IRepository:
+        """By its name in this stack's account and region, not imported from the Artifacts stack: the repository
+        is named in config, and its URI needs no cross-stack output."""
+        return ecr.Repository.from_repository_name(
             self, f"{pascal_case(service.name)}Repository", service.image.repository
         )
-        return repository.repository_uri_for_tag(service.image.tag)
 
     def _load_balancer(
         self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
@@ -225,6 +234,8 @@ class ServicesStack(Stack):
             desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
             deletion_protection=retain,
         )
+        # Prepare checks that a service's rule is on this environment's load balancer by this tag.
+        Tags.of(load_balancer).add(LOAD_BALANCER_OWNER_TAG, self._cluster_name)
         logs = access_logs_bucket(
             self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancer's"
         )
@@ -279,9 +290,12 @@ class ServicesStack(Stack):
             )
             for track in TRACKS
         }
-        for target_group in target_groups.values():
+        for track, target_group in target_groups.items():
             # The load balancer controller's IAM policy lets it register pods only into target groups with this tag.
             Tags.of(target_group).add(TARGET_GROUP_OWNER_TAG, self._cluster_name)
+            # Prepare moves a service's weights only between target groups tagged for it and the track.
+            Tags.of(target_group).add(SERVICE_LABEL, service.name)
+            Tags.of(target_group).add(TRACK_LABEL, track)
         route = service.route
         conditions = (
             [elbv2.ListenerCondition.host_headers([route.host])]
@@ -302,6 +316,7 @@ class ServicesStack(Stack):
                 ]
             ),
         )
+        Tags.of(rule).add(SERVICE_LABEL, service.name)  # Prepare moves only a rule tagged for the service
         return ServiceRouting(rule=rule, target_groups=target_groups)
 
     def _model_reader(

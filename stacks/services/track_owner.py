@@ -114,8 +114,13 @@ class TrackOwner(Construct):
         self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
         _acknowledge_provider_framework(self.provider)
 
-    def apply(self, service: str, objects: list[dict], *, after: list[IConstruct]) -> CustomResource:
-        """The custom resource that owns one service's track objects, created after `after`."""
+    def apply(
+        self, service: str, objects: list[dict], *, image_repository: str, after: list[IConstruct]
+    ) -> CustomResource:
+        """The custom resource that owns one service's track objects, created after `after`. The service's image
+        repository goes into the function's environment, not the resource's properties: anyone who may invoke the
+        function can write properties, and the function applies only images from this repository."""
+        self.function.function.add_environment(shared.image_repository_variable(service), image_repository)
         resource = CustomResource(
             self,
             f"{pascal_case(service)}Tracks",

@@ -110,7 +110,7 @@ class TrackOwnerFunction:
         environment = self._environment_of(request.stack)
         kube = KubeClient(self._api.endpoint, lambda: TOKEN)
         ledger = Ledger(boto3.client("dynamodb"), environment[shared.ENV_REGISTRY_TABLE])
-        answer = track_owner.on_event(request.event(), kube, ledger)
+        answer = track_owner.on_event(request.event(), kube, ledger, environment)
         return ResourceResult(physical_id=answer["PhysicalResourceId"], data=answer.get("Data", {}))
 
 

@@ -174,7 +174,7 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
         (["models", "upload"], "tessera models upload assistant 2026-11-20 ./assistant-2026-11-20"),
         (["models", "list"], "tessera models list assistant --json"),
         (["models", "ignored"], "tessera --env prod models ignored"),
-        (["rollout", "start"], "tessera rollout start assistant 2026-11-20 --override bake_seconds=300"),
+        (["rollout", "start"], "tessera rollout start assistant 2026-11-20 --override bake_seconds=1800"),
         (["rollout", "abort"], "tessera rollout abort assistant --reason 'paging alerts'"),
     ],
 )

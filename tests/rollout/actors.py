@@ -52,7 +52,7 @@ PROGRESS_ACTIONS = frozenset(
         "promote_stable",
     }
 )
-# A policy whose waits the tests step through by hand: no warm-up, a one-minute bake.
+# The service's policy (config) whose waits the tests step through by hand: no warm-up, a one-minute bake.
 QUICK = {"warmup_seconds": 0, "bake_seconds": 60, "poll_seconds": 10}
 
 
@@ -73,13 +73,14 @@ class ExecutionDouble:
     world: RolloutWorld
     name: str
     version: str = NEW_VERSION
-    overrides: dict = field(default_factory=lambda: dict(QUICK))
+    overrides: dict = field(default_factory=dict)
     arn: str = ""
     plan: dict | None = None
     progress: dict = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
 
     def start(self) -> ExecutionDouble:
+        self.world.set_policy(**QUICK)
         request = {"service": "assistant", "version": self.version, "overrides": self.overrides}
         sfn = step_functions(self.world)
         self.arn = sfn.start_execution(stateMachineArn=MACHINE, name=self.name, input=json.dumps(request))[

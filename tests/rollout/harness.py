@@ -15,6 +15,7 @@ Notifications are counted on an SQS queue subscribed to the rollout topic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -31,6 +32,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 
 from registry.store import RegistryStore, VersionRecord
 from rollout.clients import Clients
+from rollout.contract import ServiceSettings
 from rollout.handler import dispatch
 from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
@@ -38,6 +40,7 @@ from rollout.metrics import arn_dimension
 from stacks.config.environment import EnvironmentConfig
 from stacks.observability.names import service_alarm_names
 from stacks.rollout.settings import RoutingArns, rollout_settings
+from tessera_shared import constants as shared
 from tests.fake_aws import create_registry_table
 from tests.registry.world import image_manifest
 from tests.rollout.kube_double import KubernetesApiDouble
@@ -51,6 +54,10 @@ FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tessera-dev-rollout"
 STABLE_VERSION = "2026-11-01"
 NEW_VERSION = "2026-11-20"
 STABLE_REPLICAS = 2
+# Waits are instant (ClockDouble), so the service's policy can keep realistic durations, only shorter than a real
+# service's: the settings the world writes carry them, since a rollout's overrides may only tighten a policy.
+FAST_POLICY = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120, "ready_timeout_seconds": 120}
+CLUSTER = "tessera-dev"
 
 
 class ClockDouble:
@@ -241,6 +248,7 @@ class RolloutWorld:
     settle: SettleDouble = field(default_factory=SettleDouble)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
+    settings: ServiceSettings = field(init=False)  # the service's rollout settings, as in SSM
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
     completed: list[str] = field(default_factory=list)  # every task that returned, in order
     faults: dict[str, list[Exception | After]] = field(default_factory=dict)  # action -> faults, in turn
@@ -288,14 +296,13 @@ class RolloutWorld:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         ssm = boto3.client("ssm", region_name=REGION)
         assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
-        settings = rollout_settings(
+        self.settings = rollout_settings(
             assistant,
             environment="dev",
             routing=routing,
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",
         )
-        ssm.put_parameter(Name=f"{SETTINGS_PREFIX}assistant", Value=json.dumps(settings.to_json()), Type="String")
 
         self.kube.add_deployment(
             NAMESPACE,
@@ -348,10 +355,12 @@ class RolloutWorld:
             percentiles=self.traffic,
             topic_arn=topic,
             settings_prefix=SETTINGS_PREFIX,
+            cluster_name=CLUSTER,
             settle=self.settle,
             clock=self.clock,
         )
         self.routing = routing
+        self.set_policy(**FAST_POLICY)
         return self
 
     def _load_balancer(self) -> RoutingArns:
@@ -364,11 +373,29 @@ class RolloutWorld:
             for index, zone in enumerate("ab")
         ]
         elbv2 = boto3.client("elbv2", region_name=REGION)
-        lb = elbv2.create_load_balancer(Name="tessera-dev", Subnets=subnets, Scheme="internal", Type="application")
+        # Tagged as the Services stack tags them: Prepare checks the settings point at the service's own.
+        lb = elbv2.create_load_balancer(
+            Name="tessera-dev",
+            Subnets=subnets,
+            Scheme="internal",
+            Type="application",
+            Tags=tags({shared.LOAD_BALANCER_OWNER_TAG: CLUSTER}),
+        )
         lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
         groups = {
             track: elbv2.create_target_group(
-                Name=f"assistant-{track}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+                Name=f"assistant-{track}",
+                Protocol="HTTP",
+                Port=8000,
+                VpcId=vpc,
+                TargetType="ip",
+                Tags=tags(
+                    {
+                        shared.TARGET_GROUP_OWNER_TAG: CLUSTER,
+                        shared.SERVICE_LABEL: "assistant",
+                        shared.TRACK_LABEL: track,
+                    }
+                ),
             )["TargetGroups"][0]["TargetGroupArn"]
             for track in ("stable", "canary")
         }
@@ -393,9 +420,21 @@ class RolloutWorld:
                     },
                 }
             ],
+            Tags=tags({shared.SERVICE_LABEL: "assistant"}),
         )["Rules"][0]["RuleArn"]
         return RoutingArns(
             rule=rule, stable_target_group=groups["stable"], canary_target_group=groups["canary"], load_balancer=lb_arn
+        )
+
+    def set_policy(self, *, analysis: dict | None = None, **changes: object) -> None:
+        """The service's config changes these policy fields (`analysis` for the analysis'), and the Rollout stack
+        renders the settings again: what a rollout's overrides may only tighten."""
+        policy = self.settings.policy
+        policy = dataclasses.replace(policy, **changes, analysis=dataclasses.replace(policy.analysis, **analysis or {}))
+        self.settings = dataclasses.replace(self.settings, policy=policy)
+        name = f"{SETTINGS_PREFIX}assistant"
+        self.clients.ssm.put_parameter(
+            Name=name, Value=json.dumps(self.settings.to_json()), Type="String", Overwrite=True
         )
 
     # -- the Lambda, as the state machine sees it ----------------------------------------------
@@ -472,6 +511,11 @@ class RolloutWorld:
     def deployed_version(self, track: str) -> str:
         container = self.kube.deployment(NAMESPACE, f"assistant-{track}")["spec"]["template"]["spec"]["containers"][0]
         return next(e["value"] for e in container["env"] if e["name"] == "MODEL_VERSION")
+
+
+def tags(values: dict[str, str]) -> list[dict[str, str]]:
+    """ELBv2's shape of tags."""
+    return [{"Key": key, "Value": value} for key, value in values.items()]
 
 
 def route_lambda_to(world: RolloutWorld, monkeypatch: Any) -> None:

@@ -44,7 +44,7 @@ from tests.rollout.test_track_owner import deploy_tracks, first_deploy, rendered
 
 SERVICE = "assistant"
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:tessera-dev-rollout"
-OVERRIDES = {"warmup_seconds": 0, "bake_seconds": 60, "poll_seconds": 10}
+POLICY = {"warmup_seconds": 0, "bake_seconds": 60, "poll_seconds": 10}  # config's: overrides only tighten
 LAMBDA_FAULTS = {
     "handler-exception": RuntimeError("injected handler exception"),
     "lambda-timeout": After(LambdaTimeoutDouble("Task timed out")),
@@ -63,6 +63,7 @@ class RolloutActors(RuleBasedStateMachine):
         self._stack.enter_context(mock_aws())
         kube = self._stack.enter_context(KubernetesApiDouble())
         self.world = RolloutWorld(config=load_config(config_path_for("dev")), kube=kube).build()
+        self.world.set_policy(**POLICY)
         first_deploy(self.world)
         self.sfn = StepFunctionsDouble(self.definition, invoke=self.world.invoke_action, clock=self.world.clock)
         self.world.clients.stepfunctions = self.sfn  # the engine asks the double whether a lock's holder runs
@@ -77,7 +78,7 @@ class RolloutActors(RuleBasedStateMachine):
     @precondition(lambda self: len(self._running()) < 2)
     @rule(version=st.sampled_from([NEW_VERSION, STABLE_VERSION]), approval=st.booleans())
     def start(self, version: str, approval: bool) -> None:
-        request = {"service": SERVICE, "version": version, "overrides": OVERRIDES | {"manual_approval": approval}}
+        request = {"service": SERVICE, "version": version, "overrides": {"manual_approval": True} if approval else {}}
         name = f"{SERVICE}-{len(self.executions)}"
         self.executions.append(
             self.sfn.start_execution(stateMachineArn=MACHINE, name=name, input=json.dumps(request))["executionArn"]

@@ -18,8 +18,6 @@ DASHBOARD_URL = (
     "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/tessera-dev-assistant"
 )
 
-# Waits are instant (ClockDouble), so the policy can keep realistic durations.
-FAST = {"poll_seconds": 10, "warmup_seconds": 60, "bake_seconds": 120, "ready_timeout_seconds": 120}
 # How each outcome in the ledger shows on the execution (status, error).
 EXPECTED_ENDING = {
     "PROMOTED": ("SUCCEEDED", None),
@@ -38,7 +36,7 @@ class Rollouts:
     machine: str
 
     def start(self, overrides: dict | None = None, *, version: str = NEW_VERSION, **kwargs: Any) -> dict:
-        request = {"service": "assistant", "version": version, "overrides": {**FAST, **(overrides or {})}}
+        request = {"service": "assistant", "version": version, "overrides": overrides or {}}
         return run_execution(self.sfn, self.machine, request, **kwargs)
 
     def begin(self, overrides: dict | None = None) -> dict:

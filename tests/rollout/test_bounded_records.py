@@ -60,7 +60,9 @@ def test_sequence_12_a_long_policy_reaches_its_last_step_and_rolls_back_with_its
         return result
 
     world.invoke_action = invoke  # type: ignore[method-assign]
-    ended = rollouts.settle(rollouts.start(LONG_POLICY, timeout=1800))
+    policy = dict(LONG_POLICY)
+    world.set_policy(analysis=policy.pop("analysis"), **policy)  # a config change: overrides only tighten
+    ended = rollouts.settle(rollouts.start(timeout=1800))
 
     record = rollouts.assert_invariants(ended)
     assert record is not None

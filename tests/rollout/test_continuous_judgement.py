@@ -4,15 +4,17 @@ load balancer metrics land a minute late, minute by minute)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from rollout.contract import Plan, Progress
 from rollout.errors import WatchedAlarmError
 from rollout.judge import AnalysisPolicy, TrackStats, count_interval, judge
-from rollout.policy import OverrideError, apply_overrides, check_overrides, worst_case_seconds
+from rollout.policy import OverrideError, check_overrides, worst_case_seconds
 from rollout.steps import analysis, canary, start
 from stacks.config.rollout import RolloutPolicy
 from tests.rollout.harness import NEW_VERSION, RolloutWorld, TrackTraffic
@@ -65,10 +67,12 @@ def test_target_connection_errors_count_as_failed_requests() -> None:
 
 
 # -- JudgeInterval, polled as the state machine polls it --------------------------------------------
-def baking(world: RolloutWorld, **overrides: object) -> tuple[Plan, Progress]:
-    """A locked rollout whose canary has just been given its first step's traffic."""
+def baking(world: RolloutWorld, **policy: Any) -> tuple[Plan, Progress]:
+    """A locked rollout of a service whose policy sets these fields, whose canary has just been given its first
+    step's traffic."""
     world.traffic.canary, world.traffic.stable = GOOD, GOOD
-    request = {"service": "assistant", "version": NEW_VERSION, "overrides": {"poll_seconds": 30, **overrides}}
+    world.set_policy(**{"poll_seconds": 30, **policy})
+    request = {"service": "assistant", "version": NEW_VERSION}
     plan = start.prepare(request, EXECUTION, world.clients)
     start.acquire_lock(plan, world.clients)
     world.register_canary_targets(1)  # the canary's pod, as the load balancer controller registers it
@@ -204,7 +208,7 @@ def test_interval_overrides_are_checked_like_the_config() -> None:
 
 def test_the_worst_case_waits_out_the_metric_delay_after_every_step() -> None:
     policy = RolloutPolicy(strategy="linear", linear_step_percent=25).as_contract(ready_timeout_seconds=600)
-    without_delay = apply_overrides(policy, {"analysis.metric_delay_seconds": 0})
+    without_delay = dataclasses.replace(policy, analysis=dataclasses.replace(policy.analysis, metric_delay_seconds=0))
     assert worst_case_seconds(policy) - worst_case_seconds(without_delay) == 4 * 120  # four steps
 
 

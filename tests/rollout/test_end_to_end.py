@@ -246,10 +246,10 @@ def test_manual_approval_from_the_cli(
 def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.CaptureFixture[str]) -> None:
     rollouts.prepare_cli()
     seat_both_tracks(rollouts.world)  # stable on two trn1.2xlarge, the canary on one
-    overrides = ["--override", "poll_seconds=30", "--override", "warmup_seconds=1", "--override", "bake_seconds=120"]
+    overrides = ["--override", "poll_seconds=5", "--override", "warmup_seconds=90", "--override", "bake_seconds=120"]
     assert tessera(["--json", "--env", "dev", "rollout", "start", "assistant", NEW_VERSION, *overrides]) == 0
     started = json.loads(capsys.readouterr().out)
-    assert started["overrides"] == {"poll_seconds": 30, "warmup_seconds": 1, "bake_seconds": 120}
+    assert started["overrides"] == {"poll_seconds": 5, "warmup_seconds": 90, "bake_seconds": 120}
     finished = rollouts.wait(started["execution"])
     assert finished["status"] == "SUCCEEDED"
     assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant", "--watch", "--interval", "0.1"]) == 0

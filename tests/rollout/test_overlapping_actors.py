@@ -148,9 +148,7 @@ def _runs_version(version: str, image: str) -> Any:
 
 # -- 5: an abort racing the approval -------------------------------------------------------------------------
 def test_5_an_abort_between_the_approval_check_and_the_token_is_honoured(world: RolloutWorld, monkeypatch: Any) -> None:
-    execution = ExecutionDouble(
-        world, "e1", overrides={"warmup_seconds": 0, "bake_seconds": 60, "manual_approval": True}
-    ).start()
+    execution = ExecutionDouble(world, "e1", overrides={"manual_approval": True}).start()
     execution.run_until("promote_stable")
     ledger = world.clients.ledger
     recorded = ledger.set_approval_token

@@ -31,10 +31,10 @@ def _deployed(world: RolloutWorld, plan: Plan) -> Progress:
 
 
 def test_prepare_resolves_policy_routing_and_image(world: RolloutWorld) -> None:
-    plan = _plan(world, bake_seconds=30, analysis={"min_requests": 50})
+    plan = _plan(world, bake_seconds=300, analysis={"min_requests": 500})  # overrides may only tighten
     assert plan.policy.steps == [10]
-    assert plan.policy.bake_seconds == 30
-    assert plan.policy.analysis.min_requests == 50
+    assert plan.policy.bake_seconds == 300
+    assert plan.policy.analysis.min_requests == 500
     assert plan.policy.analysis.max_p99_seconds == 10.0  # the rest of the analysis policy is kept
     assert plan.rule_arn == world.routing.rule
     assert plan.image.endswith(f"/tessera/dev/assistant@{world.image_digests[NEW_VERSION]}")
@@ -138,7 +138,8 @@ def test_deploy_canary_sets_version_image_replicas_and_the_stable_floor(world: R
 
 def test_scale_canary_follows_stable_as_it_is_now(world: RolloutWorld) -> None:
     """Case 10: the stable autoscaler doubled stable since preflight; the canary's share follows."""
-    plan = dataclasses.replace(_locked(world, steps=[50, 100]), pool=None)  # capacity is not the point here
+    world.set_policy(steps=[50, 100])
+    plan = dataclasses.replace(_locked(world), pool=None)  # capacity is not the point here
     progress = _deployed(world, plan)
     world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 4)
     scaled = canary.scale_canary(plan, progress, world.clients)
@@ -147,7 +148,8 @@ def test_scale_canary_follows_stable_as_it_is_now(world: RolloutWorld) -> None:
 
 def test_the_floor_holds_stable_while_it_gets_no_traffic(world: RolloutWorld) -> None:
     """Case 10: at a 100 % canary step stable idles; its autoscaler cannot take it below its start size."""
-    plan = dataclasses.replace(_locked(world, steps=[100]), pool=None)
+    world.set_policy(steps=[100])
+    plan = dataclasses.replace(_locked(world), pool=None)
     _deployed(world, plan)
     assert world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 1) == 2
 

@@ -14,9 +14,15 @@ from rollout.kube.client import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
 from stacks.services.stack import ENGINE_OWNED_KINDS
+from tessera_shared.constants import image_repository_variable
 from tests.deploy.cloudformation_double import cloudformation_strings
 from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION, RolloutWorld
 from tests.rollout.scenarios import Rollouts
+
+# The track owner's environment, as the Services stack sets it: the assistant's image repository.
+ENVIRONMENT = {
+    image_repository_variable("assistant"): f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/tessera/dev/assistant"
+}
 
 
 def rendered(config: EnvironmentConfig, *, env: dict[str, str] | None = None) -> list[dict]:
@@ -73,7 +79,7 @@ def deploy_tracks(world: RolloutWorld, objects: list[dict], request: str) -> dic
     event = {"RequestType": request, "ResourceProperties": properties(objects)}
     if request == "Update":
         event["OldResourceProperties"] = properties(rendered(world.config))
-    return track_owner.on_event(event, world.clients.kube, world.clients.ledger)
+    return track_owner.on_event(event, world.clients.kube, world.clients.ledger, ENVIRONMENT)
 
 
 def first_deploy(world: RolloutWorld) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from rollout.authority import authorised_artifacts
 from rollout.cleanup import return_to_rest
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
@@ -58,13 +59,16 @@ def deadline(plan: Plan, clients: Clients) -> str:
 
 
 def run_version(clients: Clients, plan: Plan, deployment: str, *, epoch: int) -> None:
-    """The track runs the plan's version, on the version's target (a change of chip moves its pods)."""
+    """The track runs the plan's version, on the version's target (a change of chip moves its pods). The image and
+    model URI written are the registry's and the service's settings', never the event's: a plan that disagrees with
+    them is refused before anything is written (rollout.authority)."""
+    artifacts = authorised_artifacts(plan, clients)
     clients.kube.set_version(
         plan.namespace,
         deployment,
-        image=plan.image,
+        image=artifacts.image,
         model_version=plan.version,
-        model_uri=plan.model_uri,
+        model_uri=artifacts.model_uri,
         placement=plan.placement,
         mark=writer_mark(plan, epoch),
     )

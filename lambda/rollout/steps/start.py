@@ -3,11 +3,11 @@ overrides), AcquireLock, and Preflight (the version may run, the service is at r
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from registry.images import image_reference
+from rollout.authority import SHOWN_CHARACTERS, registered_artifacts, service_settings, shown
 from rollout.capacity import pool_fit
 from rollout.cleanup import settle_after
 from rollout.clients import Clients
@@ -18,42 +18,40 @@ from rollout.errors import RolloutError, RolloutInProgressError, StartRefusedErr
 from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement
 from rollout.ledger import RUNNABLE_STATES
+from rollout.ownership import settings_problems
 from rollout.policy import OverrideError, apply_overrides
 from rollout.record_size import check_record_size
 from rollout.steps.common import canary_replicas, guard, iso, saved, server_container
 from rollout.traffic import current_weights
-from tessera_shared.constants import QUIESCENCE_SECONDS
+from tessera_shared.constants import MODEL_VERSION_PATTERN, QUIESCENCE_SECONDS, SERVICE_NAME_PATTERN
+
+START_FIELDS = ("service", "version", "overrides")
 
 
-def prepare(request: dict, execution: str, clients: Clients) -> Plan:
-    """The execution's plan: the service's rollout settings with this rollout's overrides applied.
-    Everything is checked before anything is touched; a bad request is refused, not rolled back."""
-    service, version = request.get("service"), request.get("version")
-    if not isinstance(service, str) or not isinstance(version, str):
-        raise StartRefusedError('start a rollout with {"service": ..., "version": ..., "overrides": {...}}')
-    name = f"{clients.settings_prefix}{service}"
-    try:
-        raw = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    except clients.ssm.exceptions.ParameterNotFound:
-        raise StartRefusedError(f"service {service!r} not found: it has no rollout settings ({name})") from None
-    settings = ServiceSettings.from_json(json.loads(raw), where="settings")
-    overrides = request.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        raise StartRefusedError(f"overrides: expected an object, got {overrides!r}")
+def prepare(request: object, execution: str, clients: Clients) -> Plan:
+    """The execution's plan: the service's rollout settings with this rollout's overrides applied, and the image
+    and model URI the registry decides (rollout.authority). Everything is checked before anything is touched; a
+    bad request is refused, not rolled back."""
+    service, version, overrides = _start_request(request)
+    settings = service_settings(clients, service)
+    if settings is None:
+        name = f"{clients.settings_prefix}{service}"
+        raise StartRefusedError(f"service {service!r} not found: it has no rollout settings ({name})")
+    problems = settings_problems(settings, service, clients)
+    if problems:
+        raise StartRefusedError(f"{service}'s rollout settings are not its own: {'; '.join(problems)}")
     try:
         policy = apply_overrides(settings.policy, overrides)
     except OverrideError as error:
         raise StartRefusedError(f"invalid overrides: {error}") from None
     record = clients.ledger.version(service, version)
-    target = _target_of(settings, service, version, (record or {}).get("pool"))
-    digest = (record or {}).get("image_digest")
+    if record is None:
+        raise StartRefusedError(f"{service} version {version} not found in the registry")
+    target = _target_of(settings, service, version, record.get("pool"))
     try:
-        image = image_reference(settings.image_repository_uri, digest)
-    except ValueError:
-        raise StartRefusedError(
-            f"{service} version {version} has no recorded image digest (not registered, or registered before "
-            "digests were recorded): register it again"
-        ) from None
+        artifacts = registered_artifacts(settings, record, version)
+    except ValueError as error:
+        raise StartRefusedError(f"{service} version {version} cannot run: {error}; register it again") from None
     plan = Plan(
         service=service,
         version=version,
@@ -69,10 +67,10 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
         stable_tg=settings.stable_target_group,
         canary_tg=settings.canary_target_group,
         load_balancer=settings.load_balancer,
-        image=image,
-        image_repository=settings.image_repository_uri.split("/", 1)[1],
-        image_digest=str(digest),
-        model_uri=f"s3://{settings.model_bucket}/{settings.model_prefix}{version}/",
+        image=artifacts.image,
+        image_repository=artifacts.image_repository,
+        image_digest=artifacts.image_digest,
+        model_uri=artifacts.model_uri,
         stable_version=clients.ledger.pointer(service).get("stable"),
         pool=target.pool if target else settings.pool,
         policy=policy,
@@ -81,6 +79,29 @@ def prepare(request: dict, execution: str, clients: Clients) -> Plan:
     )
     check_record_size(plan)  # beside the policy's duration check: every rollout started can record its way to the end
     return plan
+
+
+def _start_request(request: object) -> tuple[str, str, dict]:
+    """(service, version, overrides) of a start, as the CLI, an auto-start rule or `aws stepfunctions
+    start-execution` sends it. Anything else in it is refused: an image or a model URI there would be ignored
+    (the registry decides them), which its sender could take for obeyed."""
+    usage = 'start a rollout with {"service": ..., "version": ..., "overrides": {...}}'
+    if not isinstance(request, dict):
+        raise StartRefusedError(f"{usage}, got {shown(request)}")
+    unknown = sorted(str(key)[:SHOWN_CHARACTERS] for key in set(request) - set(START_FIELDS))
+    if unknown:
+        raise StartRefusedError(f"{usage}: unknown field(s) {unknown}")
+    service, version = request.get("service"), request.get("version")
+    if not isinstance(service, str) or not isinstance(version, str):
+        raise StartRefusedError(usage)
+    if not re.match(SERVICE_NAME_PATTERN, service):
+        raise StartRefusedError(f"service: {shown(service)} is not a service name ({SERVICE_NAME_PATTERN})")
+    if not re.match(MODEL_VERSION_PATTERN, version):
+        raise StartRefusedError(f"version: {shown(version)} is not a model version ({MODEL_VERSION_PATTERN})")
+    overrides = request.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise StartRefusedError(f"overrides: expected an object, got {shown(overrides)}")
+    return service, version, overrides
 
 
 def _target_of(settings: ServiceSettings, service: str, version: str, pool: str | None) -> RolloutTarget | None:
