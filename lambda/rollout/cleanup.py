@@ -23,8 +23,8 @@ from typing import Any
 from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
 from rollout.contract.outcomes import Outcome
-from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
-from rollout.errors import CleanupIncompleteError, RolloutInProgressError
+from rollout.contract.records import AuditEntry, AuditKind
+from rollout.errors import CleanupIncompleteError, RolloutError, RolloutInProgressError
 from rollout.kube.deployments import running_placement
 from rollout.locks import Finished
 from rollout.traffic import set_weights
@@ -131,11 +131,16 @@ def hand_to_operator(
 def _end_short(
     plan: Plan, progress: Progress, error: dict | None, cleanup_error: dict | None, clients: Clients
 ) -> dict:
-    done = final_record(plan, clients)
-    if done is not None:  # a repeated delivery, or Finalize's retries ran out after its commit: the outcome stands
-        clients.announcer.outcome(plan.service, plan.version, plan.execution, done.status, done.reason or "")
-        return {"outcome": done.status, "reason": done.reason or done.left_to_undo or ""}
+    record = clients.ledger.record_for(plan.service, plan.execution)
+    if record is not None and record.plan != plan:  # an event is a claim: clean up only what this rollout recorded
+        raise RolloutError(f"{plan.service}: the plan sent differs from the one this rollout recorded")
+    if record is not None and record.status != RUNNING:
+        # A repeated delivery, or Finalize's retries ran out after its commit: the outcome stands.
+        clients.announcer.outcome(plan.service, plan.version, plan.execution, record.status, record.reason or "")
+        return {"outcome": record.status, "reason": record.reason or record.left_to_undo or ""}
     outcome, reason = outcome_of(error), error_text(error)
+    # What its steps recorded (stable's snapshot above all), not the event's copy: the clean-up puts it back.
+    progress = (record.progress if record is not None else None) or progress
     owner = _take_back_lock(plan, clients)
     if owner == "other":  # another live rollout owns the service now: touching it would undo its work
         reason = f"{reason}; the lock was another rollout's, nothing was undone"
@@ -207,11 +212,6 @@ def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
         record_lifecycle(clients, plan, kind, {**detail, "reason": str(detail.get("reason", ""))[:2000]})
     except LookupError:
         return
-
-
-def final_record(plan: Plan, clients: Clients) -> RolloutRecord | None:
-    record = clients.ledger.record_for(plan.service, plan.execution)
-    return record if record is not None and record.status != RUNNING else None
 
 
 # -- after a holder that is gone ---------------------------------------------------------------------

@@ -349,3 +349,24 @@ def test_the_sequences_leave_a_stopped_executions_lock_held_until_quiescent(worl
     assert lock["quiescent_after"]
     assert world.clients.ledger.record_for(SERVICE, execution.arn).status == "RUNNING"
     assert world.settle.pending
+
+
+# -- 14: an event is a claim: what a step or a clean-up acts on is what the rollout recorded ------------------
+def test_14_a_forged_stable_snapshot_or_plan_is_refused_before_anything_is_written(world: RolloutWorld) -> None:
+    execution = ExecutionDouble(world, "e1").start()
+    execution.run_until("promote_stable")
+    forged = json.loads(json.dumps(execution.progress))
+    forged["stable"]["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/elsewhere@sha256:" + "0" * 64
+    with pytest.raises(RolloutError, match="stable snapshot sent differs"):
+        world.invoke_action({**_task(execution, "promote_stable"), "progress": forged})
+    with pytest.raises(RolloutError, match="plan sent"):  # a clean-up puts back only what the rollout recorded
+        world.invoke_action(
+            {**_task(execution, "rollback"), "plan": {**execution.plan, "rule_arn": "arn:elsewhere"}, "error": {}}
+        )
+    assert world.deployed_version("stable") == STABLE_VERSION
+    execution.rollback()
+    assert_settled(world, execution, "FAILED", version_state="REGISTERED")
+
+
+def _task(execution: ExecutionDouble, action: str) -> dict:
+    return {"action": action, "execution": execution.arn, "plan": execution.plan, "progress": execution.progress}

@@ -139,7 +139,8 @@ def test_deploy_canary_sets_version_image_replicas_and_the_stable_floor(world: R
 def test_scale_canary_follows_stable_as_it_is_now(world: RolloutWorld) -> None:
     """Case 10: the stable autoscaler doubled stable since preflight; the canary's share follows."""
     world.set_policy(steps=[50, 100])
-    plan = dataclasses.replace(_locked(world), pool=None)  # capacity is not the point here
+    plan = dataclasses.replace(_plan(world), pool=None)  # capacity is not the point here
+    start.acquire_lock(plan, world.clients)
     progress = _deployed(world, plan)
     world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 4)
     scaled = canary.scale_canary(plan, progress, world.clients)
@@ -149,7 +150,8 @@ def test_scale_canary_follows_stable_as_it_is_now(world: RolloutWorld) -> None:
 def test_the_floor_holds_stable_while_it_gets_no_traffic(world: RolloutWorld) -> None:
     """Case 10: at a 100 % canary step stable idles; its autoscaler cannot take it below its start size."""
     world.set_policy(steps=[100])
-    plan = dataclasses.replace(_locked(world), pool=None)
+    plan = dataclasses.replace(_plan(world), pool=None)
+    start.acquire_lock(plan, world.clients)
     _deployed(world, plan)
     assert world.kube.scale_as_autoscaler(NAMESPACE, "assistant-stable", 1) == 2
 

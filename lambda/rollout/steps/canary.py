@@ -31,7 +31,7 @@ from tessera_shared.constants import EVENT_DEPLOYED_CANARY
 
 def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Run the version on the canary track, sized to the first step; hold stable at its size."""
-    epoch = guard(plan, clients)
+    epoch = guard(plan, clients, progress)
     snapshot = progress.stable
     if snapshot is None:
         raise RolloutError("deploy_canary needs the stable snapshot that preflight records")
@@ -94,7 +94,7 @@ def check_warm(plan: Plan, progress: Progress, clients: Clients) -> Progress:
 
 def scale_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     """Size the canary to this step's share of stable as stable is now (its autoscaler may have moved it)."""
-    epoch = guard(plan, clients)
+    epoch = guard(plan, clients, progress)
     stable_now = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)["spec"].get("replicas", 0)
     weight = plan.policy.steps[progress.step]
     replicas = canary_replicas(stable_now, weight)
@@ -108,7 +108,7 @@ def scale_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
 
 
 def shift_traffic(plan: Plan, progress: Progress, clients: Clients) -> Progress:
-    epoch = guard(plan, clients)
+    epoch = guard(plan, clients, progress)
     weight = plan.policy.steps[progress.step]
     weights = set_canary_weight(plan, clients, weight)
     fence(plan, progress, clients, epoch)

@@ -23,10 +23,21 @@ def parse_time(moment: str) -> datetime:
     return datetime.fromisoformat(moment)
 
 
-def guard(plan: Plan, clients: Clients) -> int:
-    """Raises unless this execution holds the service's lock and may act; returns the lock's epoch, which the
-    step's writes carry and its fence checks after them."""
-    return int(clients.ledger.locks.guard(plan.service, execution=plan.execution)["epoch"])
+def guard(plan: Plan, clients: Clients, progress: Progress | None = None) -> int:
+    """Raises unless this execution holds the service's lock and may act, and what the event claims is what this
+    rollout recorded: its plan, as written when it took the lock, and stable's snapshot, as Preflight wrote it
+    (whoever may invoke the function can send any event; the snapshot decides what a clean-up puts back on
+    stable). Returns the lock's epoch, which the step's writes carry and its fence checks after them."""
+    lock = clients.ledger.locks.guard(plan.service, execution=plan.execution)
+    recorded = clients.ledger.record(plan.service, lock["record"])
+    if recorded is None or recorded.plan != plan:
+        sent, kept = plan.to_json(), recorded.plan.to_json() if recorded else {}
+        differ = ", ".join(f"plan.{key}" for key in sorted(sent.keys() | kept.keys()) if sent.get(key) != kept.get(key))
+        raise RolloutError(f"{plan.service}: the plan sent is not the one this rollout recorded ({differ})")
+    kept_stable = recorded.progress.stable if recorded.progress else None
+    if progress is not None and kept_stable is not None and progress.stable != kept_stable:
+        raise RolloutError(f"{plan.service}: the stable snapshot sent differs from the one Preflight recorded")
+    return int(lock["epoch"])
 
 
 def writer_mark(plan: Plan, epoch: int) -> str:

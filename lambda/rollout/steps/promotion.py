@@ -36,7 +36,7 @@ def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
 
 
 def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress:
-    epoch = guard(plan, clients)
+    epoch = guard(plan, clients, progress)
     run_version(clients, plan, plan.stable_deployment, epoch=epoch)
     fence(plan, progress.replace(promotion_started=True), clients, epoch)
     pool = plan.placement.pool if plan.placement else None
@@ -51,7 +51,7 @@ def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
     is best-effort: it never changes the outcome."""
     if _finished(plan, clients) == PROMOTED:  # a repeated delivery after the commit
         return _announce_promotion(plan, clients)
-    epoch = guard(plan, clients)
+    epoch = guard(plan, clients, progress)
     left = return_to_rest(plan, progress, clients, restore_stable=False)
     if left:  # each stage is idempotent: retried (Step Functions), and only after the retries is it a failure
         raise TransientError(f"could not return to rest after promotion: {'; '.join(left)}")
