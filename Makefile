@@ -17,12 +17,13 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test faults lint format check-config schema manifests prices bench clean
+.PHONY: help setup synth test faults explore lint format check-config schema manifests prices bench clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
 	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag, checkov)"
-	@echo "make faults                              the whole rollout fault-injection matrix (CI runs it after make test)"
+	@echo "make faults                              the rollout fault matrix and 500 explored interleavings (CI runs it)"
+	@echo "make explore                             5,000 explored interleavings with a new seed (a nightly job)"
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
@@ -57,7 +58,10 @@ test: setup
 	$(PY) -m pytest -n 2 --dist loadfile
 
 faults: setup
-	$(PY) -m pytest -n 2 -m fault_matrix tests/rollout/test_fault_matrix.py
+	$(PY) -m pytest -n 2 -m fault_matrix tests/rollout/test_fault_matrix.py tests/rollout/test_interleavings.py -s
+
+explore: setup
+	TESSERA_EXPLORE_SEQUENCES=5000 TESSERA_EXPLORE_RANDOM=1 $(PY) -m pytest -m fault_matrix tests/rollout/test_interleavings.py -s
 
 lint: setup
 	$(PY) -m ruff check .

@@ -8,7 +8,8 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rollout.contract import ContractError, Plan, ServiceSettings
 from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
@@ -17,7 +18,13 @@ from rollout.policy import OverrideError, apply_overrides, check_overrides, desc
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
-from tessera_shared.constants import ABORTED, PROMOTED, RUNNING
+from tessera_shared.constants import (
+    ABORTED,
+    PROMOTED,
+    QUIESCENCE_SECONDS,
+    RUNNING,
+    SAFETY_NET_MAX_EVENT_AGE_SECONDS,
+)
 
 EXIT_INTERRUPTED = 130
 TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -463,7 +470,9 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
     holder = ledger.locks.holder(args.service)
     if holder is None:
         raise CliError(f"{args.service} is not locked", EXIT_NOT_FOUND)
-    _refuse_while_it_may_act(env, args.service, holder)
+    refusal = unlock_refusal(env.client("stepfunctions"), ledger, args.service, holder, datetime.now(UTC))
+    if refusal is not None:
+        raise CliError(refusal, EXIT_REJECTED)
     if not args.yes:
         answer = input(
             f"{args.service} is locked by {holder['execution']} (version {holder.get('version')}). "
@@ -483,25 +492,33 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
     return EXIT_OK
 
 
-def _refuse_while_it_may_act(env: Environment, service: str, holder: dict) -> None:
-    """A forced unlock under a rollout that still acts would let its next write land on a service nobody guards:
-    refused while its execution runs, and while a stopped one is not yet quiescent (the safety net settles it).
-    An operator's hold is what unlock is for."""
+def unlock_refusal(stepfunctions: Any, ledger: Ledger, service: str, holder: dict, now: datetime) -> str | None:
+    """Why a forced unlock must wait (None: it may go ahead). Freeing a lock under a rollout that still acts would let
+    its next write land on a service nobody guards, and freeing one the safety net has yet to settle would leave the
+    service as the stopped rollout left it: refused while the holder's execution runs, and while a stopped one's
+    record is not final, until the safety net has had every chance (its events are delivered for
+    SAFETY_NET_MAX_EVENT_AGE_SECONDS; after that, its dead-letter queue says why). An operator's hold is what unlock
+    is for."""
     if holder.get("operator"):
-        return
-    status = env.client("stepfunctions").describe_execution(executionArn=holder["execution"])["status"]
-    if status == RUNNING:
-        raise CliError(
+        return None
+    described = stepfunctions.describe_execution(executionArn=holder["execution"])
+    if described["status"] == RUNNING:
+        return (
             f"{service} is locked by a running rollout ({holder['execution']}); stop it with "
-            f"`tessera rollout abort {service}`, which rolls it back and frees the lock",
-            EXIT_REJECTED,
+            f"`tessera rollout abort {service}`, which rolls it back and frees the lock"
+        )
+    record = ledger.record(service, holder["record"])
+    stopped = described.get("stopDate") or now
+    settling_until = stopped + timedelta(seconds=SAFETY_NET_MAX_EVENT_AGE_SECONDS + QUIESCENCE_SECONDS)
+    if record is not None and record.status == RUNNING and now < settling_until:
+        return (
+            f"{service}'s rollout stopped at {stopped.isoformat()} and the safety net settles it (the lock frees "
+            f"then); if it has not by {settling_until.isoformat()}, read the safety net's dead-letter queue"
         )
     quiet = holder.get("quiescent_after")
-    if quiet and datetime.now(UTC) < datetime.fromisoformat(quiet):
-        raise CliError(
-            f"{service}'s rollout stopped and is being settled by the safety net until {quiet}; the lock frees then",
-            EXIT_REJECTED,
-        )
+    if quiet and now < datetime.fromisoformat(quiet):
+        return f"{service}'s rollout stopped and is being settled by the safety net until {quiet}; the lock frees then"
+    return None
 
 
 def _caller(env: Environment) -> str:

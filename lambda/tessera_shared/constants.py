@@ -152,6 +152,8 @@ ROLLOUT_FUNCTION_TIMEOUT_SECONDS = 120
 # A stopped execution is quiescent (none of its invocations can still land) this long after it stopped; until
 # then its lock stays held (revoked) and nobody takes it over.
 QUIESCENCE_SECONDS = ROLLOUT_FUNCTION_TIMEOUT_SECONDS + 60
+# How long EventBridge keeps trying to deliver an execution's status change to the safety net.
+SAFETY_NET_MAX_EVENT_AGE_SECONDS = 6 * 3600
 TRACK_OWNER_FUNCTION_SERVICE = "tessera-track-owner"
 
 # -- how long a rollout may run -------------------------------------------------------------------

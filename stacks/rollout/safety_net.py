@@ -60,7 +60,10 @@ class SafetyNet(Construct):
             ),
             targets=[
                 targets.LambdaFunction(
-                    function, retry_attempts=8, max_event_age=Duration.hours(6), dead_letter_queue=undelivered
+                    function,
+                    retry_attempts=8,
+                    max_event_age=Duration.seconds(shared.SAFETY_NET_MAX_EVENT_AGE_SECONDS),
+                    dead_letter_queue=undelivered,
                 )
             ],
         )

@@ -24,8 +24,7 @@ from rollout.cleanup import return_to_rest
 from rollout.contract import Progress
 from rollout.errors import RolloutError, TransientError
 from stacks.config.environment import config_path_for, load_config
-from tessera_cli.errors import CliError
-from tessera_cli.rollout import _refuse_while_it_may_act
+from tessera_cli.rollout import unlock_refusal
 from tessera_shared.constants import QUIESCENCE_SECONDS, SCALED_OBJECT_KIND
 from tests.rollout.harness import (
     NAMESPACE,
@@ -51,6 +50,7 @@ LAMBDA_FAULTS = {
     "throttling": LambdaThrottledDouble("Rate exceeded"),
 }
 ACTIONS = ("preflight", "deploy_canary", "shift_traffic", "judge_interval", "promote_stable", "finalize", "rollback")
+MAX_QUEUED_FAULTS = 3  # Kubernetes faults an example queues in all (each strikes once)
 ENDING_STEPS = 400  # states an example's teardown may run to bring every execution to its end
 
 
@@ -73,6 +73,7 @@ class RolloutActors(RuleBasedStateMachine):
         self.announced: dict[str, list[str]] = {}
         self.ended: set[str] = set()
         self.floor = self._config_floor()
+        self.queued_faults = 0
 
     # -- executions ---------------------------------------------------------------------------------------
     @precondition(lambda self: len(self._running()) < 2)
@@ -181,13 +182,11 @@ class RolloutActors(RuleBasedStateMachine):
         holder = self.world.clients.ledger.locks.holder(SERVICE)
         if holder is None:
             return
-        try:
-            _refuse_while_it_may_act(_CliEnvironment(self.sfn), SERVICE, holder)
-        except CliError:
+        ledger = self.world.clients.ledger
+        if unlock_refusal(self.sfn, ledger, SERVICE, holder, self.world.clock()) is not None:
             return
-        if holder.get("operator"):
-            self._fix_by_hand(holder)
-        self.world.clients.ledger.locks.force_unlock(SERVICE)
+        self._fix_by_hand(holder)  # the documented procedure: clean up, then unlock
+        ledger.locks.force_unlock(SERVICE)
 
     # -- a deploy, time, faults ----------------------------------------------------------------------------
     @rule(level=st.sampled_from(["info", "debug"]), floor=st.integers(1, 2))
@@ -196,10 +195,14 @@ class RolloutActors(RuleBasedStateMachine):
         for obj in objects:
             if obj["kind"] == SCALED_OBJECT_KIND:
                 obj["spec"]["minReplicaCount"] = floor
-        try:
-            deploy_tracks(self.world, objects, "Update")
-        except (TransientError, RolloutError):  # the stack rolled back; the operator deploys again
-            deploy_tracks(self.world, objects, "Update")
+        for _ in range(MAX_QUEUED_FAULTS + 1):  # a failed deploy rolls back; the operator deploys again
+            try:
+                deploy_tracks(self.world, objects, "Update")
+                break
+            except (TransientError, RolloutError):
+                continue
+        else:
+            raise AssertionError("the deploy never went through")
         self.floor = floor
 
     @rule(seconds=st.sampled_from([1, 30, 120, 900]))
@@ -210,9 +213,11 @@ class RolloutActors(RuleBasedStateMachine):
     def lambda_fault(self, action: str, fault: str) -> None:
         self.world.faults.setdefault(action, []).append(LAMBDA_FAULTS[fault])
 
+    @precondition(lambda self: self.queued_faults < MAX_QUEUED_FAULTS)
     @rule(fault=st.sampled_from([("GET", 503), ("PUT", 503), ("PUT", 409)]))
     def kubernetes_fault(self, fault: tuple[str, int]) -> None:
         self.world.kube.fail_next(*fault)
+        self.queued_faults += 1
 
     # -- invariants -----------------------------------------------------------------------------------
     @invariant()
@@ -251,7 +256,7 @@ class RolloutActors(RuleBasedStateMachine):
         self.world.faults.clear()
         self.world.kube.clear_faults()
         for arn in sorted(self.late):
-            self.land(_Fixed(arn))
+            self.land(Fixed(arn))
         for _ in range(ENDING_STEPS):
             if not (self._running() or self.events or self.world.settle.pending):
                 return
@@ -261,7 +266,7 @@ class RolloutActors(RuleBasedStateMachine):
                 self.sfn.step(arn)
                 self._noticed_end(arn)
             while self.events:
-                self.deliver_status_change(_Fixed(0))
+                self.deliver_status_change(Fixed(0))
             self.settle()
         raise AssertionError(f"not ended after {ENDING_STEPS} rounds: {self._running()}")
 
@@ -317,13 +322,13 @@ class RolloutActors(RuleBasedStateMachine):
         return found
 
     def _fix_by_hand(self, holder: dict) -> None:
-        """What the operator does before freeing a hold: put the service at rest (as the clean-up would have)."""
+        """What the operator does before freeing a lock: put the service at rest (as the clean-up would have)."""
         record = self.world.clients.ledger.record(SERVICE, holder["record"])
         assert record is not None
         assert return_to_rest(record.plan, record.progress or Progress(), self.world.clients, restore_stable=True) == []
 
 
-class _Fixed:
+class Fixed:
     """A draw that is decided (the teardown's, not Hypothesis's)."""
 
     def __init__(self, value: Any) -> None:
@@ -331,14 +336,3 @@ class _Fixed:
 
     def draw(self, strategy: Any) -> Any:
         return self.value
-
-
-class _CliEnvironment:
-    """What the CLI's check reads from its environment: the Step Functions client."""
-
-    def __init__(self, sfn: StepFunctionsDouble) -> None:
-        self._sfn = sfn
-
-    def client(self, name: str) -> Any:
-        assert name == "stepfunctions"
-        return self._sfn
