@@ -30,6 +30,7 @@ from tests.rollout.harness import (
     NAMESPACE,
     NEW_VERSION,
     STABLE_VERSION,
+    TABLE,
     After,
     LambdaThrottledDouble,
     LambdaTimeoutDouble,
@@ -54,17 +55,65 @@ MAX_QUEUED_FAULTS = 3  # Kubernetes faults an example queues in all (each strike
 ENDING_STEPS = 400  # states an example's teardown may run to bring every execution to its end
 
 
-class RolloutActors(RuleBasedStateMachine):
-    definition: ClassVar[dict] = {}  # the synthesized ASL, set by the test before it runs the machine
+class SharedWorld:
+    """One world for a whole exploration (moto and the Kubernetes API double), put back to its first state before
+    each sequence: building one takes most of a second, putting it back a few calls."""
 
     def __init__(self) -> None:
-        super().__init__()
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(mock_aws())
         kube = self._stack.enter_context(KubernetesApiDouble())
         self.world = RolloutWorld(config=load_config(config_path_for("dev")), kube=kube).build()
         self.world.set_policy(**POLICY)
         first_deploy(self.world)
+        self._items = self._table_items()
+        self._kube = kube.snapshot()
+
+    def reset(self) -> RolloutWorld:
+        world = self.world
+        dynamodb = world.dynamodb
+        for item in self._table_items():
+            dynamodb.delete_item(TableName=TABLE, Key={"pk": item["pk"], "sk": item["sk"]})
+        for item in self._items:
+            dynamodb.put_item(TableName=TABLE, Item=item)
+        world.kube.restore(self._kube)
+        world.clients.elbv2.modify_rule(
+            RuleArn=world.routing.rule,
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": world.routing.stable_target_group, "Weight": 100},
+                            {"TargetGroupArn": world.routing.canary_target_group, "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )
+        world.register_canary_targets(0)
+        world.clients.cloudwatch.set_alarm_state(AlarmName=world.service_alarm, StateValue="OK", StateReason="reset")
+        world.notices()  # drained
+        world.settle.pending.clear()
+        world.faults.clear()
+        return world
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def _table_items(self) -> list[dict]:
+        pages = self.world.dynamodb.get_paginator("scan").paginate(TableName=TABLE)
+        return [item for page in pages for item in page["Items"]]
+
+
+class RolloutActors(RuleBasedStateMachine):
+    definition: ClassVar[dict] = {}  # the synthesized ASL, set by the test before it runs the machine
+    shared: ClassVar[SharedWorld | None] = None  # likewise
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert self.shared is not None, "set RolloutActors.shared (a SharedWorld) first"
+        self.world = self.shared.reset()
         self.sfn = StepFunctionsDouble(self.definition, invoke=self.world.invoke_action, clock=self.world.clock)
         self.world.clients.stepfunctions = self.sfn  # the engine asks the double whether a lock's holder runs
         self.executions: list[str] = []
@@ -245,11 +294,8 @@ class RolloutActors(RuleBasedStateMachine):
             assert len(endings) <= 1, (arn, endings)
 
     def teardown(self) -> None:
-        try:
-            self._run_to_the_end()
-            self._assert_every_ending()
-        finally:
-            self._stack.close()
+        self._run_to_the_end()
+        self._assert_every_ending()
 
     # -- the end -----------------------------------------------------------------------------------------
     def _run_to_the_end(self) -> None:

@@ -362,6 +362,24 @@ class KubernetesApiDouble:
 
     # -- what tests observe ----------------------------------------------------------------------
 
+    _STORE = ("_objects", "_autoscalers", "_ready_after_reads", "_pending_reads", "_pods", "_nodes", "_uids")
+
+    def snapshot(self) -> dict:
+        """Everything the server stores (not its faults or request log), for `restore`."""
+        with self._lock:
+            return copy.deepcopy({name: getattr(self, name) for name in self._STORE})
+
+    def restore(self, snapshot: dict) -> None:
+        """Put back what `snapshot` took, as a new server would hold it; queued faults and the log are dropped.
+        resourceVersions keep growing, as a real server's do."""
+        with self._lock:
+            for name, value in copy.deepcopy(snapshot).items():
+                setattr(self, name, value)
+            self._faults.clear()
+            self._revoked.clear()
+            self.requests.clear()
+            self.tokens.clear()
+
     def deployment(self, namespace: str, name: str) -> dict:
         """The stored object (a copy), without counting as a read by the controller simulation."""
         with self._lock:
