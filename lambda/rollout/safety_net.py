@@ -34,6 +34,8 @@ from tessera_shared.constants import (
 )
 
 STATUS_OUTCOMES = {"ABORTED": ABORTED, "TIMED_OUT": TIMED_OUT, "FAILED": FAILED}
+# Endings that can leave an invocation running (StopExecution, the execution's timeout); a Fail state cannot.
+STOPPED_FROM_OUTSIDE = frozenset({"ABORTED", "TIMED_OUT"})
 REFUSED = "REFUSED"
 
 
@@ -49,7 +51,14 @@ def execution_ended(detail: dict, clients: Clients) -> dict:
     if record is None:
         if status == "SUCCEEDED":
             return {"outcome": "IGNORED", "reason": "no record"}
-        # Refused before it took the lock: nothing changed, but whoever started it should hear why.
+        if status in STOPPED_FROM_OUTSIDE:
+            # Its AcquireLock may still be on its way, to take the lock after this: look again once quiescent.
+            quiet = clients.now() + timedelta(seconds=QUIESCENCE_SECONDS)
+            second_pass = {"service": service, "execution": execution, "status": status, "cause": cause}
+            clients.settle.later(second_pass | {"version": version}, not_before=quiet)
+            return {"outcome": "SETTLING", "quiescent_after": quiet.isoformat()}
+        # Refused before it took the lock (its Fail state came after the task ended): nothing changed, but whoever
+        # started it should hear why.
         _announce(clients, service, version, execution, REFUSED, cause)
         return {"outcome": REFUSED}
     outcome = record.status
@@ -80,8 +89,9 @@ def settle(message: dict, clients: Clients) -> dict:
     if not isinstance(service, str) or not isinstance(execution, str):
         return {"outcome": "IGNORED", "reason": "not a settle message"}
     record = clients.ledger.record_for(service, execution)
-    if record is None:
-        return {"outcome": "IGNORED", "reason": "no record"}
+    if record is None:  # stopped before it took the lock, and no late AcquireLock took it: nothing changed
+        _announce(clients, service, str(message.get("version", "")), execution, REFUSED, cause)
+        return {"outcome": REFUSED}
     if record.status != RUNNING:
         _announce(clients, service, record.version, execution, record.status, record.reason or cause)
         return {"outcome": record.status}

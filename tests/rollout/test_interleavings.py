@@ -83,3 +83,37 @@ def test_found_a_forced_unlock_before_the_safety_net_ran_waits_for_it(actors: Ro
     actors.unlock_force()
     assert actors.world.clients.ledger.locks.holder("assistant") is not None  # refused: not settled yet
     actors.teardown()
+
+
+def test_found_a_late_lock_taken_after_the_stop_is_settled_not_orphaned(actors: RolloutActors) -> None:
+    """The execution was stopped while its AcquireLock invocation was still on its way; the safety net saw a stopped
+    execution with no record and announced REFUSED, then the invocation took the lock: a lock nobody would free,
+    and a notice that contradicted the record. A stopped execution with no record is now looked at again once
+    quiescent, and its ending is whatever the record then says."""
+    actors.start(approval=True, version=NEW_VERSION)
+    [arn] = actors.executions
+    while actors.sfn.executions[arn].state != "AcquireLock":
+        actors.step(Fixed(arn), times=1)
+    actors.begin_late(Fixed(arn))
+    actors.stop(Fixed(arn))
+    actors.deliver_status_change(Fixed(0))
+    actors.no_outcome_is_announced_twice()  # collects what was published
+    assert actors.announced.get(arn, []) == []  # not announced yet: the invocation may still take the lock
+    actors.land(Fixed(arn))
+    assert actors.world.clients.ledger.locks.holder("assistant") is not None  # the fault fired: it took the lock
+    actors.teardown()
+
+
+def test_a_rollout_stopped_before_it_took_the_lock_is_refused_once_quiescent(actors: RolloutActors) -> None:
+    actors.start(approval=False, version=NEW_VERSION)
+    [arn] = actors.executions
+    while actors.sfn.executions[arn].state != "AcquireLock":
+        actors.step(Fixed(arn), times=1)
+    actors.stop(Fixed(arn))
+    actors.deliver_status_change(Fixed(0))
+    actors.no_outcome_is_announced_twice()
+    assert actors.announced.get(arn, []) == []
+    actors.settle()
+    actors.no_outcome_is_announced_twice()
+    assert actors.announced[arn] == ["REFUSED"]
+    actors.teardown()

@@ -359,6 +359,8 @@ def test_14_a_forged_stable_snapshot_or_plan_is_refused_before_anything_is_writt
     forged["stable"]["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/elsewhere@sha256:" + "0" * 64
     with pytest.raises(RolloutError, match="stable snapshot sent differs"):
         world.invoke_action({**_task(execution, "promote_stable"), "progress": forged})
+    with pytest.raises(RolloutError, match=r"plan sent is not the one this rollout recorded \(plan.rule_arn\)"):
+        world.invoke_action({**_task(execution, "promote_stable"), "plan": {**execution.plan, "rule_arn": "arn:x"}})
     with pytest.raises(RolloutError, match="plan sent"):  # a clean-up puts back only what the rollout recorded
         world.invoke_action(
             {**_task(execution, "rollback"), "plan": {**execution.plan, "rule_arn": "arn:elsewhere"}, "error": {}}
