@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -25,7 +26,7 @@ from rollout.contract import Progress
 from rollout.errors import RolloutError, TransientError
 from stacks.config.environment import config_path_for, load_config
 from tessera_cli.rollout import unlock_refusal
-from tessera_shared.constants import QUIESCENCE_SECONDS, SCALED_OBJECT_KIND
+from tessera_shared.constants import QUIESCENCE_SECONDS, ROLLOUT_FUNCTION_TIMEOUT_SECONDS, SCALED_OBJECT_KIND
 from tests.rollout.harness import (
     NAMESPACE,
     NEW_VERSION,
@@ -51,6 +52,7 @@ LAMBDA_FAULTS = {
     "throttling": LambdaThrottledDouble("Rate exceeded"),
 }
 ACTIONS = ("preflight", "deploy_canary", "shift_traffic", "judge_interval", "promote_stable", "finalize", "rollback")
+CHOICE = st.integers(0, 3)  # which of the candidates a rule acts on (see pick)
 MAX_QUEUED_FAULTS = 3  # Kubernetes faults an example queues in all (each strikes once)
 ENDING_STEPS = 400  # states an example's teardown may run to bring every execution to its end
 
@@ -117,7 +119,8 @@ class RolloutActors(RuleBasedStateMachine):
         self.sfn = StepFunctionsDouble(self.definition, invoke=self.world.invoke_action, clock=self.world.clock)
         self.world.clients.stepfunctions = self.sfn  # the engine asks the double whether a lock's holder runs
         self.executions: list[str] = []
-        self.late: dict[str, tuple[dict, Any]] = {}  # execution -> (its task's event, what its lock check answered)
+        # execution -> (its task's event, what its lock check answered, when Lambda ends it)
+        self.late: dict[str, tuple[dict, Any, datetime]] = {}
         self.events: list[dict] = []  # status changes EventBridge has yet to deliver
         self.announced: dict[str, list[str]] = {}
         self.ended: set[str] = set()
@@ -135,32 +138,33 @@ class RolloutActors(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self._steppable())
-    @rule(data=st.data(), times=st.integers(1, 8))
-    def step(self, data: st.DataObject, times: int) -> None:
-        arn = data.draw(st.sampled_from(self._steppable()))
+    @rule(which=CHOICE, times=st.integers(1, 8))
+    def step(self, which: int, times: int) -> None:
+        arn = pick(self._steppable(), which)
         for _ in range(times):
             if self.sfn.step(arn) is None:
                 break
         self._noticed_end(arn)
 
     @precondition(lambda self: self._can_begin_late())
-    @rule(data=st.data())
-    def begin_late(self, data: st.DataObject) -> None:
-        """A task's invocation starts and passes (or fails) its lock check now; its writes land later."""
-        arn = data.draw(st.sampled_from(self._can_begin_late()))
+    @rule(which=CHOICE)
+    def begin_late(self, which: int) -> None:
+        """A task's invocation starts and passes (or fails) its lock check now; its writes land later, but before
+        the function's timeout (Lambda ends the invocation there: time never passes a late one's deadline)."""
+        arn = pick(self._can_begin_late(), which)
         event = self.sfn.next_task_event(arn)
         locks = self.world.clients.ledger.locks
         try:
             answer: Any = locks.guard(SERVICE, execution=arn)
         except Exception as error:
             answer = error
-        self.late[arn] = (event, answer)
+        self.late[arn] = (event, answer, self.world.clock() + timedelta(seconds=ROLLOUT_FUNCTION_TIMEOUT_SECONDS))
 
     @precondition(lambda self: self.late)
-    @rule(data=st.data())
-    def land(self, data: st.DataObject) -> None:
-        arn = data.draw(st.sampled_from(sorted(self.late)))
-        event, answer = self.late.pop(arn)
+    @rule(which=CHOICE)
+    def land(self, which: int) -> None:
+        arn = pick(sorted(self.late), which)
+        event, answer, _ = self.late.pop(arn)
         locks = self.world.clients.ledger.locks
 
         def stale_guard(*_: Any, **__: Any) -> dict:
@@ -179,17 +183,17 @@ class RolloutActors(RuleBasedStateMachine):
         self._noticed_end(arn)
 
     @precondition(lambda self: self._running())
-    @rule(data=st.data())
-    def stop(self, data: st.DataObject) -> None:
-        arn = data.draw(st.sampled_from(self._running()))
+    @rule(which=CHOICE)
+    def stop(self, which: int) -> None:
+        arn = pick(self._running(), which)
         self.sfn.stop_execution(executionArn=arn)
         self._noticed_end(arn)
 
     # -- the safety net ----------------------------------------------------------------------------------
     @precondition(lambda self: self.events)
-    @rule(data=st.data())
-    def deliver_status_change(self, data: st.DataObject) -> None:
-        event = self.events.pop(data.draw(st.integers(0, len(self.events) - 1)))
+    @rule(which=CHOICE)
+    def deliver_status_change(self, which: int) -> None:
+        event = self.events.pop(which % len(self.events))
         try:
             self.world.invoke_action(event)
         except TransientError:
@@ -197,7 +201,7 @@ class RolloutActors(RuleBasedStateMachine):
 
     @rule()
     def settle(self) -> None:
-        self.world.clock.advance(QUIESCENCE_SECONDS)
+        self._advance(QUIESCENCE_SECONDS)
         for message in self.world.settle.due(self.world.clock()):
             try:
                 self.world.invoke_action(settle_event(message))
@@ -206,19 +210,19 @@ class RolloutActors(RuleBasedStateMachine):
 
     # -- an operator ----------------------------------------------------------------------------------------
     @precondition(lambda self: self._running())
-    @rule(data=st.data())
-    def abort(self, data: st.DataObject) -> None:
+    @rule(which=CHOICE)
+    def abort(self, which: int) -> None:
         """What `tessera rollout abort` does: ask the holder to stop, and fail its approval task if it waits."""
-        arn = data.draw(st.sampled_from(self._running()))
+        arn = pick(self._running(), which)
         self.world.clients.ledger.locks.request_abort(SERVICE, execution=arn, reason="abort", by="oncall")
         token = self.sfn.executions[arn].token
         if token:
             self.sfn.send_task_failure(taskToken=token, error="AbortRequestedError", cause="abort")
 
     @precondition(lambda self: self._waiting_for_approval())
-    @rule(data=st.data(), approve=st.booleans())
-    def decide(self, data: st.DataObject, approve: bool) -> None:
-        arn = data.draw(st.sampled_from(self._waiting_for_approval()))
+    @rule(which=CHOICE, approve=st.booleans())
+    def decide(self, which: int, approve: bool) -> None:
+        arn = pick(self._waiting_for_approval(), which)
         token = self.sfn.executions[arn].token
         if approve:
             self.sfn.send_task_success(taskToken=token, output="{}")
@@ -256,7 +260,7 @@ class RolloutActors(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([1, 30, 120, 900]))
     def time_passes(self, seconds: int) -> None:
-        self.world.clock.advance(seconds)
+        self._advance(seconds)
 
     @rule(action=st.sampled_from(ACTIONS), fault=st.sampled_from(sorted(LAMBDA_FAULTS)))
     def lambda_fault(self, action: str, fault: str) -> None:
@@ -301,8 +305,8 @@ class RolloutActors(RuleBasedStateMachine):
     def _run_to_the_end(self) -> None:
         self.world.faults.clear()
         self.world.kube.clear_faults()
-        for arn in sorted(self.late):
-            self.land(Fixed(arn))
+        while self.late:
+            self.land(0)
         for _ in range(ENDING_STEPS):
             if not (self._running() or self.events or self.world.settle.pending):
                 return
@@ -312,7 +316,7 @@ class RolloutActors(RuleBasedStateMachine):
                 self.sfn.step(arn)
                 self._noticed_end(arn)
             while self.events:
-                self.deliver_status_change(Fixed(0))
+                self.deliver_status_change(0)
             self.settle()
         raise AssertionError(f"not ended after {ENDING_STEPS} rounds: {self._running()}")
 
@@ -329,6 +333,13 @@ class RolloutActors(RuleBasedStateMachine):
             assert endings == [status], (arn, endings, status)
         if holder is None:
             assert self._not_at_rest() == [], self._not_at_rest()
+
+    def _advance(self, seconds: int) -> None:
+        """Let time pass; a late invocation whose deadline falls within lands first (the latest it can)."""
+        until = self.world.clock() + timedelta(seconds=seconds)
+        while overdue := [arn for arn, (_, _, deadline) in sorted(self.late.items()) if deadline <= until]:
+            self.land(sorted(self.late).index(overdue[0]))
+        self.world.clock.advance(seconds)
 
     # -- reading the world ------------------------------------------------------------------------------
     def _running(self) -> list[str]:
@@ -374,11 +385,6 @@ class RolloutActors(RuleBasedStateMachine):
         assert return_to_rest(record.plan, record.progress or Progress(), self.world.clients, restore_stable=True) == []
 
 
-class Fixed:
-    """A draw that is decided (the teardown's, not Hypothesis's)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def draw(self, strategy: Any) -> Any:
-        return self.value
+def pick(candidates: list[str], which: int) -> str:
+    """The `which`-th candidate, counting round: a plain integer keeps a failing sequence printable as it ran."""
+    return candidates[which % len(candidates)]

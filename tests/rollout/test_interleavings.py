@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.fake_aws import use_fake_credentials
 from tests.rollout.definition import state_machine_definition
 from tests.rollout.harness import FUNCTION_ARN, NEW_VERSION
-from tests.rollout.interleavings import Fixed, RolloutActors, SharedWorld
+from tests.rollout.interleavings import RolloutActors, SharedWorld
 from tests.synth import SynthesizedEnvironment
 
 
@@ -77,9 +77,8 @@ def test_found_a_forced_unlock_before_the_safety_net_ran_waits_for_it(actors: Ro
     reached the safety net: the lock was freed with a canary pod up. The CLI now refuses until the stopped
     rollout is settled (or the safety net had every chance), and the ending is the safety net's."""
     actors.start(approval=False, version=NEW_VERSION)
-    [arn] = actors.executions
-    actors.step(Fixed(arn), times=5)
-    actors.stop(Fixed(arn))
+    actors.step(0, times=5)
+    actors.stop(0)
     actors.unlock_force()
     assert actors.world.clients.ledger.locks.holder("assistant") is not None  # refused: not settled yet
     actors.teardown()
@@ -93,13 +92,13 @@ def test_found_a_late_lock_taken_after_the_stop_is_settled_not_orphaned(actors: 
     actors.start(approval=True, version=NEW_VERSION)
     [arn] = actors.executions
     while actors.sfn.executions[arn].state != "AcquireLock":
-        actors.step(Fixed(arn), times=1)
-    actors.begin_late(Fixed(arn))
-    actors.stop(Fixed(arn))
-    actors.deliver_status_change(Fixed(0))
+        actors.step(0, times=1)
+    actors.begin_late(0)
+    actors.stop(0)
+    actors.deliver_status_change(0)
     actors.no_outcome_is_announced_twice()  # collects what was published
     assert actors.announced.get(arn, []) == []  # not announced yet: the invocation may still take the lock
-    actors.land(Fixed(arn))
+    actors.land(0)
     assert actors.world.clients.ledger.locks.holder("assistant") is not None  # the fault fired: it took the lock
     actors.teardown()
 
@@ -108,9 +107,9 @@ def test_a_rollout_stopped_before_it_took_the_lock_is_refused_once_quiescent(act
     actors.start(approval=False, version=NEW_VERSION)
     [arn] = actors.executions
     while actors.sfn.executions[arn].state != "AcquireLock":
-        actors.step(Fixed(arn), times=1)
-    actors.stop(Fixed(arn))
-    actors.deliver_status_change(Fixed(0))
+        actors.step(0, times=1)
+    actors.stop(0)
+    actors.deliver_status_change(0)
     actors.no_outcome_is_announced_twice()
     assert actors.announced.get(arn, []) == []
     actors.settle()
