@@ -35,15 +35,24 @@ class UploadedArtifact:
     s3_checksum_sha256: str  # as S3 reported it
 
     def manifest_entry(self) -> dict:
-        entry: dict[str, Any] = {
-            "path": self.path,
-            "size_bytes": self.checksums.size_bytes,
-            "sha256": self.checksums.sha256,
-            "s3_checksum_sha256": self.s3_checksum_sha256,
+        return manifest_entry(self.path, self.checksums, self.s3_checksum_sha256)
+
+
+def manifest_entry(path: str, checksums: LocalChecksums, s3_checksum_sha256: str) -> dict:
+    """The manifest's record of one artifact: sizes and checksums, with each part's for a multipart upload."""
+    entry: dict[str, Any] = {
+        "path": path,
+        "size_bytes": checksums.size_bytes,
+        "sha256": checksums.sha256,
+        "s3_checksum_sha256": s3_checksum_sha256,
+    }
+    if checksums.multipart:
+        entry |= {
+            "part_size_bytes": checksums.part_size_bytes,
+            "part_count": checksums.part_count,
+            "parts_sha256": list(checksums.parts_sha256),
         }
-        if self.checksums.multipart:
-            entry |= {"part_size_bytes": self.checksums.part_size_bytes, "part_count": self.checksums.part_count}
-        return entry
+    return entry
 
 
 def part_size_for(size: int, requested: int) -> int:

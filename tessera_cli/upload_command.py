@@ -15,7 +15,7 @@ from registry.manifest import ManifestError, parse_manifest
 from registry.registrar import Registrar
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_REJECTED, EXIT_USAGE, CliError
-from tessera_cli.upload import Uploader, UploadError, artifact_files, local_checksums
+from tessera_cli.upload import Uploader, UploadError, artifact_files, local_checksums, manifest_entry
 from tessera_shared.constants import MANIFEST_NAME
 
 
@@ -38,11 +38,7 @@ def run_upload(args: argparse.Namespace, env: Environment, catalog: Catalog, *, 
         **draft,
         "service": args.service,
         "version": args.version,
-        "artifacts": [
-            {"path": p, "size_bytes": c.size_bytes, "sha256": c.sha256, "s3_checksum_sha256": c.s3_checksum_sha256}
-            | ({"part_size_bytes": c.part_size_bytes, "part_count": c.part_count} if c.multipart else {})
-            for p, c in checksums.items()
-        ],
+        "artifacts": [manifest_entry(path, local, local.s3_checksum_sha256) for path, local in checksums.items()],
     }
     _check_before_upload(draft, expected, args, catalog)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,15 @@ from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog, CatalogService, CatalogTarget
 from registry.checksums import file_checksums
-from registry.manifest import CpuTarget, Manifest, NeuronTarget, NvidiaTarget, version_tuple
+from registry.manifest import Artifact, CpuTarget, Manifest, NeuronTarget, NvidiaTarget, version_tuple
 
 # `aws s3 cp` switches to multipart at 8 MiB (its multipart_threshold default).
 AWS_CLI_MULTIPART_THRESHOLD = 8 << 20
 # No item may carry more reasons than this; the rest is counted.
 MAX_REASONS = 20
 MAX_REASON_CHARS = 400
+HEAD_CONCURRENCY = 32
+MAX_S3_KEY_BYTES = 1024
 
 
 def cap_reasons(reasons: list[str]) -> list[str]:
@@ -117,38 +120,45 @@ def _gpu_problems(manifest: Manifest, compiled: NvidiaTarget, name: str, target:
 
 
 def check_artifacts(s3: Any, *, bucket: str, folder: str, manifest: Manifest) -> list[str]:
-    """Every artifact exists with the listed size and the checksum S3 stored at upload (no download)."""
-    reasons = []
-    for artifact in manifest.artifacts:
-        key = f"{folder}{artifact.path}"
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                reasons.append(f"artifact {artifact.path} is missing (s3://{bucket}/{key})")
-                continue
-            raise
-        if head["ContentLength"] != artifact.size_bytes:
-            reasons.append(
-                f"artifact {artifact.path} is {head['ContentLength']} bytes, manifest says {artifact.size_bytes}"
-            )
-            continue
-        stored = head.get("ChecksumSHA256")
-        if stored is None:
-            reasons.append(f"artifact {artifact.path} has no SHA-256 checksum in S3; upload it with one")
-        elif stored != artifact.expected_s3_checksum:
-            if "-" in stored and artifact.part_count is None:
-                reasons.append(
-                    f"artifact {artifact.path} was uploaded in {stored.rsplit('-', 1)[1]} parts (S3 checksum "
-                    f"{stored}), which S3 cannot compare with the file's sha256: upload with `tessera models "
-                    "upload`, which records s3_checksum_sha256 with part_size_bytes and part_count"
-                )
-            else:
-                reasons.append(
-                    f"artifact {artifact.path} checksum mismatch: S3 has {stored}, "
-                    f"manifest expects {artifact.expected_s3_checksum}"
-                )
-    return reasons
+    """Every artifact exists with the listed size and the checksum S3 stored at upload (no download).
+    HEADs go out in parallel: a thousand one after another would take most of the function's minute."""
+    with ThreadPoolExecutor(max_workers=HEAD_CONCURRENCY) as pool:
+        found = pool.map(lambda artifact: _artifact_problems(s3, bucket, folder, artifact), manifest.artifacts)
+        return [reason for reasons in found for reason in reasons]
+
+
+def _artifact_problems(s3: Any, bucket: str, folder: str, artifact: Artifact) -> list[str]:
+    key = f"{folder}{artifact.path}"
+    if len(key.encode()) > MAX_S3_KEY_BYTES:
+        return [
+            f"artifact {artifact.path[:80]}...: its S3 key is {len(key.encode())} bytes in UTF-8; S3 keys are at most "
+            f"{MAX_S3_KEY_BYTES} bytes"
+        ]
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return [f"artifact {artifact.path} is missing (s3://{bucket}/{key})"]
+        if code in ("400", "KeyTooLongError", "InvalidArgument"):
+            return [f"artifact {artifact.path}: S3 refused its key ({code})"]
+        raise  # throttling or access: the function fails and its retry asks again
+    if head["ContentLength"] != artifact.size_bytes:
+        return [f"artifact {artifact.path} is {head['ContentLength']} bytes, manifest says {artifact.size_bytes}"]
+    stored = head.get("ChecksumSHA256")
+    if stored is None:
+        return [f"artifact {artifact.path} has no SHA-256 checksum in S3; upload it with one"]
+    if stored == artifact.expected_s3_checksum:
+        return []
+    if "-" in stored and artifact.part_count is None:
+        return [
+            f"artifact {artifact.path} was uploaded in {stored.rsplit('-', 1)[1]} parts (S3 checksum "
+            f"{stored}), which S3 cannot compare with the file's sha256: upload with `tessera models "
+            "upload`, which records s3_checksum_sha256 with part_size_bytes and part_count"
+        ]
+    return [
+        f"artifact {artifact.path} checksum mismatch: S3 has {stored}, manifest expects {artifact.expected_s3_checksum}"
+    ]
 
 
 def check_image(

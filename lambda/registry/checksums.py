@@ -24,6 +24,7 @@ class LocalChecksums:
     part_size_bytes: int | None  # None: uploaded in one request
     part_count: int
     s3_checksum_sha256: str  # what S3 should record: base64 whole-object, or composite `...-N`
+    parts_sha256: tuple[str, ...] = ()  # hex SHA-256 of each part, for a multipart upload
 
     @property
     def multipart(self) -> bool:
@@ -60,4 +61,11 @@ def file_checksums(path: Path, *, part_size: int | None) -> LocalChecksums:
         part_digests.append(part.digest())
     if part_size is None or not part_digests:
         return LocalChecksums(size, whole.hexdigest(), None, 1, b64(whole.digest()))
-    return LocalChecksums(size, whole.hexdigest(), part_size, len(part_digests), composite_checksum(part_digests))
+    return LocalChecksums(
+        size,
+        whole.hexdigest(),
+        part_size,
+        len(part_digests),
+        composite_checksum(part_digests),
+        tuple(digest.hex() for digest in part_digests),
+    )

@@ -70,7 +70,8 @@ def handle(event: Any, context: Any) -> dict:
         },
     )
     metrics.add_metric(name=f"Registration{_pascal(outcome.outcome)}", unit=MetricUnit.Count, value=1)
-    if outcome.state == shared.REGISTERED and not outcome.announced:
+    # Only a registration is announced: a conflicting upload answers REJECTED about a REGISTERED version.
+    if outcome.outcome == shared.REGISTERED and outcome.state == shared.REGISTERED and not outcome.announced:
         _announce(outcome.service, outcome.version)
         _store().mark_announced(outcome.service, outcome.version)
     return outcome.as_dict()

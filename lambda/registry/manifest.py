@@ -13,6 +13,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -25,6 +27,9 @@ SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_ARTIFACTS = 1000
 MAX_METADATA_KEYS = 64
+# Bounds checked before JSON is parsed: Python's parser recurses per level and converts any number.
+MAX_DEPTH = 32
+MAX_NUMBER_CHARS = 32
 # S3 multipart limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
 MIN_PART_BYTES = 5 << 20
 MAX_PART_BYTES = 5 << 30
@@ -36,7 +41,8 @@ TARGET_TAGS = ("cpu", "trainium", "inferentia", "gpu")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "2" is not 2 and true is not 1; a manifest says exactly what it means.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ImageRef(_Strict):
@@ -111,6 +117,12 @@ class Artifact(_Strict):
         description="Part size of a multipart upload: with the file it reproduces the composite checksum.",
     )
     part_count: int | None = Field(None, ge=1, le=MAX_PARTS, description="Parts of a multipart upload.")
+    parts_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = Field(
+        None,
+        max_length=MAX_PARTS,
+        description="SHA-256 (hex) of each part of a multipart upload, in order: S3's composite checksum is "
+        "recomputed from them, and the loader checks each part as it downloads it.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -139,7 +151,29 @@ class Artifact(_Strict):
                 f"s3_checksum_sha256 is a composite of {suffix} parts; give part_size_bytes and part_count "
                 f"(tessera models upload records them), part_count is {self.part_count}"
             )
+        multipart = suffix is not None or self.part_count is not None
+        whole = None if multipart or self.sha256 is None else _base64_of_hex(self.sha256)
+        if whole is not None and self.s3_checksum_sha256 not in (None, whole):
+            raise ValueError("sha256 does not match its s3_checksum_sha256 (the same SHA-256, in base64)")
+        if multipart and self.s3_checksum_sha256 is not None:
+            self._check_parts(suffix or self.part_count or 0)
         return self
+
+    def _check_parts(self, count: int) -> None:
+        """A composite says nothing by itself (anyone can copy it from a HEAD): the parts' checksums must
+        reproduce it, so that the loader can check every part it downloads against the registered record."""
+        if self.parts_sha256 is None:
+            raise ValueError(
+                "s3_checksum_sha256 is a composite: give parts_sha256, the SHA-256 of each part "
+                "(tessera models upload records them)"
+            )
+        if len(self.parts_sha256) != count:
+            raise ValueError(f"parts_sha256 lists {len(self.parts_sha256)} parts; the composite is of {count}")
+        digests = [bytes.fromhex(part) for part in self.parts_sha256]
+        recomputed = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + f"-{count}"
+        # S3 writes the composite with its `-N` suffix; the part count is checked against part_count above.
+        if recomputed.rsplit("-", 1)[0] != self.s3_checksum_sha256.rsplit("-", 1)[0]:
+            raise ValueError(f"parts_sha256 gives the composite {recomputed}, not s3_checksum_sha256")
 
     @property
     def composite_parts(self) -> int | None:
@@ -153,11 +187,23 @@ class Artifact(_Strict):
         """The ChecksumSHA256 value S3 should report for this artifact."""
         if self.s3_checksum_sha256 is not None:
             return self.s3_checksum_sha256
-        return base64.b64encode(binascii.unhexlify(self.sha256)).decode()
+        return _base64_of_hex(self.sha256)
+
+
+def _base64_of_hex(hex_digest: str) -> str:
+    return base64.b64encode(binascii.unhexlify(hex_digest)).decode()
 
 
 class Manifest(_Strict):
     schema_version: Literal[1] = Field(description="Manifest format version.")
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _an_integer(cls, value: object) -> object:
+        if isinstance(value, bool):  # Literal[1] would take true, which equals 1 in Python
+            raise ValueError("Input should be 1")
+        return value
+
     service: str = Field(pattern=SERVICE_NAME_PATTERN)
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     version: str = Field(pattern=MODEL_VERSION_PATTERN)
@@ -189,8 +235,8 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-class _DuplicateKeyError(ValueError):
-    pass
+class _BoundError(ValueError):
+    """The manifest says something it may not (a repeated key, a number too long to be a number)."""
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
@@ -198,17 +244,61 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _DuplicateKeyError(f"manifest: key {key!r} appears twice in one object")
+            raise _BoundError(f"manifest: key {key!r} appears twice in one object")
         seen[key] = value
     return seen
+
+
+# A JSON string or a bracket: brackets inside strings do not nest anything.
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _BoundError(f"manifest: a number of {len(text)} characters; numbers have at most {MAX_NUMBER_CHARS}")
+    return int(text)
+
+
+def _real(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _BoundError(f"manifest: a number of {len(text)} characters; numbers have at most {MAX_NUMBER_CHARS}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BoundError(f"manifest: {text} is a number that is not finite")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _BoundError(f"manifest: {name} is not JSON (numbers must be finite)")
 
 
 def parse_manifest(raw: bytes) -> Manifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError([f"manifest is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}"])
+    if _deeper_than(raw, MAX_DEPTH):
+        raise ManifestError([f"manifest is nested deeper than {MAX_DEPTH} levels"])
     try:
-        data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
-    except _DuplicateKeyError as error:
+        data = json.loads(
+            raw,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_int=_integer,
+            parse_float=_real,
+            parse_constant=_constant,
+        )
+    except _BoundError as error:
         raise ManifestError([str(error)]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError([f"manifest is not valid JSON: {error}"]) from None

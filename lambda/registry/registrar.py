@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog
 from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, fitting_target
-from registry.manifest import Manifest, ManifestError, digest, parse_manifest
+from registry.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, digest, parse_manifest
 from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
 from tessera_shared.constants import (
     EVENT_CONFLICT,
@@ -95,12 +95,15 @@ class Registrar:
         if raw is None:
             reason = f"manifest not found at {self.manifest_url(service, version)}"
             return Outcome(service, version, NOT_FOUND, existing.state if existing else None, [reason])
-        content = digest(raw)
+        content = digest(raw) if isinstance(raw, bytes) else raw.identity
         if existing is not None:
             settled = self._settled(existing, content)
             if settled is not None:
                 return settled
-        decision = self._decide(service, version, raw)
+        if isinstance(raw, _Oversized):
+            decision = Decision(REJECTED, [raw.reason], None)
+        else:
+            decision = self._decide(service, version, raw)
         return self._record(service, version, content, decision, existing)
 
     def _settled(self, existing: VersionRecord, content: str) -> Outcome | None:
@@ -210,14 +213,27 @@ class Registrar:
             image_digest=decision.image_digest,
         )
 
-    def _read_manifest(self, service: str, version: str) -> bytes | None:
+    def _read_manifest(self, service: str, version: str) -> bytes | _Oversized | None:
+        """The manifest's bytes; one larger than the limit is refused from its length, never read."""
         key = f"{self.folder(service, version)}{MANIFEST_NAME}"
         try:
-            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise
+        length = response["ContentLength"]
+        if length > MAX_MANIFEST_BYTES:
+            response["Body"].close()
+            reason = f"manifest is {length} bytes; the limit is {MAX_MANIFEST_BYTES}"
+            return _Oversized(reason, identity=f"unread:{length}:{response.get('ETag', '').strip(chr(34))}")
+        return response["Body"].read(MAX_MANIFEST_BYTES + 1)
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    reason: str
+    identity: str  # stands for the content digest: the same object again is the same registration
 
 
 def _outcome_of(state: str) -> str:

@@ -49,6 +49,8 @@ read and write it through these keys only.
 
 from __future__ import annotations
 
+import hashlib
+
 VERSION_PREFIX = "VERSION#"
 EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
@@ -60,6 +62,7 @@ NOTICE_PREFIX = "NOTICE#"
 INTERVAL_PREFIX = "INTERVAL#"
 JUDGEMENT_PREFIX = "JUDGEMENT#"
 WEIGHTS_PREFIX = "WEIGHTS#"
+MAX_EVENT_ID_BYTES = 256
 
 
 def partition(service: str) -> str:
@@ -84,6 +87,10 @@ def once_key(version: str, key: str) -> str:
 
 
 def ignored_key(at: str, event_id: str) -> str:
+    """An event id is whatever the caller sent: a long one is replaced by its SHA-256, so that the key
+    stays under DynamoDB's 1,024-byte sort key limit."""
+    if len(event_id.encode()) > MAX_EVENT_ID_BYTES:
+        event_id = "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
     return f"{at}#{event_id}"
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
 import pytest
 
 from registry.checks import check_artifacts, check_identity, check_image, check_target_fit, fitting_target
+from registry.checksums import composite_checksum
 from registry.manifest import parse_manifest
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
@@ -123,7 +125,8 @@ class MultipartHeadDouble:
 
 
 def test_multipart_upload_needs_the_recorded_s3_checksum() -> None:
-    composite = s3_checksum(b"parts") + "-3"
+    parts = [hashlib.sha256(f"part {number}".encode()).digest() for number in range(3)]
+    composite = composite_checksum(parts)
     size = 11 << 20  # three parts of 5 MiB
     manifest = _manifest(artifacts=[{"path": "model.neff", "size_bytes": size, "sha256": "0" * 64}])
     reasons = check_artifacts(MultipartHeadDouble(size, composite), bucket=BUCKET, folder=FOLDER, manifest=manifest)
@@ -140,6 +143,7 @@ def test_multipart_upload_needs_the_recorded_s3_checksum() -> None:
                 "s3_checksum_sha256": composite,
                 "part_size_bytes": 5 << 20,
                 "part_count": 3,
+                "parts_sha256": [part.hex() for part in parts],
             }
         ]
     )

@@ -58,9 +58,13 @@ def version_folder(tmp_path: Path, version: str, *, big: bytes, artifacts: bool 
     return folder
 
 
+def parts_by_hand(data: bytes, part: int) -> list[bytes]:
+    return [hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part)]
+
+
 def composite_by_hand(data: bytes, part: int) -> str:
     """S3's composite SHA-256, from its definition: checksum of the concatenated part checksums, -N."""
-    parts = [hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    parts = parts_by_hand(data, part)
     return base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode() + f"-{len(parts)}"
 
 
@@ -92,7 +96,8 @@ def test_2_local_composite_matches_the_definition_and_moto(world: World, tmp_pat
 
 
 def test_2_a_composite_checksum_needs_part_size_and_count_that_reproduce_it() -> None:
-    base = {"path": "model.neff", "size_bytes": BIG, "s3_checksum_sha256": composite_by_hand(b"x", PART)[:-2] + "-3"}
+    data = b"x" * BIG
+    base = {"path": "model.neff", "size_bytes": BIG, "s3_checksum_sha256": composite_by_hand(data, PART)}
     for artifact, message in [
         (base, "s3_checksum_sha256 is a composite of 3 parts; give part_size_bytes and part_count"),
         ({**base, "part_size_bytes": PART, "part_count": 4}, "part_count 4 does not fit size_bytes"),
@@ -101,9 +106,12 @@ def test_2_a_composite_checksum_needs_part_size_and_count_that_reproduce_it() ->
         with pytest.raises(ManifestError) as raised:
             parse_manifest(json.dumps(assistant_manifest(artifacts=[artifact])).encode())
         assert message in raised.value.reasons[0]
-    parse_manifest(
-        json.dumps(assistant_manifest(artifacts=[{**base, "part_size_bytes": PART, "part_count": 3}])).encode()
-    )
+    complete = {**base, "part_size_bytes": PART, "part_count": 3}
+    with pytest.raises(ManifestError) as raised:
+        parse_manifest(json.dumps(assistant_manifest(artifacts=[complete])).encode())
+    assert "give parts_sha256" in raised.value.reasons[0]
+    complete["parts_sha256"] = [part.hex() for part in parts_by_hand(data, PART)]
+    parse_manifest(json.dumps(assistant_manifest(artifacts=[complete])).encode())
 
 
 def test_2_validate_warns_about_files_aws_s3_cp_uploads_in_parts(
@@ -128,10 +136,13 @@ def test_2_validate_recomputes_a_recorded_composite(
         "s3_checksum_sha256": composite_by_hand(big, PART),
         "part_size_bytes": PART,
         "part_count": 3,
+        "parts_sha256": [part.hex() for part in parts_by_hand(big, PART)],
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert run(capsys, "models", "validate", str(folder))[0] == EXIT_OK
+    # Self-consistent, but of other data: only the file itself shows it.
     manifest["artifacts"][0]["s3_checksum_sha256"] = composite_by_hand(big[::-1], PART)
+    manifest["artifacts"][0]["parts_sha256"] = [part.hex() for part in parts_by_hand(big[::-1], PART)]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     code, out, _ = run(capsys, "models", "validate", str(folder))
     assert code == EXIT_REJECTED
