@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from tessera_shared.constants import model_prefix
+from tessera_shared.constants import ACCELERATOR_POOL_ARCHITECTURE, model_prefix
 
 # ECR finding severities, least to most severe.
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -31,6 +31,7 @@ class CatalogTarget:
     gpu_model: str | None = None  # GPU pools: the one model of the pool's types
     compute_capability: str | None = None
     gpu_driver: str | None = None  # the NVIDIA driver of the pinned AMI the pool's nodes run
+    architecture: str = ACCELERATOR_POOL_ARCHITECTURE  # of the pool's nodes: what the serving image must run on
 
     @property
     def accepted_families(self) -> tuple[str, ...]:
@@ -58,6 +59,7 @@ class CatalogService:
     gpu_model: str | None = None
     compute_capability: str | None = None
     gpu_driver: str | None = None
+    architecture: str = ACCELERATOR_POOL_ARCHITECTURE
     alternatives: tuple[CatalogTarget, ...] = ()
 
     @property
@@ -82,6 +84,7 @@ class CatalogService:
             gpu_model=self.gpu_model,
             compute_capability=self.compute_capability,
             gpu_driver=self.gpu_driver,
+            architecture=self.architecture,
         )
         return (current, *self.alternatives)
 

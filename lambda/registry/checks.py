@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog, CatalogService, CatalogTarget
 from registry.checksums import file_checksums
+from registry.image_platforms import UrlReader, image_architectures, read_https
 from registry.manifest import Artifact, CpuTarget, Manifest, NeuronTarget, NvidiaTarget, version_tuple
 
 # `aws s3 cp` switches to multipart at 8 MiB (its multipart_threshold default).
@@ -67,6 +68,8 @@ def fitting_target(manifest: Manifest, service: CatalogService) -> tuple[Catalog
 def _target_problems(manifest: Manifest, name: str, target: CatalogTarget) -> list[str]:
     compiled = manifest.compile_target
     if isinstance(compiled, CpuTarget):
+        if manifest.image.tag != target.image_tag:
+            return [f"image tag {manifest.image.tag} is not {name}'s serving image {target.image_tag}"]
         return []
     if isinstance(compiled, NvidiaTarget):
         return _gpu_problems(manifest, compiled, name, target)
@@ -162,9 +165,16 @@ def _artifact_problems(s3: Any, bucket: str, folder: str, artifact: Artifact) ->
 
 
 def check_image(
-    ecr: Any, manifest: Manifest, service: CatalogService, catalog: Catalog
+    ecr: Any,
+    manifest: Manifest,
+    service: CatalogService,
+    catalog: Catalog,
+    *,
+    target: CatalogTarget | None = None,
+    read_url: UrlReader = read_https,
 ) -> tuple[list[str], str | None]:
-    """The serving image is the service's, exists, and its scan shows nothing at or above the threshold.
+    """The serving image is the service's, exists, is built for the architecture of the target's pool (when
+    the version fits one), and its scan shows nothing at or above the threshold.
     Also returns the digest the tag points to now (None if the image does not exist)."""
     image = manifest.image
     if image.repository != service.repository:
@@ -178,7 +188,24 @@ def check_image(
             return [f"image {image.repository}:{image.tag} does not exist"], None
         raise
     image_digest = details[0]["imageDigest"]
-    return _scan_reasons(ecr, image.repository, image.tag, catalog), image_digest
+    reasons = []
+    if target is not None:
+        reasons += _architecture_reasons(ecr, image.repository, image.tag, image_digest, target, read_url)
+    return reasons + _scan_reasons(ecr, image.repository, image.tag, catalog), image_digest
+
+
+def _architecture_reasons(
+    ecr: Any, repository: str, tag: str, image_digest: str, target: CatalogTarget, read_url: UrlReader
+) -> list[str]:
+    name = f"{repository}:{tag}"
+    try:
+        found = image_architectures(ecr, repository, image_digest, read_url=read_url)
+    except ValueError as error:
+        return [f"image {name}: its architecture cannot be read ({error})"]
+    if target.architecture in found:
+        return []
+    built = ", ".join(sorted(found)) or "no platform"
+    return [f"image {name} is built for {built}; pool {target.pool} runs {target.architecture}"]
 
 
 def _scan_reasons(ecr: Any, repository: str, tag: str, catalog: Catalog) -> list[str]:

@@ -14,12 +14,12 @@ import binascii
 import hashlib
 import json
 import math
-import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from registry.bounded_json import deeper_than
 from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
 
 SCHEMA_VERSION = 1
@@ -249,23 +249,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return seen
 
 
-# A JSON string or a bracket: brackets inside strings do not nest anything.
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def _deeper_than(raw: bytes, limit: int) -> bool:
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(raw):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return False
-
-
 def _integer(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
         raise _BoundError(f"manifest: a number of {len(text)} characters; numbers have at most {MAX_NUMBER_CHARS}")
@@ -288,7 +271,7 @@ def _constant(name: str) -> float:
 def parse_manifest(raw: bytes) -> Manifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError([f"manifest is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}"])
-    if _deeper_than(raw, MAX_DEPTH):
+    if deeper_than(raw, MAX_DEPTH):
         raise ManifestError([f"manifest is nested deeper than {MAX_DEPTH} levels"])
     try:
         data = json.loads(

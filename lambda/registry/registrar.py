@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog
 from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, fitting_target
+from registry.image_platforms import UrlReader, read_https
 from registry.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, digest, parse_manifest
 from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
 from tessera_shared.constants import (
@@ -66,7 +67,17 @@ class Decision:
 
 
 class Registrar:
-    def __init__(self, *, s3: Any, ecr: Any, store: RegistryStore, catalog: Catalog, bucket: str) -> None:
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        ecr: Any,
+        store: RegistryStore,
+        catalog: Catalog,
+        bucket: str,
+        read_url: UrlReader = read_https,
+    ) -> None:
+        self._read_url = read_url
         self._s3 = s3
         self._ecr = ecr
         self._store = store
@@ -149,7 +160,9 @@ class Registrar:
         reasons += check_artifacts(
             self._s3, bucket=self._bucket, folder=self.folder(service, version), manifest=manifest
         )
-        image_reasons, image_digest = check_image(self._ecr, manifest, entry, self._catalog)
+        image_reasons, image_digest = check_image(
+            self._ecr, manifest, entry, self._catalog, target=target, read_url=self._read_url
+        )
         reasons += image_reasons
         return Decision(
             REJECTED if reasons else REGISTERED,

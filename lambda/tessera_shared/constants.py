@@ -97,6 +97,10 @@ ACCELERATOR_RESOURCES = ("aws.amazon.com/neuron", "aws.amazon.com/neuroncore", G
 CRITICAL_ADDONS_TAINT_KEY = "CriticalAddonsOnly"
 SYSTEM_POOL = "system"
 GENERAL_POOL = "general"
+# The CPU architecture of each kind of pool (Kubernetes' `kubernetes.io/arch` values): the general pool is
+# Graviton; there is no arm64 Neuron AMI and Tessera's GPU types are x86_64.
+GENERAL_POOL_ARCHITECTURE = "arm64"
+ACCELERATOR_POOL_ARCHITECTURE = "amd64"
 # x86 system node group for the Neuron scheduler extension (created only when a service needs it).
 SCHEDULER_POOL = "system-x86"
 # Karpenter: a pod carrying this annotation keeps its node from voluntary disruption (consolidation, drift).

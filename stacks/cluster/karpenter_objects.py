@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from stacks.config.cluster import AcceleratorPoolConfig, GeneralPoolConfig, NodeDisk
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
+    ACCELERATOR_POOL_ARCHITECTURE,
     GENERAL_POOL,
+    GENERAL_POOL_ARCHITECTURE,
     GPU_RESOURCE,
     GPU_TAINT_KEY,
     GPU_TAINT_VALUE,
@@ -63,7 +65,7 @@ def general_pool_objects(pool: GeneralPoolConfig, context: NodeClassContext) -> 
         labels={POOL_LABEL: GENERAL_POOL, ACCELERATOR_LABEL: "cpu"},
         requirements=[
             _requirement("node.kubernetes.io/instance-type", pool.instance_types),
-            _requirement("kubernetes.io/arch", ["arm64"]),
+            _requirement("kubernetes.io/arch", [GENERAL_POOL_ARCHITECTURE]),
             _requirement(CAPACITY_TYPE_KEY, ["on-demand"]),
         ],
         taints=[],
@@ -88,8 +90,7 @@ def accelerator_pool_objects(
         node_class["spec"]["placementGroupSelector"] = {"name": placement_group}
     requirements = [
         _requirement("node.kubernetes.io/instance-type", pool.instance_types),
-        # There is no arm64 Neuron AMI; Tessera's GPU types are x86_64 too (g5g's arm64 GPUs are not supported).
-        _requirement("kubernetes.io/arch", ["amd64"]),
+        _requirement("kubernetes.io/arch", [ACCELERATOR_POOL_ARCHITECTURE]),
         _requirement(CAPACITY_TYPE_KEY, CAPACITY_TYPES[pool.capacity.type]),
     ]
     if pool.zone is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from registry.catalog import Catalog, CatalogService, CatalogTarget
 from stacks.config.environment import EnvironmentConfig, ServiceTarget
+from tessera_shared.constants import ACCELERATOR_POOL_ARCHITECTURE, GENERAL_POOL_ARCHITECTURE
 
 
 def build_catalog(config: EnvironmentConfig) -> Catalog:
@@ -26,6 +27,7 @@ def build_catalog(config: EnvironmentConfig) -> Catalog:
             gpu_model=current.gpu_model,
             compute_capability=current.compute_capability,
             gpu_driver=current.gpu_driver,
+            architecture=current.architecture,
             alternatives=tuple(alternatives),
         )
     return Catalog(services=services, block_severity=config.registry.block_severity)
@@ -45,4 +47,5 @@ def catalog_target(target: ServiceTarget, *, gpu_driver: str) -> CatalogTarget:
         gpu_model=pool.gpu_model if pool else None,
         compute_capability=pool.compute_capability if pool else None,
         gpu_driver=gpu_driver if is_gpu else None,
+        architecture=GENERAL_POOL_ARCHITECTURE if pool is None else ACCELERATOR_POOL_ARCHITECTURE,
     )

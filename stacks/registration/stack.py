@@ -176,7 +176,13 @@ class RegistryStack(Stack):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ServingImages",
-                actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings"],
+                # BatchGetImage and GetDownloadUrlForLayer read the image's platforms (its index, or its config blob).
+                actions=[
+                    "ecr:DescribeImages",
+                    "ecr:DescribeImageScanFindings",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
                 resources=[
                     self.format_arn(service="ecr", resource="repository", resource_name=repository)
                     for repository in catalog.repositories

@@ -51,6 +51,7 @@ from tessera_shared.constants import (
     DO_NOT_DISRUPT_ANNOTATION,
     EFA_RESOURCE,
     GENERAL_POOL,
+    GENERAL_POOL_ARCHITECTURE,
     GPU_RESOURCE,
     GPU_TAINT_KEY,
     KEDA_API_VERSION,
@@ -174,7 +175,7 @@ def target_placement(
     resources = service.resources
     if pool is None:
         return Placement(
-            node_selector={POOL_LABEL: GENERAL_POOL, "kubernetes.io/arch": "arm64"},
+            node_selector={POOL_LABEL: GENERAL_POOL, "kubernetes.io/arch": GENERAL_POOL_ARCHITECTURE},
             tolerations=[],
             neuron_resources={},
             scheduler_name=None,

@@ -76,7 +76,11 @@ def test_wrong_accelerator(catalog) -> None:
     assert check_target_fit(inferentia, catalog.services["assistant"]) == [
         "compiled for inferentia but assistant runs on trainium and may move to gpu"
     ]
-    assert check_target_fit(manifest, catalog.services["gateway"]) == []
+    gateway = _manifest(
+        compile_target={"accelerator": "cpu", "architecture": "arm64"},
+        image={"repository": "tessera/dev/gateway", "tag": catalog.services["gateway"].image_tag},
+    )
+    assert check_target_fit(gateway, catalog.services["gateway"]) == []
 
 
 def test_artifacts_pass_when_sizes_and_checksums_match(world: World) -> None:

@@ -25,8 +25,30 @@ CATALOG_PARAMETER = "/tessera/dev/registry/catalog"
 SCAN_RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results"
 
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def image_index(tag: str, architectures: tuple[str, ...]) -> str:
+    """A multi-platform image (what `docker buildx` pushes): an OCI index naming one manifest per platform,
+    plus the attestation manifest buildx adds (platform unknown/unknown), which is no platform at all."""
+    entries = [
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": "sha256:" + hashlib.sha256(f"{tag} for {arch}".encode()).hexdigest(),
+            "size": 1,
+            "platform": {"architecture": arch, "os": "linux"},
+        }
+        for arch in architectures
+    ]
+    attestation = {"architecture": "unknown", "os": "unknown"}
+    entries.append({"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 1, "platform": attestation})
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+
+
 def image_manifest(tag: str) -> str:
-    """A distinct (fake) image per tag: ECR identifies images by digest (moto derives it from the layers)."""
+    """A distinct (fake) single-platform image per tag: ECR identifies images by digest (moto derives it from
+    the layers). Its architecture is in its config blob, which only ECR's layer download gives."""
     return json.dumps(
         {
             "schemaVersion": 2,
@@ -77,10 +99,23 @@ class World:
         return self
 
     def push_image(
-        self, repository: str, tag: str, *, findings: dict[str, int] | None = None, status: str = "COMPLETE"
+        self,
+        repository: str,
+        tag: str,
+        *,
+        findings: dict[str, int] | None = None,
+        status: str = "COMPLETE",
+        architectures: tuple[str, ...] | None = None,
     ) -> None:
-        """An image with a finished scan; `findings` are severity counts (moto's default scan finds one HIGH)."""
-        self.ecr.put_image(repositoryName=repository, imageManifest=image_manifest(tag), imageTag=tag)
+        """A multi-platform image with a finished scan, built for the architecture of the repository's service's
+        pools unless `architectures` says otherwise; `findings` are severity counts (moto's default scan finds one
+        HIGH)."""
+        if architectures is None:
+            [service] = [s for s in self.catalog.services.values() if s.repository == repository]
+            architectures = (service.targets[0].architecture,)
+        index = image_index(tag, architectures)
+        digest = "sha256:" + hashlib.sha256(index.encode()).hexdigest()  # moto would make one up for an index
+        self.ecr.put_image(repositoryName=repository, imageManifest=index, imageTag=tag, imageDigest=digest)
         self.ecr.start_image_scan(repositoryName=repository, imageId={"imageTag": tag})
         self.set_scan(repository, tag, findings=findings, status=status)
 
