@@ -223,7 +223,7 @@ def upload_version(args: argparse.Namespace, printer: Printer) -> int:
         raise CliError("--part-size-mib must be at least 5 (S3's smallest part)", EXIT_USAGE)
     env = Environment(args.env, args.region)
     catalog = _known_service(env, args.service)
-    manifest, body = run_upload(args, env, catalog, quiet=printer.as_json)
+    manifest, body = run_upload(args, env, catalog)
     if args.no_wait:
         printer.result(
             {"service": args.service, "version": args.version, "outcome": "UPLOADED", "manifest": manifest},
@@ -242,6 +242,13 @@ def _wait_for_registration(args: argparse.Namespace, store: RegistryStore, conte
             lines += [f"  reason: {reason}" for reason in record.reasons]
             printer.result({**record.view(), "outcome": record.state}, "\n".join(lines))
             return EXIT_REJECTED if record.state == REJECTED else EXIT_OK
+        if record is not None and record.state != REJECTED:
+            # Another manifest won the version: the registry records ours as a conflict; say so now.
+            raise CliError(
+                f"{args.service} {args.version} is already {record.state} with another manifest (digest "
+                f"{record.digest[:12]}); yours is recorded as a conflict and changes nothing: publish a new version",
+                EXIT_REJECTED,
+            )
         if time.monotonic() >= deadline:
             raise CliError(
                 f"uploaded, but no registration of {args.service} {args.version} within {args.timeout:.0f} s; "

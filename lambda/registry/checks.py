@@ -123,29 +123,41 @@ def _gpu_problems(manifest: Manifest, compiled: NvidiaTarget, name: str, target:
 
 
 def check_artifacts(s3: Any, *, bucket: str, folder: str, manifest: Manifest) -> list[str]:
-    """Every artifact exists with the listed size and the checksum S3 stored at upload (no download).
+    """Every artifact exists with the listed size and the checksum S3 stored at upload (no download)."""
+    return inspect_artifacts(s3, bucket=bucket, folder=folder, manifest=manifest)[0]
+
+
+def inspect_artifacts(
+    s3: Any, *, bucket: str, folder: str, manifest: Manifest
+) -> tuple[list[str], dict[str, str | None]]:
+    """check_artifacts' reasons, and the S3 version id of each artifact (None in an unversioned bucket).
     HEADs go out in parallel: a thousand one after another would take most of the function's minute."""
     with ThreadPoolExecutor(max_workers=HEAD_CONCURRENCY) as pool:
-        found = pool.map(lambda artifact: _artifact_problems(s3, bucket, folder, artifact), manifest.artifacts)
-        return [reason for reasons in found for reason in reasons]
+        found = list(pool.map(lambda artifact: _artifact_problems(s3, bucket, folder, artifact), manifest.artifacts))
+    reasons = [reason for problems, _ in found for reason in problems]
+    return reasons, {artifact.path: version for artifact, (_, version) in zip(manifest.artifacts, found, strict=True)}
 
 
-def _artifact_problems(s3: Any, bucket: str, folder: str, artifact: Artifact) -> list[str]:
+def _artifact_problems(s3: Any, bucket: str, folder: str, artifact: Artifact) -> tuple[list[str], str | None]:
     key = f"{folder}{artifact.path}"
     if len(key.encode()) > MAX_S3_KEY_BYTES:
         return [
             f"artifact {artifact.path[:80]}...: its S3 key is {len(key.encode())} bytes in UTF-8; S3 keys are at most "
             f"{MAX_S3_KEY_BYTES} bytes"
-        ]
+        ], None
     try:
         head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code in ("404", "NoSuchKey", "NotFound"):
-            return [f"artifact {artifact.path} is missing (s3://{bucket}/{key})"]
+            return [f"artifact {artifact.path} is missing (s3://{bucket}/{key})"], None
         if code in ("400", "KeyTooLongError", "InvalidArgument"):
-            return [f"artifact {artifact.path}: S3 refused its key ({code})"]
+            return [f"artifact {artifact.path}: S3 refused its key ({code})"], None
         raise  # throttling or access: the function fails and its retry asks again
+    return _head_problems(head, artifact), head.get("VersionId")
+
+
+def _head_problems(head: dict, artifact: Artifact) -> list[str]:
     if head["ContentLength"] != artifact.size_bytes:
         return [f"artifact {artifact.path} is {head['ContentLength']} bytes, manifest says {artifact.size_bytes}"]
     stored = head.get("ChecksumSHA256")

@@ -17,9 +17,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from registry.catalog import Catalog
-from registry.checks import cap_reasons, check_artifacts, check_identity, check_image, fitting_target
+from registry.checks import cap_reasons, check_identity, check_image, fitting_target, inspect_artifacts
 from registry.image_platforms import UrlReader, read_https
 from registry.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, digest, parse_manifest
+from registry.registered_record import RecordConflictError, build_record, write_record
 from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
 from tessera_shared.constants import (
     EVENT_CONFLICT,
@@ -64,6 +65,7 @@ class Decision:
     manifest: Manifest | None
     image_digest: str | None = None
     pool: str | None = None  # the allowed target it fits
+    artifact_versions: dict[str, str | None] = field(default_factory=dict)  # path -> S3 version id
 
 
 class Registrar:
@@ -101,21 +103,44 @@ class Registrar:
     def register(self, service: str, version: str) -> Outcome:
         if not self.knows(service):
             return Outcome(service, version, NOT_FOUND, None, [self.unknown_service_reason(service)])
-        raw = self._read_manifest(service, version)
+        found = self._read_manifest(service, version)
         existing = self._store.get_version(service, version)
-        if raw is None:
+        if found is None:
             reason = f"manifest not found at {self.manifest_url(service, version)}"
             return Outcome(service, version, NOT_FOUND, existing.state if existing else None, [reason])
-        content = digest(raw) if isinstance(raw, bytes) else raw.identity
+        content = digest(found.raw) if isinstance(found, _ManifestObject) else found.identity
         if existing is not None:
             settled = self._settled(existing, content)
             if settled is not None:
                 return settled
-        if isinstance(raw, _Oversized):
-            decision = Decision(REJECTED, [raw.reason], None)
+        if isinstance(found, _Oversized):
+            decision = Decision(REJECTED, [found.reason], None)
         else:
-            decision = self._decide(service, version, raw)
+            decision = self._decide(service, version, found)
+        if decision.state == REGISTERED and decision.manifest is not None and isinstance(found, _ManifestObject):
+            try:
+                self._write_registered_record(decision.manifest, decision, found, content)
+            except RecordConflictError:
+                # Another registration of this version wrote its record first: answer with what it decided
+                # (if the registry does not hold it yet, the function fails and its retry answers).
+                winner = self._store.get_version(service, version)
+                if winner is None:
+                    raise
+                return self._settled(winner, content) or self._stored(winner)
         return self._record(service, version, content, decision, existing)
+
+    def _write_registered_record(
+        self, manifest: Manifest, decision: Decision, found: _ManifestObject, content: str
+    ) -> None:
+        """Before the registry says REGISTERED, the record every pod loads from exists."""
+        record = build_record(
+            manifest,
+            folder=self.folder(manifest.service, manifest.version),
+            manifest_digest=content,
+            manifest_version_id=found.version_id,
+            artifact_versions=decision.artifact_versions,
+        )
+        write_record(self._s3, bucket=self._bucket, record=record)
 
     def _settled(self, existing: VersionRecord, content: str) -> Outcome | None:
         """The answer for a version the registry already holds, or None if it must be checked again."""
@@ -148,18 +173,19 @@ class Registrar:
             image_digest=record.image_digest,
         )
 
-    def _decide(self, service: str, version: str, raw: bytes) -> Decision:
+    def _decide(self, service: str, version: str, found: _ManifestObject) -> Decision:
         try:
-            manifest = parse_manifest(raw)
+            manifest = parse_manifest(found.raw)
         except ManifestError as error:
             return Decision(REJECTED, cap_reasons(error.reasons), None)
         entry = self._catalog.services[service]
         reasons = check_identity(manifest, service=service, version=version)
         target, fit_reasons = fitting_target(manifest, entry)
         reasons += fit_reasons
-        reasons += check_artifacts(
+        artifact_reasons, artifact_versions = inspect_artifacts(
             self._s3, bucket=self._bucket, folder=self.folder(service, version), manifest=manifest
         )
+        reasons += artifact_reasons
         image_reasons, image_digest = check_image(
             self._ecr, manifest, entry, self._catalog, target=target, read_url=self._read_url
         )
@@ -170,6 +196,7 @@ class Registrar:
             manifest,
             image_digest,
             pool=target.pool if target is not None and not reasons else None,
+            artifact_versions=artifact_versions,
         )
 
     def _record(
@@ -226,7 +253,7 @@ class Registrar:
             image_digest=decision.image_digest,
         )
 
-    def _read_manifest(self, service: str, version: str) -> bytes | _Oversized | None:
+    def _read_manifest(self, service: str, version: str) -> _ManifestObject | _Oversized | None:
         """The manifest's bytes; one larger than the limit is refused from its length, never read."""
         key = f"{self.folder(service, version)}{MANIFEST_NAME}"
         try:
@@ -240,7 +267,13 @@ class Registrar:
             response["Body"].close()
             reason = f"manifest is {length} bytes; the limit is {MAX_MANIFEST_BYTES}"
             return _Oversized(reason, identity=f"unread:{length}:{response.get('ETag', '').strip(chr(34))}")
-        return response["Body"].read(MAX_MANIFEST_BYTES + 1)
+        return _ManifestObject(response["Body"].read(MAX_MANIFEST_BYTES + 1), response.get("VersionId"))
+
+
+@dataclass(frozen=True)
+class _ManifestObject:
+    raw: bytes
+    version_id: str | None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from registry.table_keys import (
     IGNORED_PARTITION,
+    LOCK_KEY,
     POINTER_KEY,
     VERSION_PREFIX,
     event_key,
@@ -297,6 +298,13 @@ class RegistryStore:
                 return False
             raise
         return True
+
+    def rollout_lock(self, service: str) -> dict | None:
+        """The service's rollout lock (its holder's execution and version), or None when no rollout holds it."""
+        item = self._client.get_item(
+            TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": LOCK_KEY}), ConsistentRead=True
+        ).get("Item")
+        return from_dynamo(item) if item else None
 
     def pointer(self, service: str) -> dict:
         """The service's live versions as the rollout engine records them: `stable` and, mid-rollout, `canary`."""

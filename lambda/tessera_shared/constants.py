@@ -14,6 +14,9 @@ MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # One rule, shared by config validation, the catalog, the register rule's event pattern and the key
 # parser: a service's versions are folders under models/<service>/, each with its manifest.json.
 MODEL_ROOT = "models/"
+# The registry's record of each registered version's object versions: `registered/<service>/<version>.json`,
+# written once by the register function, read by the model loader in every pod.
+REGISTERED_ROOT = "registered/"
 MANIFEST_NAME = "manifest.json"
 
 

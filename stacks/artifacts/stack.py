@@ -13,17 +13,25 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.artifacts.model_versions import protect_model_versions, publisher_role, role_arn
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.common.resource_names import (
+    model_bucket_name,
+    publisher_role_name,
+    register_role_name,
+    registry_table_name,
+)
 from stacks.config.environment import ArtifactsConfig
-from tessera_shared.constants import PROTECTED_IMAGE_TAG_PREFIX
+from tessera_shared.constants import MODEL_ROOT, PROTECTED_IMAGE_TAG_PREFIX
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -85,8 +93,15 @@ class ArtifactsStack(Stack):
             auto_delete_objects=not retain,
         )
 
-        # Table (not TableV2): TableV2 cannot render a customer-managed key in a region-agnostic stack.
+        self.publisher = publisher_role(self, role_name=publisher_role_name(environment_name))
+        protect_model_versions(
+            self.model_bucket,
+            publisher_arn=role_arn(self, publisher_role_name(environment_name)),
+            register_arn=role_arn(self, register_role_name(environment_name)),
+        )
         self._acknowledge_notifications_handler()
+
+        # Table (not TableV2): TableV2 cannot render a customer-managed key in a region-agnostic stack.
 
         self.registry_table = dynamodb.Table(
             self,
@@ -105,8 +120,12 @@ class ArtifactsStack(Stack):
             removal_policy=removal_policy,
         )
 
+        self._grant_publisher(environment.parameter_prefix)
         published = {
             "artifacts/kms-key-arn": PublishedValue(self.key.key_arn, "KMS key of the artifacts"),
+            "artifacts/publisher-role-arn": PublishedValue(
+                self.publisher.role_arn, "Role that uploads model versions and pushes serving images"
+            ),
             "artifacts/model-bucket-name": PublishedValue(self.model_bucket.bucket_name, "Model-artifact bucket"),
             "artifacts/model-bucket-arn": PublishedValue(self.model_bucket.bucket_arn, "Model-artifact bucket ARN"),
             "artifacts/registry-table-name": PublishedValue(self.registry_table.table_name, "Model registry table"),
@@ -120,6 +139,63 @@ class ArtifactsStack(Stack):
                 repository.repository_arn, f"ARN of the ECR repository {name}"
             )
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
+
+    def _grant_publisher(self, parameter_prefix: str) -> None:
+        """What `tessera models upload` and an image push need: write new objects under models/ (the bucket policy
+        refuses overwrites), read them back, read the registry and the published names, push to the repositories."""
+        role = self.publisher
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteModelVersions",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+                resources=[self.model_bucket.arn_for_objects(f"{MODEL_ROOT}*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListModelVersions",
+                actions=["s3:ListBucket"],
+                resources=[self.model_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{MODEL_ROOT}*"]}},
+            )
+        )
+        self.key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        self.registry_table.grant(role, "dynamodb:GetItem", "dynamodb:Query")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadPublishedNames",
+                actions=["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+                resources=[
+                    self.format_arn(
+                        service="ssm", resource="parameter", resource_name=f"{parameter_prefix.lstrip('/')}/*"
+                    )
+                ],
+            )
+        )
+        for repository in self.repositories.values():
+            repository.grant_push(role)
+        nag = Validations.of(role.node.find_child("DefaultPolicy"))
+        env = nag_environment(self)
+        nag.acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.model_bucket.node.default_child)}.Arn>/{MODEL_ROOT}*]",
+                reason="A publisher writes any service's new versions under models/; the bucket policy refuses "
+                "overwrites and deletes.",
+            )
+        )
+        nag.acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:ssm:{env.region}:{env.account}:parameter"
+                f"{parameter_prefix}/*]",
+                reason="The CLI reads the names this environment publishes (bucket, table, repositories) by path.",
+            )
+        )
+        nag.acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ecr:GetAuthorizationToken, which a push needs, has no resource-level permissions.",
+            )
+        )
 
     def _acknowledge_notifications_handler(self) -> None:
         """CDK's singleton Lambda that turns on the bucket's EventBridge notifications at deploy time."""

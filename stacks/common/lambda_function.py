@@ -45,6 +45,7 @@ class TesseraFunction(Construct):
         memory_mib: int = 512,
         vpc: ec2.IVpc | None = None,
         security_groups: list[ec2.ISecurityGroup] | None = None,
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -53,7 +54,11 @@ class TesseraFunction(Construct):
         )
         # Our own role: CDK's default adds AWSLambdaBasicExecutionRole, which may write to any log group.
         self.role = iam.Role(
-            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+            role_name=role_name,
         )
         self.log_group.grant_write(self.role)
         if vpc is not None:

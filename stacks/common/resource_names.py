@@ -20,3 +20,15 @@ def cluster_name(environment_name: str) -> str:
 
 def rollout_state_machine_name(environment_name: str) -> str:
     return f"tessera-{environment_name}-rollout"
+
+
+def publisher_role_name(environment_name: str) -> str:
+    """The one role that may write model versions (stacks/artifacts/model_bucket_policy.py); the operator CLI's
+    users assume it to upload."""
+    return f"tessera-{environment_name}-model-publisher"
+
+
+def register_role_name(environment_name: str) -> str:
+    """The register function's role: the model bucket's policy names it (the Artifacts stack cannot reference
+    the Registration stack, which depends on it), as the only writer of the registry's records in the bucket."""
+    return f"tessera-{environment_name}-register"

@@ -19,7 +19,7 @@ from stacks.common.failure_queues import send_failed_invocations
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name, registry_table_name
+from stacks.common.resource_names import model_bucket_name, register_role_name, registry_table_name
 from stacks.config.services import FunctionsConfig
 from tessera_shared import constants as shared
 
@@ -70,6 +70,7 @@ class RegistryStack(Stack):
                 shared.ENV_ENVIRONMENT: environment.name,
             },
             removal_policy=environment.removal_policy,
+            role_name=register_role_name(environment.name),
         )
         self._grant(environment.name, catalog, catalog_parameter, artifacts_key)
         # A registration that failed after Lambda's retries (not only an event EventBridge could not deliver).
@@ -151,7 +152,17 @@ class RegistryStack(Stack):
         key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         manifests = f"arn:{self.partition}:s3:::{bucket_name}/models/*"
         role.add_to_policy(
-            iam.PolicyStatement(sid="ReadModelVersions", actions=["s3:GetObject"], resources=[manifests])
+            iam.PolicyStatement(
+                sid="ReadModelVersions", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[manifests]
+            )
+        )
+        # The record of each registered version's object versions, written once (registry/registered_record.py).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RecordRegisteredVersions",
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[f"arn:{self.partition}:s3:::{bucket_name}/{shared.REGISTERED_ROOT}*"],
+            )
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -195,5 +206,11 @@ class RegistryStack(Stack):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{nag_bucket}/models/*]",
                 reason="Registration reads the manifest and artifact headers of any service's version under models/.",
+            )
+        )
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{nag_bucket}/{shared.REGISTERED_ROOT}*]",
+                reason="Registration writes (once) and reads the record of any service's registered version.",
             )
         )

@@ -29,7 +29,7 @@ from tests.registry.world import (
     sha256_hex,
 )
 
-V2, V3 = "2026-11-20", "2026-11-24"
+V2, V3, V4 = "2026-11-20", "2026-11-24", "2026-11-25"
 PART = 5 << 20
 BIG = (11 << 20) + 123  # three 5 MiB parts; above both the CLI's 8 MiB and our 5 MiB thresholds
 
@@ -150,7 +150,7 @@ def test_2_validate_recomputes_a_recorded_composite(
 
 
 # -- the end-to-end path ---------------------------------------------------------------------------------
-def test_2_end_to_end_upload_register_show_then_fix_a_broken_version(
+def test_2_end_to_end_upload_register_show_then_publish_a_fixed_version(
     lambda_env: World, tmp_path: Path, big: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = version_folder(tmp_path, V2, big=big)
@@ -179,12 +179,17 @@ def test_2_end_to_end_upload_register_show_then_fix_a_broken_version(
     rejected = deliver(f"models/assistant/{V3}/manifest.json")
     assert rejected["outcome"] == "REJECTED"
     assert rejected["reasons"][0].startswith("artifact compiled/model.neff checksum mismatch")
-    # ... and fixed by uploading it again with `tessera models upload`: same version name, registered.
-    code, _, _ = run(capsys, "models", "upload", "assistant", V3, str(broken), "--part-size-mib", "5", "--no-wait")
+    # ... and its objects stay as they are (S3 refuses to replace them): the fix is a new version, uploaded with
+    # `tessera models upload`.
+    code, _, err = run(capsys, "models", "upload", "assistant", V3, str(broken), "--part-size-mib", "5", "--no-wait")
+    assert code == EXIT_REJECTED
+    assert "compiled/model.neff: S3 already holds other content" in err
+    fixed = version_folder(tmp_path, V4, big=big, artifacts=True)
+    code, _, _ = run(capsys, "models", "upload", "assistant", V4, str(fixed), "--part-size-mib", "5", "--no-wait")
     assert code == EXIT_OK
-    assert deliver(f"models/assistant/{V3}/manifest.json")["outcome"] == "REGISTERED"
+    assert deliver(f"models/assistant/{V4}/manifest.json")["outcome"] == "REGISTERED"
     history = lambda_env.store().history("assistant", V3)
-    assert [(e["kind"], e["attempt"]) for e in history] == [("rejected", 1), ("registered", 2)]
+    assert [(e["kind"], e["attempt"]) for e in history] == [("rejected", 1)]
 
 
 class S3CompositeSuffixDouble:

@@ -87,6 +87,8 @@ class World:
 
     def build(self) -> World:
         self.s3.create_bucket(Bucket=BUCKET)
+        # As the Artifacts stack creates it: the registry records the object versions it checked.
+        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         create_registry_table(self.dynamodb, TABLE)
         for service in self.catalog.services.values():
             self.ecr.create_repository(repositoryName=service.repository)

@@ -60,15 +60,29 @@ def resolve(value: object, pseudo: PseudoParameters) -> object:
 
 @dataclass(frozen=True)
 class Request:
-    """`principal_account` None: an anonymous request."""
+    """`principal_account` None: an anonymous request. `principal_arn`: the IAM role (or user) that signed it, as
+    `aws:PrincipalArn` gives it (a role's ARN, not its session's). `keys`: the request's other condition keys,
+    e.g. `s3:if-none-match`; a key left out is absent from the request."""
 
     action: str
     resource: str
     principal_account: str | None
+    principal_arn: str | None = None
+    keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def context(self) -> dict[str, str]:
-        return {} if self.principal_account is None else {"aws:PrincipalAccount": self.principal_account}
+        context = dict(self.keys)
+        if self.principal_account is not None:
+            context["aws:PrincipalAccount"] = self.principal_account
+        if self.principal_arn is not None:
+            context["aws:PrincipalArn"] = self.principal_arn
+        return context
+
+
+def denies(policy: dict, request: Request) -> bool:
+    """Whether a Deny statement of a resource policy matches: the request fails whatever identity policies allow."""
+    return any(s["Effect"] == "Deny" and _matches(s, request) for s in policy["Statement"])
 
 
 def allows(policy: dict, request: Request) -> bool:
@@ -102,7 +116,14 @@ def _conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
     for operator, tests in conditions.items():
         for key, expected in tests.items():
             actual = context.get(key)
-            if operator == "StringEquals":
+            if operator == "Null":
+                held = (actual is None) == (str(expected).lower() == "true")
+            elif operator == "Bool":
+                held = actual is not None and actual.lower() == str(expected).lower()
+            elif operator in ("ArnNotEquals", "ArnNotLike"):
+                # A negated operator holds when the key is absent (IAM's rule for missing keys).
+                held = actual is None or not any(fnmatch.fnmatchcase(actual, p) for p in _as_list(expected))
+            elif operator == "StringEquals":
                 held = actual is not None and actual in _as_list(expected)
             elif operator == "StringLike":
                 held = actual is not None and any(fnmatch.fnmatchcase(actual, p) for p in _as_list(expected))

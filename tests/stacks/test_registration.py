@@ -64,10 +64,12 @@ def test_role_is_least_privilege(dev: SynthesizedEnvironment) -> None:
         if "RegisterRole" in json.dumps(p["Properties"]["Roles"])
     ]
     actions = {a for s in policy for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert "s3:PutObject" not in actions
     assert not any(action.endswith("*") for action in actions)
     by_sid = {s.get("Sid"): s for s in policy}
-    assert by_sid["ReadModelVersions"]["Action"] == "s3:GetObject"
+    writes = [s for s in policy if "s3:PutObject" in json.dumps(s["Action"])]
+    assert writes == [by_sid["RecordRegisteredVersions"]], "the function writes only the registered records"
+    assert json.dumps(writes[0]["Resource"]).endswith('/registered/*"]]}')
+    assert by_sid["ReadModelVersions"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert json.dumps(by_sid["ReadModelVersions"]["Resource"]).endswith('"/models/*"]]}')
     ecr_resources = json.dumps(by_sid["ServingImages"]["Resource"])
     for repository in ("tessera/dev/assistant", "tessera/dev/embeddings", "tessera/dev/gateway"):
