@@ -14,8 +14,8 @@ It loads exactly what the registry registered into the model cache and verifies 
 
 It needs Python 3.9+ and boto3, nothing else: it runs in the service's own serving image, mounted from a ConfigMap
 (stacks/services/model_loader.py), so `cdk deploy` alone ships it. Settings come from the pod's environment:
-MODEL_S3_URI, SERVICE_NAME, MODEL_VERSION, MODEL_CACHE_DIR; TESSERA_LOADER_CONNECTIONS (default 16) and
-TESSERA_LOADER_RANGE_MIB (default 8) tune the download.
+MODEL_S3_URI, SERVICE_NAME, MODEL_VERSION, MODEL_CACHE_DIR; TESSERA_LOADER_CONNECTIONS (default 8) and
+TESSERA_LOADER_RANGE_MIB (default 64) tune the download.
 """
 
 from __future__ import annotations
@@ -101,38 +101,48 @@ def mismatch(path: Path, artifact: dict) -> str | None:
     return None
 
 
-def download(
-    s3: Any,
-    bucket: str,
-    key: str,
-    version_id: str | None,
-    size: int,
-    target: Path,
-    *,
-    connections: int,
-    range_bytes: int,
-) -> None:
-    """Parallel ranged GETs of one object version, each written at its offset into `target`."""
-    extra = {"VersionId": version_id} if version_id else {}
-    with target.open("wb") as stream:
-        stream.truncate(size)
-    descriptor = os.open(target, os.O_WRONLY)
+class _Download:
+    """One artifact being downloaded: its object version, written range by range into `<path>.partial`."""
 
-    def fetch(offset: int) -> None:
+    def __init__(self, bucket: str, key: str, artifact: dict, target: Path) -> None:
+        self.bucket, self.key, self.artifact, self.target = bucket, key, artifact, target
+        self.partial = target.with_name(target.name + ".partial")
+        self.descriptor: int | None = None
+
+    def open(self) -> None:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        with self.partial.open("wb") as stream:
+            stream.truncate(self.artifact["size_bytes"])
+        self.descriptor = os.open(self.partial, os.O_WRONLY)
+
+    def fetch(self, s3: Any, offset: int, range_bytes: int) -> None:
+        size = self.artifact["size_bytes"]
         end = min(offset + range_bytes, size) - 1
-        body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-{end}", **extra)["Body"]
-        position = offset
-        while block := body.read(READ_BLOCK):
-            os.pwrite(descriptor, block, position)
-            position += len(block)
+        extra = {"VersionId": self.artifact["version_id"]} if self.artifact.get("version_id") else {}
+        try:
+            body = s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-{end}", **extra)["Body"]
+            position = offset
+            while block := body.read(READ_BLOCK):
+                os.pwrite(self.descriptor, block, position)
+                position += len(block)
+        except Exception as error:  # an S3 error: the object version is gone or unreadable
+            where = f"s3://{self.bucket}/{self.key} ({self.artifact.get('version_id')})"
+            raise LoadError(f"cannot download {where}: {error}") from None
         if position != end + 1:
-            raise LoadError(f"s3://{bucket}/{key}: range {offset}-{end} ended early at {position}")
+            raise LoadError(f"s3://{self.bucket}/{self.key}: range {offset}-{end} ended early at {position}")
 
-    try:
-        with ThreadPoolExecutor(max_workers=connections) as pool:
-            list(pool.map(fetch, range(0, size, range_bytes)))
-    finally:
-        os.close(descriptor)
+    def close(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
+
+    def finish(self) -> None:
+        """Verify the downloaded file; only a verified file takes the artifact's name in the cache."""
+        problem = mismatch(self.partial, self.artifact)
+        if problem is not None:
+            self.partial.unlink(missing_ok=True)
+            raise LoadError(f"artifact {self.artifact['path']} {problem}: not loading it")
+        self.partial.replace(self.target)
 
 
 def load(
@@ -142,51 +152,46 @@ def load(
     service: str,
     version: str,
     cache: Path,
-    connections: int = 16,
-    range_bytes: int = 8 << 20,
+    connections: int = 8,
+    range_bytes: int = 64 << 20,
     say: Any = print,
 ) -> dict[str, int]:
-    """Loads every registered artifact into `cache`; returns how many were downloaded and kept."""
+    """Loads every registered artifact into `cache`; returns how many were downloaded and kept. The ranges of
+    every artifact to download share one pool of connections; the files are then verified in parallel."""
     location = urlparse(model_uri)
     if location.scheme != "s3" or not location.netloc:
         raise LoadError(f"MODEL_S3_URI {model_uri!r} is not s3://<bucket>/<folder>/")
     bucket = location.netloc
     record = read_record(s3, bucket, service, version)
-    counts = {"downloaded": 0, "kept": 0}
-    for artifact in record["artifacts"]:
-        target = _inside(cache, artifact["path"])
-        if target.is_file() and mismatch(target, artifact) is None:
-            counts["kept"] += 1
+    targets = [(artifact, _inside(cache, artifact["path"])) for artifact in record["artifacts"]]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as hashing:
+        cached = list(hashing.map(lambda pair: pair[1].is_file() and mismatch(pair[1], pair[0]) is None, targets))
+    for (artifact, _), kept in zip(targets, cached):  # noqa: B905 - same length; strict= needs Python 3.10
+        if kept:
             say(f"kept {artifact['path']}: already in the cache with its registered checksum")
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        key = f"{record['folder']}{artifact['path']}"
-        try:
-            download(
-                s3,
-                bucket,
-                key,
-                artifact.get("version_id"),
-                artifact["size_bytes"],
-                partial,
-                connections=connections,
-                range_bytes=range_bytes,
-            )
-            problem = mismatch(partial, artifact)
-        except LoadError:
-            partial.unlink(missing_ok=True)
-            raise
-        except Exception as error:  # an S3 error: the object version is gone or unreadable
-            partial.unlink(missing_ok=True)
-            raise LoadError(f"cannot download s3://{bucket}/{key} ({artifact.get('version_id')}): {error}") from None
-        if problem is not None:
-            partial.unlink(missing_ok=True)
-            raise LoadError(f"artifact {artifact['path']} {problem}: not loading it")
-        partial.replace(target)
-        counts["downloaded"] += 1
-        say(f"loaded {artifact['path']} ({artifact['size_bytes']} bytes, SHA-256 verified)")
-    return counts
+    downloads = [
+        _Download(bucket, f"{record['folder']}{artifact['path']}", artifact, target)
+        for (artifact, target), kept in zip(targets, cached)  # noqa: B905 - as above
+        if not kept
+    ]
+    try:
+        for download in downloads:
+            download.open()
+        ranges = [(d, offset) for d in downloads for offset in range(0, d.artifact["size_bytes"], range_bytes)]
+        with ThreadPoolExecutor(max_workers=connections) as pool:
+            list(pool.map(lambda task: task[0].fetch(s3, task[1], range_bytes), ranges))
+        for download in downloads:
+            download.close()
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as hashing:
+            list(hashing.map(_Download.finish, downloads))
+    except BaseException:
+        for download in downloads:
+            download.close()
+            download.partial.unlink(missing_ok=True)
+        raise
+    for download in downloads:
+        say(f"loaded {download.artifact['path']} ({download.artifact['size_bytes']} bytes, SHA-256 verified)")
+    return {"downloaded": len(downloads), "kept": len(targets) - len(downloads)}
 
 
 def _setting(name: str) -> str:
@@ -208,8 +213,8 @@ def main(s3: Any = None) -> int:
             service=_setting("SERVICE_NAME"),
             version=_setting("MODEL_VERSION"),
             cache=Path(_setting("MODEL_CACHE_DIR")),
-            connections=int(os.environ.get("TESSERA_LOADER_CONNECTIONS", "16")),
-            range_bytes=int(os.environ.get("TESSERA_LOADER_RANGE_MIB", "8")) << 20,
+            connections=int(os.environ.get("TESSERA_LOADER_CONNECTIONS", "8")),
+            range_bytes=int(os.environ.get("TESSERA_LOADER_RANGE_MIB", "64")) << 20,
         )
     except (LoadError, ValueError) as error:
         reason = f"model not loaded: {error}"

@@ -11,47 +11,21 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import boto3
-import requests
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "lambda")]
 
 from tessera_cli.upload import DEFAULT_PART_BYTES, Uploader, local_checksums  # noqa: E402
+from tools.moto_server import free_port, s3_client, start_moto_server  # noqa: E402
 
 SIZE = 1 << 30
 BLOCK = 8 << 20
 BUCKET = "tessera-bench-models"
 MEMORY_TARGET_MB = 200
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_moto_server(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
-            return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("moto_server did not start")
 
 
 def generate(path: Path) -> None:
@@ -68,13 +42,7 @@ def main() -> int:
     port = free_port()
     server = start_moto_server(port)
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",  # noqa: S106 - moto's stand-in credentials
-        )
+        s3 = s3_client(port)
         s3.create_bucket(Bucket=BUCKET)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)

@@ -82,6 +82,8 @@ ROLLOUT_WRITER_ANNOTATION = "tessera.dev/written-by-rollout"
 POOL_LABEL = "tessera.dev/pool"
 ACCELERATOR_LABEL = "tessera.dev/accelerator"
 SERVING_CONTAINER = "server"
+# The init container that loads and verifies the registered model before the server starts (model_loader/).
+MODEL_LOADER_CONTAINER = "model-loader"
 # The name the Neuron Helm chart gives its scheduler extension; pods opt in with schedulerName.
 NEURON_SCHEDULER_NAME = "my-scheduler"
 NEURON_TAINT_KEY = "aws.amazon.com/neuron"

@@ -20,7 +20,12 @@ What reaches the container (the contract for image builders):
 | `MODEL_NAME` | the model name from config |
 | `MODEL_VERSION` | the version this track serves |
 | `MODEL_S3_URI` | `s3://<model bucket>/<model prefix><version>/`, holding `manifest.json` and the artifacts |
-| `MODEL_CACHE_DIR` | `/models`, a writable emptyDir to download (and compile-cache) the model into |
+| `MODEL_CACHE_DIR` | `/models`, the model cache: when the server starts, it holds the registered artifacts, verified |
+
+Before the server starts, the `model-loader` init container (stacks/services/model_loader.py) runs Tessera's loader
+in the same image: it downloads the version's registered object versions into `/models` and checks each one's
+SHA-256, and a mismatch fails the pod with the reason. The image therefore provides `python3` (3.9 or later) with
+`boto3`; the server reads its model from `/models` and needs no S3 access of its own.
 
 The model cache sits on local NVMe where the node type has it and is sized by `resources.model_cache`.
 
@@ -45,6 +50,7 @@ from dataclasses import dataclass
 from stacks.config.cluster import AcceleratorPoolConfig
 from stacks.config.observability import ScalingSpec
 from stacks.config.services import AcceleratorSpec, ServiceSpec, memory_bytes
+from stacks.services.model_loader import loader_container, loader_volume
 from tessera_shared import metrics
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
@@ -71,6 +77,12 @@ from tessera_shared.constants import (
 
 MODEL_CACHE_DIR = "/models"
 RUN_AS_USER = 1000
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 STARTUP_PERIOD_SECONDS = 10
 PRE_STOP_EXTRA_SECONDS = 5
 SHUTDOWN_SECONDS = 30
@@ -380,6 +392,14 @@ def _deployment(
             }
             for topology_key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ],
+        "initContainers": [
+            loader_container(
+                image=values.image_uri,
+                env=_environment(service, track, model_uri),
+                cache_mount=next(mount for mount in mounts if mount["mountPath"] == MODEL_CACHE_DIR),
+                security_context=CONTAINER_SECURITY,
+            )
+        ],
         "containers": [
             {
                 "name": SERVING_CONTAINER,
@@ -387,19 +407,14 @@ def _deployment(
                 "ports": [{"name": "http", "containerPort": service.port, "protocol": "TCP"}],
                 "env": _environment(service, track, model_uri),
                 "resources": _resources(service, placement),
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": CONTAINER_SECURITY,
                 **_probes(service),
                 # Keep serving while the load balancer deregisters the pod, then stop.
                 "lifecycle": {"preStop": {"sleep": {"seconds": pre_stop}}},
                 "volumeMounts": mounts,
             }
         ],
-        "volumes": volumes,
+        "volumes": [*volumes, loader_volume()],
     }
     if placement.tolerations:
         pod_spec["tolerations"] = placement.tolerations

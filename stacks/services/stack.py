@@ -46,10 +46,12 @@ from stacks.services.kubernetes_objects import (
     track_name,
 )
 from stacks.services.load_balancer_logs import enable_access_logs
+from stacks.services.model_loader import loader_config_map
 from stacks.services.track_owner import TrackOwner
 from tessera_shared.constants import (
     HPA_KIND,
     LOAD_BALANCER_OWNER_TAG,
+    REGISTERED_ROOT,
     SCALED_OBJECT_KIND,
     SERVICE_LABEL,
     TARGET_GROUP_OWNER_TAG,
@@ -106,7 +108,10 @@ class ServicesStack(Stack):
         pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
 
         namespace = eks.KubernetesManifest(
-            self, "Namespace", cluster=cluster, manifest=[namespace_object(), default_deny_policy()]
+            self,
+            "Namespace",
+            cluster=cluster,
+            manifest=[namespace_object(), default_deny_policy(), loader_config_map()],
         )
         tracks = TrackOwner(
             self,
@@ -331,9 +336,14 @@ class ServicesStack(Stack):
             namespace=NAMESPACE,
             service_account=service.name,
         )
+        # The loader reads the registry's record of a version, then the object versions it names.
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{service.model_prefix}*")]
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[
+                    bucket.arn_for_objects(f"{service.model_prefix}*"),
+                    bucket.arn_for_objects(f"{REGISTERED_ROOT}{service.name}/*"),
+                ],
             )
         )
         role.add_to_policy(
@@ -363,6 +373,13 @@ class ServicesStack(Stack):
                 id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{bucket_as_named}/{service.model_prefix}*]",
                 reason=f"Model versions are folders under {service.model_prefix}; the service may read any of "
                 "its own versions and nothing outside its prefix.",
+            )
+        )
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:{env.partition}:s3:::{bucket_as_named}/{REGISTERED_ROOT}"
+                f"{service.name}/*]",
+                reason="The model loader reads the registry's record of any of the service's own versions.",
             )
         )
         # L1: the L2 ServiceAccount renders its own manifest and cannot turn off the token mount.

@@ -620,3 +620,35 @@ def test_placement_change_moves_a_pod_between_chips_and_keeps_the_rest_as_render
     assert pod["containers"][0]["resources"]["requests"] == {**amounts, "nvidia.com/gpu": "1"}
     assert pod["containers"][0]["resources"]["limits"] == {**amounts, "nvidia.com/gpu": "1"}
     assert running_placement(deployment) == gpu
+
+
+def test_a_version_change_points_the_model_loader_at_the_same_version_and_image() -> None:
+    """The loader init container loads what the server will serve: both move together, other init containers
+    stay as they are."""
+    from rollout.kube.deployments import version_change
+
+    env = [{"name": "MODEL_VERSION", "value": "v1"}, {"name": "MODEL_S3_URI", "value": "s3://b/models/assistant/v1/"}]
+    deployment = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "initContainers": [
+                        {"name": "model-loader", "image": "old", "env": [dict(e) for e in env]},
+                        {"name": "other", "image": "kept", "env": [dict(e) for e in env]},
+                    ],
+                    "containers": [{"name": "server", "image": "old", "env": [dict(e) for e in env]}],
+                }
+            }
+        }
+    }
+    version_change(NEW_IMAGE, "v2", "s3://b/models/assistant/v2/")(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    loader, other = pod["initContainers"]
+    for container in (loader, pod["containers"][0]):
+        assert container["image"] == NEW_IMAGE
+        assert {e["name"]: e["value"] for e in container["env"]} == {
+            "MODEL_VERSION": "v2",
+            "MODEL_S3_URI": "s3://b/models/assistant/v2/",
+        }
+    assert other["image"] == "kept"
+    assert other["env"] == env

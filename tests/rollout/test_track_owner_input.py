@@ -122,7 +122,7 @@ HOSTILE = [
     ),
     pytest.param(
         lambda objs: pod(objs[CANARY]).setdefault("initContainers", []).append({"name": "x", "image": FOREIGN}),
-        r"'assistant-canary': spec\.template\.spec\.initContainers\[0\]\.image",
+        r"'assistant-canary': spec\.template\.spec\.initContainers\[1\]\.image",
         id="an-init-container",
     ),
     pytest.param(

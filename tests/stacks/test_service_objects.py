@@ -17,6 +17,7 @@ import yaml
 from stacks.config.cluster import AcceleratorPoolConfig
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
 from stacks.services.kubernetes_objects import neuron_request
+from stacks.services.model_loader import loader_config_map
 from tessera_shared.constants import NEURON_SCHEDULER_NAME
 from tools.render_manifests import main as render_main
 from tools.render_manifests import rendered_objects
@@ -119,16 +120,22 @@ def test_pods_are_hardened(config: EnvironmentConfig) -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         [container] = pod["containers"]
-        assert container["securityContext"] == {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        }
+        [loader] = pod["initContainers"]
+        for each in (container, loader):
+            assert each["securityContext"] == {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            }
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
         assert {"/tmp": "tmp", "/models": "model-cache"}.items() <= mounts.items()  # noqa: S108 - emptyDir mount
         assert set(mounts) <= {"/tmp", "/models", "/dev/shm"}  # noqa: S108 - emptyDir mount points
-        assert all("emptyDir" in volume for volume in pod["volumes"])
+        # Every volume is the pod's own emptyDir, but the loader's script, read-only from its ConfigMap.
+        assert [v["name"] for v in pod["volumes"] if "emptyDir" not in v] == ["model-loader"]
+        assert {m["mountPath"]: m.get("readOnly") for m in loader["volumeMounts"] if m["name"] == "model-loader"} == {
+            "/opt/tessera": True
+        }
         assert "hostNetwork" not in pod
         assert "privileged" not in json.dumps(pod)
 
@@ -340,3 +347,25 @@ def test_gpu_pods_request_gpus_and_land_only_on_their_gpu_pool() -> None:
         resources = pod["containers"][0]["resources"]
         assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "1"
         assert not any(name.startswith("aws.amazon.com/neuron") for name in resources["requests"])
+
+
+def test_the_model_loader_runs_before_the_server_in_the_same_image(config: EnvironmentConfig) -> None:
+    """Issue 21, What to build 2: init containers run, in order, to completion before any container starts; a
+    loader that exits non-zero keeps the pod from ever running its server."""
+    script = (Path(__file__).resolve().parents[2] / "model_loader" / "load_model.py").read_text()
+    for deployment in _deployments(config):
+        pod = deployment["spec"]["template"]["spec"]
+        [loader] = pod["initContainers"]
+        [server] = pod["containers"]
+        assert loader["name"] == "model-loader"
+        assert loader["image"] == server["image"]
+        assert loader["command"] == ["python3", "/opt/tessera/load_model.py"]
+        loader_env = {e["name"]: e["value"] for e in loader["env"]}
+        server_env = {e["name"]: e["value"] for e in server["env"]}
+        for name in ("MODEL_S3_URI", "SERVICE_NAME", "MODEL_VERSION", "MODEL_CACHE_DIR"):
+            assert loader_env[name] == server_env[name]
+        cache = next(m for m in loader["volumeMounts"] if m["mountPath"] == "/models")
+        assert cache["name"] == "model-cache"
+        [volume] = [v for v in pod["volumes"] if v["name"] == "model-loader"]
+        assert volume["configMap"]["name"] == "tessera-model-loader"
+    assert loader_config_map()["data"] == {"load_model.py": script}

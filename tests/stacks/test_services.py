@@ -166,7 +166,12 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
     assert not any(f"/models/{name}/" in text for name in other)
     listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"models/{service}/*"]}}
-    assert {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"} == {s["Action"] for s in statements}
+    assert f"/registered/{service}/*" in text
+    assert not any(f"/registered/{name}/" in text for name in other)
+    actions = {
+        action for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "kms:Decrypt"} == actions
 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:

@@ -10,6 +10,7 @@ from rollout.contract import TrackPlacement
 from rollout.errors import RolloutError
 from tessera_shared.constants import (
     ACCELERATOR_RESOURCES,
+    MODEL_LOADER_CONTAINER,
     MODEL_VERSION_LABEL,
     POOL_LABEL,
     ROLLOUT_WRITER_ANNOTATION,
@@ -29,10 +30,13 @@ def version_change(image: str, model_version: str, model_uri: str) -> Callable[[
         if server is None:
             name = deployment.get("metadata", {}).get("name")
             raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
-        server["image"] = image
-        env = server.setdefault("env", [])
-        _set_env(env, "MODEL_VERSION", model_version)
-        _set_env(env, "MODEL_S3_URI", model_uri)
+        # The model loader runs in the server's image and loads the version the server will serve.
+        loaders = [c for c in template["spec"].get("initContainers") or [] if c.get("name") == MODEL_LOADER_CONTAINER]
+        for container in [server, *loaders]:
+            container["image"] = image
+            env = container.setdefault("env", [])
+            _set_env(env, "MODEL_VERSION", model_version)
+            _set_env(env, "MODEL_S3_URI", model_uri)
         template.setdefault("metadata", {}).setdefault("labels", {})[MODEL_VERSION_LABEL] = model_version
 
     return change
