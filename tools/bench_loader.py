@@ -6,7 +6,8 @@ moto copies a whole object under a lock for every ranged GET, so ranges of one 1
 not the loader. The registry's record is written as the register function writes it. The loader and the
 baseline each run in a child process, one after the other, so each one's peak resident set (getrusage of the
 children: the largest of them so far) is its own. Reports MB/s (10^6 bytes per second; download and verification
-for the loader), peak memory, and the ratio. Targets: at least 3x the baseline, loader peak under 300 MB whatever the model size.
+for the loader), peak memory, and the ratio. Targets: at least 3x the baseline, loader peak under 300 MB whatever
+the model size.
 
 On a small machine against a local moto server both sides are CPU-bound and a single stream is not held back by
 anything (S3 holds one connection to far less than a local server does), so the ratio here shows what the
