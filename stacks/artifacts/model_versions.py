@@ -1,4 +1,5 @@
-"""Who may write model versions, and how: the publisher role and the model bucket's policy.
+"""Who may write model versions and serving images, and how: the publisher role, the model bucket's policy and
+the service repositories' policies.
 
 A registered version must stay exactly what was registered: pods load it by the S3 version ids the registry
 recorded, and check every byte against its SHA-256. The bucket policy makes S3 itself refuse what would change
@@ -19,12 +20,14 @@ compliance mode nobody could ever remove a version):
 from __future__ import annotations
 
 from aws_cdk import Stack
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 from tessera_shared.constants import MODEL_ROOT, REGISTERED_ROOT
 
 AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+AUTO_DELETE_IMAGES_PROVIDER_ID = "Custom::ECRAutoDeleteImagesCustomResourceProvider"
 
 
 def role_arn(stack: Stack, role_name: str) -> str:
@@ -81,4 +84,39 @@ def publisher_role(stack: Stack, *, role_name: str) -> iam.Role:
         role_name=role_name,
         assumed_by=iam.AccountRootPrincipal(),
         description="Tessera: publishes model versions (uploads under models/) and pushes serving images",
+    )
+
+
+def protect_repository(repository: ecr.Repository, *, publisher_arn: str, rollout_arn: str) -> None:
+    """Only the publisher pushes or deletes images; the rollout function may also put an existing image's manifest
+    under its protective tag (registry/images.py); nobody else writes. CDK's image auto-delete on `cdk destroy`,
+    where the environment has it, is exempt from the delete rule."""
+    repository.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyThePublisherPushes",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": publisher_arn}},
+        )
+    )
+    repository.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyThePublisherAndTheRolloutTag",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["ecr:PutImage"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [publisher_arn, rollout_arn]}},
+        )
+    )
+    auto_delete = Stack.of(repository).node.try_find_child(AUTO_DELETE_IMAGES_PROVIDER_ID)
+    deleters = [publisher_arn] + ([auto_delete.role_arn] if auto_delete is not None else [])
+    repository.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyThePublisherDeletes",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["ecr:BatchDeleteImage"],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": deleters}},
+        )
     )

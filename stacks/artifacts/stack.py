@@ -18,7 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.artifacts.model_versions import protect_model_versions, publisher_role, role_arn
+from stacks.artifacts.model_versions import protect_model_versions, protect_repository, publisher_role, role_arn
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
@@ -29,6 +29,7 @@ from stacks.common.resource_names import (
     publisher_role_name,
     register_role_name,
     registry_table_name,
+    rollout_role_name,
 )
 from stacks.config.environment import ArtifactsConfig
 from tessera_shared.constants import MODEL_ROOT, PROTECTED_IMAGE_TAG_PREFIX
@@ -94,6 +95,12 @@ class ArtifactsStack(Stack):
         )
 
         self.publisher = publisher_role(self, role_name=publisher_role_name(environment_name))
+        for repository in self.repositories.values():
+            protect_repository(
+                repository,
+                publisher_arn=role_arn(self, publisher_role_name(environment_name)),
+                rollout_arn=role_arn(self, rollout_role_name(environment_name)),
+            )
         protect_model_versions(
             self.model_bucket,
             publisher_arn=role_arn(self, publisher_role_name(environment_name)),

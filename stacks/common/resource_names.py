@@ -32,3 +32,8 @@ def register_role_name(environment_name: str) -> str:
     """The register function's role: the model bucket's policy names it (the Artifacts stack cannot reference
     the Registration stack, which depends on it), as the only writer of the registry's records in the bucket."""
     return f"tessera-{environment_name}-register"
+
+
+def rollout_role_name(environment_name: str) -> str:
+    """The rollout function's role: the service repositories' policies let it re-tag the images it deploys."""
+    return f"tessera-{environment_name}-rollout"

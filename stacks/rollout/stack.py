@@ -26,7 +26,12 @@ from stacks.common.lambda_function import TesseraFunction
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name, registry_table_name, rollout_state_machine_name
+from stacks.common.resource_names import (
+    model_bucket_name,
+    registry_table_name,
+    rollout_role_name,
+    rollout_state_machine_name,
+)
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
 from stacks.rollout.kubernetes_access import rollout_access_objects
@@ -91,6 +96,7 @@ class RolloutStack(Stack):
             timeout_seconds=shared.ROLLOUT_FUNCTION_TIMEOUT_SECONDS,
             vpc=vpc,
             security_groups=[security_group],
+            role_name=rollout_role_name(environment.name),
         )
         grant_kubernetes_access(
             self,
