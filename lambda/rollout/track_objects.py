@@ -19,7 +19,6 @@ from rollout.authority import shown
 from tessera_shared import constants as shared
 
 AUTOSCALER_KINDS = frozenset(shared.AUTOSCALER_KINDS)
-POD_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def request_scope(properties: Mapping[str, object], field: str) -> tuple[str, str]:
@@ -88,7 +87,7 @@ def _check_object(obj: dict, service: str, track: str, repository: str, where: s
     account = pod.get("serviceAccountName")
     if account != service:
         raise ValueError(f"{where}: spec.template.spec.serviceAccountName: expected {service!r}, got {shown(account)}")
-    for key in POD_CONTAINER_LISTS:
+    for key in shared.POD_CONTAINER_LISTS:
         _check_images(pod.get(key, []), repository, where, f"spec.template.spec.{key}")
 
 

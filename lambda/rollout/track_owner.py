@@ -24,6 +24,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from rollout.image_digests import ImageResolver, ecr_resolver, pin_images
 from rollout.kube.client import AUTOSCALERS, DEPLOYMENTS, KEDA_SCALED_OBJECTS, KubeClient
 from rollout.kube.deployments import placement_change, running_placement, version_change
 from rollout.ledger import Ledger
@@ -100,10 +101,13 @@ def parse_objects(raw: object, field: str) -> list[dict]:
     return objects
 
 
-def on_event(event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping[str, str]) -> dict:
+def on_event(
+    event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping[str, str], *, images: ImageResolver
+) -> dict:
     """A CloudFormation custom resource event (through CDK's provider framework, or sent by anyone allowed to invoke
     the function: it acts only on its service's own track objects, rollout.track_objects). `environment`: the
-    function's environment variables, which name each service's image repository."""
+    function's environment variables, which name each service's image repository; `images` pins a tag to its
+    digest (rollout.image_digests)."""
     props = event["ResourceProperties"]
     namespace, service = request_scope(props, "ResourceProperties")
     objects = parse_objects(props["Objects"], "ResourceProperties.Objects")
@@ -114,6 +118,7 @@ def on_event(event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
         return {"PhysicalResourceId": physical_id}
     check_objects(objects, service, image_repository(environment, service), "ResourceProperties.Objects")
+    pin_images(objects, images)
     if event["RequestType"] == "Update":
         # What config stopped rendering goes first: a ScaledObject left behind would keep its KEDA-made HPA
         # fighting the CPU HPA that replaces it.
@@ -142,7 +147,7 @@ def on_event(event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping
 
 
 @cache
-def _clients() -> tuple[KubeClient, Ledger]:
+def _clients() -> tuple[KubeClient, Ledger, Any]:
     import boto3
 
     from rollout.kube.token import eks_token
@@ -154,10 +159,12 @@ def _clients() -> tuple[KubeClient, Ledger]:
         lambda: eks_token(sts, cluster),
         ca_data=os.environ.get(shared.ENV_CLUSTER_CA),
     )
-    return kube, Ledger(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE])
+    ledger = Ledger(boto3.client("dynamodb"), os.environ[shared.ENV_REGISTRY_TABLE])
+    return kube, ledger, boto3.client("ecr")
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handle(event: dict, context: Any) -> dict:
-    kube, ledger = _clients()
-    return on_event(event, kube, ledger, os.environ)
+    kube, ledger, ecr = _clients()
+    # A resolver per event: what a tag points to is read at each deploy, never remembered across them.
+    return on_event(event, kube, ledger, os.environ, images=ecr_resolver(ecr))

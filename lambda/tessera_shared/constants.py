@@ -84,6 +84,8 @@ ACCELERATOR_LABEL = "tessera.dev/accelerator"
 SERVING_CONTAINER = "server"
 # The init container that loads and verifies the registered model before the server starts (model_loader/).
 MODEL_LOADER_CONTAINER = "model-loader"
+# Where a pod spec lists containers: every image in any of them is checked, pinned and admitted.
+POD_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # The name the Neuron Helm chart gives its scheduler extension; pods opt in with schedulerName.
 NEURON_SCHEDULER_NAME = "my-scheduler"
 NEURON_TAINT_KEY = "aws.amazon.com/neuron"

@@ -33,6 +33,7 @@ from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig, LoadBalancerConfig, ServiceSpec
 from stacks.network.stack import ServiceSubnets
+from stacks.services.admission import image_admission_objects
 from stacks.services.kubernetes_objects import (
     NAMESPACE,
     TRACKS,
@@ -124,6 +125,16 @@ class ServicesStack(Stack):
             cluster_security_group_id=cluster_security_group_id,
             registry_key=artifacts_key,
         )
+        # Only this environment's service images, by digest, run in the namespace; in place before any service's pods.
+        repositories = {placed.spec.name: self._repository(placed.spec) for placed in services}
+        admission = eks.KubernetesManifest(
+            self,
+            "ImageAdmission",
+            cluster=cluster,
+            manifest=image_admission_objects([repository.repository_uri for repository in repositories.values()]),
+            overwrite=True,
+        )
+        admission.node.add_dependency(namespace)
         # KEDA's CRDs come with its chart in the Cluster stack, which this stack follows.
         scaling = eks.KubernetesManifest(self, "Scaling", cluster=cluster, manifest=scaling_objects(), overwrite=True)
         scaling.node.add_dependency(namespace)
@@ -143,7 +154,7 @@ class ServicesStack(Stack):
                 pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
-            repository = self._repository(service)
+            repository = repositories[service.name]
             objects = service_objects(
                 service,
                 placement=placement_for(service, placed.pool),
@@ -176,7 +187,11 @@ class ServicesStack(Stack):
             manifest.node.add_dependency(association)
             manifest.node.add_dependency(reader)
             tracks.apply(
-                service.name, owned, image_repository=repository.repository_uri, after=[manifest, association, reader]
+                service.name,
+                owned,
+                image_repository=repository.repository_uri,
+                repository_arn=repository.repository_arn,
+                after=[manifest, association, reader, admission],
             )
             published |= _published_routing(service, routing)
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)

@@ -115,12 +115,24 @@ class TrackOwner(Construct):
         _acknowledge_provider_framework(self.provider)
 
     def apply(
-        self, service: str, objects: list[dict], *, image_repository: str, after: list[IConstruct]
+        self,
+        service: str,
+        objects: list[dict],
+        *,
+        image_repository: str,
+        repository_arn: str,
+        after: list[IConstruct],
     ) -> CustomResource:
         """The custom resource that owns one service's track objects, created after `after`. The service's image
         repository goes into the function's environment, not the resource's properties: anyone who may invoke the
-        function can write properties, and the function applies only images from this repository."""
+        function can write properties, and the function applies only images from this repository, each pinned to
+        the digest its tag has at the deploy (rollout/image_digests.py)."""
         self.function.function.add_environment(shared.image_repository_variable(service), image_repository)
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(
+                sid=f"PinImagesOf{pascal_case(service)}", actions=["ecr:DescribeImages"], resources=[repository_arn]
+            )
+        )
         resource = CustomResource(
             self,
             f"{pascal_case(service)}Tracks",

@@ -6,6 +6,7 @@ lock-down, bucket notifications) change nothing the deploy later reads and are o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -98,6 +99,13 @@ class AwsSdkCall:
         return ResourceResult(physical_id=call.get("physicalResourceId", {}).get("id"))
 
 
+def pushed_images_double(image: str) -> str:
+    """ECR's DescribeImages as a deploy meets it once the images config names were pushed: each tag has a digest
+    (derived from the reference, so a test can predict it)."""
+    location, _, _ = image.rpartition(":")
+    return f"{location}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
 class TrackOwnerFunction:
     """Custom::TesseraServiceTracks: the track owner's real handler code, with the clients its function's
     environment (as the template resolves it) points at: the Kubernetes API double and moto's DynamoDB."""
@@ -110,7 +118,7 @@ class TrackOwnerFunction:
         environment = self._environment_of(request.stack)
         kube = KubeClient(self._api.endpoint, lambda: TOKEN)
         ledger = Ledger(boto3.client("dynamodb"), environment[shared.ENV_REGISTRY_TABLE])
-        answer = track_owner.on_event(request.event(), kube, ledger, environment)
+        answer = track_owner.on_event(request.event(), kube, ledger, environment, images=pushed_images_double)
         return ResourceResult(physical_id=answer["PhysicalResourceId"], data=answer.get("Data", {}))
 
 

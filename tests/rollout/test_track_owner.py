@@ -10,6 +10,7 @@ import json
 import pytest
 
 from rollout import track_owner
+from rollout.image_digests import ecr_resolver
 from rollout.kube.client import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
@@ -79,7 +80,8 @@ def deploy_tracks(world: RolloutWorld, objects: list[dict], request: str) -> dic
     event = {"RequestType": request, "ResourceProperties": properties(objects)}
     if request == "Update":
         event["OldResourceProperties"] = properties(rendered(world.config))
-    return track_owner.on_event(event, world.clients.kube, world.clients.ledger, ENVIRONMENT)
+    images = ecr_resolver(world.clients.ecr)
+    return track_owner.on_event(event, world.clients.kube, world.clients.ledger, ENVIRONMENT, images=images)
 
 
 def first_deploy(world: RolloutWorld) -> None:

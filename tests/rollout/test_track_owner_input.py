@@ -15,10 +15,11 @@ from collections.abc import Callable
 import pytest
 
 from rollout import track_owner
+from rollout.image_digests import ecr_resolver
 from rollout.kube.client import DEPLOYMENTS
 from tessera_shared.constants import image_repository_variable
 from tests.deploy.cloudformation_double import cloudformation_strings
-from tests.rollout.harness import ACCOUNT, NAMESPACE, REGION, RolloutWorld
+from tests.rollout.harness import ACCOUNT, NAMESPACE, REGION, STABLE_VERSION, RolloutWorld
 from tests.rollout.test_track_owner import rendered
 
 REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/tessera/dev/assistant"
@@ -38,7 +39,8 @@ def event(objects: object, request: str = "Create", **properties: str) -> dict:
 
 
 def apply(world: RolloutWorld, sent: dict, environment: dict[str, str] = ENVIRONMENT) -> dict:
-    return track_owner.on_event(sent, world.clients.kube, world.clients.ledger, environment)
+    images = ecr_resolver(world.clients.ecr)
+    return track_owner.on_event(sent, world.clients.kube, world.clients.ledger, environment, images=images)
 
 
 @pytest.fixture
@@ -222,4 +224,18 @@ def test_an_update_deletes_only_its_own_services_objects(world: RolloutWorld, ob
 def test_the_services_own_objects_are_applied(world: RolloutWorld, objects: list[dict]) -> None:
     answer = apply(world, event(objects))
     assert answer["Data"]["Applied"] == "assistant-stable,assistant-canary,assistant-stable"
-    assert world.deployed_image("canary").startswith(f"{REPOSITORY}:")
+    # Rendered by tag, run by the digest ECR holds for the tag (issue 21, problem 11: no deploy by tag).
+    assert world.deployed_image("canary") == f"{REPOSITORY}@{world.image_digests[STABLE_VERSION]}"
+
+
+def test_an_image_tag_ecr_does_not_hold_stops_the_deploy_with_its_name(
+    world: RolloutWorld, objects: list[dict]
+) -> None:
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            for container in [*pod(obj)["containers"], *pod(obj)["initContainers"]]:
+                container["image"] = f"{REPOSITORY}:never-pushed"
+    before = state(world)
+    with pytest.raises(ValueError, match=f"image {REPOSITORY}:never-pushed does not exist in ECR"):
+        apply(world, event(objects))
+    assert state(world) == before

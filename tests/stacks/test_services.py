@@ -176,9 +176,8 @@ def test_model_reader_may_only_read_its_own_prefix(dev: SynthesizedEnvironment, 
 
 def test_services_objects_are_kubernetes_manifests_in_this_stack(dev: SynthesizedEnvironment) -> None:
     manifests = dev.resources("Services", "Custom::AWSCDK-EKS-KubernetesResource")
-    assert len(manifests) == 3 + len(
-        SERVICES
-    )  # the namespace, the KEDA objects, the track owner's Role, then one per service
+    # the namespace, the image admission policy, the KEDA objects, the track owner's Role, then one per service
+    assert len(manifests) == 4 + len(SERVICES)
     dev.template("Cluster").resource_count_is("AWS::ElasticLoadBalancingV2::TargetGroup", 0)
 
 
