@@ -348,7 +348,6 @@ def service_cost(
 # -- the command -------------------------------------------------------------------------------------
 def add_command(parser: argparse.ArgumentParser) -> None:
     parser.description = HELP
-    parser.epilog = None
     parser.add_argument("--config", type=Path, help="environment config file (default config/<env>.yaml)")
     parser.set_defaults(run=show_cost)
 

@@ -14,43 +14,49 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tessera_cli import cost, models, rollout
-from tessera_cli.errors import EXIT_CODES, EXIT_UNREACHABLE, CliError
+from tessera_cli.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_UNREACHABLE, CliError
 from tessera_cli.output import Printer
 
 DEFAULTS = {"env": "dev", "region": None, "json": False}
 
-# One example per command, shown by its --help (the rollout commands are defined in tessera_cli/rollout.py).
+# One example per command, shown by its --help (the rollout commands carry theirs in tessera_cli/rollout.py).
 EXAMPLES = {
     "tessera": "tessera --env prod models list assistant",
     "tessera models": "tessera models upload assistant 2026-11-20 ./assistant-2026-11-20",
     "tessera rollout": "tessera rollout start assistant 2026-11-20",
-    "tessera rollout start": "tessera rollout start assistant 2026-11-20 --override bake_seconds=1800",
-    "tessera rollout status": "tessera rollout status assistant --watch",
-    "tessera rollout approve": "tessera rollout approve assistant   # or: --reject 'latency too high'",
-    "tessera rollout abort": "tessera rollout abort assistant --reason 'paging alerts'",
-    "tessera rollout history": "tessera --json rollout history assistant",
+    "tessera cost": "tessera --env prod cost --region us-east-1",
     **models.EXAMPLES,
 }
 
 
-class CommandParser(argparse.ArgumentParser):
-    """Every (sub)command parser: the global options are accepted at any level, and --help ends with the
-    command's example and the exit codes. argparse builds subcommand parsers with the parent's class, so
-    the rollout and models commands get this without knowing about it."""
+class _Commands(argparse._SubParsersAction):
+    """Subcommands whose --help opens with the line the parent's list shows for them."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return super().add_parser(name, **kwargs)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """Every (sub)command parser: the global options are accepted at any level, and --help shows the command's
+    description, its own notes, its example and the exit codes. argparse builds subcommand parsers with the
+    parent's class, so the rollout and models commands get this without knowing about it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+        own = [self.epilog] if self.epilog else []
         example = EXAMPLES.get(self.prog)
-        self.epilog = (
-            (f"example:\n  {example}\n\n" if example else "")
-            + "exit codes:\n"
-            + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
-        )
+        if example and not any("example" in text for text in own):
+            own.append(f"example:\n  {example}")
+        table = "\n".join(f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items())
+        self.epilog = "\n\n".join([*own, f"exit codes:\n{table}"])
         # SUPPRESS: an option given at one level is not reset by the default of another.
         self.add_argument("--env", default=argparse.SUPPRESS, help="environment (SSM prefix /tessera/<env>/); dev")
         self.add_argument("--region", default=argparse.SUPPRESS, help="AWS region; default from the AWS config")
@@ -74,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser, path: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by its path (`models list`, `cost`), for help and tests."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                child_path = f"{path} {name}".strip()
+                found |= command_parsers(child, child_path) or {child_path: child}
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -92,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClientError, BotoCoreError) as error:
         printer.error(f"AWS error: {error}")
         return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def entry_point() -> None:

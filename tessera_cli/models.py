@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +14,9 @@ from registry.registrar import NOT_FOUND
 from registry.store import RegistryStore, VersionRecord
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from tessera_cli.names import check_names, known_service
 from tessera_cli.output import Printer
-from tessera_shared.constants import MANIFEST_NAME, MODEL_VERSION_PATTERN, REJECTED, SERVICE_NAME_PATTERN
+from tessera_shared.constants import MANIFEST_NAME, REJECTED
 
 EXAMPLES = {
     "tessera models list": "tessera models list assistant --json",
@@ -54,7 +55,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     upload.add_argument("service")
     upload.add_argument("version")
     upload.add_argument("folder", type=Path)
-    upload.add_argument("--part-size-mib", type=int, default=64, help="multipart part size (>= 5); default 64")
+    upload.add_argument(
+        "--part-size-mib", type=part_size_mib, default=64, help="multipart part size, 5 to 5120; default 64"
+    )
     upload.add_argument("--no-wait", action="store_true", help="do not wait for the registration outcome")
     upload.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for registration; 300")
     upload.set_defaults(run=upload_version)
@@ -62,21 +65,15 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     ignored.set_defaults(run=list_ignored)
 
 
-# -- checks before any write ---------------------------------------------------------------------------
-def _check_names(service: str, version: str | None = None) -> None:
-    """Malformed names are usage errors, found before any AWS call."""
-    if not re.match(SERVICE_NAME_PATTERN, service):
-        raise CliError(f"service {service!r} must match {SERVICE_NAME_PATTERN}", EXIT_USAGE)
-    if version is not None and not re.match(MODEL_VERSION_PATTERN, version):
-        raise CliError(f"version {version!r} must match {MODEL_VERSION_PATTERN}", EXIT_USAGE)
-
-
-def _known_service(env: Environment, service: str) -> Catalog:
-    catalog = env.catalog
-    if service not in catalog.services:
-        known = ", ".join(sorted(catalog.services)) or "none"
-        raise CliError(f"service {service!r} is not in environment {env.name} (services: {known})", EXIT_NOT_FOUND)
-    return catalog
+def part_size_mib(text: str) -> int:
+    """S3's part sizes: 5 MiB to 5 GiB."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of MiB") from None
+    if not 5 <= value <= 5120:
+        raise argparse.ArgumentTypeError(f"{value} is outside S3's part sizes, 5 to 5120 MiB")
+    return value
 
 
 # -- list and show ----------------------------------------------------------------------------------------
@@ -91,9 +88,9 @@ def _short(image_digest: str | None) -> str:
 
 
 def list_versions(args: argparse.Namespace, printer: Printer) -> int:
-    _check_names(args.service)
+    check_names(args.service)
     env = Environment(args.env, args.region)
-    _known_service(env, args.service)
+    known_service(env, args.service)
     live = _live(env.store, args.service)
     records = env.store.list_versions(args.service)
     rows = [{**_list_row(record), "live": live.get(record.version)} for record in records]
@@ -121,9 +118,9 @@ def _list_row(record: VersionRecord) -> dict:
 
 
 def show_version(args: argparse.Namespace, printer: Printer) -> int:
-    _check_names(args.service, args.version)
+    check_names(args.service, args.version)
     env = Environment(args.env, args.region)
-    _known_service(env, args.service)
+    known_service(env, args.service)
     store = env.store
     record = store.get_version(args.service, args.version)
     if record is None:
@@ -159,9 +156,9 @@ def _event_note(event: dict) -> str:
 
 # -- register ---------------------------------------------------------------------------------------------
 def register_version(args: argparse.Namespace, printer: Printer) -> int:
-    _check_names(args.service, args.version)
+    check_names(args.service, args.version)
     env = Environment(args.env, args.region)
-    _known_service(env, args.service)
+    known_service(env, args.service)
     outcome = env.registrar().register(args.service, args.version)
     lines = [f"{outcome.service} {outcome.version}: {outcome.outcome} (state {outcome.state})"]
     lines += [f"  reason: {reason}" for reason in outcome.reasons]
@@ -173,18 +170,23 @@ def register_version(args: argparse.Namespace, printer: Printer) -> int:
 
 # -- validate ---------------------------------------------------------------------------------------------
 def validate_local(args: argparse.Namespace, printer: Printer) -> int:
+    """What the register function would say of the folder's manifest, and what `upload` would upload: a draft
+    without `artifacts` is filled in from the folder's files, as `upload` fills it in."""
+    from tessera_cli.upload_command import filled_manifest  # the upload's own rules for a folder
+
     manifest_path = args.path / MANIFEST_NAME if args.path.is_dir() else args.path
     if not manifest_path.is_file():
         raise CliError(f"{manifest_path} does not exist", EXIT_USAGE)
     catalog = _local_catalog(args)
     warnings: list[str] = []
+    raw, from_draft = filled_manifest(manifest_path.parent, part_size=64 << 20)
     try:
-        manifest = parse_manifest(manifest_path.read_bytes())
+        manifest = parse_manifest(raw)
     except ManifestError as error:
         reasons = error.reasons
     else:
-        reasons = check_local_artifacts(manifest_path.parent, manifest)
-        warnings = multipart_warnings(manifest)
+        reasons = [] if from_draft else check_local_artifacts(manifest_path.parent, manifest)
+        warnings = [] if from_draft else multipart_warnings(manifest)
         service = catalog.services.get(manifest.service)
         if service is None:
             reasons.append(f"service {manifest.service!r} is not in environment {args.env}")
@@ -207,22 +209,20 @@ def _local_catalog(args: argparse.Namespace) -> Catalog:
     try:
         return build_catalog(load_config(args.config or config_path_for(args.env)))
     except ConfigError as error:
-        raise CliError(f"{error.source}: {'; '.join(error.problems)}", EXIT_UNREACHABLE) from None
+        raise CliError(f"{error.source}: {'; '.join(error.problems)}", EXIT_USAGE) from None
 
 
 # -- upload -----------------------------------------------------------------------------------------------
 def upload_version(args: argparse.Namespace, printer: Printer) -> int:
     from tessera_cli.upload_command import run_upload  # boto3's transfer manager and tqdm: only for uploads
 
-    _check_names(args.service, args.version)
+    check_names(args.service, args.version)
     if not args.folder.is_dir():
         raise CliError(f"{args.folder} is not a folder", EXIT_USAGE)
     if not (args.folder / MANIFEST_NAME).is_file():
         raise CliError(f"{args.folder / MANIFEST_NAME} does not exist", EXIT_USAGE)
-    if args.part_size_mib < 5:
-        raise CliError("--part-size-mib must be at least 5 (S3's smallest part)", EXIT_USAGE)
     env = Environment(args.env, args.region)
-    catalog = _known_service(env, args.service)
+    catalog = known_service(env, args.service)
     manifest, body = run_upload(args, env, catalog)
     if args.no_wait:
         printer.result(
@@ -230,6 +230,7 @@ def upload_version(args: argparse.Namespace, printer: Printer) -> int:
             f"{args.service} {args.version}: uploaded; registration runs from the manifest's upload event",
         )
         return EXIT_OK
+    print(f"waiting up to {args.timeout:g} s for the registration of {args.service} {args.version}", file=sys.stderr)
     return _wait_for_registration(args, env.store, digest(body), printer)
 
 

@@ -16,8 +16,10 @@ from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.ledger import RUNNABLE_STATES, Ledger
 from rollout.policy import OverrideError, apply_overrides, check_overrides, describe_fields
 from tessera_cli.environment import Environment
-from tessera_cli.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
+from tessera_cli.errors import EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
+from tessera_cli.names import check_names, known_service
 from tessera_cli.output import Printer
+from tessera_cli.status_view import cost_text, status_block
 from tessera_shared.constants import (
     ABORTED,
     PROMOTED,
@@ -26,7 +28,6 @@ from tessera_shared.constants import (
     SAFETY_NET_MAX_EVENT_AGE_SECONDS,
 )
 
-EXIT_INTERRUPTED = 130
 TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -39,16 +40,16 @@ overridable keys (--override KEY=JSON, checked before anything starts). An overr
 service's policy: each key moves only the way shown, and loosening a gate is a config change:
 {describe_fields()}
 
-exit codes: 0 started; 1 refused (version not startable, service busy); 2 invalid or loosening override;
-3 service or version not found; 4 environment unreachable"""
+in this command: 0 started; 1 refused (version not startable, service busy); 2 invalid or loosening override;
+3 service or version not found"""
 
 STATUS_HELP = """examples:
   tessera rollout status assistant
   tessera rollout status assistant --watch            # print on change, exit with the outcome
   tessera --json rollout status assistant --watch     # one JSON line per change
 
-exit codes: 0 running or promoted; 1 failed, rolled back, aborted, timed out or needs an operator;
-3 never rolled out; 4 environment unreachable; 130 interrupted (Ctrl-C)"""
+in this command: 0 running or promoted; 1 failed, rolled back, aborted, timed out or needs an operator;
+3 never rolled out"""
 
 ABORT_HELP = """The rollout stops at its next step and rolls back inside its state machine, so nothing it was
 doing lands after the abort. By default the command waits until the rollout has ended.
@@ -57,7 +58,7 @@ examples:
   tessera rollout abort assistant --reason "latency regression seen by on-call"
   tessera rollout abort assistant --no-wait
 
-exit codes: 0 aborted; 1 the rollout ended otherwise (or not within --timeout); 3 nothing running"""
+in this command: 0 aborted; 1 the rollout ended otherwise (or not within --timeout); 3 nothing running"""
 
 UNLOCK_HELP = """Only for a service whose rollout could not clean up (NEEDS_OPERATOR) or whose lock is stuck:
 first bring traffic, stable and canary back by hand (see `rollout status`), then free the lock.
@@ -66,7 +67,7 @@ examples:
   tessera rollout unlock assistant --force
   tessera rollout unlock assistant --force --yes      # no confirmation prompt
 
-exit codes: 0 unlocked; 1 not confirmed; 2 --force missing; 3 not locked"""
+in this command: 0 unlocked; 1 not confirmed or refused; 2 --force missing; 3 not locked"""
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +90,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "approve",
         help="let a rollout waiting for approval promote (or --reject it)",
         epilog="examples:\n  tessera rollout approve assistant\n  tessera rollout approve assistant --reject "
-        '"eval regressed"\n\nexit codes: 0 done; 3 nothing waits for approval',
+        '"eval regressed"\n\nin this command: 0 done; 3 nothing waits for approval',
         formatter_class=RAW,
     )
     approve.add_argument("service")
@@ -113,7 +114,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     history = commands.add_parser(
         "history",
         help="the service's rollouts, newest first",
-        epilog="examples:\n  tessera rollout history assistant\n\nexit codes: 0 listed",
+        epilog="examples:\n  tessera rollout history assistant\n\nin this command: 0 listed; 3 unknown service",
         formatter_class=RAW,
     )
     history.add_argument("service")
@@ -142,10 +143,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def start_rollout(args: argparse.Namespace, printer: Printer) -> int:
+    check_names(args.service, args.version)
     overrides = parse_overrides(args.override)
     env = Environment(args.env, args.region)
-    if args.service not in env.catalog.services:
-        raise CliError(f"service {args.service!r} not found in environment {args.env}", EXIT_NOT_FOUND)
+    known_service(env, args.service)
     policy = service_settings(env, args.service).policy
     try:
         apply_overrides(policy, overrides)
@@ -271,18 +272,6 @@ def _cost_of(figures: dict | None) -> float | None:
     return ((figures or {}).get("cost") or {}).get("cost_per_million_requests")
 
 
-def _cost_text(canary: dict | None, stable: dict | None) -> str:
-    """`cost per million requests stable $x (gpu) / canary $y (trainium)`, "not measured" for a missing figure."""
-
-    def one(figures: dict | None) -> str:
-        cost = (figures or {}).get("cost_per_million_requests")
-        amount = "not measured" if cost is None else f"${cost:,.2f}"
-        target = (figures or {}).get("target")
-        return f"{amount} ({target})" if target else amount
-
-    return f"cost per million requests stable {one(stable)} / canary {one(canary)}"
-
-
 def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict | None:
     """The newest analysis interval judged within a bake, canary and stable figures side by side."""
     [interval] = ledger.intervals(service, record.started_at, record.execution, last=1) or [None]
@@ -321,67 +310,19 @@ def _seconds_left(until: str | None) -> int | None:
     return max(0, int((datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()))
 
 
-def status_line(status: dict) -> str:
-    parts = [f"{status['service']} {status['version']}: {status['status']}"]
-    step = status["step"]
-    if status["status"] == RUNNING and step["of"]:
-        parts.append(f"step {step['index'] + 1}/{step['of']} at {step['canary_weight']}%")
-    if status["weights"]:
-        parts.append(f"weights stable {status['weights']['stable']} / canary {status['weights']['canary']}")
-    replicas = status["replicas"]
-    if status["status"] == RUNNING and replicas["canary"] is not None:
-        parts.append(f"pods stable {replicas['stable']} / canary {replicas['canary']}")
-    if status["bake_seconds_left"]:
-        parts.append(f"bake {status['bake_seconds_left']} s left")
-    judgement = status["last_judgement"]
-    if judgement:
-        canary, stable = judgement.get("canary") or {}, judgement.get("stable") or {}
-        parts.append(
-            f"last judgement {judgement['verdict']} (canary {canary.get('requests')} req, "
-            f"{canary.get('errors_5xx')} 5xx, p99 {canary.get('p99_seconds')} s; stable {stable.get('requests')} req, "
-            f"{stable.get('errors_5xx')} 5xx, p99 {stable.get('p99_seconds')} s; {_cost_text(canary, stable)})"
-        )
-    if status["last_interval"]:
-        parts.append(_interval_text(status["last_interval"]))
-    for key, label in (("problem", "problem"), ("reason", "reason"), ("left_to_undo", "left to undo")):
-        if status[key]:
-            parts.append(f"{label}: {status[key]}")
-    if status["approve_with"]:
-        parts.append(f"waiting for approval: {status['approve_with']}")
-    if status["dashboard"]:
-        parts.append(f"dashboard: {status['dashboard']}")
-    return "; ".join(parts)
-
-
-def _interval_text(interval: dict) -> str:
-    canary, stable = interval["canary"], interval["stable"]
-    start, end = (moment[11:19] for moment in interval["window"] or ("", ""))
-    pairs = ", ".join(
-        f"{label} {stable[name]} / {canary[name]}"
-        for name, label in (
-            ("requests", "requests"),
-            ("errors_5xx", "5xx"),
-            ("connection_errors", "connection errors"),
-            ("p99_seconds", "p99 s"),
-        )
-    )
-    return (
-        f"last interval {start}-{end} {interval['verdict']} ({interval['failing_intervals']} failing in a row): "
-        f"stable / canary {pairs}; {_cost_text(canary, stable)}"
-    )
-
-
 def _exit_for(status: dict) -> int:
     return EXIT_OK if status["status"] in (RUNNING, PROMOTED) else EXIT_REJECTED
 
 
 def show_status(args: argparse.Namespace, printer: Printer) -> int:
+    check_names(args.service)
     env = Environment(args.env, args.region)
+    known_service(env, args.service)
     ledger = _ledger(env)
     dashboard = dashboard_link(env, args.service)
     if not args.watch:
         status = describe(env, ledger, args.service, dashboard=dashboard)
-        printer.result(status, status_line(status))
+        printer.result(status, status_block(status))
         return _exit_for(status)
     return watch(lambda: describe(env, ledger, args.service, dashboard=dashboard), printer, interval=args.interval)
 
@@ -402,7 +343,7 @@ def watch(
                 if printer.as_json:
                     print(json.dumps({"at": stamp, **status}, sort_keys=True, default=str), flush=True)
                 else:
-                    print(f"{stamp} {status_line(status)}", flush=True)
+                    print(f"{stamp} {status_block(status)}", flush=True)
             if status["status"] != RUNNING:
                 return _exit_for(status)
             sleep(interval)
@@ -420,6 +361,7 @@ def _running(ledger: Ledger, service: str) -> RolloutRecord:
 
 
 def approve_rollout(args: argparse.Namespace, printer: Printer) -> int:
+    check_names(args.service)
     env = Environment(args.env, args.region)
     record = _ledger(env).latest_rollout(args.service)
     if record is None or record.status != RUNNING or not record.awaiting_approval:
@@ -436,6 +378,7 @@ def approve_rollout(args: argparse.Namespace, printer: Printer) -> int:
 
 def abort_rollout(args: argparse.Namespace, printer: Printer) -> int:
     """Signal the running rollout to stop; it rolls back inside its own state machine."""
+    check_names(args.service)
     env = Environment(args.env, args.region)
     ledger = _ledger(env)
     record = _running(ledger, args.service)
@@ -456,13 +399,14 @@ def abort_rollout(args: argparse.Namespace, printer: Printer) -> int:
     while time.monotonic() < deadline:
         status = describe(env, ledger, args.service)
         if status["status"] != RUNNING:
-            printer.result(status, status_line(status))
+            printer.result(status, status_block(status))
             return EXIT_OK if status["status"] == ABORTED else EXIT_REJECTED
         time.sleep(2)
     raise CliError(f"{args.service} was still rolling back after {args.timeout:g} s", EXIT_REJECTED)
 
 
 def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
+    check_names(args.service)
     if not args.force:
         raise CliError("unlock needs --force: it frees the service whatever state it is in", EXIT_USAGE)
     env = Environment(args.env, args.region)
@@ -474,10 +418,15 @@ def unlock_service(args: argparse.Namespace, printer: Printer) -> int:
     if refusal is not None:
         raise CliError(refusal, EXIT_REJECTED)
     if not args.yes:
-        answer = input(
+        # The prompt goes to stderr: stdout carries only the result (and --json's document).
+        print(
             f"{args.service} is locked by {holder['execution']} (version {holder.get('version')}). "
-            f"Type the service name to free it: "
+            "Type the service name to free it: ",
+            end="",
+            file=sys.stderr,
+            flush=True,
         )
+        answer = sys.stdin.readline()
         if answer.strip() != args.service:
             raise CliError("not confirmed; nothing changed", EXIT_REJECTED)
     who = _caller(env)
@@ -541,7 +490,7 @@ def _history_line(row: dict) -> str:
     line = f"{row['started_at']}  {row['version']:<20} {row['status']:<14} {row['reason'] or ''}".rstrip()
     costs = row["cost_per_million_requests"]
     if costs:
-        line += f"  (last judgement: {_cost_text(costs['canary'], costs['stable'])})"
+        line += f"  (last judgement: {cost_text(costs['canary'], costs['stable'])})"
     return line
 
 
@@ -560,7 +509,9 @@ def _history_row(ledger: Ledger, record: RolloutRecord, *, trail: bool) -> dict:
 
 
 def show_history(args: argparse.Namespace, printer: Printer) -> int:
+    check_names(args.service)
     env = Environment(args.env, args.region)
+    known_service(env, args.service)
     ledger = _ledger(env)
     rows = [_history_row(ledger, record, trail=printer.as_json) for record in reversed(ledger.rollouts(args.service))]
     human = "\n".join(_history_line(row) for row in rows)

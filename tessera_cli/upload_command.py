@@ -89,6 +89,20 @@ def _upload(uploader: Uploader, folder: Path, checksums: dict, expected: dict, p
     return manifest
 
 
+def filled_manifest(folder: Path, *, part_size: int) -> tuple[bytes, bool]:
+    """The folder's manifest as `upload` would write it, for `validate`: a draft that leaves `artifacts` out gets
+    them from the folder's files, with their checksums (True: it was a draft). A manifest that lists artifacts
+    with their checksums is checked as it is."""
+    draft = read_draft(folder / MANIFEST_NAME)
+    listed = draft.get("artifacts")
+    if isinstance(listed, list) and listed and all(isinstance(e, dict) and "size_bytes" in e for e in listed):
+        return (folder / MANIFEST_NAME).read_bytes(), False
+    paths = _artifact_paths(folder, draft)
+    checksums = local_checksums(folder, paths, part_size=part_size)
+    filled = {**draft, "artifacts": [manifest_entry(p, c, c.s3_checksum_sha256) for p, c in checksums.items()]}
+    return manifest_bytes(filled), True
+
+
 def refuse_unless_uploadable(store: RegistryStore, service: str, version: str) -> None:
     """A version the registry holds as anything but a never-run REJECTED, or one being rolled out, is refused."""
     record = store.get_version(service, version)

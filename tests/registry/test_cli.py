@@ -101,7 +101,7 @@ def test_validate_against_an_explicit_config(tmp_path: Path, capsys: pytest.Capt
     config = Path(__file__).resolve().parents[2] / "config" / "prod.yaml"
     assert run(capsys, "models", "validate", str(folder), "--config", str(config))[0] == EXIT_OK
     code, _, err = run(capsys, "models", "validate", str(folder), "--config", str(tmp_path / "missing.yaml"))
-    assert code == EXIT_UNREACHABLE
+    assert code == EXIT_USAGE  # one exit code for a missing config file, in every command
     assert "file not found" in err
 
 

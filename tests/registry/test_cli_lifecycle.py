@@ -175,7 +175,7 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
         (["models", "list"], "tessera models list assistant --json"),
         (["models", "ignored"], "tessera --env prod models ignored"),
         (["rollout", "start"], "tessera rollout start assistant 2026-11-20 --override bake_seconds=1800"),
-        (["rollout", "abort"], "tessera rollout abort assistant --reason 'paging alerts'"),
+        (["rollout", "abort"], 'tessera rollout abort assistant --reason "latency regression seen by on-call"'),
     ],
 )
 def test_each_command_help_shows_an_example_and_the_exit_codes(
@@ -183,9 +183,9 @@ def test_each_command_help_shows_an_example_and_the_exit_codes(
 ) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == EXIT_OK
-    assert f"example:\n  {example}" in out
+    assert f"  {example}" in out
     assert "exit codes:" in out
-    assert "  3  not found" in out
+    assert "  3   not found" in out
 
 
 def test_rejected_registration_exit_code_is_unchanged(lambda_env: World, capsys: pytest.CaptureFixture[str]) -> None:

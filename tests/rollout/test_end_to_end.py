@@ -271,11 +271,14 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
     assert judged["canary"]["cost_per_million_requests"] < judged["stable"]["cost_per_million_requests"]
     assert "cost" not in judged["canary"]  # lifted out of the recorded cost, not shown twice
     assert tessera(["--env", "dev", "rollout", "status", "assistant"]) == 0
-    line = capsys.readouterr().out
-    assert line.startswith(f"assistant {NEW_VERSION}: PROMOTED; last judgement PASS (canary 3000 req")
-    assert "PASS (0 failing in a row): stable / canary requests 1000 / 1000, 5xx 0 / 0, connection errors 0 / 0" in line
-    assert "cost per million requests stable $44.79 (trainium) / canary $22.40 (trainium)" in line
-    assert line.rstrip().endswith(f"dashboard: {DASHBOARD_URL}")
+    block = capsys.readouterr().out
+    lines = block.splitlines()
+    assert lines[0] == f"assistant {NEW_VERSION}: PROMOTED"
+    assert lines[1].startswith("  judged:    PASS: stable / canary requests 3000 / 3000, 5xx 0 / 0")
+    assert "PASS (0 failing)" in block
+    assert "stable / canary requests 1000 / 1000, 5xx 0 / 0, connection errors 0 / 0" in block
+    assert "per million requests stable $44.79 (trainium) / canary $22.40 (trainium)" in block
+    assert lines[-1] == f"  dashboard: {DASHBOARD_URL}"
     # Before the Observability stack is deployed there is no link, and status still works.
     rollouts.world.clients.ssm.delete_parameter(Name="/tessera/dev/observability/services/assistant/dashboard")
     assert tessera(["--json", "--env", "dev", "rollout", "status", "assistant"]) == 0
