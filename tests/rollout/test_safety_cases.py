@@ -131,7 +131,7 @@ def test_case_4_the_cli_refuses_unknown_services_and_versions_that_cannot_start(
     rollouts.prepare_cli()
     world = rollouts.world
     assert tessera(["rollout", "start", "painter", NEW_VERSION]) == 3
-    assert "not found" in capsys.readouterr().err
+    assert "is not in environment dev" in capsys.readouterr().err
     assert tessera(["rollout", "start", "assistant", "2099-01-01"]) == 3
     world.clients.ledger.set_version_state("assistant", NEW_VERSION, "REJECTED")
     assert tessera(["rollout", "start", "assistant", NEW_VERSION]) == 1
