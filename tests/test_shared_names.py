@@ -113,8 +113,11 @@ def test_the_registration_announcement_matches_the_auto_start_rule(
         queue_url = sqs.create_queue(QueueName="announcements")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         events = boto3.client("events", region_name=REGION)
-        events.put_rule(Name="auto-start", EventPattern=json.dumps(pattern))
-        events.put_targets(Rule="auto-start", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        bus = rule["Properties"]["EventBusName"]
+        monkeypatch.setenv(shared.ENV_EVENT_BUS, bus)
+        events.create_event_bus(Name=bus)
+        events.put_rule(Name="auto-start", EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="auto-start", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
         handler._announce("embeddings", "2026-12-01")
 

@@ -101,6 +101,7 @@ def _announce(service: str, version: str) -> None:
     response = boto3.client("events").put_events(
         Entries=[
             {
+                "EventBusName": os.environ[shared.ENV_EVENT_BUS],
                 "Source": shared.REGISTRATION_EVENT_SOURCE,
                 "DetailType": shared.REGISTRATION_EVENT_DETAIL_TYPE,
                 "Detail": json.dumps(

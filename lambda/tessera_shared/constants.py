@@ -135,6 +135,7 @@ LOAD_BALANCER_OWNER_TAG = "tessera.dev/load-balancer-of"
 
 # -- the functions' environment variables, set by the stacks and read by the handlers -------------
 ENV_ENVIRONMENT = "ENVIRONMENT"
+ENV_EVENT_BUS = "EVENT_BUS_NAME"
 ENV_MODEL_BUCKET = "MODEL_BUCKET"
 ENV_REGISTRY_TABLE = "REGISTRY_TABLE"
 ENV_CATALOG_PARAMETER = "CATALOG_PARAMETER"

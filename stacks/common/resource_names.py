@@ -37,3 +37,9 @@ def register_role_name(environment_name: str) -> str:
 def rollout_role_name(environment_name: str) -> str:
     """The rollout function's role: the service repositories' policies let it re-tag the images it deploys."""
     return f"tessera-{environment_name}-rollout"
+
+
+def registration_bus_name(environment_name: str) -> str:
+    """The environment's event bus for registration announcements: only the register function publishes there,
+    and the auto-start rules listen there (not on the default bus, where anyone allowed PutEvents publishes)."""
+    return f"tessera-{environment_name}-registrations"

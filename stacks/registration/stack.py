@@ -19,7 +19,12 @@ from stacks.common.failure_queues import send_failed_invocations
 from stacks.common.lambda_function import TesseraFunction
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
-from stacks.common.resource_names import model_bucket_name, register_role_name, registry_table_name
+from stacks.common.resource_names import (
+    model_bucket_name,
+    register_role_name,
+    registration_bus_name,
+    registry_table_name,
+)
 from stacks.config.services import FunctionsConfig
 from tessera_shared import constants as shared
 
@@ -55,6 +60,27 @@ class RegistryStack(Stack):
             else ssm.ParameterTier.STANDARD,
         )
 
+        # Registration announcements go here, not to the default bus: only the register function may publish.
+        self.bus = events.EventBus(self, "Registrations", event_bus_name=registration_bus_name(environment.name))
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheRegisterFunctionPublishes",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "ArnNotEquals": {
+                        "aws:PrincipalArn": self.format_arn(
+                            service="iam",
+                            region="",
+                            resource="role",
+                            resource_name=register_role_name(environment.name),
+                        )
+                    }
+                },
+            )
+        )
         self.register = TesseraFunction(
             self,
             "Register",
@@ -68,6 +94,7 @@ class RegistryStack(Stack):
                 "POWERTOOLS_SERVICE_NAME": shared.REGISTER_FUNCTION_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": shared.METRICS_NAMESPACE,
                 shared.ENV_ENVIRONMENT: environment.name,
+                shared.ENV_EVENT_BUS: registration_bus_name(environment.name),
             },
             removal_policy=environment.removal_policy,
             role_name=register_role_name(environment.name),
@@ -181,7 +208,8 @@ class RegistryStack(Stack):
             iam.PolicyStatement(
                 sid="AnnounceRegistrations",
                 actions=["events:PutEvents"],
-                resources=[self.format_arn(service="events", resource="event-bus", resource_name="default")],
+                resources=[self.bus.event_bus_arn],
+                conditions={"StringEquals": {"events:source": shared.REGISTRATION_EVENT_SOURCE}},
             )
         )
         role.add_to_policy(

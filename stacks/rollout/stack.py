@@ -28,6 +28,7 @@ from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import (
     model_bucket_name,
+    registration_bus_name,
     registry_table_name,
     rollout_role_name,
     rollout_state_machine_name,
@@ -318,13 +319,17 @@ class RolloutStack(Stack):
         )
 
     def _auto_start_rules(self, environment_name: str, services: Sequence[PlacedService]) -> None:
-        for service in (placed.spec for placed in services):
-            if not service.rollout.auto_start:
-                continue
+        """On the environment's registration bus, where only the register function publishes (Registry stack)."""
+        wanted = [placed.spec for placed in services if placed.spec.rollout.auto_start]
+        if not wanted:
+            return
+        bus = events.EventBus.from_event_bus_name(self, "Registrations", registration_bus_name(environment_name))
+        for service in wanted:
             events.Rule(
                 self,
                 f"{pascal_case(service.name)}AutoStart",
                 description=f"Start a rollout when a version of {service.name} is registered",
+                event_bus=bus,
                 event_pattern=events.EventPattern(
                     source=[shared.REGISTRATION_EVENT_SOURCE],
                     detail_type=[shared.REGISTRATION_EVENT_DETAIL_TYPE],

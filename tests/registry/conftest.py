@@ -10,7 +10,7 @@ from registry.catalog import Catalog
 from stacks.config.environment import config_path_for, load_config
 from stacks.registration.catalog import build_catalog
 from tests.fake_aws import use_fake_credentials
-from tests.registry.world import ASSISTANT_TAG, BUCKET, CATALOG_PARAMETER, REGION, TABLE, World
+from tests.registry.world import ASSISTANT_TAG, BUCKET, CATALOG_PARAMETER, REGION, REGISTRATION_BUS, TABLE, World
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +34,7 @@ def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
     monkeypatch.setenv("CATALOG_PARAMETER", CATALOG_PARAMETER)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tessera")
     monkeypatch.setenv("ENVIRONMENT", "dev")
+    monkeypatch.setenv("EVENT_BUS_NAME", REGISTRATION_BUS)
     _clear_handler_caches()
     yield world
     _clear_handler_caches()

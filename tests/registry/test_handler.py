@@ -12,6 +12,7 @@ from registry import handler
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
     REGION,
+    REGISTRATION_BUS,
     LambdaContextDouble,
     World,
     assistant_manifest,
@@ -124,8 +125,10 @@ def test_a_new_registration_is_announced_once(lambda_env: World) -> None:
     events = boto3.client("events", region_name=REGION)
     queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="registrations", EventPattern=json.dumps({"source": ["tessera.registry"]}))
-    events.put_targets(Rule="registrations", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    events.put_rule(
+        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
+    )
+    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
     key = lambda_env.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
     for _ in range(2):
         handler.handle(object_created_event(key), LambdaContextDouble())

@@ -23,6 +23,7 @@ from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
     BUCKET,
     REGION,
+    REGISTRATION_BUS,
     TABLE,
     WEIGHTS,
     LambdaContextDouble,
@@ -55,8 +56,10 @@ def _announcements() -> tuple[Any, str]:
     events = boto3.client("events", region_name=REGION)
     queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="registrations", EventPattern=json.dumps({"source": ["tessera.registry"]}))
-    events.put_targets(Rule="registrations", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    events.put_rule(
+        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
+    )
+    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
     return sqs, queue
 
 

@@ -19,6 +19,7 @@ from tests.registry.world import (
     ASSISTANT_TAG,
     BUCKET,
     REGION,
+    REGISTRATION_BUS,
     LambdaContextDouble,
     World,
     assistant_manifest,
@@ -128,8 +129,10 @@ def test_5_a_refused_announcement_fails_the_invocation_and_its_retry_sends_it(
     events = boto3.client("events", region_name=REGION)
     queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="registrations", EventPattern=json.dumps({"source": ["tessera.registry"]}))
-    events.put_targets(Rule="registrations", Targets=[{"Id": "queue", "Arn": arn}])
+    events.put_rule(
+        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
+    )
+    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": arn}])
     for _ in range(2):  # the Lambda's retry, then a re-delivery: announced once
         assert handler.handle(object_created_event(key), LambdaContextDouble())["outcome"] == REGISTERED
     assert len(sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])) == 1

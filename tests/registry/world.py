@@ -22,6 +22,7 @@ ACCOUNT = "123456789012"
 BUCKET = f"tessera-dev-models-{ACCOUNT}-{REGION}"
 TABLE = "tessera-dev-model-registry"
 CATALOG_PARAMETER = "/tessera/dev/registry/catalog"
+REGISTRATION_BUS = "tessera-dev-registrations"
 SCAN_RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results"
 
 
@@ -90,6 +91,7 @@ class World:
         # As the Artifacts stack creates it: the registry records the object versions it checked.
         self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         create_registry_table(self.dynamodb, TABLE)
+        boto3.client("events", region_name=REGION).create_event_bus(Name=REGISTRATION_BUS)
         for service in self.catalog.services.values():
             self.ecr.create_repository(repositoryName=service.repository)
         self.ssm.put_parameter(Name=CATALOG_PARAMETER, Value=self.catalog.to_json(), Type="String")
@@ -146,6 +148,14 @@ class World:
 
     def registrar(self, store: RegistryStore | None = None) -> Registrar:
         return Registrar(s3=self.s3, ecr=self.ecr, store=store or self.store(), catalog=self.catalog, bucket=BUCKET)
+
+
+def route_registrations(queue_arn: str) -> None:
+    """A rule on the registration bus that sends every announcement to the queue: what an auto-start rule sees."""
+    events = boto3.client("events", region_name=REGION)
+    pattern = json.dumps({"source": ["tessera.registry"]})
+    events.put_rule(Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=pattern)
+    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
 
 ASSISTANT_TAG = "vllm-0.16.0-neuronx-sdk2.31.1"
