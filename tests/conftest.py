@@ -46,6 +46,7 @@ def variant_config() -> EnvironmentConfig:
     data["network"]["availability_zones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
     data["cluster"]["admin_role_arns"] = ["arn:aws:iam::111122223333:role/platform-admin"]
     data["cluster"]["read_only_role_arns"] = ["arn:aws:iam::111122223333:role/oncall-viewer"]
+    data["cluster"]["node_session_manager"] = True
     data["load_balancer"] |= {
         "internet_facing": True,
         "certificate_arn": TLS_CERTIFICATE_ARN,

@@ -33,7 +33,6 @@ ADDON_IDENTITIES: dict[str, AddonIdentity] = {
     # The VPC CNI's permissions on its own service account, not on the node role (where any pod that reached
     # the node's credentials could use them).
     "vpc-cni": AddonIdentity("aws-node", ("AmazonEKS_CNI_Policy",)),
-    "aws-ebs-csi-driver": AddonIdentity("ebs-csi-controller-sa", ("service-role/AmazonEBSCSIDriverPolicy",)),
     "amazon-cloudwatch-observability": AddonIdentity("cloudwatch-agent", ("CloudWatchAgentServerPolicy",)),
 }
 
@@ -99,7 +98,6 @@ class ClusterAddons(Construct):
         ]
         self.after_nodes = [
             self._addon(cluster, "coredns", versions.coredns),
-            self._addon(cluster, "aws-ebs-csi-driver", versions.aws_ebs_csi_driver),
             self._addon(cluster, "amazon-cloudwatch-observability", versions.amazon_cloudwatch_observability),
             # Reports accelerator (Neuron), kernel, network and storage faults as node conditions that
             # Karpenter's node repair and managed node group auto-repair act on.

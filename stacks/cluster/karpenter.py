@@ -26,6 +26,7 @@ from stacks.cluster.karpenter_objects import (
     node_pools_allow_spot,
 )
 from stacks.cluster.karpenter_policy import controller_policies, interruption_rules
+from stacks.cluster.node_policies import node_managed_policies
 from stacks.cluster.platform_charts import wildcard_findings
 from stacks.cluster.spot_role import SpotServiceLinkedRole
 from stacks.common.construct_ids import pascal_case
@@ -36,12 +37,6 @@ from tessera_shared.constants import POOL_LABEL, SYSTEM_POOL
 KARPENTER_NAMESPACE = "kube-system"
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
-# The node role's AWS managed policies (as in Karpenter's template), each with why the node needs it.
-NODE_MANAGED_POLICIES = {
-    "AmazonEKSWorkerNodePolicy": "Lets the kubelet join the cluster and describe its node; AWS maintains it for nodes.",
-    "AmazonEC2ContainerRegistryPullOnly": "Nodes pull the service and controller images; pull-only, no push.",
-    "AmazonSSMManagedInstanceCore": "Session Manager access to nodes for debugging instead of SSH keys or open ports.",
-}
 
 
 def karpenter_values(*, cluster_name: str, queue_name: str, region: str) -> dict:
@@ -78,7 +73,7 @@ class Karpenter(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.node_role = self._node_role()
+        self.node_role = self._node_role(session_manager=settings.node_session_manager)
         # Karpenter's nodes join through this entry; the managed node group's role gets its own from EKS.
         eks.AccessEntry(
             self,
@@ -175,14 +170,14 @@ class Karpenter(Construct):
             self.spot_role = SpotServiceLinkedRole(self, "SpotServiceLinkedRole")
             self.pools.node.add_dependency(self.spot_role)
 
-    def _node_role(self) -> iam.Role:
+    def _node_role(self, *, session_manager: bool) -> iam.Role:
         role = iam.Role(
             self,
             "NodeRole",
             description="EC2 role of the nodes Karpenter launches (pods get their own permissions from Pod Identity)",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
         )
-        for policy, reason in NODE_MANAGED_POLICIES.items():
+        for policy, reason in node_managed_policies(session_manager=session_manager).items():
             role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
             Validations.of(role).acknowledge(
                 Acknowledgment(

@@ -29,6 +29,7 @@ from stacks.cluster.cdk_internals_nag import (
     acknowledge_cluster_internals,
 )
 from stacks.cluster.karpenter import Karpenter
+from stacks.cluster.node_policies import node_managed_policies
 from stacks.cluster.node_pools import SystemNodegroup
 from stacks.cluster.platform_charts import PlatformCharts
 from stacks.common.environment_scope import EnvironmentScope
@@ -45,12 +46,6 @@ ALL_LOG_TYPES = [
     eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
-# The node role's AWS managed policies, each with why the node needs it.
-NODE_MANAGED_POLICIES = {
-    "AmazonEKSWorkerNodePolicy": "Lets the kubelet join the cluster and describe its node; AWS maintains it for nodes.",
-    "AmazonEC2ContainerRegistryPullOnly": "Nodes pull the service and controller images; pull-only, no push.",
-    "AmazonSSMManagedInstanceCore": "Session Manager access to nodes for debugging instead of SSH keys or open ports.",
-}
 
 
 class ClusterStack(Stack):
@@ -106,7 +101,7 @@ class ClusterStack(Stack):
         addons = ClusterAddons(
             self, "Addons", cluster=self.cluster, cluster_name=self.cluster_name, versions=settings.addons
         )
-        node_role = self._node_role()
+        node_role = self._node_role(session_manager=settings.node_session_manager)
         nodegroups = [
             SystemNodegroup(
                 self,
@@ -188,14 +183,14 @@ class ClusterStack(Stack):
             for index, arn in enumerate(arns):
                 self.cluster.grant_access(f"{kind}Access{index}", arn, [policy])
 
-    def _node_role(self) -> iam.Role:
+    def _node_role(self, *, session_manager: bool) -> iam.Role:
         role = iam.Role(
             self,
             "NodeRole",
             description="EC2 role of the managed node groups (pods get their own permissions from Pod Identity)",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
         )
-        for policy, reason in NODE_MANAGED_POLICIES.items():
+        for policy, reason in node_managed_policies(session_manager=session_manager).items():
             role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(policy))
             acknowledge(role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]", reason)
         return role

@@ -70,7 +70,6 @@ class AddonVersions(StrictModel):
     coredns: str = Field("v1.13.2-eksbuild.11", pattern=ADDON_VERSION_PATTERN)
     kube_proxy: str = Field("v1.34.6-eksbuild.13", pattern=ADDON_VERSION_PATTERN)
     eks_pod_identity_agent: str = Field("v1.4.0-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
-    aws_ebs_csi_driver: str = Field("v1.63.1-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
     amazon_cloudwatch_observability: str = Field("v5.4.0-eksbuild.1", pattern=ADDON_VERSION_PATTERN)
     eks_node_monitoring_agent: str = Field(
         "v1.7.0-eksbuild.1",
@@ -391,6 +390,11 @@ class ClusterConfig(StrictModel):
     )
     addons: AddonVersions = AddonVersions()
     charts: ChartVersions = ChartVersions()
+    node_session_manager: bool = Field(
+        False,
+        description="Give nodes AmazonSSMManagedInstanceCore for Session Manager shells. A shell on a node bypasses "
+        "Kubernetes RBAC: leave off unless operators need it.",
+    )
     node_ami_alias: str = Field(
         "al2023@v20260903",
         pattern=AMI_ALIAS_PATTERN,

@@ -130,7 +130,6 @@ def test_managed_addons_are_pinned_from_config(dev: SynthesizedEnvironment) -> N
         "coredns": versions.coredns,
         "kube-proxy": versions.kube_proxy,
         "eks-pod-identity-agent": versions.eks_pod_identity_agent,
-        "aws-ebs-csi-driver": versions.aws_ebs_csi_driver,
         "amazon-cloudwatch-observability": versions.amazon_cloudwatch_observability,
         "eks-node-monitoring-agent": versions.eks_node_monitoring_agent,
     }
@@ -139,7 +138,6 @@ def test_managed_addons_are_pinned_from_config(dev: SynthesizedEnvironment) -> N
 @pytest.mark.parametrize(
     ("addon", "service_account", "policy"),
     [
-        ("aws-ebs-csi-driver", "ebs-csi-controller-sa", "AmazonEBSCSIDriverPolicy"),
         ("amazon-cloudwatch-observability", "cloudwatch-agent", "CloudWatchAgentServerPolicy"),
     ],
 )
