@@ -17,7 +17,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test faults explore lint format check-config schema manifests prices bench clean
+.PHONY: help setup synth test faults explore lint format check-config schema manifests prices bench lock clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
@@ -28,19 +28,21 @@ help:
 	@echo "make schema                              regenerate config/schema.json from the config models"
 	@echo "make manifests [ENV=dev]                 write the services' Kubernetes objects to build/manifests/<env>/"
 	@echo "make prices                              refresh the on-demand price table from the AWS Price List API (needs credentials)"
+	@echo "make lock                                re-pin requirements*.txt and every dependency, with hashes, in the lock files"
 	@echo "make bench                               time a synth, Lambda cold imports, a 1 GiB upload and load, 1,000 artifact checks"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Every dependency, direct or not, comes from a lock file with its hashes; pip refuses anything else.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # checkov conflicts with the test dependencies (it pins packaging==23.2): it gets a venv of its own,
 # built once and reused until requirements-checkov.txt changes.
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-checkov.lock
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -90,6 +92,11 @@ bench: setup
 	$(PY) tools/bench_upload.py
 	$(PY) tools/bench_loader.py
 	$(PY) tools/bench_register.py
+
+# Direct dependencies are chosen in requirements*.txt; this resolves the rest and records every file's hash.
+lock: $(VENV)/.installed
+	$(PY) -m uv pip compile --quiet --python-version 3.11.7 --generate-hashes requirements-dev.txt -o requirements-dev.lock
+	$(PY) -m uv pip compile --quiet --python-version 3.11.7 --generate-hashes requirements-checkov.txt -o requirements-checkov.lock
 
 clean:
 	rm -rf cdk.out build .pytest_cache .ruff_cache
