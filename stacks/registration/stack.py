@@ -175,8 +175,22 @@ class RegistryStack(Stack):
         table_name = registry_table_name(environment_name)
         role = self.register.role
         parameter.grant_read(role)
-        # The registry table is encrypted with this key; S3 objects (manifests) need decrypt only.
-        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        # The registry table and the model bucket are encrypted with this key: used only through those services.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ArtifactsKeyThroughItsServices",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": [
+                            f"dynamodb.{self.region}.{self.url_suffix}",
+                            f"s3.{self.region}.{self.url_suffix}",
+                        ]
+                    }
+                },
+            )
+        )
         manifests = f"arn:{self.partition}:s3:::{bucket_name}/models/*"
         role.add_to_policy(
             iam.PolicyStatement(

@@ -96,3 +96,18 @@ def test_a_forged_registration_on_the_default_bus_starts_nothing(
         handler._announce(service, "2026-12-01")
         [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
     assert json.loads(message["Body"])["detail"]["version"] == "2026-12-01"
+
+
+def test_the_register_function_uses_the_artifacts_key_only_through_dynamodb_and_s3(
+    variant: SynthesizedEnvironment,
+) -> None:
+    """Issue 22, problem 4 (the register role's part): no direct kms:Decrypt of anything the key protects."""
+    [policy] = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in variant.resources("Registry", "AWS::IAM::Policy").values()
+        if "RegisterRole" in json.dumps(p["Properties"]["Roles"])
+    ]
+    kms = [s for s in policy if any(str(action).startswith("kms:") for action in s["Action"])]
+    assert len(kms) == 1
+    services = resolve(kms[0]["Condition"]["StringEquals"]["kms:ViaService"], PseudoParameters(ACCOUNT, REGION))
+    assert services == [f"dynamodb.{REGION}.amazonaws.com", f"s3.{REGION}.amazonaws.com"]
