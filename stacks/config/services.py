@@ -322,6 +322,14 @@ class FunctionsConfig(StrictModel):
         return check_log_retention(value)
 
 
+class WafConfig(StrictModel):
+    """A WAF web ACL in front of an internet-facing load balancer that admits everyone (stacks/services/waf.py)."""
+
+    rate_limit_per_5_minutes: int = Field(
+        2000, ge=10, le=2_000_000_000, description="Requests one client address may send in 5 minutes; then blocked."
+    )
+
+
 class LoadBalancerConfig(StrictModel):
     """The Application Load Balancer in front of every service (CDK-owned, never Ingress-managed)."""
 
@@ -344,6 +352,18 @@ class LoadBalancerConfig(StrictModel):
     slow_start_seconds: int = Field(60, ge=0, le=900, description="0 turns slow start off; else 30 to 900.")
     idle_timeout_seconds: int = Field(300, ge=1, le=4000, description="Long generations need a long idle timeout.")
     access_log_retention_days: int = Field(90, ge=1, le=3650)
+    waf: WafConfig | None = Field(
+        None, description="Required for internet_facing without allowed_cidrs: the services would face the internet."
+    )
+
+    @model_validator(mode="after")
+    def _open_only_behind_a_waf(self) -> LoadBalancerConfig:
+        if self.internet_facing and not self.allowed_cidrs and self.waf is None:
+            raise ValueError(
+                "internet_facing without allowed_cidrs opens every route to the internet: give allowed_cidrs, or "
+                "waf: {rate_limit_per_5_minutes: ...} for a WAF web ACL with AWS managed rule groups and a rate limit"
+            )
+        return self
 
     @field_validator("allowed_cidrs")
     @classmethod

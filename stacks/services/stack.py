@@ -49,6 +49,7 @@ from stacks.services.kubernetes_objects import (
 from stacks.services.load_balancer_logs import enable_access_logs
 from stacks.services.model_loader import loader_config_map
 from stacks.services.track_owner import TrackOwner
+from stacks.services.waf import protect_with_waf
 from tessera_shared.constants import (
     HPA_KIND,
     LOAD_BALANCER_OWNER_TAG,
@@ -228,7 +229,8 @@ class ServicesStack(Stack):
             Validations.of(security_group).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-EC23",
-                    reason="Internet-facing load balancer configured without allowed_cidrs: it serves the public.",
+                    reason="Internet-facing load balancer configured without allowed_cidrs: it serves the public "
+                    "behind a WAF web ACL (config refuses it without one).",
                 )
             )
         elif not settings.allowed_cidrs:
@@ -254,6 +256,8 @@ class ServicesStack(Stack):
             desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
             deletion_protection=retain,
         )
+        if public and settings.waf is not None:
+            protect_with_waf(load_balancer, settings=settings.waf, name=f"{self._cluster_name}-services")
         # Prepare checks that a service's rule is on this environment's load balancer by this tag.
         Tags.of(load_balancer).add(LOAD_BALANCER_OWNER_TAG, self._cluster_name)
         logs = access_logs_bucket(
