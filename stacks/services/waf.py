@@ -11,6 +11,8 @@ from constructs import Construct
 
 from stacks.config.services import WafConfig
 
+# Prompts and images are larger than the common rule set's 8 KB body limit: that one rule only counts.
+COUNTED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
 # Evaluated in this order; each blocks what its group matches.
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesAmazonIpReputationList",
@@ -34,7 +36,15 @@ def protect_with_waf(load_balancer: elbv2.ApplicationLoadBalancer, *, settings: 
             override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
             statement=wafv2.CfnWebACL.StatementProperty(
                 managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                    vendor_name="AWS", name=group
+                    vendor_name="AWS",
+                    name=group,
+                    rule_action_overrides=[
+                        wafv2.CfnWebACL.RuleActionOverrideProperty(
+                            name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                        )
+                        for rule in COUNTED_RULES.get(group, ())
+                    ]
+                    or None,
                 )
             ),
             visibility_config=_visibility(group),

@@ -65,6 +65,9 @@ def test_the_web_acl_guards_the_load_balancer() -> None:
         if "ManagedRuleGroupStatement" in r["Statement"]
     ]
     assert groups == list(MANAGED_RULE_GROUPS)
+    [common] = [r for r in acl["Rules"] if r["Name"] == "AWSManagedRulesCommonRuleSet"]
+    overrides = common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
+    assert overrides == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]  # prompts exceed 8 KB
     [rate] = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
     assert rate["Statement"]["RateBasedStatement"] == {"Limit": 3000, "AggregateKeyType": "IP"}
     assert rate["Action"] == {"Block": {}}
