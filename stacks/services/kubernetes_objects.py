@@ -75,6 +75,9 @@ from tessera_shared.constants import (
     track_object_name,
 )
 
+# The Service ClusterIP ranges EKS picks from for a cluster created without serviceIpv4Cidr (EKS API reference,
+# KubernetesNetworkConfigRequest: 10.100.0.0/16 or 172.20.0.0/16); Tessera sets none, so both are excluded.
+EKS_SERVICE_CIDRS = ("10.100.0.0/16", "172.20.0.0/16")
 MODEL_CACHE_DIR = "/models"
 RUN_AS_USER = 1000
 CONTAINER_SECURITY = {
@@ -584,7 +587,8 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     aws/aws-network-policy-agent#230), the EKS Pod Identity agent (its IPv4 link-local address; the IPv6
     one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway
     endpoint answers on S3's public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the
-    VPC) and to the interface endpoints' subnets, and, for a service that config says calls others, the load
+    VPC and the Service ClusterIP ranges, so kubernetes.default and in-cluster webhooks stay out of reach) and to
+    the interface endpoints' subnets, and, for a service that config says calls others, the load
     balancer on its listener port:
     calls go through it, so canary weights and judgement cover internal callers too.
     """
@@ -602,7 +606,7 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
         {"to": _ip_blocks([POD_IDENTITY_AGENT_CIDR]), "ports": [{"protocol": "TCP", "port": 80}]},
         {
             "to": [
-                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [network.vpc_cidr]}},
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [network.vpc_cidr, *EKS_SERVICE_CIDRS]}},
                 *_ip_blocks(network.endpoint_cidrs),
             ],
             "ports": [https],

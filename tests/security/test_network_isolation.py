@@ -5,7 +5,8 @@ synthesized Network stack gives each subnet.
 Expected, for every service: the load balancer reaches its pods on the service port and nothing else does (no pod,
 no other address of the node subnets); its pods reach DNS, the EKS Pod Identity agent, HTTPS outside the VPC
 (S3 through the gateway endpoint) and the interface endpoints, and the load balancer only if config says the
-service calls others; never another pod, instance metadata or any other address in the VPC.
+service calls others; never another pod, instance metadata, any other address in the VPC, or a Service ClusterIP
+(the API server's included: a policy may see the ClusterIP before kube-proxy translates it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ NAMESPACE = "inference"
 POD_IDENTITY_AGENT = Peer("pod identity agent", "169.254.170.23")
 INSTANCE_METADATA = Peer("instance metadata", "169.254.169.254")
 S3_PUBLIC = Peer("S3 (public address)", "52.216.8.10")
+# EKS gives a cluster without serviceIpv4Cidr its Service ClusterIPs from 10.100.0.0/16 or 172.20.0.0/16; the first
+# address of the range is kubernetes.default, the API server.
+CLUSTER_IPS = [
+    Peer("kubernetes.default (172.20.0.1)", "172.20.0.1"),
+    Peer("a Service ClusterIP (172.20.14.7)", "172.20.14.7"),
+    Peer("kubernetes.default (10.100.0.1)", "10.100.0.1"),
+    Peer("a Service ClusterIP (10.100.200.9)", "10.100.200.9"),
+]
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ def policy_table(env: SynthesizedEnvironment) -> tuple[list[dict], list[Row]]:
             rows.append(Row(pod, S3_PUBLIC, 80, "TCP", False))
             rows += [Row(pod, endpoint, 443, "TCP", True) for endpoint in endpoints]
             rows.append(Row(pod, api_server, 443, "TCP", False))
+            rows += [Row(pod, cluster_ip, 443, "TCP", False) for cluster_ip in CLUSTER_IPS]
             rows.append(Row(pod, node_address, 443, "TCP", False))
     return manifest_objects(env, "Services"), rows
 
