@@ -66,7 +66,8 @@ def _inside(cache: Path, relative: str) -> Path:
 
 
 def digests(path: Path, part_size: int | None) -> tuple[str, list[str]]:
-    """Whole-file SHA-256 (hex) and, with a part size, each part's, in one pass over the file."""
+    """Whole-file SHA-256 (hex) and, with a part size, each part's, in one pass over the file. The same pass as
+    registry/checksums.file_checksums, written again because this script runs alone in the pod."""
     whole, part, parts, in_part = hashlib.sha256(), hashlib.sha256(), [], 0
     with path.open("rb") as stream:
         while block := stream.read(READ_BLOCK if part_size is None else min(READ_BLOCK, part_size - in_part)):

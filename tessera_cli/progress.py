@@ -26,21 +26,12 @@ class UploadProgress:
             print(text, file=self._stream, flush=True)
 
     def file(self, path: str, size: int) -> Callable[[int], None]:
-        """The callback an upload calls with each chunk sent."""
-        sent = [0]
+        """The callback an upload calls with each chunk sent: it moves the bar, or (outside a terminal, where a line
+        says the file started and another that it finished) does nothing."""
         if self._overall is not None:
-            overall = self._overall
-
-            def advance(amount: int) -> None:
-                overall.update(amount)
-
-            return advance
-
-        def count(amount: int) -> None:
-            sent[0] += amount
-
+            return self._overall.update
         self.line(f"uploading {path} ({size} bytes)")
-        return count
+        return lambda _: None
 
     def skipped(self, path: str, size: int) -> None:
         if self._overall is not None:

@@ -216,7 +216,7 @@ class Uploader:
             if error.response["Error"]["Code"] in PRECONDITION_FAILED:
                 raise UploadError(f"{relative}: S3 refused the write: the object appeared meanwhile") from None
             raise
-        return self._read_back(relative, local)
+        return self.read_back(relative, local)
 
     def _multipart(self, path: Path, key: str, local: LocalChecksums, progress: Progress | None) -> None:
         part_size = local.part_size_bytes or local.size_bytes
@@ -260,7 +260,8 @@ class Uploader:
             self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
             raise
 
-    def _read_back(self, relative: str, local: LocalChecksums) -> UploadedArtifact:
+    def read_back(self, relative: str, local: LocalChecksums) -> UploadedArtifact:
+        """What S3 recorded for an artifact, checked against the file (after an upload, or an earlier run's)."""
         reported = self._s3.head_object(Bucket=self._bucket, Key=self.key(relative), ChecksumMode="ENABLED")
         stored = reported.get("ChecksumSHA256")
         if reported["ContentLength"] != local.size_bytes:
@@ -273,7 +274,7 @@ class Uploader:
 
     def stored_checksum(self, relative: str, local: LocalChecksums) -> UploadedArtifact:
         """An artifact an earlier run uploaded: what S3 recorded for it."""
-        return self._read_back(relative, local)
+        return self.read_back(relative, local)
 
     def put_manifest(self, manifest: dict) -> tuple[str, bytes]:
         """Write the manifest once; a manifest already there with the same bytes is the same upload resumed."""

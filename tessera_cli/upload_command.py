@@ -79,7 +79,7 @@ def _upload(uploader: Uploader, folder: Path, checksums: dict, expected: dict, p
     for path, local in checksums.items():
         if present[path]:
             progress.skipped(path, local.size_bytes)
-            uploaded.append(uploader.stored_checksum(path, local))
+            uploaded.append(uploader.read_back(path, local))
             continue
         uploaded.append(uploader.upload_artifact(folder, path, local, progress.file(path, local.size_bytes)))
         progress.line(f"uploaded {path}")

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "lambda")]
 
-from tools.moto_server import CREDENTIALS, free_port, s3_client, start_moto_server  # noqa: E402
+from tools.moto_server import CREDENTIALS, moto_s3  # noqa: E402
 
 SIZE = 1 << 30
 SHARD = 64 << 20
@@ -83,10 +83,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> int:
-    port = free_port()
-    server = start_moto_server(port)
-    try:
-        s3 = s3_client(port)
+    with moto_s3() as (s3, port):
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         artifacts = [upload(s3, f"model-{index:05d}-of-{SHARDS:05d}.safetensors") for index in range(SHARDS)]
@@ -119,9 +116,6 @@ def main() -> int:
             loader_seconds = timed([sys.executable, "-c", LOADER], loader_env)
             loader_peak = child_peak_mb()  # the larger of the two children's peaks
             cached_seconds = timed([sys.executable, "-c", LOADER], loader_env)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     baseline_rate, loader_rate = SIZE / 1e6 / baseline_seconds, SIZE / 1e6 / loader_seconds
     ratio = loader_rate / baseline_rate
     print(f"loaded {SIZE / 1e6:.0f} MB ({SHARDS} objects of {SHARD >> 20} MiB) from moto_server")

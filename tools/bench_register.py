@@ -14,7 +14,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "lambda")]
 
 from registry.checks import inspect_artifacts  # noqa: E402
 from registry.manifest import Manifest  # noqa: E402
-from tools.moto_server import free_port, s3_client, start_moto_server  # noqa: E402
+from tools.moto_server import moto_s3  # noqa: E402
 
 ARTIFACTS = 1000
 BUCKET = "tessera-bench-models"
@@ -40,10 +40,7 @@ def manifest(shards: dict[str, bytes]) -> Manifest:
 
 
 def main() -> int:
-    port = free_port()
-    server = start_moto_server(port)
-    try:
-        s3 = s3_client(port)
+    with moto_s3() as (s3, _):
         s3.create_bucket(Bucket=BUCKET)
         shards = {f"shard-{index:04d}.bin": f"shard {index}".encode() for index in range(ARTIFACTS)}
         for path, data in shards.items():
@@ -52,9 +49,6 @@ def main() -> int:
         started = time.perf_counter()
         reasons, _ = inspect_artifacts(s3, bucket=BUCKET, folder=FOLDER, manifest=version)
         seconds = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"checked {ARTIFACTS} artifacts against moto_server in {seconds:.2f} s (target < {TARGET_SECONDS:g} s)")
     if reasons:
         print(f"  unexpected reasons: {reasons[:3]}")

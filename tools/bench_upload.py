@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "lambda")]
 
 from tessera_cli.upload import DEFAULT_PART_BYTES, Uploader, local_checksums  # noqa: E402
-from tools.moto_server import free_port, s3_client, start_moto_server  # noqa: E402
+from tools.moto_server import moto_s3  # noqa: E402
 
 SIZE = 1 << 30
 BLOCK = 8 << 20
@@ -39,10 +39,7 @@ def peak_mb() -> float:
 
 
 def main() -> int:
-    port = free_port()
-    server = start_moto_server(port)
-    try:
-        s3 = s3_client(port)
+    with moto_s3() as (s3, _):
         s3.create_bucket(Bucket=BUCKET)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
@@ -54,9 +51,6 @@ def main() -> int:
             uploaded = Uploader(s3, bucket=BUCKET, prefix="models/bench/v1/").upload_artifact(folder, path, local)
             done = time.perf_counter()
         peak = peak_mb()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"uploaded {SIZE / 1e6:.0f} MB in {local.part_count} parts of {DEFAULT_PART_BYTES >> 20} MiB to moto_server")
     print(f"  checksum pass: {SIZE / 1e6 / (hashed - started):7.1f} MB/s")
     print(f"  upload:        {SIZE / 1e6 / (done - hashed):7.1f} MB/s  (S3 recorded {uploaded.s3_checksum_sha256})")

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,15 @@ def start_moto_server(port: int) -> subprocess.Popen:
 
 def s3_client(port: int) -> Any:
     return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", **CREDENTIALS)
+
+
+@contextmanager
+def moto_s3() -> Iterator[tuple[Any, int]]:
+    """A moto server for the length of the block: an S3 client for it, and its port."""
+    port = free_port()
+    server = start_moto_server(port)
+    try:
+        yield s3_client(port), port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

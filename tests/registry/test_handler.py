@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
-import boto3
 import pytest
 
 from registry import handler
 from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
-    REGION,
-    REGISTRATION_BUS,
     LambdaContextDouble,
     World,
+    announcement_queue,
     assistant_manifest,
     object_created_event,
 )
@@ -121,14 +119,7 @@ def test_other_input_is_ignored_with_a_reason(
 
 def test_a_new_registration_is_announced_once(lambda_env: World) -> None:
     """Auto-start rollouts listen for this event; a re-delivered upload must not announce twice."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
-    )
-    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    sqs, queue = announcement_queue()
     key = lambda_env.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
     for _ in range(2):
         handler.handle(object_created_event(key), LambdaContextDouble())

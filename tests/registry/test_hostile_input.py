@@ -23,11 +23,11 @@ from tests.registry.world import (
     ASSISTANT_ARTIFACTS,
     BUCKET,
     REGION,
-    REGISTRATION_BUS,
     TABLE,
     WEIGHTS,
     LambdaContextDouble,
     World,
+    announcement_queue,
     assistant_manifest,
     object_created_event,
     sha256_hex,
@@ -51,20 +51,8 @@ def _recorded(world: World) -> Any:
     return world.store().get_version("assistant", VERSION)
 
 
-def _announcements() -> tuple[Any, str]:
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
-    )
-    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    return sqs, queue
-
-
 def test_2_a_conflicting_upload_of_a_registered_version_is_not_announced(lambda_env: World) -> None:
-    sqs, queue = _announcements()
+    sqs, queue = announcement_queue()
     key = lambda_env.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
     assert _register(lambda_env, key)["outcome"] == "REGISTERED"
     lambda_env.upload(assistant_manifest(model="something-else"), ASSISTANT_ARTIFACTS)

@@ -19,9 +19,9 @@ from tests.registry.world import (
     ASSISTANT_TAG,
     BUCKET,
     REGION,
-    REGISTRATION_BUS,
     LambdaContextDouble,
     World,
+    announcement_queue,
     assistant_manifest,
     object_created_event,
 )
@@ -125,14 +125,7 @@ def test_5_a_refused_announcement_fails_the_invocation_and_its_retry_sends_it(
         handler.handle(object_created_event(key), LambdaContextDouble())
     assert lambda_env.store().get_version("assistant", VERSION).announced is False
     monkeypatch.setattr(handler.boto3, "client", real_client)
-    sqs = boto3.client("sqs", region_name=REGION)
-    events = boto3.client("events", region_name=REGION)
-    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=json.dumps({"source": ["tessera.registry"]})
-    )
-    events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": arn}])
+    sqs, queue = announcement_queue()
     for _ in range(2):  # the Lambda's retry, then a re-delivery: announced once
         assert handler.handle(object_created_event(key), LambdaContextDouble())["outcome"] == REGISTERED
     assert len(sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])) == 1

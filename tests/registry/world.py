@@ -150,12 +150,17 @@ class World:
         return Registrar(s3=self.s3, ecr=self.ecr, store=store or self.store(), catalog=self.catalog, bucket=BUCKET)
 
 
-def route_registrations(queue_arn: str) -> None:
-    """A rule on the registration bus that sends every announcement to the queue: what an auto-start rule sees."""
+def announcement_queue() -> tuple[Any, str]:
+    """An SQS queue that receives every announcement on the registration bus, as an auto-start rule would:
+    the SQS client and the queue's URL."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="announcements")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events = boto3.client("events", region_name=REGION)
     pattern = json.dumps({"source": ["tessera.registry"]})
     events.put_rule(Name="registrations", EventBusName=REGISTRATION_BUS, EventPattern=pattern)
     events.put_targets(Rule="registrations", EventBusName=REGISTRATION_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return sqs, queue
 
 
 ASSISTANT_TAG = "vllm-0.16.0-neuronx-sdk2.31.1"

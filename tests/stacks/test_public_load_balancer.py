@@ -48,13 +48,17 @@ def test_what_is_accepted(load_balancer: dict) -> None:
     parse_config(_data(**load_balancer), source="test")
 
 
-def test_the_web_acl_guards_the_load_balancer() -> None:
+@pytest.fixture(scope="module")
+def template() -> Template:
     """On a bare stack: the construct alone, as the Services stack uses it."""
     stack = Stack(App(), "Bare")
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0)
     load_balancer = elbv2.ApplicationLoadBalancer(stack, "LoadBalancer", vpc=vpc, internet_facing=True)
     protect_with_waf(load_balancer, settings=WafConfig(rate_limit_per_5_minutes=3000), name="tessera-test")
-    template = Template.from_stack(stack)
+    return Template.from_stack(stack)
+
+
+def test_the_web_acl_guards_the_load_balancer(template: Template) -> None:
     [acl_id] = template.find_resources("AWS::WAFv2::WebACL")
     acl = template.to_json()["Resources"][acl_id]["Properties"]
     assert acl["Scope"] == "REGIONAL"
@@ -80,15 +84,11 @@ def test_the_web_acl_guards_the_load_balancer() -> None:
     )
 
 
-def test_the_web_acl_passes_cfn_lint(tmp_path: Path) -> None:
-    stack = Stack(App(), "Bare")
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0)
-    load_balancer = elbv2.ApplicationLoadBalancer(stack, "LoadBalancer", vpc=vpc, internet_facing=True)
-    protect_with_waf(load_balancer, settings=WafConfig(), name="tessera-test")
-    template = tmp_path / "waf.template.json"
-    template.write_text(json.dumps(Template.from_stack(stack).to_json()))
+def test_the_web_acl_passes_cfn_lint(template: Template, tmp_path: Path) -> None:
+    written = tmp_path / "waf.template.json"
+    written.write_text(json.dumps(template.to_json()))
     linted = subprocess.run(
-        [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", str(template)],
+        [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", str(written)],
         capture_output=True,
         text=True,
     )
