@@ -102,7 +102,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
         artifacts_key=artifacts.key,
         env=stack_env,
-        description=f"Tessera {config.name}: load balancer, target groups and the inference services",
+        description=f"Tessera {config.name}: load balancers, target groups and the inference services",
     )
     registry = RegistryStack(
         app,
@@ -125,7 +125,9 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
             name: {track: group.target_group_full_name for track, group in routing.target_groups.items()}
             for name, routing in services.routing.items()
         },
-        load_balancer_dimension=services.load_balancer.load_balancer_full_name,
+        load_balancer_dimensions={
+            name: routing.load_balancer.load_balancer_full_name for name, routing in services.routing.items()
+        },
         env=stack_env,
         description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
     )
@@ -136,7 +138,6 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         functions=config.functions,
         services=config.placed_services,
         routing=services.routing,
-        load_balancer_arn=services.load_balancer.load_balancer_arn,
         vpc=network.vpc,
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,

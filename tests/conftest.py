@@ -37,7 +37,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
 
 def variant_config() -> EnvironmentConfig:
     """dev pinned to a region and zones, with access entries, an EFA pool, a capacity-block pool, a service
-    whose cores need the Neuron scheduler extension and an internet-facing HTTPS load balancer: the options
+    whose cores need the Neuron scheduler extension and calls one service of two, and an internet-facing HTTPS load
+    balancer: the options
     the shipped environments leave off."""
     data = yaml.safe_load(config_path_for("dev").read_text())
     data["name"] = "variant"
@@ -59,6 +60,7 @@ def variant_config() -> EnvironmentConfig:
     ranker["image"]["repository"] = "tessera/variant/ranker"
     # 3 cores on trn1n (2 per device): neither whole devices nor one core, so the scheduler extension.
     ranker["accelerator"] = {"type": "trainium", "neuron_cores": 3, "pool": "training"}
+    ranker["calls"] = ["embeddings"]  # a caller of some services, not all: it must not reach the others
     data["services"].append(ranker)
     data["cluster"]["accelerator_pools"] += [
         {

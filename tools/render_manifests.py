@@ -37,7 +37,7 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
             vpc_cidr=config.network.vpc_cidr,
             load_balancer_cidrs=["<load-balancer-subnet-cidr>"],
             endpoint_cidrs=["<endpoint-subnet-cidr>"],
-            listener_port=443 if config.load_balancer.is_https else 80,
+            internal_ports={service.name: service.port for service in config.services if not service.public},
         ),
         region=config.region or "<region>",
         cluster_name=cluster_name(config.name),

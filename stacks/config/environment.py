@@ -227,8 +227,9 @@ class EnvironmentConfig(StrictModel):
         return problems
 
     def _call_problems(self) -> list[str]:
-        """A service may call only other services of this environment, each named once."""
+        """A service may call only other, non-public services of this environment, each named once."""
         names = {service.name for service in self.services}
+        public = {service.name for service in self.services if service.public}
         problems = []
         for index, service in enumerate(self.services):
             path = f"services[{index}].calls"
@@ -239,6 +240,11 @@ class EnvironmentConfig(StrictModel):
                 elif callee not in names:
                     problems.append(
                         f"{path}[{position}]: no service named {callee!r} (services: {', '.join(sorted(names))})"
+                    )
+                elif callee in public:
+                    problems.append(
+                        f"{path}[{position}]: {callee!r} is public, routed only on the outside load balancer; "
+                        "services call each other through the internal one"
                     )
         return problems
 

@@ -203,10 +203,16 @@ class ServiceSpec(StrictModel):
     route: RouteSpec
     rollout: RolloutPolicy = RolloutPolicy()
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
+    public: bool = Field(
+        False,
+        description="Routed on the load balancer that clients outside the cluster reach (shaped by `load_balancer`). "
+        "Otherwise the service is routed only on the internal load balancer, at its own port, which only the "
+        "services that list it in `calls` reach.",
+    )
     calls: list[str] = Field(
         default_factory=list,
-        description="Services this one calls. Calls go through the load balancer (so canary weights and judgement "
-        "cover them); only a service listed here may reach it, on the listener's port.",
+        description="Services this one calls, none of them public. Calls go through the internal load balancer at "
+        "the callee's port (so canary weights and judgement cover them); only a service listed here may reach it.",
     )
 
     @field_validator("env")

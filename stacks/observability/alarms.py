@@ -16,6 +16,8 @@ Neuron node of the cluster; the dashboard breaks it down by node.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -117,16 +119,16 @@ class EnvironmentAlarms(Construct):
         *,
         settings: ObservabilityConfig,
         names: EnvironmentAlarmNames,
-        load_balancer: str,
+        load_balancers: Sequence[str],
         cluster_name: str,
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.load_balancer_5xx_rate = load_balancer_5xx_rate(load_balancer).create_alarm(
+        self.load_balancer_5xx_rate = load_balancer_5xx_rate(load_balancers).create_alarm(
             self,
             "LoadBalancer5xxRate",
             alarm_name=names.load_balancer_5xx_rate,
-            alarm_description="The load balancer itself answered more than "
+            alarm_description="The load balancers themselves answered more than "
             f"{settings.load_balancer_5xx_rate_percent:g}% of requests with 5xx (502/503/504: no healthy target, "
             "a reset or a timeout); all services together",
             threshold=settings.load_balancer_5xx_rate_percent,
@@ -154,8 +156,10 @@ class EnvironmentAlarms(Construct):
             alarm.add_ok_action(actions.SnsAction(topic))
 
 
-def load_balancer_5xx_rate(load_balancer: str) -> cloudwatch.MathExpression:
-    def metric(source: metrics.MetricSource) -> cloudwatch.Metric:
+def load_balancer_5xx_rate(load_balancers: Sequence[str]) -> cloudwatch.MathExpression:
+    """The 5xx the load balancers answer themselves, as a share of all their requests (both balancers together)."""
+
+    def metric(source: metrics.MetricSource, load_balancer: str) -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace=source.namespace,
             metric_name=source.name,
@@ -164,12 +168,15 @@ def load_balancer_5xx_rate(load_balancer: str) -> cloudwatch.MathExpression:
             period=Duration.minutes(1),
         )
 
+    using: dict[str, cloudwatch.IMetric] = {}
+    for index, load_balancer in enumerate(load_balancers):
+        using[f"lbfivexx{index}"] = metric(metrics.LOAD_BALANCER_5XX, load_balancer)
+        using[f"lbreq{index}"] = metric(metrics.LOAD_BALANCER_REQUESTS, load_balancer)
+    five_xx = " + ".join(f"FILL(lbfivexx{index}, 0)" for index in range(len(load_balancers)))
+    requests = " + ".join(f"FILL(lbreq{index}, 0)" for index in range(len(load_balancers)))
     return cloudwatch.MathExpression(
-        expression="IF(FILL(lbreq, 0) > 0, 100 * FILL(lbfivexx, 0) / FILL(lbreq, 0), 0)",
-        using_metrics={
-            "lbfivexx": metric(metrics.LOAD_BALANCER_5XX),
-            "lbreq": metric(metrics.LOAD_BALANCER_REQUESTS),
-        },
+        expression=f"IF(({requests}) > 0, 100 * ({five_xx}) / ({requests}), 0)",
+        using_metrics=using,
         label="load balancer 5xx %",
         period=Duration.minutes(1),
     )

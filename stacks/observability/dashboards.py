@@ -56,7 +56,7 @@ def environment_dashboard(
     name: str,
     environment: str,
     services: Sequence[ServiceMetrics],
-    load_balancer: str,
+    load_balancers: Sequence[str],
     cluster_name: str,
     state_machine_arn: str,
     alarms: Sequence[cloudwatch.IAlarm],
@@ -86,7 +86,7 @@ def environment_dashboard(
                 PERCENT,
             ),
             _graph(
-                "Load balancer's own 5xx rate (all services)", [load_balancer_5xx_rate(load_balancer)], THIRD, PERCENT
+                "Load balancers' own 5xx rate (all services)", [load_balancer_5xx_rate(load_balancers)], THIRD, PERCENT
             ),
         ],
         [

@@ -47,7 +47,7 @@ class ObservabilityStack(Stack):
         settings: ObservabilityConfig,
         services: Sequence[PlacedService],
         target_group_dimensions: Mapping[str, Mapping[str, str]],
-        load_balancer_dimension: str,
+        load_balancer_dimensions: Mapping[str, str],  # service -> the load balancer that routes it
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
@@ -60,7 +60,7 @@ class ObservabilityStack(Stack):
                 service=placed.spec,
                 key=str(index),
                 target_groups=target_group_dimensions[placed.name],
-                load_balancer=load_balancer_dimension,
+                load_balancer=load_balancer_dimensions[placed.name],
                 cluster_name=cluster,
             )
             for index, placed in enumerate(services)
@@ -100,7 +100,7 @@ class ObservabilityStack(Stack):
             "EnvironmentAlarms",
             settings=settings,
             names=environment_alarm_names(env_name),
-            load_balancer=load_balancer_dimension,
+            load_balancers=sorted(set(load_balancer_dimensions.values())),
             cluster_name=cluster,
             topic=self.topic,
         )
@@ -110,7 +110,7 @@ class ObservabilityStack(Stack):
             name=environment_dashboard_name(env_name),
             environment=env_name,
             services=service_metrics,
-            load_balancer=load_balancer_dimension,
+            load_balancers=sorted(set(load_balancer_dimensions.values())),
             cluster_name=cluster,
             state_machine_arn=self.format_arn(
                 service="states",

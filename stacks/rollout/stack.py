@@ -55,7 +55,6 @@ class RolloutStack(Stack):
         functions: FunctionsConfig,
         services: Sequence[PlacedService],
         routing: Mapping[str, ServiceRouting],
-        load_balancer_arn: str,
         vpc: ec2.IVpc,
         cluster: eks.ICluster,
         cluster_security_group_id: str,
@@ -107,7 +106,7 @@ class RolloutStack(Stack):
             role_objects=rollout_access_objects(),
         )
         for placed in services:
-            self._settings_parameter(environment.name, placed, routing[placed.name], load_balancer_arn, settings_prefix)
+            self._settings_parameter(environment.name, placed, routing[placed.name], settings_prefix)
         self._grant(environment.name, services, routing, artifacts_key, settings_prefix)
 
         log_group = logs.LogGroup(
@@ -154,7 +153,6 @@ class RolloutStack(Stack):
         environment_name: str,
         placed: PlacedService,
         routing: ServiceRouting,
-        load_balancer_arn: str,
         prefix: str,
     ) -> ssm.StringParameter:
         """Everything a rollout of this service needs, resolved at deploy time, read by the Prepare step."""
@@ -166,7 +164,7 @@ class RolloutStack(Stack):
                 rule=routing.rule.listener_rule_arn,
                 stable_target_group=routing.target_groups["stable"].target_group_arn,
                 canary_target_group=routing.target_groups["canary"].target_group_arn,
-                load_balancer=load_balancer_arn,
+                load_balancer=routing.load_balancer.load_balancer_arn,
             ),
             image_registry=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}",
             model_bucket=model_bucket_name(environment_name, account=self.account, region=self.region),

@@ -137,7 +137,7 @@ class ServiceNetwork:
     vpc_cidr: str
     load_balancer_cidrs: Sequence[str]
     endpoint_cidrs: Sequence[str]
-    listener_port: int  # where services that call others reach the load balancer
+    internal_ports: Mapping[str, int]  # where each non-public service is reached on the internal load balancer
 
 
 @dataclass(frozen=True)
@@ -588,9 +588,9 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway
     endpoint answers on S3's public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the
     VPC and the Service ClusterIP ranges, so kubernetes.default and in-cluster webhooks stay out of reach) and to
-    the interface endpoints' subnets, and, for a service that config says calls others, the load
-    balancer on its listener port:
-    calls go through it, so canary weights and judgement cover internal callers too.
+    the interface endpoints' subnets, and, for a service that config says calls others, the load balancers' subnets
+    at the callees' ports: calls go through the internal load balancer, so canary weights and judgement cover
+    internal callers too, and a pod reaches only the services it calls.
     """
     https = {"protocol": "TCP", "port": 443}
     egress: list[dict] = [
@@ -616,7 +616,7 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
         egress.append(
             {
                 "to": _ip_blocks(network.load_balancer_cidrs),
-                "ports": [{"protocol": "TCP", "port": network.listener_port}],
+                "ports": [{"protocol": "TCP", "port": network.internal_ports[callee]} for callee in service.calls],
             }
         )
     return {

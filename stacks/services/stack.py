@@ -1,9 +1,9 @@
-"""Services stack: the load balancer, per-track target groups and the services' Kubernetes objects.
+"""Services stack: the load balancers, per-track target groups and the services' Kubernetes objects.
 
-One Application Load Balancer (internal unless configured otherwise) with one listener, in subnets of
-its own (so that the NetworkPolicies can tell its addresses from pods'). Each
-service gets an IP target group per track and one listener rule on its route whose weighted
-forward action starts at stable 100 / canary 0. Those weights belong to the rollout engine: no
+Public services are routed on the outside load balancer, the others on the internal one that only their callers
+reach (stacks/services/load_balancers.py), both in subnets of their own (so that the NetworkPolicies can tell their
+addresses from pods'). Each service gets an IP target group per track and one listener rule on its route whose
+weighted forward action starts at stable 100 / canary 0. Those weights belong to the rollout engine: no
 Ingress object exists for these services, and the TargetGroupBindings only register pod IPs.
 At rest the template's weights equal the live ones, so a later deploy does not move traffic.
 """
@@ -46,13 +46,11 @@ from stacks.services.kubernetes_objects import (
     service_objects,
     track_name,
 )
-from stacks.services.load_balancer_logs import enable_access_logs
+from stacks.services.load_balancers import ServiceLoadBalancers
 from stacks.services.model_loader import loader_config_map
 from stacks.services.track_owner import TrackOwner
-from stacks.services.waf import protect_with_waf
 from tessera_shared.constants import (
     HPA_KIND,
-    LOAD_BALANCER_OWNER_TAG,
     REGISTERED_ROOT,
     SCALED_OBJECT_KIND,
     SERVICE_LABEL,
@@ -71,6 +69,7 @@ class ServiceRouting:
 
     rule: elbv2.ApplicationListenerRule
     target_groups: dict[str, elbv2.ApplicationTargetGroup]
+    load_balancer: elbv2.ApplicationLoadBalancer  # the one whose listener holds the rule
 
 
 class ServicesStack(Stack):
@@ -100,14 +99,25 @@ class ServicesStack(Stack):
             # Literals: CDK computes the VPC's subnet CIDRs at synth time.
             load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
             endpoint_cidrs=[subnet.ipv4_cidr_block for subnet in subnets.endpoints],
-            listener_port=443 if settings.is_https else 80,
+            internal_ports={placed.spec.name: placed.spec.port for placed in services if not placed.spec.public},
         )
-
-        self.load_balancer, listener = self._load_balancer(settings, vpc, lb_subnets, retain)
+        pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
+        self.load_balancers = ServiceLoadBalancers(
+            self,
+            settings=settings,
+            services=[placed.spec for placed in services],
+            vpc=vpc,
+            subnets=lb_subnets,
+            pods=pods,
+            logs=access_logs_bucket(
+                self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancers'"
+            ),
+            retain=retain,
+            name=self._cluster_name,
+        )
         model_bucket = s3.Bucket.from_bucket_name(
             self, "ModelBucket", model_bucket_name(environment.name, account=self.account, region=self.region)
         )
-        pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
 
         namespace = eks.KubernetesManifest(
             self,
@@ -140,18 +150,14 @@ class ServicesStack(Stack):
         scaling = eks.KubernetesManifest(self, "Scaling", cluster=cluster, manifest=scaling_objects(), overwrite=True)
         scaling.node.add_dependency(namespace)
         self.routing: dict[str, ServiceRouting] = {}
-        published: dict[str, PublishedValue] = {
-            "services/namespace": PublishedValue(NAMESPACE, "Namespace of every inference service"),
-            "services/load-balancer-dns": PublishedValue(self.load_balancer.load_balancer_dns_name, "ALB DNS name"),
-            "services/listener-arn": PublishedValue(listener.listener_arn, "ALB listener of the services"),
-        }
+        published = _published_load_balancers(self.load_balancers)
         for index, placed in enumerate(services):
             service = placed.spec
-            routing = self._routing(service, index, settings, vpc, listener)
+            routing = self._routing(service, index, settings, vpc)
             self.routing[service.name] = routing
-            # Only the load balancer reaches the pods (pod IPs sit behind the cluster security group), and the load
+            # Only its load balancer reaches the pods (pod IPs sit behind the cluster security group), and the load
             # balancer reaches nothing else: ingress on the pods' group, egress on its own.
-            self.load_balancer.connections.allow_to(
+            routing.load_balancer.connections.allow_to(
                 pods, ec2.Port.tcp(service.port), f"{service.name} from the Tessera load balancer"
             )
             reader, association = self._model_reader(service, cluster, model_bucket, artifacts_key, environment.name)
@@ -167,7 +173,7 @@ class ServicesStack(Stack):
                     region=self.region,
                     cluster_name=cluster.cluster_name,
                     stable_target_group_dimension=routing.target_groups["stable"].target_group_full_name,
-                    load_balancer_dimension=self.load_balancer.load_balancer_full_name,
+                    load_balancer_dimension=routing.load_balancer.load_balancer_full_name,
                 ),
                 drain_seconds=settings.deregistration_delay_seconds,
             )
@@ -204,94 +210,12 @@ class ServicesStack(Stack):
             self, f"{pascal_case(service.name)}Repository", service.image.repository
         )
 
-    def _load_balancer(
-        self, settings: LoadBalancerConfig, vpc: ec2.IVpc, subnets: list[ec2.ISubnet], retain: bool
-    ) -> tuple[elbv2.ApplicationLoadBalancer, elbv2.ApplicationListener]:
-        security_group = ec2.SecurityGroup(
-            self,
-            "LoadBalancerSecurityGroup",
-            vpc=vpc,
-            description="Tessera services load balancer",
-            allow_all_outbound=False,
-        )
-        # With HTTPS, port 80 only redirects to 443.
-        ports = [443, 80] if settings.is_https else [80]
-        public = settings.internet_facing and not settings.allowed_cidrs
-        peers = (
-            [ec2.Peer.any_ipv4()]
-            if public
-            else [ec2.Peer.ipv4(cidr) for cidr in settings.allowed_cidrs or [vpc.vpc_cidr_block]]
-        )
-        for peer in peers:
-            for port in ports:
-                security_group.add_ingress_rule(peer, ec2.Port.tcp(port), "Clients of the services")
-        if public:
-            Validations.of(security_group).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-EC23",
-                    reason="Internet-facing load balancer configured without allowed_cidrs: it serves the public "
-                    "behind a WAF web ACL (config refuses it without one).",
-                )
-            )
-        elif not settings.allowed_cidrs:
-            # The VPC CIDR is a token here, which cdk-nag cannot evaluate.
-            Validations.of(security_group).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-EC23",
-                    reason="Internal load balancer: ingress is limited to the VPC's own CIDR block.",
-                )
-            )
-
-        load_balancer = elbv2.ApplicationLoadBalancer(
-            self,
-            "LoadBalancer",
-            vpc=vpc,
-            internet_facing=settings.internet_facing,
-            vpc_subnets=ec2.SubnetSelection(subnets=subnets),
-            security_group=security_group,
-            idle_timeout=Duration.seconds(settings.idle_timeout_seconds),
-            drop_invalid_header_fields=True,
-            # Strictest would also refuse "acceptable" requests (not RFC 7230 but harmless), which some HTTP/1.1
-            # clients send; defensive refuses the ambiguous and severe ones that smuggling needs.
-            desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
-            deletion_protection=retain,
-        )
-        if public and settings.waf is not None:
-            protect_with_waf(load_balancer, settings=settings.waf, name=f"{self._cluster_name}-services")
-        # Prepare checks that a service's rule is on this environment's load balancer by this tag.
-        Tags.of(load_balancer).add(LOAD_BALANCER_OWNER_TAG, self._cluster_name)
-        logs = access_logs_bucket(
-            self, retention_days=settings.access_log_retention_days, retain=retain, logs_of="the load balancer's"
-        )
-        enable_access_logs(load_balancer, logs, "alb")
-
-        not_found = elbv2.ListenerAction.fixed_response(
-            404, content_type="application/json", message_body='{"error":"no such route"}'
-        )
-        if settings.is_https:
-            listener = load_balancer.add_listener(
-                "Https",
-                port=443,
-                protocol=elbv2.ApplicationProtocol.HTTPS,
-                certificates=[elbv2.ListenerCertificate.from_arn(settings.certificate_arn)],
-                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                default_action=not_found,
-                open=False,
-            )
-            load_balancer.add_redirect(source_port=80, target_port=443, open=False)
-        else:
-            listener = load_balancer.add_listener(
-                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, default_action=not_found, open=False
-            )
-        return load_balancer, listener
-
     def _routing(
         self,
         service: ServiceSpec,
         index: int,
         settings: LoadBalancerConfig,
         vpc: ec2.IVpc,
-        listener: elbv2.ApplicationListener,
     ) -> ServiceRouting:
         target_groups = {
             track: elbv2.ApplicationTargetGroup(
@@ -329,7 +253,7 @@ class ServicesStack(Stack):
         rule = elbv2.ApplicationListenerRule(
             self,
             f"{pascal_case(service.name)}Rule",
-            listener=listener,
+            listener=self.load_balancers.listener_for(service),
             priority=FIRST_RULE_PRIORITY + index * 10,
             conditions=conditions,
             # Rest position; the rollout engine moves these weights and always returns them here.
@@ -341,7 +265,9 @@ class ServicesStack(Stack):
             ),
         )
         Tags.of(rule).add(SERVICE_LABEL, service.name)  # Prepare moves only a rule tagged for the service
-        return ServiceRouting(rule=rule, target_groups=target_groups)
+        return ServiceRouting(
+            rule=rule, target_groups=target_groups, load_balancer=self.load_balancers.load_balancer_for(service)
+        )
 
     def _model_reader(
         self, service: ServiceSpec, cluster: eks.ICluster, bucket: s3.IBucket, key: kms.IKey, environment_name: str
@@ -411,6 +337,23 @@ class ServicesStack(Stack):
             role_arn=role.role_arn,
         )
         return role, association
+
+
+def _published_load_balancers(load_balancers: ServiceLoadBalancers) -> dict[str, PublishedValue]:
+    published = {"services/namespace": PublishedValue(NAMESPACE, "Namespace of every inference service")}
+    if load_balancers.outside is not None and load_balancers.outside_listener is not None:
+        published["services/load-balancer-dns"] = PublishedValue(
+            load_balancers.outside.load_balancer_dns_name, "DNS name of the public services' load balancer"
+        )
+        published["services/listener-arn"] = PublishedValue(
+            load_balancers.outside_listener.listener_arn, "Listener of the public services"
+        )
+    if load_balancers.internal is not None:
+        published["services/internal-load-balancer-dns"] = PublishedValue(
+            load_balancers.internal.load_balancer_dns_name,
+            "DNS name of the internal load balancer (callers use it at the callee's port)",
+        )
+    return published
 
 
 def _published_routing(service: ServiceSpec, routing: ServiceRouting) -> dict[str, PublishedValue]:

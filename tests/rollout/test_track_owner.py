@@ -41,7 +41,7 @@ def rendered(config: EnvironmentConfig, *, env: dict[str, str] | None = None) ->
                 vpc_cidr="10.40.0.0/16",
                 load_balancer_cidrs=["10.40.128.0/26"],
                 endpoint_cidrs=["10.40.128.192/26"],
-                listener_port=80,
+                internal_ports={"embeddings": 8080},
             ),
             region=REGION,
             cluster_name="tessera-dev",

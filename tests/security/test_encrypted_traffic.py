@@ -53,7 +53,9 @@ def test_load_balancer_drops_invalid_headers_and_mitigates_desync(
     environment: str, request: pytest.FixtureRequest
 ) -> None:
     synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
-    [balancer] = synthesized.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    attributes = {a["Key"]: a["Value"] for a in balancer["Properties"]["LoadBalancerAttributes"]}
-    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
-    assert attributes["routing.http.desync_mitigation_mode"] == "defensive"
+    balancers = synthesized.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert len(balancers) == 2
+    for balancer in balancers:
+        attributes = {a["Key"]: a["Value"] for a in balancer["Properties"]["LoadBalancerAttributes"]}
+        assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+        assert attributes["routing.http.desync_mitigation_mode"] == "defensive"

@@ -66,8 +66,12 @@ def test_rollout_function_egress_is_https_only(dev: SynthesizedEnvironment) -> N
 
 
 def test_load_balancer_reaches_only_the_pods_on_service_ports(dev: SynthesizedEnvironment) -> None:
-    group = _security_group(dev, "Services", "Tessera services load balancer")
-    assert all(rule.get("CidrIp") != "0.0.0.0/0" for rule in group.get("SecurityGroupEgress", []))
+    for description in (
+        "Tessera public services load balancer",
+        "Tessera internal load balancer: calls between services",
+    ):
+        group = _security_group(dev, "Services", description)
+        assert all(rule.get("CidrIp") != "0.0.0.0/0" for rule in group.get("SecurityGroupEgress", []))
     ports = {service.port for service in dev.config.services}
     egress = dev.resources("Services", "AWS::EC2::SecurityGroupEgress").values()
     assert {rule["Properties"]["FromPort"] for rule in egress} == ports

@@ -38,8 +38,8 @@ def _tags(resource: dict) -> dict:
 def test_the_load_balancer_rules_and_target_groups_say_whose_they_are(dev: SynthesizedEnvironment) -> None:
     """Prepare reads these tags to check that a service's settings point at its own routing."""
     cluster = dev.stacks.cluster.cluster_name
-    [load_balancer] = dev.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    assert _tags(load_balancer)[LOAD_BALANCER_OWNER_TAG] == cluster
+    load_balancers = dev.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert [_tags(load_balancer)[LOAD_BALANCER_OWNER_TAG] for load_balancer in load_balancers] == [cluster, cluster]
     services = {service.name for service in dev.config.services}
     rules = dev.resources("Services", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
     assert sorted(_tags(rule)[SERVICE_LABEL] for rule in rules) == sorted(services)

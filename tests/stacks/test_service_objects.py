@@ -286,8 +286,11 @@ def test_network_policy_admits_only_the_load_balancer(config: EnvironmentConfig)
             rule for rule in spec["egress"] if {"ipBlock": {"cidr": "<load-balancer-subnet-cidr>"}} in rule["to"]
         ]
         assert len(to_load_balancer) == (1 if service.calls else 0)
-        listener_port = 443 if config.load_balancer.is_https else 80
-        assert all(rule["ports"] == [{"protocol": "TCP", "port": listener_port}] for rule in to_load_balancer)
+        ports = {callee.name: callee.port for callee in config.services}
+        assert all(
+            rule["ports"] == [{"protocol": "TCP", "port": ports[callee]} for callee in service.calls]
+            for rule in to_load_balancer
+        )
 
 
 def test_namespace_denies_by_default(config: EnvironmentConfig) -> None:

@@ -13,6 +13,8 @@ from tests.kubernetes_objects import json_property, manifest_objects, manifest_t
 from tests.synth import SynthesizedEnvironment
 
 SERVICES = ("assistant", "embeddings", "gateway")
+OUTSIDE_GROUP = "Tessera public services load balancer"
+INTERNAL_GROUP = "Tessera internal load balancer: calls between services"
 
 
 def _target_groups(env: SynthesizedEnvironment) -> dict[str, dict]:
@@ -32,16 +34,24 @@ def _rules(env: SynthesizedEnvironment) -> dict[str, dict]:
     return rules
 
 
-def test_one_internal_load_balancer_with_access_logs(dev: SynthesizedEnvironment) -> None:
-    [lb] = dev.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    props = lb["Properties"]
-    assert props["Scheme"] == "internal"
-    attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
-    assert attributes["access_logs.s3.enabled"] == "true"
-    assert attributes["access_logs.s3.prefix"] == "alb"
-    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
-    assert attributes["idle_timeout.timeout_seconds"] == "300"
-    assert len(props["Subnets"]) == 3
+def _load_balancers(env: SynthesizedEnvironment) -> dict[str, dict]:
+    """ "outside" (LoadBalancer...) and "internal" (InternalLoadBalancer...) by their logical ids."""
+    found = env.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert len(found) == 2
+    return {("internal" if lid.startswith("Internal") else "outside"): lb["Properties"] for lid, lb in found.items()}
+
+
+def test_two_internal_load_balancers_in_dev_with_access_logs(dev: SynthesizedEnvironment) -> None:
+    prefixes = {}
+    for kind, props in _load_balancers(dev).items():
+        assert props["Scheme"] == "internal"
+        attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
+        assert attributes["access_logs.s3.enabled"] == "true"
+        prefixes[kind] = attributes["access_logs.s3.prefix"]
+        assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+        assert attributes["idle_timeout.timeout_seconds"] == "300"
+        assert len(props["Subnets"]) == 3
+    assert prefixes == {"outside": "alb", "internal": "alb-internal"}
 
 
 def test_access_log_delivery_is_allowed_in_every_region(dev: SynthesizedEnvironment) -> None:
@@ -55,27 +65,49 @@ def test_access_log_delivery_is_allowed_in_every_region(dev: SynthesizedEnvironm
     assert delivery["Action"] == "s3:PutObject"
 
 
-def test_dev_listener_is_http_with_a_404_default(dev: SynthesizedEnvironment) -> None:
-    [listener] = dev.resources("Services", "AWS::ElasticLoadBalancingV2::Listener").values()
-    props = listener["Properties"]
-    assert (props["Port"], props["Protocol"]) == (80, "HTTP")
-    assert props["DefaultActions"][0]["Type"] == "fixed-response"
-    assert props["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+def _listeners_by_service(env: SynthesizedEnvironment) -> dict[str, dict]:
+    """Service -> the listener holding its rule."""
+    resources = env.template_json("Services")["Resources"]
+    found = {}
+    for rule in env.resources("Services", "AWS::ElasticLoadBalancingV2::ListenerRule").values():
+        tags = {tag["Key"]: tag["Value"] for tag in rule["Properties"]["Tags"]}
+        found[tags["tessera.dev/service"]] = resources[rule["Properties"]["ListenerArn"]["Ref"]]["Properties"]
+    return found
 
 
-def test_https_listener_when_a_certificate_is_configured(variant: SynthesizedEnvironment) -> None:
+def test_dev_listeners_are_http_with_a_404_default(dev: SynthesizedEnvironment) -> None:
+    listeners = _listeners_by_service(dev)
+    outside, internal = (
+        next(lid for lid in dev.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer") if kind(lid))
+        for kind in (lambda lid: not lid.startswith("Internal"), lambda lid: lid.startswith("Internal"))
+    )
+    # The public gateway on the outside listener; each model service on the internal one, at its own port.
+    assert {name: (props["LoadBalancerArn"]["Ref"], props["Port"]) for name, props in listeners.items()} == {
+        "gateway": (outside, 80),
+        "assistant": (internal, 8000),
+        "embeddings": (internal, 8080),
+    }
+    for props in listeners.values():
+        assert props["Protocol"] == "HTTP"
+        assert props["DefaultActions"][0]["Type"] == "fixed-response"
+        assert props["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+
+
+def test_https_listeners_when_a_certificate_is_configured(variant: SynthesizedEnvironment) -> None:
     listeners = [
         item["Properties"] for item in variant.resources("Services", "AWS::ElasticLoadBalancingV2::Listener").values()
     ]
     https = [listener for listener in listeners if listener["Protocol"] == "HTTPS"]
     redirect = [listener for listener in listeners if listener["Protocol"] == "HTTP"]
-    assert len(https) == 1
-    assert https[0]["Port"] == 443
-    assert https[0]["Certificates"] == [{"CertificateArn": TLS_CERTIFICATE_ARN}]
-    assert https[0]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
-    assert redirect[0]["DefaultActions"][0]["Type"] == "redirect"
-    [lb] = variant.resources("Services", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    assert lb["Properties"]["Scheme"] == "internet-facing"
+    assert sorted(listener["Port"] for listener in https) == [443, 8000, 8080, 8100]
+    for listener in https:
+        assert listener["Certificates"] == [{"CertificateArn": TLS_CERTIFICATE_ARN}]
+        assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    [only_redirect] = redirect
+    assert only_redirect["Port"] == 80
+    assert only_redirect["DefaultActions"][0]["Type"] == "redirect"
+    schemes = {kind: props["Scheme"] for kind, props in _load_balancers(variant).items()}
+    assert schemes == {"outside": "internet-facing", "internal": "internal"}
     group = _load_balancer_group(variant)
     ingress = sorted((r["CidrIp"], r["FromPort"]) for r in group["Properties"]["SecurityGroupIngress"])
     assert ingress == [("198.51.100.0/24", 80), ("198.51.100.0/24", 443)]
@@ -119,29 +151,50 @@ def test_no_ingress_objects_manage_these_services(dev: SynthesizedEnvironment) -
     assert "TargetGroupBinding" in kinds
 
 
-def test_only_the_load_balancer_reaches_the_pods(dev: SynthesizedEnvironment) -> None:
-    lb_group = next(
-        lid
+def test_only_its_load_balancer_reaches_a_service_s_pods(dev: SynthesizedEnvironment) -> None:
+    groups = {
+        g["Properties"]["GroupDescription"]: lid
         for lid, g in dev.resources("Services", "AWS::EC2::SecurityGroup").items()
-        if g["Properties"]["GroupDescription"] == "Tessera services load balancer"
-    )
+    }
     rules = [
         r["Properties"]
         for r in dev.resources("Services", "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["FromPort"] != 443  # the track owner's own way to the Kubernetes API
+        if "Fn::GetStackOutput" in json.dumps(r["Properties"]["GroupId"])  # into the pods' group
+        and r["Properties"]["FromPort"] != 443  # the track owner's own way to the Kubernetes API
     ]
-    assert sorted(r["FromPort"] for r in rules) == [8000, 8080, 8081]
+    outside = {"Fn::GetAtt": [groups[OUTSIDE_GROUP], "GroupId"]}
+    internal = {"Fn::GetAtt": [groups[INTERNAL_GROUP], "GroupId"]}
+    assert sorted((r["FromPort"], json.dumps(r["SourceSecurityGroupId"])) for r in rules) == sorted(
+        [(8000, json.dumps(internal)), (8080, json.dumps(internal)), (8081, json.dumps(outside))]
+    )
     for rule in rules:
-        assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [lb_group, "GroupId"]}
         assert rule["FromPort"] == rule["ToPort"]
         assert "Fn::GetStackOutput" in json.dumps(rule["GroupId"]) or "Fn::ImportValue" in json.dumps(rule["GroupId"])
 
 
-def test_load_balancer_admits_clients_from_the_vpc_only(dev: SynthesizedEnvironment) -> None:
+def test_outside_load_balancer_admits_clients_from_the_vpc_only(dev: SynthesizedEnvironment) -> None:
     ingress = _load_balancer_group(dev)["Properties"]["SecurityGroupIngress"]
     assert len(ingress) == 1
     assert ingress[0]["FromPort"] == 80
     assert "0.0.0.0/0" not in json.dumps(ingress)
+
+
+def test_internal_load_balancer_admits_only_pods_at_the_callees_ports(dev: SynthesizedEnvironment) -> None:
+    [group] = [
+        lid
+        for lid, g in dev.resources("Services", "AWS::EC2::SecurityGroup").items()
+        if g["Properties"]["GroupDescription"] == INTERNAL_GROUP
+    ]
+    assert "SecurityGroupIngress" not in dev.resources("Services", "AWS::EC2::SecurityGroup")[group]["Properties"]
+    ingress = [
+        r["Properties"]
+        for r in dev.resources("Services", "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]}
+    ]
+    assert sorted(r["FromPort"] for r in ingress) == [8000, 8080]
+    for rule in ingress:
+        assert set(rule) == {"Description", "FromPort", "GroupId", "IpProtocol", "SourceSecurityGroupId", "ToPort"}
+        assert "ClusterSecurityGroupId" in json.dumps(rule["SourceSecurityGroupId"])
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -210,8 +263,10 @@ def test_scaled_objects_read_the_stable_target_group_in_the_deployed_region(dev:
     [trigger] = scaled["spec"]["triggers"]
     assert trigger["metadata"]["awsRegion"] == {"Ref": "AWS::Region"}
     stable = next(lid for lid in resources if lid.startswith("GatewayStableTargetGroup"))
-    [load_balancer] = [
-        lid for lid, res in resources.items() if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    [load_balancer] = [  # the gateway is public: the outside load balancer routes it
+        lid
+        for lid, res in resources.items()
+        if res["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer" and lid.startswith("LoadBalancer")
     ]
     assert trigger["metadata"]["dimensionValue"] == {
         "Fn::Join": [
@@ -247,7 +302,7 @@ def _load_balancer_group(env: SynthesizedEnvironment) -> dict:
     [group] = [
         g
         for g in env.resources("Services", "AWS::EC2::SecurityGroup").values()
-        if g["Properties"]["GroupDescription"] == "Tessera services load balancer"
+        if g["Properties"]["GroupDescription"] == OUTSIDE_GROUP
     ]
     return group
 
