@@ -61,6 +61,8 @@ def variant_config() -> EnvironmentConfig:
     # 3 cores on trn1n (2 per device): neither whole devices nor one core, so the scheduler extension.
     ranker["accelerator"] = {"type": "trainium", "neuron_cores": 3, "pool": "training"}
     ranker["calls"] = ["embeddings"]  # a caller of some services, not all: it must not reach the others
+    ranker["egress"] = ["198.51.100.16/28"]  # an identity provider outside the VPC, on HTTPS
+    data["services"][2]["egress"] = ["0.0.0.0/0"]  # the internet on HTTPS, never the VPC or the ClusterIPs
     data["services"].append(ranker)
     data["cluster"]["accelerator_pools"] += [
         {

@@ -19,7 +19,14 @@ from stacks.config.base import StrictModel, check_log_retention, duplicates, rai
 from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
 from stacks.config.observability import ObservabilityConfig
-from stacks.config.services import AcceleratorSpec, FunctionsConfig, LoadBalancerConfig, RegistryConfig, ServiceSpec
+from stacks.config.services import (
+    EKS_SERVICE_CIDRS,
+    AcceleratorSpec,
+    FunctionsConfig,
+    LoadBalancerConfig,
+    RegistryConfig,
+    ServiceSpec,
+)
 from stacks.config.yaml_loader import load_yaml_mapping
 from tessera_shared.constants import GENERAL_POOL, parameter_prefix
 
@@ -186,6 +193,7 @@ class EnvironmentConfig(StrictModel):
         problems += duplicates("services", [str(service.port) for service in self.services], field="port")
         problems += self._placement_problems()
         problems += self._call_problems()
+        problems += self._egress_problems()
         if self.network.availability_zones is not None:
             if self.region is None:
                 problems.append("network.availability_zones: set `region` too, AZ names belong to one region")
@@ -246,6 +254,22 @@ class EnvironmentConfig(StrictModel):
                         f"{path}[{position}]: {callee!r} is public, routed only on the outside load balancer; "
                         "services call each other through the internal one"
                     )
+        return problems
+
+    def _egress_problems(self) -> list[str]:
+        """Declared egress is for addresses outside the cluster: one inside the VPC would name pods and nodes, one
+        inside a Service ClusterIP range the API server and webhooks."""
+        closed = [("the VPC", self.network.vpc_cidr)] + [("EKS's Service ClusterIPs", c) for c in EKS_SERVICE_CIDRS]
+        problems = []
+        for index, service in enumerate(self.services):
+            for position, cidr in enumerate(service.egress):
+                network = ipaddress.IPv4Network(cidr)
+                problems += [
+                    f"services[{index}].egress[{position}]: {cidr} lies in {what} ({inside}); pods reach other "
+                    "services through `calls`, and nothing else inside"
+                    for what, inside in closed
+                    if network.subnet_of(ipaddress.IPv4Network(inside))
+                ]
         return problems
 
     def _plain_http_problems(self) -> list[str]:

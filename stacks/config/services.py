@@ -31,7 +31,22 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 RESERVED_ENV = frozenset({"MODEL_NAME", "MODEL_VERSION", "MODEL_S3_URI", "MODEL_CACHE_DIR", "SERVICE_NAME", "TRACK"})
 
 AcceleratorType = Literal["trainium", "inferentia", "gpu", "cpu"]
+# The Service ClusterIP ranges EKS picks from for a cluster created without serviceIpv4Cidr (EKS API reference,
+# KubernetesNetworkConfigRequest: 10.100.0.0/16 or 172.20.0.0/16); Tessera sets none, so pods' egress leaves both out.
+EKS_SERVICE_CIDRS = ("10.100.0.0/16", "172.20.0.0/16")
 NEURON_ACCELERATORS = ("trainium", "inferentia")
+
+
+def ipv4_cidrs(cidrs: list[str]) -> list[str]:
+    """Each entry a strict IPv4 CIDR (no host bits set), else one problem per entry."""
+    problems = []
+    for index, cidr in enumerate(cidrs):
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as error:
+            problems.append(f"[{index}] {cidr!r} is not an IPv4 CIDR ({error})")
+    raise_if_any(problems)
+    return cidrs
 
 
 class ServiceImage(StrictModel):
@@ -209,11 +224,22 @@ class ServiceSpec(StrictModel):
         "Otherwise the service is routed only on the internal load balancer, at its own port, which only the "
         "services that list it in `calls` reach.",
     )
+    egress: list[str] = Field(
+        default_factory=list,
+        description="IPv4 CIDRs outside the VPC the service's pods may reach on HTTPS (443), e.g. an identity "
+        "provider. Without it they reach only DNS, the Pod Identity agent, the VPC's interface endpoints (S3 "
+        "included) and the services in `calls`. A CIDR that holds the VPC or the Service ClusterIPs leaves them out.",
+    )
     calls: list[str] = Field(
         default_factory=list,
         description="Services this one calls, none of them public. Calls go through the internal load balancer at "
         "the callee's port (so canary weights and judgement cover them); only a service listed here may reach it.",
     )
+
+    @field_validator("egress")
+    @classmethod
+    def _egress_cidrs(cls, cidrs: list[str]) -> list[str]:
+        return ipv4_cidrs(cidrs)
 
     @field_validator("env")
     @classmethod
@@ -374,14 +400,7 @@ class LoadBalancerConfig(StrictModel):
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        problems = []
-        for index, cidr in enumerate(cidrs):
-            try:
-                ipaddress.IPv4Network(cidr, strict=True)
-            except ValueError as error:
-                problems.append(f"[{index}] {cidr!r} is not an IPv4 CIDR ({error})")
-        raise_if_any(problems)
-        return cidrs
+        return ipv4_cidrs(cidrs)
 
     @field_validator("slow_start_seconds")
     @classmethod

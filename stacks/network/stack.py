@@ -133,21 +133,21 @@ class NetworkStack(Stack):
                 subnets=ec2.SubnetSelection(subnet_group_name=ENDPOINT_GROUP),
             )
             endpoint.add_to_policy(_this_account_only())
-        s3_endpoint = self.vpc.node.find_child("S3")
-        s3_endpoint.add_to_policy(_this_account_only())
-        # The gateway takes all of the region's S3 traffic, image layers included, and those requests are not
-        # signed by our principals: ECR's are presigned by ECR (ECR user guide, "Minimum Amazon S3 gateway endpoint
-        # policy"), registry.k8s.io's are anonymous redirects to its bucket in the region (kubernetes/registry.k8s.io,
-        # cmd/archeio). Read-only, on those buckets only (image_registries.py; docs/images.md).
-        for statement in gateway_layer_buckets(self.region, region_known=not Token.is_unresolved(self.region)):
-            s3_endpoint.add_to_policy(
-                iam.PolicyStatement(
-                    sid=statement.sid,
-                    principals=[iam.AnyPrincipal()],
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:{self.partition}:s3:::{bucket}/*" for bucket in statement.buckets],
-                )
-            )
+        # Pods reach S3 without a route out of the VPC: with private DNS for every resolver, S3's regional names
+        # answer from this endpoint's addresses in the endpoint subnets, which the NetworkPolicies admit. The
+        # gateway stays for whatever still resolves to S3's public addresses.
+        s3_interface = self.vpc.add_interface_endpoint(
+            "S3Interface",
+            service=ec2.InterfaceVpcEndpointAwsService.S3,
+            private_dns_enabled=True,
+            private_dns_only_for_inbound_resolver_endpoint=ec2.VpcEndpointPrivateDnsOnlyForInboundResolverEndpoint.ALL_RESOLVERS,
+            open=False,
+            security_groups=[endpoint_security_group],
+            subnets=ec2.SubnetSelection(subnet_group_name=ENDPOINT_GROUP),
+        )
+        for s3_endpoint in (self.vpc.node.find_child("S3"), s3_interface):
+            for statement in self._s3_endpoint_policy():
+                s3_endpoint.add_to_policy(statement)
         public_subnets = self._group(PUBLIC_GROUP)
         self.service_subnets = ServiceSubnets(
             vpc_cidr=settings.vpc_cidr,
@@ -183,6 +183,23 @@ class NetworkStack(Stack):
                 ),
             },
         )
+
+    def _s3_endpoint_policy(self) -> list[iam.PolicyStatement]:
+        """Both S3 endpoints carry all of the region's S3 traffic, image layers included, and those requests are not
+        signed by our principals: ECR's are presigned by ECR (ECR user guide, "Minimum Amazon S3 gateway endpoint
+        policy"), registry.k8s.io's are anonymous redirects to its bucket in the region (kubernetes/registry.k8s.io,
+        cmd/archeio). Read-only, on those buckets only (image_registries.py; docs/images.md)."""
+        statements = [_this_account_only()]
+        for layers in gateway_layer_buckets(self.region, region_known=not Token.is_unresolved(self.region)):
+            statements.append(
+                iam.PolicyStatement(
+                    sid=layers.sid,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{self.partition}:s3:::{bucket}/*" for bucket in layers.buckets],
+                )
+            )
+        return statements
 
     def _group(self, name: str) -> list[ec2.ISubnet]:
         return self.vpc.select_subnets(subnet_group_name=name).subnets

@@ -43,13 +43,14 @@ in-flight requests after SIGTERM (the pod keeps receiving no new traffic from th
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stacks.config.cluster import AcceleratorPoolConfig
 from stacks.config.observability import ScalingSpec
-from stacks.config.services import AcceleratorSpec, ServiceSpec, memory_bytes
+from stacks.config.services import EKS_SERVICE_CIDRS, AcceleratorSpec, ServiceSpec, memory_bytes
 from stacks.services.model_loader import loader_container, loader_volume
 from tessera_shared import metrics
 from tessera_shared.constants import (
@@ -75,9 +76,6 @@ from tessera_shared.constants import (
     track_object_name,
 )
 
-# The Service ClusterIP ranges EKS picks from for a cluster created without serviceIpv4Cidr (EKS API reference,
-# KubernetesNetworkConfigRequest: 10.100.0.0/16 or 172.20.0.0/16); Tessera sets none, so both are excluded.
-EKS_SERVICE_CIDRS = ("10.100.0.0/16", "172.20.0.0/16")
 MODEL_CACHE_DIR = "/models"
 RUN_AS_USER = 1000
 CONTAINER_SECURITY = {
@@ -577,6 +575,17 @@ def _ip_blocks(cidrs: Sequence[str]) -> list[dict]:
     return [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]
 
 
+def _declared_egress(service: ServiceSpec, network: ServiceNetwork) -> list[dict]:
+    """The service's `egress` CIDRs, each without the VPC and the Service ClusterIP ranges it holds (config refuses
+    a CIDR inside them)."""
+    blocks = []
+    for cidr in service.egress:
+        network_of = ipaddress.IPv4Network(cidr)
+        held = [c for c in (network.vpc_cidr, *EKS_SERVICE_CIDRS) if ipaddress.IPv4Network(c).subnet_of(network_of)]
+        blocks.append({"ipBlock": {"cidr": cidr, "except": held} if held else {"cidr": cidr}})
+    return blocks
+
+
 def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     """What a service's pods may do on top of the namespace's default deny.
 
@@ -585,12 +594,12 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     node (aws/aws-network-policy-agent#56, PR #65). The node subnets are not admitted: they hold every pod.
     Egress: DNS (kube-dns by namespace and pod selector, as the VPC CNI's agent expects:
     aws/aws-network-policy-agent#230), the EKS Pod Identity agent (its IPv4 link-local address; the IPv6
-    one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS outside the VPC (S3 through the gateway
-    endpoint answers on S3's public addresses, which a NetworkPolicy can only allow as 0.0.0.0/0 minus the
-    VPC and the Service ClusterIP ranges, so kubernetes.default and in-cluster webhooks stay out of reach) and to
-    the interface endpoints' subnets, and, for a service that config says calls others, the load balancers' subnets
-    at the callees' ports: calls go through the internal load balancer, so canary weights and judgement cover
-    internal callers too, and a pod reaches only the services it calls.
+    one, fd00:ec2::23, would matter only on an IPv6 cluster), HTTPS to the interface endpoints' subnets (S3's
+    endpoint answers there for the whole VPC: stacks/network/stack.py) and to what `egress` in config declares
+    (never the VPC or the Service ClusterIP ranges, so kubernetes.default and in-cluster webhooks stay out of
+    reach), and, for a service that config says calls others, the load balancers' subnets at the callees' ports:
+    calls go through the internal load balancer, so canary weights and judgement cover internal callers too, and
+    a pod reaches only the services it calls.
     """
     https = {"protocol": "TCP", "port": 443}
     egress: list[dict] = [
@@ -604,13 +613,7 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
         },
         {"to": _ip_blocks([POD_IDENTITY_AGENT_CIDR]), "ports": [{"protocol": "TCP", "port": 80}]},
-        {
-            "to": [
-                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [network.vpc_cidr, *EKS_SERVICE_CIDRS]}},
-                *_ip_blocks(network.endpoint_cidrs),
-            ],
-            "ports": [https],
-        },
+        {"to": [*_ip_blocks(network.endpoint_cidrs), *_declared_egress(service, network)], "ports": [https]},
     ]
     if service.calls:
         egress.append(

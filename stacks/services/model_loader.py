@@ -38,7 +38,8 @@ def loader_container(*, image: str, env: list[dict], cache_mount: dict, security
         "name": MODEL_LOADER_CONTAINER,
         "image": image,
         "command": ["python3", f"{MOUNT}/{SCRIPT.name}"],
-        "env": env,
+        # S3's interface endpoint answers the regional names only, and in us-east-1 the SDK would use the global one.
+        "env": [*env, {"name": "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "value": "regional"}],
         "resources": {"requests": dict(RESOURCES), "limits": dict(RESOURCES)},
         "securityContext": security_context,
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -202,11 +202,39 @@ def test_calls_name_other_services_of_the_environment() -> None:
     ]
 
 
-def test_shipped_gateway_calls_the_model_services() -> None:
+def test_no_service_calls_a_public_one() -> None:
+    """A public service is routed only on the outside load balancer; calls go through the internal one."""
+    data = _dev_data()
+    data["services"][0]["calls"] = ["gateway"]
+    assert _problems(data) == [
+        "services[0].calls[0]: 'gateway' is public, routed only on the outside load balancer; services call each "
+        "other through the internal one"
+    ]
+
+
+def test_egress_names_networks_outside_the_vpc_and_the_cluster_ips() -> None:
+    data = _dev_data()
+    data["services"][0]["egress"] = ["10.40.3.0/24", "172.20.0.1/32", "8.8.8.8/33", "10.0.0.1/8", "0.0.0.0/0"]
+    assert _problems(data) == [
+        "services[0].egress[2]: '8.8.8.8/33' is not an IPv4 CIDR ('33' is not a valid netmask)",
+        "services[0].egress[3]: '10.0.0.1/8' is not an IPv4 CIDR (10.0.0.1/8 has host bits set)",
+    ]
+    data["services"][0]["egress"] = ["10.40.3.0/24", "172.20.0.1/32", "0.0.0.0/0"]
+    assert _problems(data) == [
+        "services[0].egress[0]: 10.40.3.0/24 lies in the VPC (10.40.0.0/16); pods reach other services through "
+        "`calls`, and nothing else inside",
+        "services[0].egress[1]: 172.20.0.1/32 lies in EKS's Service ClusterIPs (172.20.0.0/16); pods reach other "
+        "services through `calls`, and nothing else inside",
+    ]
+
+
+def test_shipped_gateway_is_the_public_service_and_calls_the_model_services() -> None:
     for environment in ("dev", "prod"):
         services = {service.name: service for service in load_config(config_path_for(environment)).services}
         assert services["gateway"].calls == ["assistant", "embeddings"]
         assert services["assistant"].calls == services["embeddings"].calls == []
+        assert [name for name, service in services.items() if service.public] == ["gateway"]
+        assert all(service.egress == [] for service in services.values())
 
 
 def test_allowed_targets_lists_the_current_target_first_then_each_alternative_with_its_pool() -> None:

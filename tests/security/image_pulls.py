@@ -113,7 +113,7 @@ class NetworkPaths:
             return self._nat_problems()
         if hop.route is Route.ECR_ENDPOINTS:
             return self._ecr_problems(hop)
-        return self._s3_gateway_problems(hop)
+        return self._s3_problems(hop)
 
     def _of_type(self, resource_type: str) -> dict[str, dict]:
         return {key: r["Properties"] for key, r in self.resources.items() if r["Type"] == resource_type}
@@ -143,10 +143,14 @@ class NetworkPaths:
             return [f"no default route to a NAT gateway from the node route tables {missing}"]
         return []
 
-    def _endpoint(self, service: str) -> dict | None:
+    def _endpoint(self, service: str, endpoint_type: str = "Interface") -> dict | None:
         name = f"com.amazonaws.{self.pseudo.region}.{service}"
         return next(
-            (e for e in self._of_type("AWS::EC2::VPCEndpoint").values() if e.get("ServiceName") == name),
+            (
+                e
+                for e in self._of_type("AWS::EC2::VPCEndpoint").values()
+                if e.get("ServiceName") == name and e.get("VpcEndpointType", "Gateway") == endpoint_type
+            ),
             None,
         )
 
@@ -168,18 +172,26 @@ class NetworkPaths:
                     problems.append(f"the {service} endpoint's policy refuses {action} by {Caller.NODE}")
         return problems
 
-    def _s3_gateway_problems(self, hop: Hop) -> list[str]:
-        gateway = self._endpoint("s3")
-        if gateway is None or gateway.get("VpcEndpointType") != "Gateway":
+    def _s3_problems(self, hop: Hop) -> list[str]:
+        """The regional S3 names resolve to the interface endpoint where its private DNS serves every resolver
+        (the VPC's too); anything else that reaches S3's public addresses goes through the gateway's routes."""
+        gateway = self._endpoint("s3", "Gateway")
+        if gateway is None:
             return ["no S3 gateway endpoint"]
         tables = {table["Ref"] for table in gateway["RouteTableIds"]}
         if not self.node_route_tables <= tables:
             return [f"the S3 gateway endpoint misses the node route tables {sorted(self.node_route_tables - tables)}"]
+        interface = self._endpoint("s3")
+        answering = {"gateway": gateway}
+        if interface is not None and interface.get("PrivateDnsEnabled"):
+            answering["interface"] = interface
         caller = None if hop.caller is Caller.ANONYMOUS else ANOTHER_ACCOUNT
         arn = f"arn:{self.pseudo.partition}:s3:::{hop.bucket}/containers/images/sha256:0f1e2d3c"
-        if not allows(gateway["PolicyDocument"], Request("s3:GetObject", arn, caller)):
-            return [f"the S3 gateway endpoint's policy refuses s3:GetObject on {arn} signed by {hop.caller}"]
-        return []
+        return [
+            f"the S3 {kind} endpoint's policy refuses s3:GetObject on {arn} signed by {hop.caller}"
+            for kind, endpoint in answering.items()
+            if not allows(endpoint["PolicyDocument"], Request("s3:GetObject", arn, caller))
+        ]
 
 
 def pull_problems(

@@ -3,10 +3,11 @@ over the NetworkPolicies the Services stack applies (tests/security/network_poli
 synthesized Network stack gives each subnet.
 
 Expected, for every service: the load balancer reaches its pods on the service port and nothing else does (no pod,
-no other address of the node subnets); its pods reach DNS, the EKS Pod Identity agent, HTTPS outside the VPC
-(S3 through the gateway endpoint) and the interface endpoints, and the load balancers' subnets only at the ports
-of the services config says it calls; never another pod, instance metadata, any other address in the VPC, or a
-Service ClusterIP (the API server's included: a policy may see the ClusterIP before kube-proxy translates it).
+no other address of the node subnets); its pods reach DNS, the EKS Pod Identity agent, the interface endpoints
+(S3's included), on HTTPS the addresses outside the VPC its `egress` declares, and the load balancers' subnets only
+at the ports of the services config says it calls; never another pod, instance metadata, any other address in
+the VPC, or a Service ClusterIP (the API server's included: a policy may see the ClusterIP before kube-proxy
+translates it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from stacks.config.environment import EnvironmentConfig
+from stacks.config.services import ServiceSpec
 from tests.kubernetes_objects import manifest_objects
 from tests.security.addresses import (
     endpoint_subnets,
@@ -32,7 +34,11 @@ from tests.synth import SynthesizedEnvironment
 
 POD_IDENTITY_AGENT = Peer("pod identity agent", "169.254.170.23")
 INSTANCE_METADATA = Peer("instance metadata", "169.254.169.254")
-S3_PUBLIC = Peer("S3 (public address)", "52.216.8.10")
+OUTSIDE = [
+    Peer("S3 (public address)", "52.216.8.10"),
+    Peer("an identity provider (198.51.100.20)", "198.51.100.20"),
+    Peer("anywhere on the internet (93.184.216.34)", "93.184.216.34"),
+]
 # EKS gives a cluster without serviceIpv4Cidr its Service ClusterIPs from 10.100.0.0/16 or 172.20.0.0/16; the first
 # address of the range is kubernetes.default, the API server.
 CLUSTER_IPS = [
@@ -54,6 +60,10 @@ class Row:
     def __str__(self) -> str:
         verdict = "allowed" if self.expected else "denied"
         return f"{self.source.name} -> {self.destination.name} {self.protocol}/{self.port}: expected {verdict}"
+
+
+def _declared(service: ServiceSpec, peer: Peer) -> bool:
+    return any(ipaddress.ip_address(peer.ip) in ipaddress.ip_network(cidr) for cidr in service.egress)
 
 
 def policy_table(env: SynthesizedEnvironment) -> tuple[list[dict], list[Row]]:
@@ -93,8 +103,9 @@ def policy_table(env: SynthesizedEnvironment) -> tuple[list[dict], list[Row]]:
             rows += [Row(pod, kube_dns, 53, protocol, True) for protocol in ("UDP", "TCP")]
             rows.append(Row(pod, POD_IDENTITY_AGENT, 80, "TCP", True))
             rows.append(Row(pod, INSTANCE_METADATA, 80, "TCP", False))
-            rows.append(Row(pod, S3_PUBLIC, 443, "TCP", True))
-            rows.append(Row(pod, S3_PUBLIC, 80, "TCP", False))
+            # Outside the VPC only where config declares it (S3 comes through its interface endpoint).
+            rows += [Row(pod, outside, 443, "TCP", _declared(service, outside)) for outside in OUTSIDE]
+            rows += [Row(pod, outside, 80, "TCP", False) for outside in OUTSIDE]
             rows += [Row(pod, endpoint, 443, "TCP", True) for endpoint in endpoints]
             rows.append(Row(pod, api_server, 443, "TCP", False))
             rows += [Row(pod, cluster_ip, 443, "TCP", False) for cluster_ip in CLUSTER_IPS]

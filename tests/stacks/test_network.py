@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 
 from tests.synth import SynthesizedEnvironment
 
-INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2")
+INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "s3")
 
 
 def test_vpc_uses_the_configured_cidr(dev: SynthesizedEnvironment) -> None:
@@ -113,6 +115,23 @@ def test_interface_endpoints_keep_pulls_off_nat(dev: SynthesizedEnvironment) -> 
         assert len(endpoint["SubnetIds"]) == 3
         # In subnets of their own: the services' NetworkPolicies admit HTTPS to them and not to the node subnets.
         assert all(subnet["Ref"].startswith("VpcendpointsSubnet") for subnet in endpoint["SubnetIds"])
+
+
+def test_s3_answers_the_whole_vpc_on_an_interface_endpoint(dev: SynthesizedEnvironment) -> None:
+    """Pods reach S3 (their models) with no route outside the VPC: S3's regional names resolve, for every resolver
+    in the VPC, to an interface endpoint in the endpoint subnets, which the NetworkPolicies admit. Its policy is the
+    gateway endpoint's, so that what a node may fetch does not depend on which one DNS picked."""
+    endpoints = {
+        e["Properties"]["VpcEndpointType"]: e["Properties"]
+        for e in dev.resources("Network", "AWS::EC2::VPCEndpoint").values()
+        if ".s3" in str(e["Properties"]["ServiceName"])
+    }
+    interface, gateway = endpoints["Interface"], endpoints["Gateway"]
+    assert interface["PrivateDnsEnabled"] is True
+    assert interface["DnsOptions"] == {"PrivateDnsOnlyForInboundResolverEndpoint": "AllResolvers"}
+    assert all(subnet["Ref"].startswith("VpcendpointsSubnet") for subnet in interface["SubnetIds"])
+    assert interface["PolicyDocument"] == gateway["PolicyDocument"]
+    assert "RegistryK8sIoLayers" in json.dumps(interface["PolicyDocument"])
 
 
 def test_interface_endpoints_admit_only_https_from_the_vpc(dev: SynthesizedEnvironment) -> None:
