@@ -71,6 +71,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         environment=environment,
         settings=config.artifacts,
         image_repositories=config.image_repositories,
+        key_users=config.artifacts_key_users,
         env=stack_env,
         description=f"Tessera {config.name}: ECR repositories, model bucket, model registry and their KMS key",
     )

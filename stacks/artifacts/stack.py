@@ -10,6 +10,8 @@ lambda/registry/table_keys.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
@@ -22,6 +24,7 @@ from stacks.artifacts.model_versions import protect_model_versions, protect_repo
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.key_policies import environment_roles, named_users_policy
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import (
@@ -45,6 +48,7 @@ class ArtifactsStack(Stack):
         *,
         settings: ArtifactsConfig,
         image_repositories: list[str],
+        key_users: Sequence[str],
         environment: EnvironmentScope,
         **stack_props: object,
     ) -> None:
@@ -58,6 +62,12 @@ class ArtifactsStack(Stack):
             alias=f"alias/tessera/{environment_name}/artifacts",
             enable_key_rotation=True,
             removal_policy=removal_policy,
+            # Models, images and the registry: read by this environment's roles and the named operators only.
+            policy=named_users_policy(
+                self,
+                users=[*environment_roles(self, environment_name), *key_users],
+                via_services=["s3", "dynamodb", "ecr"],
+            ),
         )
 
         self.repositories: dict[str, ecr.Repository] = {

@@ -33,6 +33,7 @@ from stacks.cluster.node_policies import node_managed_policies
 from stacks.cluster.node_pools import SystemNodegroup
 from stacks.cluster.platform_charts import PlatformCharts
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.key_policies import named_users_policy
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
 from stacks.config.cluster import ClusterConfig
@@ -70,6 +71,8 @@ class ClusterStack(Stack):
             alias=f"alias/tessera/{environment.name}/eks-secrets",
             enable_key_rotation=True,
             removal_policy=environment.removal_policy,
+            # Only EKS uses it, by the grant it creates with the cluster.
+            policy=named_users_policy(self, users=[], via_services=[]),
         )
         endpoint = settings.endpoint
         self.cluster_name = cluster_name(environment.name)

@@ -9,6 +9,7 @@ reported as ``<field path>: <what was wrong>``, one line each.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,6 +129,23 @@ class ArtifactsConfig(StrictModel):
         30, ge=1, le=3650, description="Overwritten or deleted objects in the model bucket are kept this many days."
     )
     access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
+    key_user_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM role ARNs (wildcards allowed) that may use the artifacts key through S3, DynamoDB and ECR "
+        "besides this environment's own roles and cluster.admin_role_arns / read_only_role_arns: people and "
+        "pipelines that run the tessera CLI under other roles.",
+    )
+
+    @field_validator("key_user_arns")
+    @classmethod
+    def _role_arns(cls, arns: list[str]) -> list[str]:
+        problems = [
+            f"[{index}] {arn!r} is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)"
+            for index, arn in enumerate(arns)
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/*-]+", arn)
+        ]
+        raise_if_any(problems)
+        return arns
 
 
 @dataclass(frozen=True)
@@ -318,6 +336,13 @@ class EnvironmentConfig(StrictModel):
                 for alternative in service.alternative_accelerators
             ),
         )
+
+    @property
+    def artifacts_key_users(self) -> list[str]:
+        """Roles besides this environment's own that use the artifacts key: the cluster's operators and those named
+        for the key alone."""
+        cluster = self.cluster
+        return [*cluster.admin_role_arns, *cluster.read_only_role_arns, *self.artifacts.key_user_arns]
 
     @property
     def has_gpu_pool(self) -> bool:

@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.key_policies import named_users_policy
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
@@ -214,6 +215,8 @@ class NetworkStack(Stack):
             alias=f"alias/tessera/{environment.name}/logs",
             enable_key_rotation=True,
             removal_policy=environment.removal_policy,
+            # Only CloudWatch Logs uses it (the statement below), for this account's log groups.
+            policy=named_users_policy(self, users=[], via_services=[]),
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(

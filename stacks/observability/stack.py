@@ -19,6 +19,7 @@ from constructs import Construct
 
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
+from stacks.common.key_policies import named_users_policy
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name, rollout_state_machine_name
 from stacks.config.environment import PlacedService
@@ -135,8 +136,29 @@ class ObservabilityStack(Stack):
             alias=f"alias/tessera/{environment.name}/alerts",
             enable_key_rotation=True,
             removal_policy=environment.removal_policy,
+            policy=named_users_policy(self, users=[], via_services=[]),
         )
-        key.grant(iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL), "kms:Decrypt", "kms:GenerateDataKey*")
+        # Only CloudWatch, for this account's Tessera alarms (AWS's Modern Data Architecture Accelerator documents
+        # both source keys as present when CloudWatch publishes to an encrypted topic).
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisEnvironment",
+                principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": self.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=f"tessera-{environment.name}-*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
         topic = sns.Topic(
             self,
             "Alerts",

@@ -1,8 +1,9 @@
-"""Evaluates VPC endpoint policies as they stand in a synthesized template: CloudFormation references to the pseudo
-parameters are resolved for one account and region, then a request (who signed it, the action, the resource) is
-allowed only if an Allow statement matches it and no Deny does (IAM's evaluation logic for a single policy).
+"""Evaluates resource policies (VPC endpoint, bucket, repository and key policies) as they stand in a synthesized
+template: CloudFormation references to the pseudo parameters are resolved for one account and region, then a
+request (who signed it, the action, the resource) is allowed only if an Allow statement matches it and no Deny does
+(IAM's evaluation logic for a single policy).
 
-Only what Tessera's endpoint policies use is understood; anything else raises rather than guessing."""
+Only what Tessera's policies use is understood; anything else raises rather than guessing."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class Request:
     principal_account: str | None
     principal_arn: str | None = None
     keys: tuple[tuple[str, str], ...] = ()
+    service: str | None = None  # a service principal (cloudwatch.amazonaws.com) signing for itself
 
     @property
     def context(self) -> dict[str, str]:
@@ -106,6 +108,8 @@ def _matches(statement: dict, request: Request) -> bool:
 def _principal_matches(principal: object, request: Request) -> bool:
     if principal in ("*", {"AWS": "*"}):
         return True  # everyone, anonymous callers included
+    if isinstance(principal, dict) and set(principal) == {"Service"}:
+        return request.service is not None and request.service in _as_list(principal["Service"])
     if isinstance(principal, dict) and set(principal) == {"AWS"}:
         accounts = {arn.split(":")[4] if arn.startswith("arn:") else arn for arn in _as_list(principal["AWS"])}
         return request.principal_account in accounts
@@ -125,7 +129,7 @@ def _conditions_hold(conditions: dict, context: dict[str, str]) -> bool:
                 held = actual is None or not any(fnmatch.fnmatchcase(actual, p) for p in _as_list(expected))
             elif operator == "StringEquals":
                 held = actual is not None and actual in _as_list(expected)
-            elif operator == "StringLike":
+            elif operator in ("StringLike", "ArnLike"):
                 held = actual is not None and any(fnmatch.fnmatchcase(actual, p) for p in _as_list(expected))
             else:
                 raise NotImplementedError(f"condition operator {operator} is not evaluated here")
