@@ -1,8 +1,10 @@
-"""checkov over every environment's templates and Tessera's own Kubernetes objects: no failed check outside the
-reviewed skip list (checkov-skips.yaml), and no entry in that list that no longer matches anything.
+"""checkov over every environment's templates, the Kubernetes objects inside them (CDK manifests: NodePools,
+EC2NodeClasses, the namespace's objects; the track owner's objects) and the Helm charts they install, rendered
+offline (tests/helm_charts.py): no failed check outside the reviewed skip list (checkov-skips.yaml), and no entry in
+that list that no longer matches anything.
 
 checkov lives in its own virtual environment (`make .venv-checkov/.installed`): it pins packaging==23.2,
-which conflicts with the test dependencies. Helm charts are not scanned (they cannot be rendered offline).
+which conflicts with the test dependencies.
 """
 
 from __future__ import annotations
@@ -17,20 +19,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helm_charts import helm_binary, render_charts
+from tests.kubernetes_objects import manifest_objects
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
-from tools.render_manifests import write_manifests
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 SKIP_LIST = REPO_ROOT / "checkov-skips.yaml"
 ENVIRONMENTS = ("dev", "prod", "variant")
-OWNERS = {"tessera", "cdk"}
+OWNERS = {"tessera", "cdk", "chart"}
+OBJECT_STACKS = ("Cluster", "Services")  # the stacks that apply Kubernetes objects of Tessera's own
 
 
 @dataclass(frozen=True)
 class Finding:
     environment: str
     check: str
-    subject: str  # "<Component>/<checkov resource>" for templates, "k8s/<kind.namespace.name>" for objects
+    # "<Component>/<checkov resource>" for templates, "k8s/<kind.namespace.name>" for Tessera's objects,
+    # "chart-<chart>/<kind.namespace.name>" for a chart's
+    subject: str
 
     def __str__(self) -> str:
         return f"{self.environment}: {self.check} {self.subject}"
@@ -42,8 +48,9 @@ def skip_entries() -> list[dict]:
         assert entry["owner"] in OWNERS, entry
         assert len(entry["reason"]) >= 40, f"reason too vague: {entry}"
         checks = entry["checks"]
-        # Tessera's own resources are skipped one check at a time; CDK's by pattern, one reason each.
-        assert entry["owner"] == "cdk" or len(checks) == 1, f"one check per Tessera entry: {entry}"
+        # Tessera's own resources are skipped one check at a time; CDK's and the charts' by pattern, one reason each.
+        assert entry["owner"] != "tessera" or len(checks) == 1, f"one check per Tessera entry: {entry}"
+        assert entry["owner"] != "chart" or entry["resource"].startswith("chart-"), entry
     return entries
 
 
@@ -55,14 +62,18 @@ def _skipped_by(finding: Finding, entry: dict) -> bool:
     )
 
 
-def _stage(env: SynthesizedEnvironment, target: Path) -> Path:
-    """Templates and rendered objects of one environment in one directory, for one checkov run."""
-    target.mkdir()
+def _stage(env: SynthesizedEnvironment, target: Path, helm: Path) -> dict[str, Path]:
+    """Framework -> directory: the templates for the CloudFormation checks; the objects inside them and the
+    rendered charts for the Kubernetes ones (apart: the CloudFormation runner would try to parse them)."""
+    templates, objects = target / "templates", target / "objects"
+    templates.mkdir(parents=True)
+    objects.mkdir()
     for template in env.template_paths:
-        shutil.copy(template, target / template.name)
-    for manifest in write_manifests(env.config, target / "k8s"):
-        manifest.rename(target / f"k8s-{manifest.name}")
-    return target
+        shutil.copy(template, templates / template.name)
+    for component in OBJECT_STACKS:
+        (objects / f"k8s-{component}.yaml").write_text(yaml.safe_dump_all(manifest_objects(env, component)))
+    render_charts(env, helm, objects)
+    return {"cloudformation": templates, "kubernetes": objects}
 
 
 def _findings(environment: str, report: str) -> list[Finding]:
@@ -71,10 +82,11 @@ def _findings(environment: str, report: str) -> list[Finding]:
     for run in runs if isinstance(runs, list) else [runs]:
         assert run["summary"]["parsing_errors"] == 0, run["summary"]
         for failed in run["results"]["failed_checks"]:
+            name = Path(failed["file_path"]).name
             if run["check_type"] == "cloudformation":
-                component = Path(failed["file_path"]).name.removesuffix(".template.json").rsplit("-", 1)[-1]
+                component = name.removesuffix(".template.json").rsplit("-", 1)[-1]
             else:
-                component = "k8s"
+                component = name.removesuffix(".yaml") if name.startswith("chart-") else "k8s"
             findings.append(Finding(environment, failed["check_id"], f"{component}/{failed['resource']}"))
     return findings
 
@@ -82,16 +94,20 @@ def _findings(environment: str, report: str) -> list[Finding]:
 @pytest.fixture(scope="module")
 def findings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     assert CHECKOV.exists(), f"{CHECKOV} missing: run `make .venv-checkov/.installed` (make test does)"
+    helm = helm_binary(tmp_path_factory.mktemp("helm"))
     runs = {}
     for environment in ENVIRONMENTS:
         synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
-        staged = _stage(synthesized, tmp_path_factory.mktemp(f"checkov-{environment}") / "scan")
-        command = [str(CHECKOV), "-d", str(staged), "--framework", "cloudformation", "kubernetes"]
-        command += ["--output", "json", "--quiet", "--compact", "--skip-download"]
-        # One checkov per environment, all three at once.
-        runs[environment] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        staged = _stage(synthesized, tmp_path_factory.mktemp(f"checkov-{environment}"), helm)
+        for framework, directory in staged.items():
+            command = [str(CHECKOV), "-d", str(directory), "--framework", framework]
+            command += ["--output", "json", "--quiet", "--compact", "--skip-download"]
+            # Every environment and framework at once.
+            runs[environment, framework] = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
     found = []
-    for environment, process in runs.items():
+    for (environment, _), process in runs.items():
         stdout, stderr = process.communicate(timeout=300)
         # checkov exits 1 when a check fails; anything else is a crash.
         assert process.returncode in (0, 1), stderr[-2000:]
@@ -117,3 +133,9 @@ def test_checkov_reports_a_known_bad_resource(tmp_path: Path) -> None:
     result = subprocess.run([*command, "--compact", "--skip-download"], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert Finding("test", "CKV_AWS_18", "bad/AWS::S3::Bucket.Open") in _findings("test", result.stdout)
+
+
+def test_the_scan_counts_the_objects_inside_the_templates_and_the_charts(findings: list[Finding]) -> None:
+    """The scan is only as good as what it sees: Tessera's objects from both stacks and every rendered chart."""
+    subjects = {finding.subject.split("/")[0] for finding in findings}
+    assert {"k8s", "chart-keda", "chart-aws-load-balancer-controller", "chart-metrics-server"} <= subjects

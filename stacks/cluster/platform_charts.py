@@ -116,6 +116,15 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: s
         "serviceAccount": {"create": False, "name": LBC_SERVICE_ACCOUNT},
         "nodeSelector": SYSTEM_POOL_SELECTOR,
         "tolerations": [CRITICAL_ADDONS_TOLERATION],
+        # The chart's container defaults (non-root, read-only root, no escalation) plus what its values leave
+        # commented out: no capabilities and the runtime's default seccomp profile.
+        "securityContext": {
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         # Tessera's services are bound through TargetGroupBinding only; the controller never owns a load balancer.
         # Its Ingress reconciler cannot be turned off (the IAM policy is the guard), but nothing invites it: no
         # IngressClass (nor IngressClassParams), no new use of the ingress.class annotation, no default for
