@@ -17,12 +17,13 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 
-.PHONY: help setup synth test faults explore lint format check-config schema manifests prices bench lock clean
+.PHONY: help setup synth test typecheck faults explore lint format check-config schema manifests prices bench lock clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
 	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag, checkov)"
-	@echo "make faults                              the rollout fault matrix and 500 explored interleavings (CI runs it)"
+	@echo "make faults                              the rollout fault matrix, 500 explored interleavings and the long scenarios (CI runs it)"
+	@echo "make typecheck                           mypy alone (make test runs it too)"
 	@echo "make explore                             5,000 explored interleavings with a new seed (a nightly job)"
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
 	@echo "make schema                              regenerate config/schema.json from the config models"
@@ -54,13 +55,20 @@ setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 synth: setup
 	$(CDK) synth --quiet --no-notices --no-version-reporting $(CONTEXT)
 
+# What the type checker reads (strict for the Lambda packages, standard for the rest: pyproject.toml).
+TYPED = lambda/rollout lambda/registry lambda/tessera_shared tessera_cli stacks tools model_loader
+
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy $(TYPED)
 	$(PY) -m pytest -n 2 --dist loadfile
 
+typecheck: setup
+	$(PY) -m mypy $(TYPED)
+
 faults: setup
-	$(PY) -m pytest -n 2 -m fault_matrix tests/rollout/test_fault_matrix.py tests/rollout/test_interleavings.py -s
+	$(PY) -m pytest -n 2 -m "fault_matrix or long_scenario" tests/rollout -s
 
 explore: setup
 	TESSERA_EXPLORE_SEQUENCES=5000 TESSERA_EXPLORE_RANDOM=1 $(PY) -m pytest -m fault_matrix tests/rollout/test_interleavings.py -s

@@ -117,6 +117,8 @@ class _Download:
         self.descriptor = os.open(self.partial, os.O_WRONLY)
 
     def fetch(self, s3: Any, offset: int, range_bytes: int) -> None:
+        if self.descriptor is None:
+            raise LoadError(f"{self.partial} is not open")
         size = self.artifact["size_bytes"]
         end = min(offset + range_bytes, size) - 1
         extra = {"VersionId": self.artifact["version_id"]} if self.artifact.get("version_id") else {}

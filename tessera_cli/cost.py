@@ -209,8 +209,9 @@ def _pools(config: EnvironmentConfig, *, scheduler_pool: bool) -> list[_Pool]:
 def pool_costs(config: EnvironmentConfig, prices: PriceTable, region: str, *, scheduler_pool: bool) -> list[dict]:
     rows = []
     for pool in _pools(config, scheduler_pool=scheduler_pool):
-        hourly = {name: prices.hourly(region, name) for name in pool.types}
-        missing = [name for name, price in hourly.items() if price is None]
+        listed = {name: prices.hourly(region, name) for name in pool.types}
+        hourly = {name: price for name, price in listed.items() if price is not None}
+        missing = [name for name in pool.types if name not in hourly]
         row = {
             "name": pool.name,
             "kind": pool.kind,
@@ -236,7 +237,7 @@ def pool_costs(config: EnvironmentConfig, prices: PriceTable, region: str, *, sc
 def last_day(cloudwatch: Any, settings: ServiceSettings, *, end: datetime) -> tuple[int, float, int]:
     """(requests, pod-hours, hours with HealthyHostCount data) of both tracks over the 24 hours before end."""
     load_balancer = arn_dimension(settings.load_balancer)
-    queries = []
+    queries: list[dict[str, Any]] = []
     for track, arn in (("stable", settings.stable_target_group), ("canary", settings.canary_target_group)):
         dimensions = metrics.REQUEST_COUNT.dimensions_map(TargetGroup=arn_dimension(arn), LoadBalancer=load_balancer)
         for metric, stat in ((metrics.REQUEST_COUNT, "Sum"), (metrics.HEALTHY_HOSTS, "Average")):

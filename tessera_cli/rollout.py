@@ -255,8 +255,8 @@ TRACKS = ("canary", "stable")
 
 
 def _last_judgement(ledger: Ledger, record: RolloutRecord) -> AuditEntry | None:
-    [judgement] = ledger.judgements(record, last=1) or [None]
-    return judgement
+    newest = ledger.judgements(record, last=1)
+    return newest[0] if newest else None
 
 
 def _with_cost(figures: dict | None) -> dict | None:
@@ -274,9 +274,10 @@ def _cost_of(figures: dict | None) -> float | None:
 
 def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict | None:
     """The newest analysis interval judged within a bake, canary and stable figures side by side."""
-    [interval] = ledger.intervals(service, record.started_at, record.execution, last=1) or [None]
-    if interval is None:
+    newest = ledger.intervals(service, record.started_at, record.execution, last=1)
+    if not newest:
         return None
+    interval = newest[0]
     figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target")
     judgement = interval.get("judgement") or {}
     return {
@@ -495,7 +496,7 @@ def _history_line(row: dict) -> str:
 
 
 def _history_row(ledger: Ledger, record: RolloutRecord, *, trail: bool) -> dict:
-    row = {
+    row: dict[str, Any] = {
         "version": record.version,
         "status": record.status,
         "started_at": record.started_at,

@@ -38,10 +38,6 @@ def _seconds(samples: list[float]) -> str:
     return ", ".join(f"{sample:.2f}" for sample in samples)
 
 
-def _seconds(samples: list[float]) -> str:
-    return ", ".join(f"{sample:.2f}" for sample in samples)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)

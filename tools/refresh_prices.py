@@ -99,8 +99,9 @@ def wanted_types(current: dict, config_files: Iterable[Path]) -> list[str]:
         types |= set(entry["prices"]) | set(entry.get("missing", []))
     for path in config_files:
         cluster = load_config(path).cluster
-        for pool in (cluster.system_pool, cluster.scheduler_pool, cluster.general_pool, *cluster.accelerator_pools):
-            types |= set(pool.instance_types)
+        fixed = (cluster.system_pool, cluster.scheduler_pool, cluster.general_pool)
+        types |= {name for pool in fixed for name in pool.instance_types}
+        types |= {name for pool in cluster.accelerator_pools for name in pool.instance_types}
     return sorted(types)
 
 

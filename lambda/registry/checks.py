@@ -157,7 +157,7 @@ def _artifact_problems(s3: Any, bucket: str, folder: str, artifact: Artifact) ->
     return _head_problems(head, artifact), head.get("VersionId")
 
 
-def _head_problems(head: dict, artifact: Artifact) -> list[str]:
+def _head_problems(head: dict[str, Any], artifact: Artifact) -> list[str]:
     if head["ContentLength"] != artifact.size_bytes:
         return [f"artifact {artifact.path} is {head['ContentLength']} bytes, manifest says {artifact.size_bytes}"]
     stored = head.get("ChecksumSHA256")

@@ -50,7 +50,7 @@ def _registrar() -> Any:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def handle(event: Any, context: Any) -> dict:
+def handle(event: Any, context: Any) -> dict[str, Any]:
     request = parse_request(event, bucket=os.environ[shared.ENV_MODEL_BUCKET])
     if isinstance(request, Ignored):
         return _ignore(event, context, request.reason, request.key)
@@ -74,10 +74,11 @@ def handle(event: Any, context: Any) -> dict:
     if outcome.outcome == shared.REGISTERED and outcome.state == shared.REGISTERED and not outcome.announced:
         _announce(outcome.service, outcome.version)
         _store().mark_announced(outcome.service, outcome.version)
-    return outcome.as_dict()
+    answer: dict[str, Any] = outcome.as_dict()
+    return answer
 
 
-def _ignore(event: Any, context: Any, reason: str, key: str | None) -> dict:
+def _ignore(event: Any, context: Any, reason: str, key: str | None) -> dict[str, Any]:
     """Not a manifest we can place: count it (the Registry stack alarms on the metric), keep a short-lived
     record for `tessera models ignored`, and succeed, so that nothing retries it."""
     logger.warning("event ignored", extra={"outcome": "IGNORED", "reason": reason, "key": key})
@@ -111,7 +112,7 @@ def _announce(service: str, version: str) -> None:
         ]
     )
     if response.get("FailedEntryCount", 0):
-        failed = next((entry for entry in response.get("Entries", []) if entry.get("ErrorCode")), {})
+        failed: dict[str, Any] = next((entry for entry in response.get("Entries", []) if entry.get("ErrorCode")), {})
         raise AnnouncementError(
             f"EventBridge did not accept the announcement of {service} {version}: "
             f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"

@@ -35,7 +35,8 @@ def read_https(url: str, limit: int) -> bytes:
     if not url.startswith("https://"):
         raise ValueError(f"ECR returned a layer URL that is not HTTPS: {url[:80]}")
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:  # noqa: S310 (https only)
-        return response.read(limit)
+        body: bytes = response.read(limit)
+        return body
 
 
 def image_architectures(ecr: Any, repository: str, image_digest: str, *, read_url: UrlReader = read_https) -> set[str]:
@@ -67,7 +68,7 @@ def image_architectures(ecr: Any, repository: str, image_digest: str, *, read_ur
     return {architecture}
 
 
-def _document(raw: bytes, what: str) -> dict:
+def _document(raw: bytes, what: str) -> dict[str, Any]:
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ValueError(f"the image's {what} is over {MAX_DOCUMENT_BYTES} bytes")
     if deeper_than(raw, MAX_DEPTH):
@@ -81,6 +82,6 @@ def _document(raw: bytes, what: str) -> dict:
     return document
 
 
-def _list(document: dict, key: str) -> list:
+def _list(document: dict[str, Any], key: str) -> list[Any]:
     value = document.get(key)
     return value if isinstance(value, list) else []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 from tessera_shared.constants import MANIFEST_NAME, MODEL_ROOT, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
@@ -43,7 +44,7 @@ def parse_request(event: object, *, bucket: str) -> RegistrationRequest | Ignore
     return Ignored("neither an S3 Object Created event nor a {service, version} request")
 
 
-def _from_s3_event(event: dict, bucket: str) -> RegistrationRequest | Ignored:
+def _from_s3_event(event: dict[str, Any], bucket: str) -> RegistrationRequest | Ignored:
     if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
         return Ignored(f"event {event.get('source')!r}/{event.get('detail-type')!r} is not an S3 Object Created event")
     detail = event.get("detail")
@@ -66,7 +67,7 @@ def _from_s3_event(event: dict, bucket: str) -> RegistrationRequest | Ignored:
     return RegistrationRequest(match["service"], match["version"], "s3-event", key)
 
 
-def _from_direct_call(event: dict) -> RegistrationRequest | Ignored:
+def _from_direct_call(event: dict[str, Any]) -> RegistrationRequest | Ignored:
     service, version = event.get("service"), event.get("version")
     if not isinstance(service, str) or not SERVICE.match(service):
         return Ignored(f"service {service!r} must match {SERVICE.pattern}")

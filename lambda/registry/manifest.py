@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -140,7 +141,11 @@ class Artifact(_Strict):
             raise ValueError("give sha256 or s3_checksum_sha256")
         if (self.part_size_bytes is None) != (self.part_count is None):
             raise ValueError("give part_size_bytes and part_count together")
-        if self.part_count is not None and self.part_count != -(-self.size_bytes // self.part_size_bytes):
+        if (
+            self.part_count is not None
+            and self.part_size_bytes is not None
+            and self.part_count != -(-self.size_bytes // self.part_size_bytes)
+        ):
             raise ValueError(
                 f"part_count {self.part_count} does not fit size_bytes {self.size_bytes} in parts of "
                 f"{self.part_size_bytes} bytes"
@@ -162,7 +167,7 @@ class Artifact(_Strict):
     def _check_parts(self, count: int) -> None:
         """A composite says nothing by itself (anyone can copy it from a HEAD): the parts' checksums must
         reproduce it, so that the loader can check every part it downloads against the registered record."""
-        if self.parts_sha256 is None:
+        if self.parts_sha256 is None or self.s3_checksum_sha256 is None:
             raise ValueError(
                 "s3_checksum_sha256 is a composite: give parts_sha256, the SHA-256 of each part "
                 "(tessera models upload records them)"
@@ -187,6 +192,8 @@ class Artifact(_Strict):
         """The ChecksumSHA256 value S3 should report for this artifact."""
         if self.s3_checksum_sha256 is not None:
             return self.s3_checksum_sha256
+        if self.sha256 is None:  # the model's validator refuses an artifact with neither
+            raise ValueError("an artifact needs sha256 or s3_checksum_sha256")
         return _base64_of_hex(self.sha256)
 
 
@@ -239,7 +246,7 @@ class _BoundError(ValueError):
     """The manifest says something it may not (a repeated key, a number too long to be a number)."""
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON allows repeated keys and Python keeps the last; a manifest saying two things is refused."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -291,7 +298,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         raise ManifestError([_describe(detail) for detail in error.errors(include_url=False)]) from None
 
 
-def _describe(detail: dict) -> str:
+def _describe(detail: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in detail["loc"] if not isinstance(part, str) or part not in TARGET_TAGS)
     message = detail["msg"]
     if detail["type"] == "extra_forbidden":
@@ -304,7 +311,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def manifest_json_schema() -> dict:
+def manifest_json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://tessera.dev/schemas/model-manifest.json",

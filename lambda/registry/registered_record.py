@@ -30,7 +30,7 @@ def build_record(
     manifest_digest: str,
     manifest_version_id: str | None,
     artifact_versions: dict[str, str | None],
-) -> dict:
+) -> dict[str, Any]:
     return {
         "format": RECORD_FORMAT,
         "service": manifest.service,
@@ -56,7 +56,7 @@ class RecordConflictError(Exception):
     """A record for this version already exists and says something else: nothing is registered over it."""
 
 
-def write_record(s3: Any, *, bucket: str, record: dict) -> str:
+def write_record(s3: Any, *, bucket: str, record: dict[str, Any]) -> str:
     """Write the record once; a retry that finds the same record is done. Returns the key."""
     key = record_key(record["service"], record["version"])
     body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()

@@ -46,7 +46,7 @@ class Outcome:
     announced: bool = False
     image_digest: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "version": self.version,
@@ -203,7 +203,12 @@ class Registrar:
         self, service: str, version: str, content: str, decision: Decision, existing: VersionRecord | None
     ) -> Outcome:
         same_manifest = existing is not None and existing.digest == content
-        if same_manifest and decision.state == REJECTED and existing.reasons == decision.reasons:
+        if (
+            existing is not None
+            and same_manifest
+            and decision.state == REJECTED
+            and existing.reasons == decision.reasons
+        ):
             return self._stored(existing)  # nothing new to say
         stamp = now()
         manifest = decision.manifest

@@ -78,22 +78,22 @@ class VersionRecord:
     deployed: bool = False  # reached a canary or stable: immutable from then on
     announced: bool = False  # EventBridge accepted the "registered" announcement
 
-    def to_item(self) -> dict:
+    def to_item(self) -> dict[str, Any]:
         return {"pk": partition(self.service), "sk": version_key(self.version), "kind": "version", **asdict(self)}
 
-    def view(self) -> dict:
+    def view(self) -> dict[str, Any]:
         """The documented --json shape of a version (no storage keys)."""
         return asdict(self)
 
     @classmethod
-    def from_item(cls, item: dict) -> VersionRecord:
+    def from_item(cls, item: dict[str, Any]) -> VersionRecord:
         names = cls.__dataclass_fields__
         return cls(**{key: value for key, value in item.items() if key in names})
 
 
-def query_partition(client: Any, table: str, service: str, prefix: str) -> list[dict]:
+def query_partition(client: Any, table: str, service: str, prefix: str) -> list[dict[str, Any]]:
     """Every item of a service whose sort key starts with `prefix`, in key order (all pages)."""
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     for page in client.get_paginator("query").paginate(
         TableName=table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -108,18 +108,18 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def event_view(item: dict) -> dict:
+def event_view(item: dict[str, Any]) -> dict[str, Any]:
     """An event or ignored-upload item without its storage keys."""
     return {key: value for key, value in item.items() if key not in _STORAGE_FIELDS}
 
 
-def to_dynamo(item: dict) -> dict:
+def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     """Plain Python values to DynamoDB attribute values (floats go through Decimal, as DynamoDB requires)."""
     serializer = _types()[0]
     return {key: serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
 
 
-def from_dynamo(item: dict) -> dict:
+def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     deserializer = _types()[1]
     return {key: _plain(deserializer.deserialize(value)) for key, value in item.items()}
 
@@ -159,7 +159,7 @@ class RegistryStore:
         item = response.get("Item")
         return VersionRecord.from_item(from_dynamo(item)) if item else None
 
-    def create_version(self, record: VersionRecord, event: dict) -> None:
+    def create_version(self, record: VersionRecord, event: dict[str, Any]) -> None:
         """Store a version seen for the first time, with its first event, or raise ConcurrentWriteError."""
         self._transact(
             {
@@ -172,7 +172,7 @@ class RegistryStore:
             self._event_put(record.service, record.version, event),
         )
 
-    def replace_rejected(self, record: VersionRecord, event: dict, *, previous_digest: str) -> None:
+    def replace_rejected(self, record: VersionRecord, event: dict[str, Any], *, previous_digest: str) -> None:
         """Re-decide a REJECTED version, from the same manifest (say, once its image scan completed) or a
         corrected one; only if it is still the REJECTED version that was read and it never ran."""
         self._transact(
@@ -201,7 +201,9 @@ class RegistryStore:
             ExpressionAttributeValues=to_dynamo({":true": True}),
         )
 
-    def record_lifecycle_event(self, service: str, version: str, kind: str, detail: dict, *, key: str) -> bool:
+    def record_lifecycle_event(
+        self, service: str, version: str, kind: str, detail: dict[str, Any], *, key: str
+    ) -> bool:
         """Add a rollout event (deployed-canary, promoted, rolled-back, rollout-failed) to a version's history.
 
         Idempotent on `key` (say, `<execution id>#<kind>`): a retried step records nothing twice and
@@ -215,7 +217,8 @@ class RegistryStore:
                 f"event detail is over {MAX_EVENT_DETAIL_BYTES} bytes; keep evidence in the rollout record"
             )
         stamp = now()
-        sets, values = ["updated_at = :at"], {":at": stamp}
+        sets = ["updated_at = :at"]
+        values: dict[str, object] = {":at": stamp}
         if kind in DEPLOYING_EVENTS:
             sets.append("deployed = :true")
             values[":true"] = True
@@ -274,10 +277,10 @@ class RegistryStore:
         }
         self._client.put_item(TableName=self._table, Item=to_dynamo(item))
 
-    def list_ignored(self) -> list[dict]:
+    def list_ignored(self) -> list[dict[str, Any]]:
         """Ignored uploads, oldest first; TTL deletes lazily, so expired ones are filtered here."""
         cutoff = int(datetime.now(UTC).timestamp())
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         for page in self._client.get_paginator("query").paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -286,7 +289,7 @@ class RegistryStore:
             items.extend(from_dynamo(item) for item in page["Items"])
         return [event_view(item) for item in items if item.get("expires_at", cutoff + 1) > cutoff]
 
-    def add_event_once(self, service: str, version: str, event: dict, *, key: str) -> bool:
+    def add_event_once(self, service: str, version: str, event: dict[str, Any], *, key: str) -> bool:
         """Record an event under a deterministic key; False if it was recorded before."""
         item = {"pk": partition(service), "sk": event_key(version, key), "kind": "event", "version": version, **event}
         try:
@@ -299,14 +302,14 @@ class RegistryStore:
             raise
         return True
 
-    def rollout_lock(self, service: str) -> dict | None:
+    def rollout_lock(self, service: str) -> dict[str, Any] | None:
         """The service's rollout lock (its holder's execution and version), or None when no rollout holds it."""
         item = self._client.get_item(
             TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": LOCK_KEY}), ConsistentRead=True
         ).get("Item")
         return from_dynamo(item) if item else None
 
-    def pointer(self, service: str) -> dict:
+    def pointer(self, service: str) -> dict[str, Any]:
         """The service's live versions as the rollout engine records them: `stable` and, mid-rollout, `canary`."""
         response = self._client.get_item(
             TableName=self._table,
@@ -319,13 +322,13 @@ class RegistryStore:
     def list_versions(self, service: str) -> list[VersionRecord]:
         return [VersionRecord.from_item(item) for item in self._query(service, VERSION_PREFIX)]
 
-    def history(self, service: str, version: str) -> list[dict]:
+    def history(self, service: str, version: str) -> list[dict[str, Any]]:
         return [event_view(item) for item in self._query(service, event_prefix(version))]
 
-    def _query(self, service: str, prefix: str) -> list[dict]:
+    def _query(self, service: str, prefix: str) -> list[dict[str, Any]]:
         return query_partition(self._client, self._table, service, prefix)
 
-    def _event_put(self, service: str, version: str, event: dict) -> dict:
+    def _event_put(self, service: str, version: str, event: dict[str, Any]) -> dict[str, Any]:
         item = {
             "pk": partition(service),
             "sk": event_key(version, f"{event['at']}#{event['kind']}"),
@@ -334,7 +337,7 @@ class RegistryStore:
         }
         return {"Put": {"TableName": self._table, "Item": to_dynamo(item)}}
 
-    def _transact(self, *operations: dict) -> None:
+    def _transact(self, *operations: dict[str, Any]) -> None:
         try:
             self._client.transact_write_items(TransactItems=list(operations))
         except ClientError as error:

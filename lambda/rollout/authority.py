@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from registry.images import image_reference
 from rollout.clients import Clients
@@ -47,7 +48,7 @@ def service_settings(clients: Clients, service: str) -> ServiceSettings | None:
     return ServiceSettings.from_json(json.loads(raw), where="settings")
 
 
-def registered_artifacts(settings: ServiceSettings, record: dict, version: str) -> VersionArtifacts:
+def registered_artifacts(settings: ServiceSettings, record: dict[str, Any], version: str) -> VersionArtifacts:
     """The image (by the digest registration recorded) and model URI of a version; ValueError when the record
     holds no digest or names another repository than the service's settings."""
     host, _, repository = settings.image_repository_uri.partition("/")

@@ -112,7 +112,7 @@ def _restore_stable(plan: Plan, progress: Progress, clients: Clients) -> None:
 
 
 # -- Rollback and the hand-over ----------------------------------------------------------------------
-def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Clients) -> dict:
+def rollback(plan: Plan, progress: Progress, error: dict[str, Any] | None, clients: Clients) -> dict[str, Any]:
     """Return the service to rest, then finish the record with the outcome and free the lock (one
     transaction), and announce it. A clean-up that cannot finish raises CleanupIncompleteError: the state
     machine retries, then hands over to an operator."""
@@ -120,8 +120,8 @@ def rollback(plan: Plan, progress: Progress, error: dict | None, clients: Client
 
 
 def hand_to_operator(
-    plan: Plan, progress: Progress, error: dict | None, cleanup_error: dict | None, clients: Clients
-) -> dict:
+    plan: Plan, progress: Progress, error: dict[str, Any] | None, cleanup_error: dict[str, Any] | None, clients: Clients
+) -> dict[str, Any]:
     """Rollback gave up. Try the clean-up once more; what still cannot be undone is handed to a person, with
     the service kept locked and a notification that says what is left. The rollout's own verdict (the error
     that sent it to Rollback) still decides what the version's history says."""
@@ -129,8 +129,8 @@ def hand_to_operator(
 
 
 def _end_short(
-    plan: Plan, progress: Progress, error: dict | None, cleanup_error: dict | None, clients: Clients
-) -> dict:
+    plan: Plan, progress: Progress, error: dict[str, Any] | None, cleanup_error: dict[str, Any] | None, clients: Clients
+) -> dict[str, Any]:
     record = clients.ledger.record_for(plan.service, plan.execution)
     if record is not None and record.plan != plan:  # an event is a claim: clean up only what this rollout recorded
         raise RolloutError(f"{plan.service}: the plan sent differs from the one this rollout recorded")
@@ -190,7 +190,7 @@ def _take_back_lock(plan: Plan, clients: Clients) -> str:
     return "mine"
 
 
-def outcome_of(error: dict | None) -> str:
+def outcome_of(error: dict[str, Any] | None) -> str:
     name = error_name(error)
     return ROLLED_BACK if name in VERDICT_ERRORS else OUTCOME_BY_ERROR.get(name, FAILED)
 
@@ -206,7 +206,7 @@ def _version_history(clients: Clients, plan: Plan, progress: Progress, outcome: 
     )
 
 
-def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
+def history(clients: Clients, plan: Plan, kind: str, detail: dict[str, Any]) -> None:
     """Add a rollout event to the version's history (a version the registry does not hold has none)."""
     try:
         record_lifecycle(clients, plan, kind, {**detail, "reason": str(detail.get("reason", ""))[:2000]})
@@ -215,7 +215,7 @@ def history(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
 
 
 # -- after a holder that is gone ---------------------------------------------------------------------
-def settle_after(holder: dict, clients: Clients) -> Finished:
+def settle_after(holder: dict[str, Any], clients: Clients) -> Finished:
     """Bring the service to rest from a gone holder's record before its lock is taken over; returns how its
     record ends (written with the take-over). What cannot be undone is handed to an operator, and the start
     refused with what is left."""
@@ -240,16 +240,16 @@ def settle_after(holder: dict, clients: Clients) -> Finished:
     return Finished(record=holder["record"], outcome=FAILED, reason=reason)
 
 
-def _service_of(holder: dict) -> str:
+def _service_of(holder: dict[str, Any]) -> str:
     return str(holder["pk"]).removeprefix("SERVICE#")
 
 
 # -- reading errors --------------------------------------------------------------------------------
-def error_name(error: dict | None) -> str:
-    return (error or {}).get("Error", "")
+def error_name(error: dict[str, Any] | None) -> str:
+    return str((error or {}).get("Error", ""))
 
 
-def error_text(error: dict | None) -> str:
+def error_text(error: dict[str, Any] | None) -> str:
     if not error:
         return "rolled back"
     cause = error.get("Cause", "")

@@ -47,7 +47,7 @@ class Clients:
 class SettleScheduler(Protocol):
     """Runs the safety net's second pass for a stopped execution once it is quiescent."""
 
-    def later(self, message: dict, *, not_before: datetime) -> None: ...
+    def later(self, message: dict[str, Any], *, not_before: datetime) -> None: ...
 
 
 class SqsSettleScheduler:
@@ -59,14 +59,14 @@ class SqsSettleScheduler:
         self._queue_url = queue_url
         self._clock = clock
 
-    def later(self, message: dict, *, not_before: datetime) -> None:
+    def later(self, message: dict[str, Any], *, not_before: datetime) -> None:
         delay = math.ceil((not_before - self._clock()).total_seconds())
         self._sqs.send_message(
             QueueUrl=self._queue_url, MessageBody=json.dumps(message), DelaySeconds=max(0, min(900, delay))
         )
 
 
-def record_lifecycle(clients: Clients, plan: Plan, kind: str, detail: dict) -> None:
+def record_lifecycle(clients: Clients, plan: Plan, kind: str, detail: dict[str, Any]) -> None:
     """Add one event of this rollout to the version's history (once, whatever the retries)."""
     key = f"{plan.execution.rsplit(':', 1)[-1]}#{kind}"
     clients.store.record_lifecycle_event(

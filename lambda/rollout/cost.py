@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from tessera_shared.constants import NEURON_DEVICE_RESOURCE, NEURONCORE_RESOURCE
 from tessera_shared.prices import PriceTable
@@ -63,7 +64,7 @@ class Pod:
     finished: bool = False
 
 
-def node_from_api(obj: dict) -> Node:
+def node_from_api(obj: dict[str, Any]) -> Node:
     metadata, status = obj.get("metadata") or {}, obj.get("status") or {}
     labels = metadata.get("labels") or {}
     return Node(
@@ -74,7 +75,7 @@ def node_from_api(obj: dict) -> Node:
     )
 
 
-def pod_from_api(obj: dict) -> Pod:
+def pod_from_api(obj: dict[str, Any]) -> Pod:
     """The pod's requests summed over its containers (a limit stands in for a missing request, as the API
     server defaults it); init containers are not counted, they are gone once the pod serves."""
     spec = obj.get("spec") or {}
@@ -103,7 +104,7 @@ class TrackCost:
     upper_bound: bool  # some pods ran on spot nodes, charged the on-demand price
     reason: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "cost_per_million_requests": _round(self.cost_per_million_requests),
             "dollars_per_hour": _round(self.dollars_per_hour),

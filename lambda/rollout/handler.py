@@ -60,7 +60,7 @@ def clients() -> Any:
     )
 
 
-def dispatch(event: dict, deps: Any) -> dict:
+def dispatch(event: dict[str, Any], deps: Any) -> dict[str, Any]:
     """Run the step named by event["action"] on the typed plan and progress the state machine passed."""
     from rollout import cleanup, safety_net
     from rollout.cleanup import parse_json
@@ -105,7 +105,7 @@ def dispatch(event: dict, deps: Any) -> dict:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handle(event: dict, context: Any) -> dict:
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = event.get("plan") or event.get("input") or {}
     logger.append_keys(action=event.get("action"), service_name=plan.get("service"), version=plan.get("version"))
     result = dispatch(event, clients())

@@ -16,7 +16,7 @@ from tessera_shared.constants import POD_CONTAINER_LISTS
 ImageResolver = Callable[[str], str]
 
 
-def pin_images(objects: list[dict], resolve: ImageResolver) -> None:
+def pin_images(objects: list[dict[str, Any]], resolve: ImageResolver) -> None:
     """Replace each tagged image of the Deployments' pods with the same repository at its digest, in place."""
     for obj in objects:
         if obj.get("kind") != "Deployment":

@@ -46,7 +46,7 @@ def now() -> str:
 
 
 def _failed_condition(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == _CONDITION_FAILED
+    return bool(error.response["Error"]["Code"] == _CONDITION_FAILED)
 
 
 class Ledger:
@@ -57,7 +57,7 @@ class Ledger:
         self.locks = Locks(client, table_name, self._clock)
 
     # -- versions and pointer -------------------------------------------------------------------
-    def version(self, service: str, version: str) -> dict | None:
+    def version(self, service: str, version: str) -> dict[str, Any] | None:
         return self._get(service, version_key(version))
 
     def set_version_state(self, service: str, version: str, state: str) -> None:
@@ -68,7 +68,7 @@ class Ledger:
                 raise RolloutError(f"{service} version {version} is not in the registry") from None
             raise
 
-    def _version_state_update(self, service: str, version: str, state: str) -> dict:
+    def _version_state_update(self, service: str, version: str, state: str) -> dict[str, Any]:
         return {
             "TableName": self._table,
             "Key": to_dynamo({"pk": partition(service), "sk": version_key(version)}),
@@ -78,13 +78,13 @@ class Ledger:
             "ExpressionAttributeValues": to_dynamo({":state": state, ":at": now()}),
         }
 
-    def pointer(self, service: str) -> dict:
+    def pointer(self, service: str) -> dict[str, Any]:
         return self._get(service, POINTER_KEY) or {}
 
     def set_pointer(self, service: str, *, stable: str, canary: str | None) -> None:
         self._client.put_item(TableName=self._table, Item=to_dynamo(self._pointer_item(service, stable, canary)))
 
-    def _pointer_item(self, service: str, stable: str, canary: str | None) -> dict:
+    def _pointer_item(self, service: str, stable: str, canary: str | None) -> dict[str, Any]:
         item = {"pk": partition(service), "sk": POINTER_KEY, "kind": "pointer", "stable": stable, "updated_at": now()}
         if canary is not None:
             item["canary"] = canary
@@ -176,7 +176,7 @@ class Ledger:
             if not _failed_condition(error):
                 raise
 
-    def record_interval(self, plan: Plan, *, step: int, index: int, figures: dict) -> None:
+    def record_interval(self, plan: Plan, *, step: int, index: int, figures: dict[str, Any]) -> None:
         """One analysis interval's figures, in an item of its own (the record would outgrow 400 KB). A retried
         judgement overwrites it: the last write is the judgement whose outcome the rollout kept."""
         item = {
@@ -191,7 +191,9 @@ class Ledger:
         }
         self._client.put_item(TableName=self._table, Item=to_dynamo(item))
 
-    def intervals(self, service: str, started_at: str, execution: str, *, last: int | None = None) -> list[dict]:
+    def intervals(
+        self, service: str, started_at: str, execution: str, *, last: int | None = None
+    ) -> list[dict[str, Any]]:
         """The rollout's analysis intervals in order; with `last`, only that many of the newest."""
         return self._query(service, interval_prefix(started_at, execution), last=last)
 
@@ -222,7 +224,7 @@ class Ledger:
         ]
         return sorted([*record.decisions, *map(_entry, items)], key=lambda entry: entry.at or "")
 
-    def _query(self, service: str, prefix: str, *, last: int | None = None) -> list[dict]:
+    def _query(self, service: str, prefix: str, *, last: int | None = None) -> list[dict[str, Any]]:
         """The items of `service` whose sort key starts with `prefix`, in key order; with `last`, only that many of
         the last (one Query, newest first)."""
         if last is None:
@@ -245,7 +247,7 @@ class Ledger:
         """The token of the approval task now waiting; a retried task has a new one, which replaces it."""
         self._update_record(plan, "SET approval_token = :token, approval_requested_at = :at", {":token": token})
 
-    def _update_record(self, plan: Plan, expression: str, values: dict) -> None:
+    def _update_record(self, plan: Plan, expression: str, values: dict[str, Any]) -> None:
         self._client.update_item(
             TableName=self._table,
             Key=to_dynamo({"pk": partition(plan.service), "sk": rollout_key(plan.started_at, plan.execution)}),
@@ -344,8 +346,8 @@ class Ledger:
 
     def latest_rollout(self, service: str) -> RolloutRecord | None:
         """The service's newest rollout record (sort keys order records by their start)."""
-        [item] = self._query(service, ROLLOUT_PREFIX, last=1) or [None]
-        return None if item is None else _record(item)
+        newest = self._query(service, ROLLOUT_PREFIX, last=1)
+        return _record(newest[0]) if newest else None
 
     def record(self, service: str, sort_key: str) -> RolloutRecord | None:
         """One rollout record by its key (the lock names its holder's)."""
@@ -355,7 +357,7 @@ class Ledger:
     def record_for(self, service: str, execution: str) -> RolloutRecord | None:
         return next((r for r in self.rollouts(service) if r.execution == execution), None)
 
-    def _get(self, service: str, sort_key: str) -> dict | None:
+    def _get(self, service: str, sort_key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
             TableName=self._table, Key=to_dynamo({"pk": partition(service), "sk": sort_key}), ConsistentRead=True
         )
@@ -363,12 +365,12 @@ class Ledger:
         return from_dynamo(item) if item else None
 
 
-def _record(item: dict) -> RolloutRecord:
+def _record(item: dict[str, Any]) -> RolloutRecord:
     """A record item without its storage keys and item kind."""
     return RolloutRecord.from_json({k: v for k, v in item.items() if k not in ("pk", "sk", "kind")}, where="record")
 
 
-def _entry(item: dict) -> AuditEntry:
+def _entry(item: dict[str, Any]) -> AuditEntry:
     """An audit entry kept in an item of its own, without the item's keys and execution."""
     return AuditEntry.from_json({k: v for k, v in item.items() if k not in ("pk", "sk", "execution")}, where="entry")
 
@@ -376,8 +378,8 @@ def _entry(item: dict) -> AuditEntry:
 def _own_item_key(plan: Plan, entry: AuditEntry) -> str | None:
     """The sort key of an entry a rollout writes per step or per bake extension (None: it belongs in the record)."""
     # An entry of these kinds always has the step (and extension) its id is built from (AuditEntry checks).
-    if entry.kind == AuditKind.STEP_WEIGHTS:
-        return weights_key(plan.started_at, plan.execution, entry.step)  # type: ignore[arg-type]
-    if entry.kind == AuditKind.JUDGEMENT:
-        return judgement_key(plan.started_at, plan.execution, entry.step, entry.extension)  # type: ignore[arg-type]
+    if entry.kind == AuditKind.STEP_WEIGHTS and entry.step is not None:
+        return weights_key(plan.started_at, plan.execution, entry.step)
+    if entry.kind == AuditKind.JUDGEMENT and entry.step is not None and entry.extension is not None:
+        return judgement_key(plan.started_at, plan.execution, entry.step, entry.extension)
     return None

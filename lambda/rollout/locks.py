@@ -65,7 +65,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def record_item(plan: Plan) -> dict:
+def record_item(plan: Plan) -> dict[str, Any]:
     """The rollout's record as it starts."""
     return {
         "pk": partition(plan.service),
@@ -89,17 +89,17 @@ class Locks:
         self._clock = clock
 
     # -- reading --------------------------------------------------------------------------------------
-    def item(self, service: str) -> dict | None:
+    def item(self, service: str) -> dict[str, Any] | None:
         """The lock item as stored (with or without a holder)."""
         response = self._client.get_item(TableName=self._table, Key=self._key(service), ConsistentRead=True)
         return from_dynamo(response["Item"]) if "Item" in response else None
 
-    def holder(self, service: str) -> dict | None:
+    def holder(self, service: str) -> dict[str, Any] | None:
         """The lock when someone holds it, else None."""
         item = self.item(service)
         return item if item and item.get("execution") else None
 
-    def guard(self, service: str, *, execution: str, allow_abort: bool = False) -> dict:
+    def guard(self, service: str, *, execution: str, allow_abort: bool = False) -> dict[str, Any]:
         """The lock, when this execution holds it and may act; raises LockLostError when it does not
         (taken over, revoked, handed to an operator, freed) and AbortRequestedError when an operator asked
         this rollout to stop."""
@@ -124,7 +124,7 @@ class Locks:
         )
 
     # -- taking ---------------------------------------------------------------------------------------
-    def take(self, plan: Plan, *, seen: dict | None, previous: Finished | None = None) -> dict:
+    def take(self, plan: Plan, *, seen: dict[str, Any] | None, previous: Finished | None = None) -> dict[str, Any]:
         """Take the lock as `seen` (the item read just before, None when there was none) and start the rollout's
         record, in one transaction, finishing a gone holder's record (`previous`) in the same one; refused if the
         lock changed since it was read. Returns the lock."""
@@ -136,7 +136,7 @@ class Locks:
         self._transact(items, plan.service)
         return lock
 
-    def retake(self, plan: Plan, *, seen: dict | None) -> dict:
+    def retake(self, plan: Plan, *, seen: dict[str, Any] | None) -> dict[str, Any]:
         """Take back a lock that was freed under a running rollout (a forced unlock), at a new epoch, so that the
         rollout can clean up before anyone else starts; its record must still be RUNNING."""
         lock = self._new_lock(plan, seen)
@@ -152,7 +152,7 @@ class Locks:
         self._transact([self._put_lock(lock, seen), record_running], plan.service)
         return lock
 
-    def _new_lock(self, plan: Plan, seen: dict | None) -> dict:
+    def _new_lock(self, plan: Plan, seen: dict[str, Any] | None) -> dict[str, Any]:
         moment = self._clock()
         return {
             "pk": partition(plan.service),
@@ -166,7 +166,7 @@ class Locks:
             "lease_until": int((moment + timedelta(seconds=LOCK_LEASE_SECONDS)).timestamp()),
         }
 
-    def _put_lock(self, lock: dict, seen: dict | None) -> dict:
+    def _put_lock(self, lock: dict[str, Any], seen: dict[str, Any] | None) -> dict[str, Any]:
         """The lock's put, on condition that it is as it was read."""
         put: dict[str, Any] = {"TableName": self._table, "Item": to_dynamo(lock)}
         if seen is None:
@@ -181,7 +181,7 @@ class Locks:
             put["ExpressionAttributeValues"] = to_dynamo({":seen": seen.get("epoch", 0)})
         return {"Put": put}
 
-    def _put_new_record(self, plan: Plan) -> dict:
+    def _put_new_record(self, plan: Plan) -> dict[str, Any]:
         item = record_item(plan)
         return {
             "Put": {
@@ -191,7 +191,7 @@ class Locks:
             }
         }
 
-    def _transact(self, items: list[dict], service: str) -> None:
+    def _transact(self, items: list[dict[str, Any]], service: str) -> None:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
@@ -201,7 +201,7 @@ class Locks:
                 f"the lock of {service} changed while this rollout took it; start again"
             ) from None
 
-    def lease_passed(self, lock: dict) -> bool:
+    def lease_passed(self, lock: dict[str, Any]) -> bool:
         """A holder past its lease (which covers the execution's timeout) is long gone; an operator's hold has none."""
         lease = lock.get("lease_until")
         return lease is not None and not lock.get("operator") and int(lease) < self._clock().timestamp()
@@ -244,7 +244,7 @@ class Locks:
         (no lease: the hold never expires), saying what is left."""
         return self._end(service, execution, outcome=outcome, reason=reason, left=left, operator=True)
 
-    def release_transact_item(self, service: str, *, execution: str, epoch: int) -> dict:
+    def release_transact_item(self, service: str, *, execution: str, epoch: int) -> dict[str, Any]:
         """The transaction item that frees the lock, if this execution holds it at `epoch` and it was not revoked
         (for a commit that moves other items with it)."""
         return {
@@ -258,7 +258,7 @@ class Locks:
             }
         }
 
-    def force_unlock(self, service: str) -> dict | None:
+    def force_unlock(self, service: str) -> dict[str, Any] | None:
         """Free the lock whoever holds it (an operator's decision; the CLI refuses it while the holder runs).
         Returns the holder it freed."""
         holder = self.holder(service)
@@ -311,7 +311,7 @@ class Locks:
             return False
         return True
 
-    def _finish_record_item(self, service: str, finished: Finished) -> dict:
+    def _finish_record_item(self, service: str, finished: Finished) -> dict[str, Any]:
         """The record's move from RUNNING to its outcome, as a transaction item."""
         values = {
             ":status": finished.outcome,
@@ -352,9 +352,9 @@ class Locks:
             raise
         return True
 
-    def _key(self, service: str) -> dict:
+    def _key(self, service: str) -> dict[str, Any]:
         return to_dynamo({"pk": partition(service), "sk": LOCK_KEY})
 
 
 def _failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == _CONDITION_FAILED
+    return bool(error.response["Error"]["Code"] == _CONDITION_FAILED)

@@ -255,7 +255,7 @@ def _steps(spec: Field, value: Any) -> list[str]:
     if any(isinstance(step, bool) or not isinstance(step, int) for step in value):
         return [f"every step is a whole percentage, got {value!r}"]
     problems = []
-    if any(not spec.low <= step <= spec.high for step in value):  # type: ignore[operator]
+    if any(not spec.low <= step <= spec.high for step in value):
         problems.append(f"each step is a canary weight from 1 to 100, got {value}")
     if any(later <= earlier for earlier, later in itertools.pairwise(value)):
         problems.append(f"steps must rise, got {value}")

@@ -11,6 +11,7 @@ the others built at their largest; and the texts an ending writes, counted at th
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from registry.store import to_dynamo
 from registry.table_keys import partition, rollout_key
@@ -87,14 +88,14 @@ def worst_case_record_bytes(plan: Plan) -> int:
     return item_size({**key, **record.to_json()}) + len(FIXED_KINDS) * (FIXED_ENTRY_BYTES + 1)
 
 
-def item_size(item: dict) -> int:
+def item_size(item: dict[str, Any]) -> int:
     """An item's size as DynamoDB counts it against its item limit (developer guide, "Item sizes and formats"):
     attribute names and strings in UTF-8 bytes; a number one byte per two significant digits plus one; a boolean or
     null one byte; a list or map 3 bytes, plus per element one byte, its value and (in a map) its name."""
     return sum(_utf8(name) + _value_size(value) for name, value in to_dynamo(item).items())
 
 
-def _value_size(value: dict) -> int:
+def _value_size(value: dict[str, Any]) -> int:
     [(kind, content)] = value.items()
     if kind == "S":
         return _utf8(content)

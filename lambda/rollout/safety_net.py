@@ -17,6 +17,7 @@ or failed in a state nothing catches), and is settled in two passes:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from rollout.cleanup import history, parse_json, return_to_rest
 from rollout.clients import Clients
@@ -39,7 +40,7 @@ STOPPED_FROM_OUTSIDE = frozenset({"ABORTED", "TIMED_OUT"})
 REFUSED = "REFUSED"
 
 
-def execution_ended(detail: dict, clients: Clients) -> dict:
+def execution_ended(detail: dict[str, Any], clients: Clients) -> dict[str, Any]:
     """The first pass, from the status-change event's detail."""
     status, execution = detail.get("status", ""), detail.get("executionArn", "")
     request = parse_json(detail.get("input"))
@@ -82,7 +83,7 @@ def execution_ended(detail: dict, clients: Clients) -> dict:
     return {"outcome": "SETTLING", "quiescent_after": quiet.isoformat()}
 
 
-def settle(message: dict, clients: Clients) -> dict:
+def settle(message: dict[str, Any], clients: Clients) -> dict[str, Any]:
     """The second pass, once the stopped execution is quiescent (a message from the settle queue)."""
     service, execution = message.get("service"), message.get("execution")
     status, cause = str(message.get("status", "")), str(message.get("cause", ""))
@@ -116,7 +117,7 @@ def settle(message: dict, clients: Clients) -> dict:
     return {"outcome": outcome}
 
 
-def _not_its_lock(plan: Plan, clients: Clients, cause: str) -> dict:
+def _not_its_lock(plan: Plan, clients: Clients, cause: str) -> dict[str, Any]:
     """Another rollout holds the lock (or nobody does): touching the service would undo someone else's work."""
     reason = f"{cause}; the lock was no longer this rollout's, nothing was undone"
     clients.ledger.finish_record(plan.service, plan.execution, FAILED, reason=reason)

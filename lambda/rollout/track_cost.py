@@ -8,7 +8,7 @@ judgement's window (from the load balancer's RequestCount). Reads only: pods in 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from rollout.cost import TrackCost, node_from_api, pod_from_api, track_cost
 from rollout.errors import RolloutError, TransientError
@@ -59,7 +59,7 @@ def judgement_costs(
     interval_seconds: float,
     region: str,
     prices: PriceTable | None = None,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Each track's cost (TrackCost.to_json()) for a judgement's audit record, given the requests each
     track served in the window. Evidence, not a gate: a cluster that cannot be read (no access, throttled,
     unreachable) gives a figure of None with the reason instead of failing the judgement."""

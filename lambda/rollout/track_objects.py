@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from rollout.authority import shown
 from tessera_shared import constants as shared
@@ -43,13 +44,13 @@ def image_repository(environment: Mapping[str, str], service: str) -> str:
     return repository
 
 
-def check_names(objects: list[dict], service: str, field: str) -> None:
+def check_names(objects: list[dict[str, Any]], service: str, field: str) -> None:
     """Every object is one of the service's track objects by kind and name (what a delete acts on)."""
     for index, obj in enumerate(objects):
         _check_name(obj, service, f"{field}[{index}]")
 
 
-def check_objects(objects: list[dict], service: str, repository: str, field: str) -> None:
+def check_objects(objects: list[dict[str, Any]], service: str, repository: str, field: str) -> None:
     """Every object is one of the service's track objects, whole (what an apply writes)."""
     for index, obj in enumerate(objects):
         track = _check_name(obj, service, f"{field}[{index}]")
@@ -57,7 +58,7 @@ def check_objects(objects: list[dict], service: str, repository: str, field: str
         _check_object(obj, service, track, repository, where)
 
 
-def _check_name(obj: dict, service: str, where: str) -> str:
+def _check_name(obj: dict[str, Any], service: str, where: str) -> str:
     """The object's track (stable or canary), once its kind and name are the service's."""
     kind, name = obj["kind"], obj["metadata"]["name"]
     tracks = ("stable",) if kind in AUTOSCALER_KINDS else shared.TRACKS
@@ -67,7 +68,7 @@ def _check_name(obj: dict, service: str, where: str) -> str:
     return names[name]
 
 
-def _check_object(obj: dict, service: str, track: str, repository: str, where: str) -> None:
+def _check_object(obj: dict[str, Any], service: str, track: str, repository: str, where: str) -> None:
     metadata = _mapping(obj, "metadata", where, "")
     if metadata.get("namespace", shared.NAMESPACE) != shared.NAMESPACE:
         raise ValueError(
@@ -91,14 +92,14 @@ def _check_object(obj: dict, service: str, track: str, repository: str, where: s
         _check_images(pod.get(key, []), repository, where, f"spec.template.spec.{key}")
 
 
-def _check_labels(holder: dict, service: str, track: str, where: str, path: str, key: str = "labels") -> None:
+def _check_labels(holder: dict[str, Any], service: str, track: str, where: str, path: str, key: str = "labels") -> None:
     labels = _mapping(holder, key, where, path)
     for label, expected in ((shared.SERVICE_LABEL, service), (shared.TRACK_LABEL, track)):
         if labels.get(label) != expected:
             raise ValueError(f"{where}: {path}.{key}.{label}: expected {expected!r}, got {shown(labels.get(label))}")
 
 
-def _check_autoscaler(spec: dict, service: str, where: str) -> None:
+def _check_autoscaler(spec: dict[str, Any], service: str, where: str) -> None:
     """It scales the service's stable Deployment, and a ScaledObject's HPA is the service's own (KEDA adopts an
     existing HPA of the name it is given)."""
     stable = shared.track_object_name(service, "stable")
@@ -127,7 +128,7 @@ def _check_images(containers: object, repository: str, where: str, path: str) ->
             )
 
 
-def _mapping(holder: dict, key: str, where: str, path: str, *, optional: bool = False) -> dict:
+def _mapping(holder: dict[str, Any], key: str, where: str, path: str, *, optional: bool = False) -> dict[str, Any]:
     value = holder.get(key, {} if optional else None)
     if not isinstance(value, dict):
         raise ValueError(f"{where}: {f'{path}.' if path else ''}{key}: expected an object, got {shown(value)}")

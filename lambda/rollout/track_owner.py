@@ -37,7 +37,7 @@ KINDS = {"Deployment": DEPLOYMENTS, shared.HPA_KIND: AUTOSCALERS, shared.SCALED_
 FLOOR_FIELDS = {shared.HPA_KIND: "minReplicas", shared.SCALED_OBJECT_KIND: "minReplicaCount"}
 
 
-def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict | None:
+def merged(rendered: dict[str, Any], live: dict[str, Any] | None, *, rollout_running: bool) -> dict[str, Any] | None:
     """What to store for one rendered track object given the live one; None leaves the live one alone.
 
     - first deploy (nothing live): the config's rendering, as it is;
@@ -67,20 +67,20 @@ def merged(rendered: dict, live: dict | None, *, rollout_running: bool) -> dict 
     return desired
 
 
-def _no_longer_rendered(previous: list[dict], current: list[dict]) -> list[dict]:
+def _no_longer_rendered(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kept = {(obj["kind"], obj["metadata"]["name"]) for obj in current}
     return [obj for obj in previous if (obj["kind"], obj["metadata"]["name"]) not in kept]
 
 
-def running_version(deployment: dict) -> tuple[str, str, str]:
+def running_version(deployment: dict[str, Any]) -> tuple[str, str, str]:
     """(image, MODEL_VERSION, MODEL_S3_URI) of the Deployment's serving container."""
     containers = deployment["spec"]["template"]["spec"].get("containers", [])
-    server = next((c for c in containers if c.get("name") == shared.SERVING_CONTAINER), {})
+    server: dict[str, Any] = next((c for c in containers if c.get("name") == shared.SERVING_CONTAINER), {})
     env = {entry.get("name"): entry.get("value", "") for entry in server.get("env", [])}
     return server.get("image", ""), env.get("MODEL_VERSION", ""), env.get("MODEL_S3_URI", "")
 
 
-def parse_objects(raw: object, field: str) -> list[dict]:
+def parse_objects(raw: object, field: str) -> list[dict[str, Any]]:
     """The track objects as the Services stack sends them: one JSON string (CloudFormation would hand over a
     list with every number and boolean turned into a string, which the API server refuses)."""
     if not isinstance(raw, str):
@@ -102,8 +102,8 @@ def parse_objects(raw: object, field: str) -> list[dict]:
 
 
 def on_event(
-    event: dict, kube: KubeClient, ledger: Ledger, environment: Mapping[str, str], *, images: ImageResolver
-) -> dict:
+    event: dict[str, Any], kube: KubeClient, ledger: Ledger, environment: Mapping[str, str], *, images: ImageResolver
+) -> dict[str, Any]:
     """A CloudFormation custom resource event (through CDK's provider framework, or sent by anyone allowed to invoke
     the function: it acts only on its service's own track objects, rollout.track_objects). `environment`: the
     function's environment variables, which name each service's image repository; `images` pins a tag to its
@@ -127,12 +127,15 @@ def on_event(
         for obj in _no_longer_rendered(previous, objects):
             kube.delete(KINDS[obj["kind"]], namespace, obj["metadata"]["name"])
     rollout_running = ledger.locks.holder(service) is not None
-    applied, left_alone = [], []
+    applied: list[str] = []
+    left_alone: list[str] = []
     for rendered in objects:
         name = rendered["metadata"]["name"]
         decisions: list[bool] = []  # the last merge decides: it ran on the object the write replaced
 
-        def merge(live: dict | None, rendered: dict = rendered, decisions: list[bool] = decisions) -> dict | None:
+        def merge(
+            live: dict[str, Any] | None, rendered: dict[str, Any] = rendered, decisions: list[bool] = decisions
+        ) -> dict[str, Any] | None:
             desired = merged(rendered, live, rollout_running=rollout_running)
             decisions.append(desired is not None)
             return desired
@@ -164,7 +167,7 @@ def _clients() -> tuple[KubeClient, Ledger, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handle(event: dict, context: Any) -> dict:
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     kube, ledger, ecr = _clients()
     # A resolver per event: what a tag points to is read at each deploy, never remembered across them.
     return on_event(event, kube, ledger, os.environ, images=ecr_resolver(ecr))

@@ -12,9 +12,10 @@ from rollout.errors import RolloutError, TransientError
 TRANSIENT_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
 
 
-def _aws(call: Any, **kwargs: Any) -> dict:
+def _aws(call: Any, **kwargs: Any) -> dict[str, Any]:
     try:
-        return call(**kwargs)
+        response: dict[str, Any] = call(**kwargs)
+        return response
     except ClientError as error:
         code = error.response["Error"]["Code"]
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

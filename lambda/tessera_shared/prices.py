@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 HOURS_PER_MONTH = 730  # the 8,760 hours of a year over 12 months, as AWS's own monthly estimates use
@@ -37,7 +38,7 @@ class PriceTable:
         return None if prices is None else prices.as_of
 
     @classmethod
-    def from_json(cls, data: dict) -> PriceTable:
+    def from_json(cls, data: dict[str, Any]) -> PriceTable:
         regions = {}
         for name, entry in data["regions"].items():
             prices = entry["prices"]

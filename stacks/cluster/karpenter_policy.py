@@ -47,7 +47,9 @@ def _tag_value(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> object
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    raise ValueError(f"unexpected YAML node {node!r}")
 
 
 _CloudFormationLoader.add_multi_constructor("!", _tag_value)

@@ -283,10 +283,10 @@ class AcceleratorPoolConfig(NodeDisk):
         gpu = [name for name in types if name in GPU_INSTANCE_TYPES]
         if gpu and len(gpu) != len(types):
             raise ValueError("mixes Neuron and GPU types; a pool holds one kind of accelerator")
-        models = sorted({GPU_INSTANCE_TYPES[name].gpu_model for name in gpu})
+        models = sorted({str(GPU_INSTANCE_TYPES[name].gpu_model) for name in gpu})
         if len(models) > 1:
             raise ValueError(f"mixes GPU models {', '.join(models)}; a pool holds one GPU model")
-        families = sorted({family_of(name) for name in types})
+        families = sorted({family_of(name) or name for name in types})  # a malformed name is refused above
         if len(families) > 1:
             raise ValueError(f"mixes instance families {', '.join(families)}; a pool holds one family")
         return types
@@ -376,6 +376,7 @@ class AcceleratorPoolConfig(NodeDisk):
 class ClusterConfig(StrictModel):
     """The EKS cluster and everything that runs on it before any inference service does."""
 
+    # mypy cannot read a Literal built from a tuple constant; pydantic can, and validates against it.
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = Field(  # type: ignore[valid-type]
         "1.34", description="EKS Kubernetes version; one with a matching kubectl layer."
     )

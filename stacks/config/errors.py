@@ -6,6 +6,8 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -57,7 +59,7 @@ def _value_error_lines(path: str, message: str) -> list[str]:
     return lines
 
 
-def _describe(detail: dict, root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+def _describe(detail: Mapping[str, Any], root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     kind = detail["type"]
     ctx = detail.get("ctx", {})
     value = detail.get("input")

@@ -172,6 +172,7 @@ def efa_request(share: int, pool: AcceleratorPoolConfig) -> int:
     if pool.efa is None:
         return 0
     node = min(pool.instance_specs, key=lambda spec: spec.efa_interfaces)
+    # One config model serves both pool kinds, so mypy sees a union of instance specs (issue 23, problem 3).
     units = node.gpus if pool.is_gpu else node.cores  # type: ignore[union-attr]
     return max(1, math.ceil(node.efa_interfaces * share / units))
 

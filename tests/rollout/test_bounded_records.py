@@ -45,6 +45,7 @@ LONG_POLICY = {
 FAILING_STEP = len(LONG_POLICY["steps"]) - 1  # the last: the rollout must get there, and Rollback must record
 
 
+@pytest.mark.long_scenario  # about 50 s of moto calls: in `make faults` (CI runs both suites)
 def test_sequence_12_a_long_policy_reaches_its_last_step_and_rolls_back_with_its_record_in_bounds(
     rollouts: Rollouts,
 ) -> None:

@@ -181,6 +181,7 @@ def test_6_an_operator_hold_never_expires_and_is_never_taken_over(world: Rollout
     assert "lease_until" not in lock
     assert "expires_at" not in lock  # nor does DynamoDB's TTL delete it
     world.clock.advance(60 * 86400)  # far past any lease
+    world.traffic.go_quiet_until(world.clock())
     later = ExecutionDouble(world, "e2").start()
     with pytest.raises(RolloutInProgressError, match="held by an operator"):
         later.run("acquire_lock")

@@ -19,7 +19,6 @@ models (`json_path`), so a renamed field cannot silently leave a path dangling.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ class Model:
     """JSON round trip for the frozen dataclasses below."""
 
     def to_json(self) -> dict[str, Any]:
+        # Every subclass is a frozen dataclass; this mixin itself is not, which is all mypy sees here.
         return {item.name: _plain(getattr(self, item.name)) for item in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
@@ -275,8 +275,8 @@ def _build(model: type[T], data: object, where: str) -> T:
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ContractError(f"{where}: unknown field(s) {unknown}; expected {sorted(hints)}")
-    values = {}
-    for item in dataclasses.fields(model):  # type: ignore[arg-type]
+    values: dict[str, object] = {}
+    for item in dataclasses.fields(model):  # type: ignore[arg-type]  # T is bound to Model: always a dataclass
         if item.name not in data:
             if item.default is not dataclasses.MISSING or item.default_factory is not dataclasses.MISSING:
                 continue
@@ -337,12 +337,17 @@ def _scalar(hint: Any, value: object, where: str) -> Any:
     }
     if not ok.get(hint, False):
         raise ContractError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-    return float(value) if hint is float else value  # type: ignore[arg-type]
+    return float(value) if hint is float and isinstance(value, int | float) else value
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(model: type) -> dict[str, Any]:
-    return typing.get_type_hints(model)
+    """A dataclass's resolved field types, read once per class."""
+    if model not in _HINTS:
+        _HINTS[model] = typing.get_type_hints(model)
+    return _HINTS[model]
 
 
 def _optional(hint: Any) -> bool:

@@ -103,7 +103,7 @@ class AuditEntry(Model):
 _ENTRY_FIELDS = frozenset(item.name for item in dataclasses.fields(AuditEntry)) - {"details"}
 
 
-def _legacy(entry: dict, where: str) -> dict:
+def _legacy(entry: dict[str, Any], where: str) -> dict[str, Any]:
     """An entry recorded before entries had kinds: its kind, step, extension (and a forced unlock's moment) are
     read back from its id. Its `step` repeated the id for entries of no step, a rollback kept its outcome under
     `verdict`, and an approval request once carried the task token, which is not shown."""

@@ -126,11 +126,11 @@ class KubeClient:
             handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_data)))
         self._opener = urllib.request.build_opener(*handlers)
 
-    def get_deployment(self, namespace: str, name: str) -> dict:
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
         """The Deployment as stored, including metadata.resourceVersion and status."""
         return self._request("GET", DEPLOYMENTS, namespace, name)
 
-    def replace_deployment(self, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+    def replace_deployment(self, namespace: str, name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         return self._replace(DEPLOYMENTS, namespace, name, change)
 
     def autoscaler_floor(self, namespace: str, kind: str, name: str) -> int | None:
@@ -138,10 +138,12 @@ class KubeClient:
         (KEDA owns the HPA it makes and would undo a write there)."""
         if kind == SCALED_OBJECT_KIND:
             spec = self._request("GET", KEDA_SCALED_OBJECTS, namespace, name).get("spec", {})
-            return spec.get("minReplicaCount", KEDA_DEFAULT_MIN_REPLICAS)
-        return self._request("GET", AUTOSCALERS, namespace, name).get("spec", {}).get("minReplicas")
+            floor: int | None = spec.get("minReplicaCount", KEDA_DEFAULT_MIN_REPLICAS)
+        else:
+            floor = self._request("GET", AUTOSCALERS, namespace, name).get("spec", {}).get("minReplicas")
+        return floor
 
-    def set_autoscaler_floor(self, namespace: str, kind: str, name: str, min_replicas: int) -> dict:
+    def set_autoscaler_floor(self, namespace: str, kind: str, name: str, min_replicas: int) -> dict[str, Any]:
         """Set the floor (never above the autoscaler's maximum, which the API would refuse)."""
         if kind == SCALED_OBJECT_KIND:
             return self._replace(
@@ -154,7 +156,9 @@ class KubeClient:
             AUTOSCALERS, namespace, name, _floor_change("minReplicas", "maxReplicas", min_replicas, lowest=1)
         )
 
-    def _replace(self, resource: _Resource, namespace: str, name: str, change: Callable[[dict], None]) -> dict:
+    def _replace(
+        self, resource: _Resource, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
         """Apply `change` to the current Deployment and store it, without losing concurrent writes.
 
         Optimistic concurrency: the object is read, changed in a copy and PUT back whole, carrying the
@@ -178,14 +182,14 @@ class KubeClient:
             f"{resource.noun} {namespace}/{name} changed under every one of {REPLACE_ATTEMPTS} updates (409 Conflict)"
         )
 
-    def scale(self, namespace: str, name: str, replicas: int, *, mark: str | None = None) -> dict:
+    def scale(self, namespace: str, name: str, replicas: int, *, mark: str | None = None) -> dict[str, Any]:
         """Set spec.replicas (the canary's size is the rollout's to set; the stable track's is the HPA's). `mark`
         names the rollout step's writer (see writer_change)."""
         if replicas < 0:
             raise ValueError(f"replicas must be 0 or more, got {replicas}")
         marked = writer_change(mark)
 
-        def change(deployment: dict) -> None:
+        def change(deployment: dict[str, Any]) -> None:
             deployment.setdefault("spec", {})["replicas"] = replicas
             marked(deployment)
 
@@ -201,7 +205,7 @@ class KubeClient:
         model_uri: str,
         placement: TrackPlacement | None = None,
         mark: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Point the Deployment at a model version: the server container's image, its MODEL_VERSION and
         MODEL_S3_URI, and the pod label that dashboards and the rollout group pods by; with a placement,
         also where its pods run (one write, so a change of chip is one rolling update). `mark` names the
@@ -214,21 +218,25 @@ class KubeClient:
         if placement is not None:
             changes.append(placement_change(placement))
 
-        def change(deployment: dict) -> None:
+        def change(deployment: dict[str, Any]) -> None:
             for one in changes:
                 one(deployment)
 
         return self.replace_deployment(namespace, name, change)
 
     def apply(
-        self, resource: _Resource, namespace: str, name: str, merge: Callable[[dict | None], dict | None]
-    ) -> dict | None:
+        self,
+        resource: _Resource,
+        namespace: str,
+        name: str,
+        merge: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> dict[str, Any] | None:
         """Create or update one object from `merge(stored)` (stored: None when there is none; merge returns None
         to leave it alone), keeping what the server manages. `merge` runs on every read of the conflict-checked
         replace, so what is written is always merged with the object it overwrites, never with an older read.
         The one write path the track owner uses, for Deployments and autoscalers alike."""
 
-        def change(current: dict) -> None:
+        def change(current: dict[str, Any]) -> None:
             desired = merge(copy.deepcopy(current))
             if desired is not None:
                 current["spec"] = copy.deepcopy(desired["spec"])
@@ -240,17 +248,17 @@ class KubeClient:
             created = merge(None)
             return None if created is None else self._request("POST", resource, namespace, None, body=created)
 
-    def list_pods(self, namespace: str, label_selector: str) -> list[dict]:
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """The pods in `namespace` whose labels match `label_selector` (e.g. `a=b,c=d`)."""
         return self._list(PODS, namespace, label_selector)
 
-    def list_nodes(self) -> list[dict]:
+    def list_nodes(self) -> list[dict[str, Any]]:
         """Every node of the cluster (their instance types, capacity types and allocatable resources)."""
         return self._list(NODES, None, None)
 
-    def _list(self, resource: _Resource, namespace: str | None, label_selector: str | None) -> list[dict]:
+    def _list(self, resource: _Resource, namespace: str | None, label_selector: str | None) -> list[dict[str, Any]]:
         """All items of a list, page by page: each page's metadata.continue token asks for the next."""
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         token = None
         while True:
             query = {"limit": str(LIST_PAGE_SIZE)}
@@ -264,7 +272,7 @@ class KubeClient:
             if not token:
                 return items
 
-    def find(self, resource: _Resource, namespace: str, name: str) -> dict | None:
+    def find(self, resource: _Resource, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._request("GET", resource, namespace, name)
         except NotFoundError:
@@ -290,10 +298,10 @@ class KubeClient:
         resource: _Resource,
         namespace: str | None,
         name: str | None,
-        body: dict | None = None,
+        body: dict[str, Any] | None = None,
         *,
         query: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Send one request, map its failure to the rollout's errors, and retry once on 401 with a
         new token (the cached one may have expired or been revoked)."""
         path = resource.path(namespace, name) + (f"?{query}" if query else "")
@@ -331,7 +339,8 @@ class KubeClient:
                     f"Kubernetes API at {self.endpoint} failed during {method} {path}: {error!r}"
                 ) from error
             try:
-                return json.loads(payload)
+                document: dict[str, Any] = json.loads(payload)
+                return document
             except ValueError as error:
                 raise TransientError(f"Kubernetes API answered {method} {path} with a body that is not JSON") from error
 
@@ -347,10 +356,10 @@ def _tls_context(ca_data: str | None) -> ssl.SSLContext:
         raise RolloutError(f"the cluster CA data is not a base64-encoded PEM certificate: {error}") from error
 
 
-def _floor_change(min_field: str, max_field: str, floor: int, *, lowest: int) -> Callable[[dict], None]:
+def _floor_change(min_field: str, max_field: str, floor: int, *, lowest: int) -> Callable[[dict[str, Any]], None]:
     """An HPA's floor is at least 1; a ScaledObject's may be 0 (scale to zero, when config asks for it)."""
 
-    def change(autoscaler: dict) -> None:
+    def change(autoscaler: dict[str, Any]) -> None:
         spec = autoscaler.setdefault("spec", {})
         spec[min_field] = max(lowest, min(floor, spec.get(max_field, floor)))
 

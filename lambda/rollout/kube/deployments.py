@@ -18,12 +18,12 @@ from tessera_shared.constants import (
 )
 
 
-def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict], None]:
+def version_change(image: str, model_version: str, model_uri: str) -> Callable[[dict[str, Any]], None]:
     """The change that points a Deployment at a model version: the server container's image, its
     MODEL_VERSION and MODEL_S3_URI, and the pod label dashboards and the rollout group pods by. The
     rollout steps and the track owner both use it, so both write the running version the same way."""
 
-    def change(deployment: dict) -> None:
+    def change(deployment: dict[str, Any]) -> None:
         template = deployment.setdefault("spec", {}).setdefault("template", {})
         containers = template.setdefault("spec", {}).get("containers") or []
         server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
@@ -42,24 +42,24 @@ def version_change(image: str, model_version: str, model_uri: str) -> Callable[[
     return change
 
 
-def writer_change(mark: str | None) -> Callable[[dict], None]:
+def writer_change(mark: str | None) -> Callable[[dict[str, Any]], None]:
     """The change that records which rollout step last wrote the Deployment (its execution and lock epoch), in an
     annotation of the Deployment itself: a write that landed after its rollout lost the lock shows whose it was,
     and the pods do not restart for it. No mark: nothing changes."""
 
-    def change(deployment: dict) -> None:
+    def change(deployment: dict[str, Any]) -> None:
         if mark is not None:
             deployment.setdefault("metadata", {}).setdefault("annotations", {})[ROLLOUT_WRITER_ANNOTATION] = mark
 
     return change
 
 
-def placement_change(placement: TrackPlacement) -> Callable[[dict], None]:
+def placement_change(placement: TrackPlacement) -> Callable[[dict[str, Any]], None]:
     """The change that moves a Deployment's pods onto a target: node selector, tolerations, scheduler, and the
     serving container's accelerator resources (requests and limits; cpu, memory and storage stay as rendered).
     The rollout steps and the track owner both use it, so both write the running placement the same way."""
 
-    def change(deployment: dict) -> None:
+    def change(deployment: dict[str, Any]) -> None:
         pod = deployment.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
         pod["nodeSelector"] = dict(placement.node_selector)
         _set_or_drop(pod, "tolerations", [dict(toleration) for toleration in placement.tolerations])
@@ -73,7 +73,7 @@ def placement_change(placement: TrackPlacement) -> Callable[[dict], None]:
     return change
 
 
-def running_placement(deployment: dict) -> TrackPlacement:
+def running_placement(deployment: dict[str, Any]) -> TrackPlacement:
     """Where the Deployment's pods run now, as placement_change writes it."""
     pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
     requests = _server_of(deployment).get("resources", {}).get("requests", {})
@@ -87,23 +87,23 @@ def running_placement(deployment: dict) -> TrackPlacement:
     )
 
 
-def _server_of(deployment: dict) -> dict:
+def _server_of(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+    server: dict[str, Any] | None = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
     if server is None:
         name = deployment.get("metadata", {}).get("name")
         raise RolloutError(f"deployment {name} has no container named {SERVING_CONTAINER!r}")
     return server
 
 
-def _set_or_drop(mapping: dict, key: str, value: Any) -> None:
+def _set_or_drop(mapping: dict[str, Any], key: str, value: Any) -> None:
     if value:
         mapping[key] = value
     else:
         mapping.pop(key, None)
 
 
-def _set_env(env: list[dict], name: str, value: str) -> None:
+def _set_env(env: list[dict[str, Any]], name: str, value: str) -> None:
     """Set an env entry's value where it stands (dropping a valueFrom it may have), or append it."""
     for entry in env:
         if entry.get("name") == name:
@@ -113,7 +113,7 @@ def _set_env(env: list[dict], name: str, value: str) -> None:
     env.append({"name": name, "value": value})
 
 
-def deployment_ready(deployment: dict) -> bool:
+def deployment_ready(deployment: dict[str, Any]) -> bool:
     """True when the Deployment controller has acted on the latest spec and every pod it wants runs
     that spec and is available, with no pod of an older spec left (what `kubectl rollout status`
     waits for). A Deployment scaled to 0 is ready once the controller has observed it and no pods remain.
@@ -135,7 +135,7 @@ def deployment_ready(deployment: dict) -> bool:
     return all(count == wanted for count in counts) and status.get("unavailableReplicas", 0) == 0
 
 
-def ready_summary(deployment: dict) -> str:
+def ready_summary(deployment: dict[str, Any]) -> str:
     """One line on a Deployment's progress, for logs and error messages,
     e.g. "2/3 ready, 3 updated (generation 5 observed 5)"."""
     metadata = deployment.get("metadata") or {}
@@ -154,7 +154,7 @@ def ready_summary(deployment: dict) -> str:
     )
 
 
-def _wanted_replicas(spec: dict) -> int:
+def _wanted_replicas(spec: dict[str, Any]) -> int:
     """spec.replicas; the API server defaults it to 1, so a stored object always has it."""
     replicas = spec.get("replicas")
     return 1 if replicas is None else int(replicas)

@@ -44,7 +44,7 @@ def eks_token(sts_client: Any, cluster_name: str) -> str:
     return TOKEN_PREFIX + encoded
 
 
-def _take_cluster_id(params: dict, context: dict, **_: Any) -> None:
+def _take_cluster_id(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """Move the cluster name out of the API parameters (GetCallerIdentity has none) into the context."""
     if CLUSTER_ID_HEADER in params:
         context[CLUSTER_ID_HEADER] = params.pop(CLUSTER_ID_HEADER)

@@ -110,14 +110,14 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
         f"{failing} analysis intervals in a row failed, the last {iso(start)} to {iso(end)}",
         *judgement.reasons,
     ]
-    failed = AuditEntry(
+    entry = AuditEntry(
         kind=AuditKind.INTERVALS_FAILED,
         step=progress.step,
         verdict=Verdict.FAIL,
         reasons=reasons,
         details={"last_interval": progress.interval - 1},
     )
-    clients.ledger.record_decision(plan, failed)
+    clients.ledger.record_decision(plan, entry)
     return progress.replace(verdict=Verdict.FAIL, reasons=reasons, waiting=False)
 
 
@@ -211,7 +211,7 @@ def _track_stats(plan: Plan, clients: Clients, start: datetime, end: datetime) -
 
 def _track_stats_and_costs(
     plan: Plan, clients: Clients, start: datetime, end: datetime
-) -> tuple[dict[str, TrackStats], dict[str, dict]]:
+) -> tuple[dict[str, TrackStats], dict[str, dict[str, Any]]]:
     """Each track's figures over [start, end), with its cost per million requests over the window (pods and
     nodes read now; a cluster that cannot be read gives no cost and the reason, not a failed judgement)."""
     stats = _track_stats(plan, clients, start, end)
@@ -243,7 +243,7 @@ def _region_of(plan: Plan, clients: Clients) -> str:
     parts = plan.load_balancer.split(":")
     if len(parts) > 3 and parts[0] == "arn" and parts[3]:
         return parts[3]
-    return clients.cloudwatch.meta.region_name
+    return str(clients.cloudwatch.meta.region_name)
 
 
 def _targets(plan: Plan, progress: Progress) -> dict[str, str]:
@@ -257,7 +257,9 @@ def _targets(plan: Plan, progress: Progress) -> dict[str, str]:
     }
 
 
-def _track_figures(plan: Plan, progress: Progress, stats: dict[str, TrackStats], costs: dict[str, dict]) -> dict:
+def _track_figures(
+    plan: Plan, progress: Progress, stats: dict[str, TrackStats], costs: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Each track's latency, errors and cost side by side, with the target it ran on (`tessera cost` reads a
     canary's requests per pod-hour on its target from these)."""
     targets = _targets(plan, progress)
@@ -271,11 +273,11 @@ def _judgement_evidence(
     plan: Plan,
     progress: Progress,
     stats: dict[str, TrackStats],
-    costs: dict[str, dict],
+    costs: dict[str, dict[str, Any]],
     start: datetime,
     end: datetime,
     judgement: Judgement,
-) -> dict:
+) -> dict[str, Any]:
     return {
         "canary_weight": plan.policy.steps[progress.step],
         "window": [iso(start), iso(end)],
@@ -298,7 +300,7 @@ def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> Analysis
             ExtraMetricRule(
                 name=m.name,
                 threshold=m.threshold,
-                direction=m.direction,  # type: ignore[arg-type]
+                direction=m.direction,  # type: ignore[arg-type]  # config checked it against the same literals
                 max_ratio_vs_stable=m.max_ratio_vs_stable,
                 per_request=m.statistic in PER_REQUEST_STATISTICS,
             )
@@ -307,7 +309,7 @@ def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> Analysis
     )
 
 
-def _stats_dict(stats: Any) -> dict:
+def _stats_dict(stats: Any) -> dict[str, Any]:
     return {
         "requests": stats.requests,
         "errors_5xx": stats.errors_5xx,

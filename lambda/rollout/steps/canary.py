@@ -4,6 +4,7 @@ each traffic step, and move the step's weight onto it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from registry.images import protect_image
 from rollout.clients import Clients, record_lifecycle
@@ -61,7 +62,7 @@ def deploy_canary(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     )
 
 
-def check_ready(plan: Plan, progress: Progress, track: str, clients: Clients) -> dict:
+def check_ready(plan: Plan, progress: Progress, track: str, clients: Clients) -> dict[str, Any]:
     """Is the track's Deployment fully rolled out? Past the deadline it is an error."""
     guard(plan, clients)
     name = plan.canary_deployment if track == "canary" else plan.stable_deployment

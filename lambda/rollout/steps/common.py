@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 from rollout.authority import authorised_artifacts
 from rollout.cleanup import return_to_rest
@@ -85,9 +86,9 @@ def run_version(clients: Clients, plan: Plan, deployment: str, *, epoch: int) ->
     )
 
 
-def server_container(deployment: dict) -> dict:
+def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"].get("containers", [])
-    server = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
+    server: dict[str, Any] | None = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
     if server is None:
         raise RolloutError(f"deployment {deployment['metadata']['name']} has no container {SERVING_CONTAINER!r}")
     return server

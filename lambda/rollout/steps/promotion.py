@@ -3,6 +3,8 @@ Finalize commits the promotion."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger
 
 from rollout.cleanup import return_to_rest
@@ -23,7 +25,7 @@ def advance(plan: Plan, progress: Progress, clients: Clients) -> Progress:
     return progress.replace(step=step, done=step >= len(plan.policy.steps), verdict=None)
 
 
-def await_approval(plan: Plan, token: str, clients: Clients) -> dict:
+def await_approval(plan: Plan, token: str, clients: Clients) -> dict[str, Any]:
     """Park the execution until an operator approves (or rejects) promotion. A retried task gets a new
     token, so the token is overwritten on every attempt."""
     guard(plan, clients)
@@ -45,7 +47,7 @@ def promote_stable(plan: Plan, progress: Progress, clients: Clients) -> Progress
     return saved(plan, clients, progress.replace(promotion_started=True, deadline=deadline(plan, clients)))
 
 
-def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict:
+def finalize(plan: Plan, progress: Progress, clients: Clients) -> dict[str, Any]:
     """Stable serves the new version: traffic back to stable, canary to zero, stable's own floor back,
     then one transaction commits the promotion and frees the lock. The announcement after the commit
     is best-effort: it never changes the outcome."""
@@ -69,8 +71,8 @@ def _check_stable_runs_the_version(plan: Plan, clients: Clients) -> None:
     stable = clients.kube.get_deployment(plan.namespace, plan.stable_deployment)
     server = server_container(stable)
     env = {entry.get("name"): entry.get("value") for entry in server.get("env", [])}
-    found = {"image": server.get("image"), "model version": env.get("MODEL_VERSION")}
-    wanted = {"image": plan.image, "model version": plan.version}
+    found: dict[str, object] = {"image": server.get("image"), "model version": env.get("MODEL_VERSION")}
+    wanted: dict[str, object] = {"image": plan.image, "model version": plan.version}
     if plan.placement is not None:
         found["placement"], wanted["placement"] = running_placement(stable), plan.placement
     wrong = [f"{name} {found[name]!r}, not {wanted[name]!r}" for name in wanted if found[name] != wanted[name]]
@@ -78,7 +80,7 @@ def _check_stable_runs_the_version(plan: Plan, clients: Clients) -> None:
         raise RolloutError(f"{plan.stable_deployment} no longer runs what was promoted: {'; '.join(wrong)}")
 
 
-def _announce_promotion(plan: Plan, clients: Clients) -> dict:
+def _announce_promotion(plan: Plan, clients: Clients) -> dict[str, Any]:
     """The promotion is committed whatever happens here; a failed announcement is retried by running
     Finalize again (which then finds the commit and only announces)."""
     if not clients.announcer.outcome(

@@ -81,7 +81,7 @@ def prepare(request: object, execution: str, clients: Clients) -> Plan:
     return plan
 
 
-def _start_request(request: object) -> tuple[str, str, dict]:
+def _start_request(request: object) -> tuple[str, str, dict[str, Any]]:
     """(service, version, overrides) of a start, as the CLI, an auto-start rule or `aws stepfunctions
     start-execution` sends it. Anything else in it is refused: an image or a model URI there would be ignored
     (the registry decides them), which its sender could take for obeyed."""
@@ -119,7 +119,7 @@ def _target_of(settings: ServiceSettings, service: str, version: str, pool: str 
     return target
 
 
-def acquire_lock(plan: Plan, clients: Clients) -> dict:
+def acquire_lock(plan: Plan, clients: Clients) -> dict[str, Any]:
     """Take the service's lock and start the rollout's record (one transaction). A holder that is gone is taken
     over only once none of its invocations can still land (it stopped QUIESCENCE_SECONDS ago, or its lease
     passed), after its clean-up ran here from its record; an operator's hold, a running holder and a holder
@@ -143,7 +143,7 @@ def acquire_lock(plan: Plan, clients: Clients) -> dict:
     return {}
 
 
-def _refuse_unless_gone(service: str, holder: dict, clients: Clients) -> None:
+def _refuse_unless_gone(service: str, holder: dict[str, Any], clients: Clients) -> None:
     if holder.get("operator"):
         raise RolloutInProgressError(
             f"{service} is held by an operator since a rollout of version {holder.get('version')} could not clean "
