@@ -19,7 +19,7 @@ from stacks.observability.stack import ObservabilityStack
 from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
-from stacks.services.kubernetes_objects import target_placement
+from stacks.services.kubernetes_objects import needs_neuron_scheduler
 from stacks.services.stack import ServicesStack
 
 
@@ -81,12 +81,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         environment=environment,
         settings=config.cluster,
         vpc=network.vpc,
-        # Any allowed target may need the scheduler extension: a rollout can move a service onto it.
-        neuron_scheduler=any(
-            target_placement(service, target.accelerator, target.pool).scheduler_name
-            for service in config.services
-            for target in config.allowed_targets(service)
-        ),
+        neuron_scheduler=needs_neuron_scheduler(config),
         env=stack_env,
         description=f"Tessera {config.name}: EKS cluster, Graviton, Neuron and GPU node pools, platform controllers",
     )

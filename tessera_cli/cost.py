@@ -169,7 +169,9 @@ class _Pool:
     spot: bool = False
 
 
-def _pools(config: EnvironmentConfig, *, scheduler_pool: bool) -> list[_Pool]:
+def _pools(config: EnvironmentConfig) -> list[_Pool]:
+    from stacks.services.kubernetes_objects import needs_neuron_scheduler  # the CLI imports the stacks lazily
+
     cluster = config.cluster
     system, scheduler, general = cluster.system_pool, cluster.scheduler_pool, cluster.general_pool
     pools = [
@@ -181,7 +183,7 @@ def _pools(config: EnvironmentConfig, *, scheduler_pool: bool) -> list[_Pool]:
             dict.fromkeys(system.instance_types, system.nodes),
         )
     ]
-    if scheduler_pool:
+    if needs_neuron_scheduler(config):  # the same rule the app builder gives the Cluster stack
         pools.append(
             _Pool(
                 "scheduler",
@@ -197,18 +199,14 @@ def _pools(config: EnvironmentConfig, *, scheduler_pool: bool) -> list[_Pool]:
         )
     )
     for pool in cluster.accelerator_pools:
-        core_limit = getattr(pool, "max_neuron_cores", None)
-        ceiling = {}
-        for name in pool.instance_types:
-            cores = NEURON_INSTANCE_TYPES[name].cores if name in NEURON_INSTANCE_TYPES else None
-            ceiling[name] = min(pool.max_nodes, core_limit // cores) if core_limit and cores else pool.max_nodes
+        ceiling = {name: pool.node_ceiling(name) for name in pool.instance_types}
         pools.append(_Pool(pool.name, "karpenter", pool.instance_types, 0, ceiling, pool.capacity.type == "spot"))
     return pools
 
 
-def pool_costs(config: EnvironmentConfig, prices: PriceTable, region: str, *, scheduler_pool: bool) -> list[dict]:
+def pool_costs(config: EnvironmentConfig, prices: PriceTable, region: str) -> list[dict]:
     rows = []
-    for pool in _pools(config, scheduler_pool=scheduler_pool):
+    for pool in _pools(config):
         listed = {name: prices.hourly(region, name) for name in pool.types}
         hourly = {name: price for name, price in listed.items() if price is not None}
         missing = [name for name in pool.types if name not in hourly]
@@ -362,7 +360,6 @@ def show_cost(
 ) -> int:
     from stacks.config.environment import config_path_for, load_config
     from stacks.config.errors import ConfigError
-    from stacks.services.kubernetes_objects import placement_for
 
     try:
         config = load_config(args.config or config_path_for(args.env))
@@ -374,15 +371,13 @@ def show_cost(
         raise CliError("no region: pass --region, or set region in the config or the AWS config", EXIT_USAGE)
     prices = price_table()
     basis = prices.regions.get(region)
-    # The scheduler pool exists only when a service needs the Neuron scheduler extension.
-    scheduler = any(placement_for(p.spec, p.pool).scheduler_name for p in config.placed_services)
     end = now().replace(second=0, microsecond=0)
     report = {
         "environment": config.name,
         "region": region,
         "prices": {"as_of": basis.as_of, "source": basis.source} if basis else None,
         "hours_per_month": HOURS_PER_MONTH,
-        "pools": pool_costs(config, prices, region, scheduler_pool=scheduler),
+        "pools": pool_costs(config, prices, region),
         "services": [
             service_cost(
                 service, config, env=env, prices=prices, region=region, end=end, allowed_targets=allowed_targets

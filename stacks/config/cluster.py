@@ -16,6 +16,7 @@ from stacks.config.instance_types import (
     AcceleratorInstanceType,
     GpuInstanceType,
     NeuronInstanceType,
+    accelerators_of,
     family_of,
     is_graviton,
 )
@@ -332,6 +333,19 @@ class AcceleratorPoolConfig(NodeDisk):
     @property
     def is_gpu(self) -> bool:
         return bool(self.gpu_specs)
+
+    @property
+    def accelerator_limit(self) -> int | None:
+        """Karpenter's limit on the pool's accelerators, in its unit: max_gpus on a GPU pool, max_neuron_cores on a
+        Neuron pool (config refuses the other one); None: no limit."""
+        return self.max_gpus if self.is_gpu else self.max_neuron_cores
+
+    def node_ceiling(self, instance_type: str) -> int:
+        """The most nodes of one of the pool's types Karpenter can launch: max_nodes, or fewer where the
+        accelerator limit runs out first."""
+        per_node = accelerators_of(ACCELERATOR_INSTANCE_TYPES[instance_type])
+        limit = self.accelerator_limit
+        return self.max_nodes if limit is None else min(self.max_nodes, limit // per_node)
 
     @property
     def family(self) -> str:

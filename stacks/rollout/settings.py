@@ -79,7 +79,7 @@ def pool_capacity(pool: AcceleratorPoolConfig, share: int) -> PoolCapacity:
         return PoolCapacity(
             name=pool.name,
             max_nodes=pool.max_nodes,
-            max_neuron_cores=pool.max_gpus,
+            max_neuron_cores=pool.accelerator_limit,
             cores_per_pod=share,
             instance_types=[
                 InstanceCapacity(name=spec.name, cores=spec.gpus, devices=spec.gpus) for spec in pool.gpu_specs
@@ -89,7 +89,7 @@ def pool_capacity(pool: AcceleratorPoolConfig, share: int) -> PoolCapacity:
     return PoolCapacity(
         name=pool.name,
         max_nodes=pool.max_nodes,
-        max_neuron_cores=pool.max_neuron_cores,
+        max_neuron_cores=pool.accelerator_limit,
         cores_per_pod=share,
         instance_types=[
             InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.neuron_specs

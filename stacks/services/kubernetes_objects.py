@@ -49,6 +49,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.environment import EnvironmentConfig
+from stacks.config.instance_types import accelerators_of
 from stacks.config.observability import ScalingSpec
 from stacks.config.services import EKS_SERVICE_CIDRS, AcceleratorSpec, ServiceSpec, memory_bytes
 from stacks.services.model_loader import loader_container, loader_volume
@@ -172,9 +174,7 @@ def efa_request(share: int, pool: AcceleratorPoolConfig) -> int:
     if pool.efa is None:
         return 0
     node = min(pool.instance_specs, key=lambda spec: spec.efa_interfaces)
-    # One config model serves both pool kinds, so mypy sees a union of instance specs (issue 23, problem 3).
-    units = node.gpus if pool.is_gpu else node.cores  # type: ignore[union-attr]
-    return max(1, math.ceil(node.efa_interfaces * share / units))
+    return max(1, math.ceil(node.efa_interfaces * share / accelerators_of(node)))
 
 
 def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> Placement:
@@ -217,6 +217,16 @@ def target_placement(
         efa_interfaces=efa_request(cores, pool),
         shm=resources.shm,
         model_cache=resources.model_cache,
+    )
+
+
+def needs_neuron_scheduler(config: EnvironmentConfig) -> bool:
+    """Whether the cluster needs the Neuron scheduler pool: any allowed target of any service (not only where it runs
+    now) whose cores take the scheduler extension, since a rollout can move a service onto it."""
+    return any(
+        target_placement(service, target.accelerator, target.pool).scheduler_name
+        for service in config.services
+        for target in config.allowed_targets(service)
     )
 
 

@@ -200,7 +200,7 @@ def test_a_region_the_environment_is_not_in_is_unreachable(deployed: None, capsy
 
 
 def test_pools_in_a_region_without_prices_have_no_figure_and_say_why() -> None:
-    rows = pool_costs(load_config(config_path_for("dev")), price_table(), "eu-west-1", scheduler_pool=False)
+    rows = pool_costs(load_config(config_path_for("dev")), price_table(), "eu-west-1")
     assert all(row["monthly_usd_at_ceiling"] is None for row in rows)
     assert rows[0]["reason"] == "no on-demand price for m7g.large in eu-west-1"
 
