@@ -62,9 +62,9 @@ def _skipped_by(finding: Finding, entry: dict) -> bool:
     )
 
 
-def _stage(env: SynthesizedEnvironment, target: Path, helm: Path) -> dict[str, Path]:
-    """Framework -> directory: the templates for the CloudFormation checks; the objects inside them and the
-    rendered charts for the Kubernetes ones (apart: the CloudFormation runner would try to parse them)."""
+def _stage(env: SynthesizedEnvironment, target: Path, helm: Path) -> None:
+    """`templates/` for the CloudFormation checks; `objects/`, the objects inside them and the rendered charts, for
+    the Kubernetes ones."""
     templates, objects = target / "templates", target / "objects"
     templates.mkdir(parents=True)
     objects.mkdir()
@@ -73,21 +73,24 @@ def _stage(env: SynthesizedEnvironment, target: Path, helm: Path) -> dict[str, P
     for component in OBJECT_STACKS:
         (objects / f"k8s-{component}.yaml").write_text(yaml.safe_dump_all(manifest_objects(env, component)))
     render_charts(env, helm, objects)
-    return {"cloudformation": templates, "kubernetes": objects}
 
 
-def _findings(environment: str, report: str) -> list[Finding]:
+def _findings(report: str, environment: str | None = None) -> list[Finding]:
+    """Failed checks of one checkov report; the environment is the staged directory's (`<env>/templates/...`)
+    unless given."""
     runs = json.loads(report)
     findings = []
     for run in runs if isinstance(runs, list) else [runs]:
         assert run["summary"]["parsing_errors"] == 0, run["summary"]
         for failed in run["results"]["failed_checks"]:
-            name = Path(failed["file_path"]).name
+            path = Path(failed["file_path"])
+            name = path.name
             if run["check_type"] == "cloudformation":
                 component = name.removesuffix(".template.json").rsplit("-", 1)[-1]
             else:
                 component = name.removesuffix(".yaml") if name.startswith("chart-") else "k8s"
-            findings.append(Finding(environment, failed["check_id"], f"{component}/{failed['resource']}"))
+            found_in = environment or path.parts[-3]
+            findings.append(Finding(found_in, failed["check_id"], f"{component}/{failed['resource']}"))
     return findings
 
 
@@ -95,23 +98,23 @@ def _findings(environment: str, report: str) -> list[Finding]:
 def findings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     assert CHECKOV.exists(), f"{CHECKOV} missing: run `make .venv-checkov/.installed` (make test does)"
     helm = helm_binary(tmp_path_factory.mktemp("helm"))
-    runs = {}
+    root = tmp_path_factory.mktemp("checkov")
     for environment in ENVIRONMENTS:
-        synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
-        staged = _stage(synthesized, tmp_path_factory.mktemp(f"checkov-{environment}"), helm)
-        for framework, directory in staged.items():
-            command = [str(CHECKOV), "-d", str(directory), "--framework", framework]
-            command += ["--output", "json", "--quiet", "--compact", "--skip-download"]
-            # Every environment and framework at once.
-            runs[environment, framework] = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+        _stage(request.getfixturevalue(environment), root / environment, helm)
+    # One checkov per framework over every environment (its start-up is most of a small scan's time), both at once;
+    # each skips the other's directories (the CloudFormation runner would try to parse the objects' YAML).
+    runs = []
+    for framework, other in (("cloudformation", "objects"), ("kubernetes", "templates")):
+        command = [str(CHECKOV), "-d", str(root), "--framework", framework, "--skip-path", f"/{other}/"]
+        command += ["--output", "json", "--quiet", "--compact", "--skip-download"]
+        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     found = []
-    for (environment, _), process in runs.items():
+    for process in runs:
         stdout, stderr = process.communicate(timeout=300)
         # checkov exits 1 when a check fails; anything else is a crash.
         assert process.returncode in (0, 1), stderr[-2000:]
-        found += _findings(environment, stdout)
+        found += _findings(stdout)
+    assert {finding.environment for finding in found} == set(ENVIRONMENTS)
     return found
 
 
@@ -132,7 +135,7 @@ def test_checkov_reports_a_known_bad_resource(tmp_path: Path) -> None:
     command = [str(CHECKOV), "-d", str(tmp_path), "--framework", "cloudformation", "--output", "json", "--quiet"]
     result = subprocess.run([*command, "--compact", "--skip-download"], capture_output=True, text=True, check=False)
     assert result.returncode == 1
-    assert Finding("test", "CKV_AWS_18", "bad/AWS::S3::Bucket.Open") in _findings("test", result.stdout)
+    assert Finding("test", "CKV_AWS_18", "bad/AWS::S3::Bucket.Open") in _findings(result.stdout, "test")
 
 
 def test_the_scan_counts_the_objects_inside_the_templates_and_the_charts(findings: list[Finding]) -> None:
