@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
 # CloudWatch Logs accepts only these retention periods.
@@ -63,3 +65,20 @@ def check_log_retention(value: int) -> int:
         allowed = ", ".join(str(days) for days in LOG_RETENTION_DAYS)
         raise ValueError(f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
     return value
+
+
+# An IAM role ARN (any partition); a path is allowed. With wildcards, the `*` of an ArnLike pattern too.
+_ROLE_ARN = r"arn:aws[a-z-]*:iam::\d{{12}}:role/[\w+=,.@/{extra}-]{{1,512}}"
+
+
+def iam_role_arns(arns: list[str], *, wildcards: bool = False) -> list[str]:
+    """Each entry an IAM role ARN, else one problem per entry."""
+    pattern = _ROLE_ARN.format(extra="*" if wildcards else "")
+    raise_if_any(
+        [
+            f"[{index}] {arn!r} is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)"
+            for index, arn in enumerate(arns)
+            if not re.fullmatch(pattern, arn)
+        ]
+    )
+    return arns

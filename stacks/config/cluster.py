@@ -4,12 +4,11 @@ and the node pools (Graviton `system` and `general`, any number of Neuron or NVI
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import StrictModel, duplicates, raise_if_any
+from stacks.config.base import StrictModel, duplicates, iam_role_arns, raise_if_any
 from stacks.config.instance_types import (
     ACCELERATOR_INSTANCE_TYPES,
     GPU_INSTANCE_TYPES,
@@ -27,7 +26,6 @@ SUPPORTED_KUBERNETES_VERSIONS = ("1.34",)
 ADDON_VERSION_PATTERN = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
 CHART_VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 IMAGE_TAG_PATTERN = r"^v?\d+\.\d+\.\d+(\.\d+)?$"
-ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 POOL_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,20}$"
 DURATION_PATTERN = r"^([0-9]+(s|m|h))+$"
 DURATION_OR_NEVER_PATTERN = r"^(([0-9]+(s|m|h))+|Never)$"
@@ -434,14 +432,7 @@ class ClusterConfig(StrictModel):
     @field_validator("admin_role_arns", "read_only_role_arns")
     @classmethod
     def _role_arns(cls, arns: list[str]) -> list[str]:
-        problems = [
-            f"[{index}] {arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
-            for index, arn in enumerate(arns)
-            if not re.match(ROLE_ARN_PATTERN, arn)
-        ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return arns
+        return iam_role_arns(arns)
 
     @model_validator(mode="after")
     def _cluster_rules(self) -> ClusterConfig:

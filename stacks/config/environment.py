@@ -9,14 +9,13 @@ reported as ``<field path>: <what was wrong>``, one line each.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from stacks.config.base import StrictModel, check_log_retention, duplicates, raise_if_any
+from stacks.config.base import StrictModel, check_log_retention, duplicates, iam_role_arns, raise_if_any
 from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
 from stacks.config.observability import ObservabilityConfig
@@ -139,13 +138,7 @@ class ArtifactsConfig(StrictModel):
     @field_validator("key_user_arns")
     @classmethod
     def _role_arns(cls, arns: list[str]) -> list[str]:
-        problems = [
-            f"[{index}] {arn!r} is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)"
-            for index, arn in enumerate(arns)
-            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/*-]+", arn)
-        ]
-        raise_if_any(problems)
-        return arns
+        return iam_role_arns(arns, wildcards=True)
 
 
 @dataclass(frozen=True)

@@ -256,3 +256,16 @@ def test_allowed_targets_lists_the_current_target_first_then_each_alternative_wi
     gateway = next(service for service in config.services if service.name == "gateway")
     [only] = config.allowed_targets(gateway)
     assert (only.pool, only.name) == (None, "general")
+
+
+def test_key_users_are_role_arns_and_may_be_patterns() -> None:
+    data = _dev_data()
+    data["artifacts"]["key_user_arns"] = ["arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/*", "admin"]
+    assert _problems(data) == [
+        "artifacts.key_user_arns[1]: 'admin' is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)"
+    ]
+    data["cluster"]["admin_role_arns"] = ["arn:aws:iam::111122223333:role/*"]  # access entries name one role
+    assert (
+        "cluster.admin_role_arns[0]: 'arn:aws:iam::111122223333:role/*' is not an IAM role ARN "
+        "(arn:<partition>:iam::<account>:role/<name>)"
+    ) in _problems(data)

@@ -64,7 +64,7 @@ def placement_change(placement: TrackPlacement) -> Callable[[dict[str, Any]], No
         pod["nodeSelector"] = dict(placement.node_selector)
         _set_or_drop(pod, "tolerations", [dict(toleration) for toleration in placement.tolerations])
         _set_or_drop(pod, "schedulerName", placement.scheduler_name)
-        server = _server_of(deployment)
+        server = server_container(deployment)
         resources = server.setdefault("resources", {})
         for kind in ("requests", "limits"):
             amounts = {k: v for k, v in resources.get(kind, {}).items() if k not in ACCELERATOR_RESOURCES}
@@ -76,7 +76,7 @@ def placement_change(placement: TrackPlacement) -> Callable[[dict[str, Any]], No
 def running_placement(deployment: dict[str, Any]) -> TrackPlacement:
     """Where the Deployment's pods run now, as placement_change writes it."""
     pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
-    requests = _server_of(deployment).get("resources", {}).get("requests", {})
+    requests = server_container(deployment).get("resources", {}).get("requests", {})
     selector = dict(pod.get("nodeSelector") or {})
     return TrackPlacement(
         pool=selector.get(POOL_LABEL, ""),
@@ -87,7 +87,8 @@ def running_placement(deployment: dict[str, Any]) -> TrackPlacement:
     )
 
 
-def _server_of(deployment: dict[str, Any]) -> dict[str, Any]:
+def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment's serving container (named SERVING_CONTAINER), or a RolloutError naming the Deployment."""
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     server: dict[str, Any] | None = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
     if server is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
 
 from rollout.authority import authorised_artifacts
 from rollout.cleanup import return_to_rest
@@ -13,7 +12,6 @@ from rollout.clients import Clients
 from rollout.contract import Plan, Progress
 from rollout.errors import LockLostError, RolloutError
 from rollout.traffic import set_weights
-from tessera_shared.constants import SERVING_CONTAINER
 
 
 def iso(moment: datetime) -> str:
@@ -84,14 +82,6 @@ def run_version(clients: Clients, plan: Plan, deployment: str, *, epoch: int) ->
         placement=plan.placement,
         mark=writer_mark(plan, epoch),
     )
-
-
-def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
-    containers = deployment["spec"]["template"]["spec"].get("containers", [])
-    server: dict[str, Any] | None = next((c for c in containers if c.get("name") == SERVING_CONTAINER), None)
-    if server is None:
-        raise RolloutError(f"deployment {deployment['metadata']['name']} has no container {SERVING_CONTAINER!r}")
-    return server
 
 
 def set_canary_weight(plan: Plan, clients: Clients, weight: int) -> dict[str, int]:

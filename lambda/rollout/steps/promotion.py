@@ -12,8 +12,8 @@ from rollout.clients import Clients, record_lifecycle
 from rollout.contract import Plan, Progress
 from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError, TransientError
-from rollout.kube.deployments import running_placement
-from rollout.steps.common import deadline, fence, guard, run_version, saved, server_container
+from rollout.kube.deployments import running_placement, server_container
+from rollout.steps.common import deadline, fence, guard, run_version, saved
 from tessera_shared.constants import EVENT_PROMOTED, PROMOTED, RUNNING
 
 logger = Logger(child=True)

@@ -16,12 +16,12 @@ from rollout.contract.outcomes import Verdict
 from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import RolloutError, RolloutInProgressError, StartRefusedError
 from rollout.kube.client import NotFoundError
-from rollout.kube.deployments import running_placement
+from rollout.kube.deployments import running_placement, server_container
 from rollout.ledger import RUNNABLE_STATES
 from rollout.ownership import settings_problems
 from rollout.policy import OverrideError, apply_overrides
 from rollout.record_size import check_record_size
-from rollout.steps.common import canary_replicas, guard, iso, saved, server_container
+from rollout.steps.common import canary_replicas, guard, iso, saved
 from rollout.traffic import current_weights
 from tessera_shared.constants import MODEL_VERSION_PATTERN, QUIESCENCE_SECONDS, SERVICE_NAME_PATTERN
 
