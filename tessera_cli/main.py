@@ -5,7 +5,7 @@
     tessera [--env ENV] [--region REGION] [--json] cost [--config PATH]
 
 The global options work before or after the command (`tessera models list assistant --json`).
-Exit codes: see EXIT_CODES (and the README's table).
+Exit codes: see EXIT_CODES (and the table in docs/cli.md).
 """
 
 from __future__ import annotations

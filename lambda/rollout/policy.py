@@ -110,8 +110,8 @@ FIELDS: dict[str, Field] = {
 
 
 def describe_fields() -> str:
-    """The overridable keys with units, ranges and the way an override may move them, for `--help` and the
-    README."""
+    """The overridable keys with units, ranges and the way an override may move them, for `--help` and
+    docs/rollouts.md."""
     lines = []
     for name, spec in FIELDS.items():
         low = "" if spec.low is None else f"{'>' if spec.low_open else '>='}{spec.low:g}"

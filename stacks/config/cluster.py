@@ -462,5 +462,5 @@ class ClusterConfig(StrictModel):
             return []
         return [
             "cluster.admin_role_arns: empty, and the deployer is not made cluster admin: nobody can use kubectl on "
-            "this cluster; add an IAM role ARN (see README, Cluster access)"
+            "this cluster; add an IAM role ARN (see docs/cluster.md, Access)"
         ]

@@ -1,5 +1,5 @@
 """Names of the dashboards and alarms, derived from environment and service names alone, so that the rollout
-settings, the operator CLI and the README can name them without a look-up. Pure (no aws_cdk)."""
+settings, the operator CLI and docs/services.md can name them without a look-up. Pure (no aws_cdk)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The track owner: one function (lambda/rollout/track_owner.py) behind a CloudFormation custom
 resource per service, which applies the service's Deployments and stable autoscaler so that a
 `cdk deploy` changes what config owns and leaves what the rollout engine owns (the running version, a
-running rollout's canary and floor). See the README's "One owner of the running version"."""
+running rollout's canary and floor). See docs/rollouts.md, "One owner of the running version"."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ A scenario proves something only if its fault struck: many faults legitimately e
 that never fired would look like a well-handled fault. Each armed fault therefore keeps its own record of what
 it struck (the Lambda error it raised, the queued Kubernetes error a request consumed, the client call it
 failed, the abort it wrote), and `run_scenario` asserts it struck (exactly once for one-shot faults), then
-that the rollout ended in an outcome class the fault may end in at that state's phase (README "Progressive
+that the rollout ended in an outcome class the fault may end in at that state's phase (docs/rollouts.md "Progressive
 rollouts", "How a rollout ends").
 
 The actions are every Task state's action in the synthesized state machine (tests/rollout/task_states.py).
@@ -35,7 +35,7 @@ CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9"  # nothing listens there: the API is
 QUEUED_ERRORS = 1000  # per armed invocation: far more requests than any action makes
 # No record: the start was refused before the lock (the safety net announces REFUSED).
 REFUSED = "REFUSED"
-# The state the rolled-out version is left in by each outcome (README, "How a rollout ends"): only a promotion or a
+# The state the rolled-out version is left in by each outcome (docs/rollouts.md, "How a rollout ends"): only a promotion or a
 # verdict on the version changes it; every other ending leaves it startable.
 VERSION_AFTER = {PROMOTED: PROMOTED, ROLLED_BACK: ROLLED_BACK}
 
@@ -81,7 +81,7 @@ AS_WITHOUT_IT = ends({PROMOTED}, {PROMOTED}, {ROLLED_BACK}, {ROLLED_BACK})
 # while rolling out the rollout fails and the version stays startable; the clean-up states retry any error.
 NOT_RETRIED = ends({REFUSED}, {FAILED}, {ROLLED_BACK}, {ROLLED_BACK})
 # A transient infrastructure error is retried, except by the hand-over, which tries its clean-up once and hands
-# what it could not undo to a person (README: "the hand-over tries once more and keeps the service locked").
+# what it could not undo to a person (docs/rollouts.md: "the hand-over tries once more and keeps the service locked").
 TRANSIENT = ends({PROMOTED}, {PROMOTED}, {ROLLED_BACK}, {NEEDS_OPERATOR})
 # An infrastructure fault that outlasts the retries: the rollout fails (the version stays startable); one that
 # keeps Rollback from finishing leaves it to the hand-over, which finishes it (the verdict stands); one that

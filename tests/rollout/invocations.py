@@ -14,7 +14,7 @@ from botocore import xform_name
 from tests.rollout.harness import RolloutWorld
 
 SERVICE = "assistant"
-# Reads of the pods and nodes a track runs on: the judge's cost evidence, which it may go without (README,
+# Reads of the pods and nodes a track runs on: the judge's cost evidence, which it may go without (docs/rollouts.md,
 # "Continuous judgement": a cluster the rollout cannot read leaves no figure and the judgement goes on).
 EVIDENCE_READ = re.compile(r"^GET /api/v1/(namespaces/[^/]+/pods|nodes)(\?|$)")
 
