@@ -35,8 +35,8 @@ CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9"  # nothing listens there: the API is
 QUEUED_ERRORS = 1000  # per armed invocation: far more requests than any action makes
 # No record: the start was refused before the lock (the safety net announces REFUSED).
 REFUSED = "REFUSED"
-# The state the rolled-out version is left in by each outcome (docs/rollouts.md, "How a rollout ends"): only a promotion or a
-# verdict on the version changes it; every other ending leaves it startable.
+# The state the rolled-out version is left in by each outcome (docs/rollouts.md, "How a rollout ends"): only a
+# promotion or a verdict on the version changes it; every other ending leaves it startable.
 VERSION_AFTER = {PROMOTED: PROMOTED, ROLLED_BACK: ROLLED_BACK}
 
 
