@@ -21,7 +21,7 @@ from registry.checks import cap_reasons, check_identity, check_image, fitting_ta
 from registry.image_platforms import UrlReader, read_https
 from registry.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, digest, parse_manifest
 from registry.registered_record import RecordConflictError, build_record, write_record
-from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord, now
+from registry.store import ConcurrentWriteError, RegistryStore, VersionRecord
 from tessera_shared.constants import (
     EVENT_CONFLICT,
     EVENT_REGISTERED,
@@ -155,7 +155,13 @@ class Registrar:
             self._store.add_event_once(
                 existing.service,
                 existing.version,
-                {"kind": EVENT_CONFLICT, "at": now(), "state": existing.state, "reasons": [reason], "digest": content},
+                {
+                    "kind": EVENT_CONFLICT,
+                    "at": self._store.stamp(),
+                    "state": existing.state,
+                    "reasons": [reason],
+                    "digest": content,
+                },
                 key=f"CONFLICT#{content}",
             )
             return Outcome(existing.service, existing.version, REJECTED, existing.state, [reason])
@@ -210,7 +216,7 @@ class Registrar:
             and existing.reasons == decision.reasons
         ):
             return self._stored(existing)  # nothing new to say
-        stamp = now()
+        stamp = self._store.stamp()
         manifest = decision.manifest
         attempts = 1 if existing is None else existing.attempts + (0 if same_manifest else 1)
         record = VersionRecord(

@@ -8,6 +8,7 @@ never re-registered.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -104,10 +105,6 @@ def query_partition(client: Any, table: str, service: str, prefix: str) -> list[
     return items
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def event_view(item: dict[str, Any]) -> dict[str, Any]:
     """An event or ignored-upload item without its storage keys."""
     return {key: value for key, value in item.items() if key not in _STORAGE_FIELDS}
@@ -146,9 +143,14 @@ def _plain(value: Any) -> Any:
 
 
 class RegistryStore:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], datetime] | None = None) -> None:
         self._client = client
         self._table = table_name
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def stamp(self) -> str:
+        """The time every registry write records, from the store's one clock."""
+        return self._clock().isoformat(timespec="milliseconds")
 
     def get_version(self, service: str, version: str) -> VersionRecord | None:
         response = self._client.get_item(
@@ -216,7 +218,7 @@ class RegistryStore:
             raise ValueError(
                 f"event detail is over {MAX_EVENT_DETAIL_BYTES} bytes; keep evidence in the rollout record"
             )
-        stamp = now()
+        stamp = self.stamp()
         sets = ["updated_at = :at"]
         values: dict[str, object] = {":at": stamp}
         if kind in DEPLOYING_EVENTS:
@@ -263,8 +265,8 @@ class RegistryStore:
 
     def record_ignored(self, *, event_id: str, reason: str, key: str | None, source: str) -> None:
         """Keep an upload the register function could not place, for `tessera models ignored` (TTL-bound)."""
-        stamp = now()
-        expires = int((datetime.now(UTC) + timedelta(days=IGNORED_RECORD_DAYS)).timestamp())
+        stamp = self.stamp()
+        expires = int((self._clock() + timedelta(days=IGNORED_RECORD_DAYS)).timestamp())
         item = {
             "pk": IGNORED_PARTITION,
             "sk": ignored_key(stamp, event_id),
@@ -279,7 +281,7 @@ class RegistryStore:
 
     def list_ignored(self) -> list[dict[str, Any]]:
         """Ignored uploads, oldest first; TTL deletes lazily, so expired ones are filtered here."""
-        cutoff = int(datetime.now(UTC).timestamp())
+        cutoff = int(self._clock().timestamp())
         items: list[dict[str, Any]] = []
         for page in self._client.get_paginator("query").paginate(
             TableName=self._table,

@@ -59,6 +59,7 @@ IGNORED_PARTITION = "IGNORED"
 POINTER_KEY = "POINTER"
 LOCK_KEY = "LOCK"
 NOTICE_PREFIX = "NOTICE#"
+EXECUTION_PREFIX = "EXECUTION#"
 INTERVAL_PREFIX = "INTERVAL#"
 JUDGEMENT_PREFIX = "JUDGEMENT#"
 WEIGHTS_PREFIX = "WEIGHTS#"
@@ -125,6 +126,12 @@ def weights_prefix(started_at: str, execution: str) -> str:
 
 def weights_key(started_at: str, execution: str, step: int) -> str:
     return f"{weights_prefix(started_at, execution)}{step:03d}"
+
+
+def execution_key(execution: str) -> str:
+    """The item naming an execution's rollout record (its sort key), written with the record: the safety net knows
+    an execution, not when its rollout started."""
+    return f"{EXECUTION_PREFIX}{execution.rsplit(':', 1)[-1]}"
 
 
 def notice_key(execution: str) -> str:

@@ -39,7 +39,7 @@ def clients() -> Any:
     table = os.environ[shared.ENV_REGISTRY_TABLE]
     return Clients(
         ledger=Ledger(dynamodb, table, clock=clock),
-        store=RegistryStore(dynamodb, table),
+        store=RegistryStore(dynamodb, table, clock=clock),
         ecr=boto3.client("ecr"),
         elbv2=boto3.client("elbv2"),
         cloudwatch=cloudwatch,

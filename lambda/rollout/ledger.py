@@ -8,6 +8,7 @@ Every write is idempotent or conditional, so a step that runs twice leaves the s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from registry.table_keys import (
     JUDGEMENT_PREFIX,
     POINTER_KEY,
     ROLLOUT_PREFIX,
+    execution_key,
     interval_key,
     interval_prefix,
     judgement_key,
@@ -33,16 +35,12 @@ from registry.table_keys import (
 from rollout.contract import Plan, Progress
 from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.errors import LockLostError, RolloutError
-from rollout.locks import Locks
+from rollout.locks import Locks, iso
 from tessera_shared.constants import PROMOTED, REGISTERED, ROLLOUT_FUNCTION_TIMEOUT_SECONDS, RUNNING
 
 RUNNABLE_STATES = (REGISTERED, PROMOTED)
 NOTICE_RETENTION = timedelta(days=90)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _failed_condition(error: ClientError) -> bool:
@@ -55,6 +53,19 @@ class Ledger:
         self._table = table_name
         self._clock = clock or (lambda: datetime.now(UTC))
         self.locks = Locks(client, table_name, self._clock)
+        self._last_stamp: datetime | None = None
+        self._stamping = threading.Lock()
+
+    def _stamp(self) -> str:
+        """Every time the ledger writes, from its one clock (the lock's lease reads the same), strictly increasing:
+        the audit trail is ordered by these, and a clock that did not move between two writes (the same
+        millisecond, or a test's frozen clock) must not reorder them."""
+        with self._stamping:
+            moment = self._clock()
+            if self._last_stamp is not None and moment <= self._last_stamp:
+                moment = self._last_stamp + timedelta(milliseconds=1)
+            self._last_stamp = moment
+        return iso(moment)
 
     # -- versions and pointer -------------------------------------------------------------------
     def version(self, service: str, version: str) -> dict[str, Any] | None:
@@ -75,7 +86,7 @@ class Ledger:
             "UpdateExpression": "SET #state = :state, updated_at = :at",
             "ConditionExpression": "attribute_exists(pk)",
             "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": to_dynamo({":state": state, ":at": now()}),
+            "ExpressionAttributeValues": to_dynamo({":state": state, ":at": self._stamp()}),
         }
 
     def pointer(self, service: str) -> dict[str, Any]:
@@ -85,7 +96,13 @@ class Ledger:
         self._client.put_item(TableName=self._table, Item=to_dynamo(self._pointer_item(service, stable, canary)))
 
     def _pointer_item(self, service: str, stable: str, canary: str | None) -> dict[str, Any]:
-        item = {"pk": partition(service), "sk": POINTER_KEY, "kind": "pointer", "stable": stable, "updated_at": now()}
+        item = {
+            "pk": partition(service),
+            "sk": POINTER_KEY,
+            "kind": "pointer",
+            "stable": stable,
+            "updated_at": self._stamp(),
+        }
         if canary is not None:
             item["canary"] = canary
         return item
@@ -100,7 +117,7 @@ class Ledger:
             TableName=self._table,
             Key=key,
             UpdateExpression="SET canary = :canary, kind = :kind, updated_at = :at",
-            ExpressionAttributeValues=to_dynamo({":canary": version, ":kind": "pointer", ":at": now()}),
+            ExpressionAttributeValues=to_dynamo({":canary": version, ":kind": "pointer", ":at": self._stamp()}),
         )
 
     def commit_promotion(self, plan: Plan, *, epoch: int) -> bool:
@@ -122,7 +139,7 @@ class Ledger:
                             "ConditionExpression": "#status = :running",
                             "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": to_dynamo(
-                                {":promoted": PROMOTED, ":running": RUNNING, ":at": now()}
+                                {":promoted": PROMOTED, ":running": RUNNING, ":at": self._stamp()}
                             ),
                         }
                     },
@@ -151,7 +168,7 @@ class Ledger:
         if own_key is None:
             self._append(partition(plan.service), rollout_key(plan.started_at, plan.execution), entry)
             return
-        stamped = entry.stamped(now())
+        stamped = entry.stamped(self._stamp())
         item = {"pk": partition(plan.service), "sk": own_key, "execution": plan.execution, **stamped.to_json()}
         self._client.put_item(TableName=self._table, Item=to_dynamo(item))
 
@@ -160,7 +177,7 @@ class Ledger:
         self._append(partition(service), sort_key, entry)
 
     def _append(self, pk: str, sk: str, entry: AuditEntry) -> None:
-        stamped = entry.stamped(now())
+        stamped = entry.stamped(self._stamp())
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -186,7 +203,7 @@ class Ledger:
             "execution": plan.execution,
             "step": step,
             "interval": index,
-            "at": now(),
+            "at": self._stamp(),
             **figures,
         }
         self._client.put_item(TableName=self._table, Item=to_dynamo(item))
@@ -253,7 +270,7 @@ class Ledger:
             Key=to_dynamo({"pk": partition(plan.service), "sk": rollout_key(plan.started_at, plan.execution)}),
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_dynamo({":at": now(), **values}),
+            ExpressionAttributeValues=to_dynamo({":at": self._stamp(), **values}),
         )
 
     def finish_record(self, service: str, execution: str, status: str, *, reason: str = "", left: str = "") -> bool:
@@ -269,7 +286,7 @@ class Ledger:
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=to_dynamo(
-                    {":status": status, ":at": now(), ":reason": reason, ":left": left, ":running": RUNNING}
+                    {":status": status, ":at": self._stamp(), ":reason": reason, ":left": left, ":running": RUNNING}
                 ),
             )
         except ClientError as error:
@@ -290,7 +307,7 @@ class Ledger:
             "status": status,
             "state": "sending",
             "claimed_at": int(moment.timestamp()),
-            "at": now(),
+            "at": self._stamp(),
             "expires_at": int((moment + NOTICE_RETENTION).timestamp()),
         }
         try:
@@ -355,6 +372,11 @@ class Ledger:
         return None if item is None else _record(item)
 
     def record_for(self, service: str, execution: str) -> RolloutRecord | None:
+        """The execution's record, by the key its execution item names (two reads, whatever the history)."""
+        named = self._get(service, execution_key(execution))
+        if named is not None:
+            return self.record(service, named["record"])
+        # A record started before execution items were written (an upgrade during a rollout) has none.
         return next((r for r in self.rollouts(service) if r.execution == execution), None)
 
     def _get(self, service: str, sort_key: str) -> dict[str, Any] | None:

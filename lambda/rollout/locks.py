@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from registry.store import from_dynamo, to_dynamo
-from registry.table_keys import LOCK_KEY, partition, rollout_key
+from registry.table_keys import LOCK_KEY, execution_key, partition, rollout_key
 from rollout.contract import Plan
 from rollout.errors import AbortRequestedError, LockLostError, RolloutInProgressError
 from tessera_shared.constants import LOCK_LEASE_SECONDS, RUNNING
@@ -129,7 +129,7 @@ class Locks:
         record, in one transaction, finishing a gone holder's record (`previous`) in the same one; refused if the
         lock changed since it was read. Returns the lock."""
         lock = self._new_lock(plan, seen)
-        items = [self._put_lock(lock, seen), self._put_new_record(plan)]
+        items = [self._put_lock(lock, seen), self._put_new_record(plan), self._put_execution_key(plan)]
         if previous is not None:
             lock["took_over_from"] = seen["execution"] if seen else ""
             items.append(self._finish_record_item(plan.service, previous))
@@ -183,6 +183,21 @@ class Locks:
 
     def _put_new_record(self, plan: Plan) -> dict[str, Any]:
         item = record_item(plan)
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": to_dynamo(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _put_execution_key(self, plan: Plan) -> dict[str, Any]:
+        item = {
+            "pk": partition(plan.service),
+            "sk": execution_key(plan.execution),
+            "kind": "execution",
+            "record": rollout_key(plan.started_at, plan.execution),
+        }
         return {
             "Put": {
                 "TableName": self._table,

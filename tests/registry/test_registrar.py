@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from registry.store import ConcurrentWriteError, RegistryStore
 from tessera_shared.constants import REGISTERED, REJECTED
-from tests.registry.world import ASSISTANT_ARTIFACTS, BUCKET, World, assistant_manifest
+from tests.registry.world import ASSISTANT_ARTIFACTS, BUCKET, TABLE, World, assistant_manifest
 
 VERSION = "2026-11-20"
 
@@ -153,3 +154,19 @@ def test_listing_versions(world: World) -> None:
     records = world.store().list_versions("assistant")
     assert [(r.version, r.state) for r in records] == [("v1", REGISTERED), ("v2", REGISTERED)]
     assert json.dumps([r.target for r in records])  # stored targets are plain JSON
+
+
+def test_every_stamp_the_registry_writes_comes_from_its_store_s_clock(world: World) -> None:
+    """One injected clock (issue 23, problem 5): the registry store and the registrar stamp from the same one."""
+    moment = datetime(2026, 11, 20, 8, 30, 15, 250000, tzinfo=UTC)
+    store = RegistryStore(world.dynamodb, TABLE, clock=lambda: moment)
+    world.upload(assistant_manifest(), ASSISTANT_ARTIFACTS)
+    world.registrar(store).register("assistant", VERSION)
+    store.record_ignored(event_id="e-1", reason="unknown service", key="models/x/1/manifest.json", source="test")
+    record = store.get_version("assistant", VERSION)
+    assert record is not None
+    stamp = "2026-11-20T08:30:15.250+00:00"
+    assert (record.created_at, record.updated_at) == (stamp, stamp)
+    assert [event["at"] for event in store.history("assistant", VERSION)] == [stamp]
+    [ignored] = store.list_ignored()  # kept until its expiry by the same clock
+    assert ignored["at"] == stamp

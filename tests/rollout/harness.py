@@ -266,7 +266,7 @@ class RolloutWorld:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.dynamodb = dynamodb
         create_registry_table(dynamodb, TABLE)
-        store = RegistryStore(dynamodb, TABLE)
+        store = RegistryStore(dynamodb, TABLE, clock=self.clock)
         ecr = boto3.client("ecr", region_name=REGION)
         ecr.create_repository(repositoryName="tessera/dev/assistant", imageTagMutability="IMMUTABLE")
         self.image_digests = {}

@@ -242,3 +242,44 @@ def test_the_latest_rollout_is_the_newest_record_and_every_judgement_spans_rollo
     assert latest is not None
     assert (latest.execution, latest.started_at) == (EXECUTION, second.started_at)
     assert [j.verdict for j in ledger.every_judgement("assistant")] == ["PASS", "FAIL"]
+
+
+def test_a_record_is_found_by_its_execution_without_reading_the_others(world: RolloutWorld) -> None:
+    """Issue 23, problem 5: the record of an execution (the safety net, cleanup and promotion look it up) is read by
+    key, not found by loading every record of the service with its decisions."""
+    ledger = world.clients.ledger
+    executions = [f"{EXECUTION[:-2]}e{n}" for n in range(1, 4)]
+    for execution in executions:
+        plan = start.prepare({"service": "assistant", "version": NEW_VERSION}, execution, world.clients)
+        start.acquire_lock(plan, world.clients)
+        ledger.locks.finish(plan.service, execution=plan.execution, outcome=Outcome.ROLLED_BACK, reason="test")
+    operations: list[str] = []
+    world.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: operations.append(model.name))
+    record = ledger.record_for("assistant", executions[1])
+    assert record is not None
+    assert record.execution == executions[1]
+    assert "Query" not in operations
+    assert ledger.record_for("assistant", f"{EXECUTION[:-2]}never") is None
+
+
+def test_every_stamp_the_ledger_writes_comes_from_its_clock(world: RolloutWorld) -> None:
+    """One injected clock (issue 23, problem 5): the lease already used it, the other stamps read the wall clock."""
+    ledger = world.clients.ledger
+    world.clock.advance(3 * 86400 + 1.5)
+    moment = world.clock().isoformat(timespec="milliseconds")
+    plan = start.prepare({"service": "assistant", "version": NEW_VERSION}, EXECUTION, world.clients)
+    start.acquire_lock(plan, world.clients)
+    ledger.set_canary("assistant", NEW_VERSION)
+    ledger.record_decision(plan, AuditEntry(kind=AuditKind.APPROVAL_REQUESTED))
+    ledger.set_version_state("assistant", NEW_VERSION, constants.REGISTERED)
+    pointer = ledger.pointer("assistant")
+    record = ledger.record_for("assistant", EXECUTION)
+    assert record is not None
+    version = ledger.version("assistant", NEW_VERSION)
+    assert version is not None
+    # From the clock double (three days ahead of the wall clock), in the order written, a millisecond apart where
+    # the clock did not move between writes.
+    stamps = [pointer["updated_at"], *(entry.at for entry in record.decisions), version["updated_at"]]
+    assert all(stamp.startswith(moment[:10]) for stamp in stamps), stamps
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == len(stamps)
