@@ -23,6 +23,9 @@ lives in the partition `pk = SERVICE#<service>`:
   extension or per analysis interval is an item of its own (the three below), so the record does not grow
   with the policy's steps, bakes and extensions and stays below DynamoDB's 400 KB item limit (Prepare
   checks the record's largest size under the plan, rollout.record_size).
+- execution, `sk = EXECUTION#<execution id>`: the sort key of that execution's rollout record, written in the
+  lock's transaction with the record, so that the safety net (which knows an execution, not its start time) reads
+  the record by key.
 - step weights, `sk = WEIGHTS#<iso start time>#<execution id>#<step:03d>`: the audit entry of the weights
   a step set, read back from the load balancer; the rollout's by a Query on its prefix.
 - whole-bake judgement, `sk = JUDGEMENT#<iso start time>#<execution id>#<step:03d>#<extension:03d>`: the
