@@ -20,7 +20,7 @@ from rollout.steps import start
 from tessera_cli.main import main as tessera
 from tests.rollout.harness import NEW_VERSION, STABLE_VERSION, TrackTraffic
 from tests.rollout.scenarios import DASHBOARD_URL, Rollouts
-from tests.rollout.test_judgement_cost import seat_both_tracks
+from tests.rollout.test_cost_evidence_in_judgements import seat_both_tracks
 
 
 def test_healthy_canary_is_promoted(rollouts: Rollouts) -> None:
