@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import App, Aspects, Environment, Tags, Validations
+from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import Node
 
 from stacks.artifacts.stack import ArtifactsStack
 from stacks.cluster.stack import ClusterStack
-from stacks.common.encrypt_log_groups import EncryptLogGroups
+from stacks.common.encrypt_log_groups import encrypt_log_groups
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.config.environment import DEFAULT_ENVIRONMENT, EnvironmentConfig, config_path_for, load_config
 from stacks.network.stack import NetworkStack
@@ -148,7 +148,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
-    Aspects.of(app).add(EncryptLogGroups(network.logs_key))
+    encrypt_log_groups(app, network.logs_key)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return TesseraStacks(
         network=network,
