@@ -8,7 +8,6 @@ same one that installs the charts at deploy time. CloudFormation references in t
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import tarfile
 import zipfile
@@ -73,7 +72,3 @@ def render_charts(env: SynthesizedEnvironment, helm: Path, target: Path) -> list
         values.unlink()
         rendered.append(output)
     return rendered
-
-
-def values_of(chart: dict) -> dict:
-    return json.loads(manifest_text(chart["Values"])) if chart.get("Values") else {}

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
+from stacks.common.resource_names import publisher_role_name, register_role_name, rollout_role_name
+from stacks.config.environment import STACK_COMPONENTS, stack_name
+
 # Every action KMS has on a key except the cryptographic ones and CreateGrant (a grant is a way to use the key).
 KEY_ADMINISTRATION = [
     "kms:CancelKeyDeletion",
@@ -39,11 +42,13 @@ KEY_USE = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*
 
 
 def environment_roles(stack: Stack, environment: str) -> list[str]:
-    """ARN patterns of one environment's roles: those CloudFormation names after Tessera's stacks
-    (`Tessera-<env>-<Component>-...`) and those Tessera names itself (`tessera-<env>-...`)."""
+    """ARN patterns of one environment's roles: those CloudFormation names after each of its stacks
+    (`Tessera-<env>-<Component>-...`) and the ones Tessera names itself. Each stack is named in full, so that an
+    environment whose name starts with this one's (`dev` and `dev-eu`) matches none of them."""
+    named = (publisher_role_name(environment), register_role_name(environment), rollout_role_name(environment))
     return [
-        f"arn:{stack.partition}:iam::{stack.account}:role/Tessera-{environment}-*",
-        f"arn:{stack.partition}:iam::{stack.account}:role/tessera-{environment}-*",
+        *(f"arn:{stack.partition}:iam::{stack.account}:role/{stack_name(environment, c)}-*" for c in STACK_COMPONENTS),
+        *(f"arn:{stack.partition}:iam::{stack.account}:role/{name}" for name in named),
     ]
 
 

@@ -39,6 +39,14 @@ TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
 TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
 
 
+# The stacks of one environment, `Tessera-<env>-<Component>` (stacks/tessera_app.py builds exactly these).
+STACK_COMPONENTS = ("Network", "Artifacts", "Cluster", "Services", "Registry", "Observability", "Rollout")
+
+
+def stack_name(environment: str, component: str) -> str:
+    return f"Tessera-{environment}-{component}"
+
+
 class TagsConfig(StrictModel):
     """Cost-allocation tags put on every resource; the `environment` tag comes from the environment name."""
 
@@ -374,7 +382,7 @@ class EnvironmentConfig(StrictModel):
         return parameter_prefix(self.name)
 
     def stack_name(self, component: str) -> str:
-        return f"Tessera-{self.name}-{component}"
+        return stack_name(self.name, component)
 
     @property
     def image_repositories(self) -> list[str]:

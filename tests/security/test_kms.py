@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from stacks.config.environment import STACK_COMPONENTS
 from tests.security.endpoint_policies import PseudoParameters, Request, allows, resolve
 from tests.synth import SynthesizedEnvironment
 
@@ -103,9 +104,11 @@ def test_the_artifacts_key_serves_the_environment_s_roles_through_s3_dynamodb_an
             assert allows(policy, _use("kms:Decrypt", role, via)), (role, via)
         assert not allows(policy, _use("kms:Decrypt", role)), role  # never directly
         assert not allows(policy, _use("kms:Decrypt", role, "secretsmanager")), role
-    # Another environment's roles are not this one's.
+    # Another environment's roles are not this one's, even one whose name starts with this one's.
     assert not allows(policy, _use("kms:Decrypt", "tessera-dev-register", "s3"))
     assert not allows(policy, _use("kms:Decrypt", "Tessera-dev-Services-AssistantModelReaderRole1A2B", "s3"))
+    assert not allows(policy, _use("kms:Decrypt", "tessera-variant-eu-register", "s3"))
+    assert not allows(policy, _use("kms:Decrypt", "Tessera-variant-eu-Services-AssistantModelReaderRole1A2B", "s3"))
 
 
 def test_cloudwatch_uses_the_alerts_key_only_for_this_account_s_alarms(dev: SynthesizedEnvironment) -> None:
@@ -119,3 +122,9 @@ def test_cloudwatch_uses_the_alerts_key_only_for_this_account_s_alarms(dev: Synt
     assert allows(policy, cloudwatch(ACCOUNT, alarm))
     assert not allows(policy, cloudwatch("444455556666", alarm.replace(ACCOUNT, "444455556666")))
     assert not allows(policy, cloudwatch(ACCOUNT, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:someone-else"))
+
+
+def test_the_key_names_every_stack_the_app_builds(dev: SynthesizedEnvironment) -> None:
+    """The artifacts key's users are named per stack: the list must be the app's stacks."""
+    built = {path.name.removesuffix(".template.json") for path in dev.template_paths}
+    assert built == {dev.config.stack_name(component) for component in STACK_COMPONENTS}
