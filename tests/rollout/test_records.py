@@ -8,7 +8,7 @@ import json
 import pytest
 
 from registry.store import from_dynamo, to_dynamo
-from registry.table_keys import judgement_key, rollout_key
+from registry.table_keys import execution_key, judgement_key, partition, rollout_key
 from rollout.contract import ContractError, Plan, Progress
 from rollout.contract.outcomes import Outcome, Verdict
 from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
@@ -283,3 +283,15 @@ def test_every_stamp_the_ledger_writes_comes_from_its_clock(world: RolloutWorld)
     assert all(stamp.startswith(moment[:10]) for stamp in stamps), stamps
     assert stamps == sorted(stamps)
     assert len(set(stamps)) == len(stamps)
+
+
+def test_a_record_from_before_execution_items_is_still_found(world: RolloutWorld) -> None:
+    """A rollout started by the previous release has no execution item: the lookup falls back to the records."""
+    ledger = world.clients.ledger
+    plan = start.prepare({"service": "assistant", "version": NEW_VERSION}, EXECUTION, world.clients)
+    start.acquire_lock(plan, world.clients)
+    key = {"pk": partition("assistant"), "sk": execution_key(EXECUTION)}
+    world.dynamodb.delete_item(TableName=TABLE, Key=to_dynamo(key), ConditionExpression="attribute_exists(pk)")
+    record = ledger.record_for("assistant", EXECUTION)
+    assert record is not None
+    assert record.execution == EXECUTION
