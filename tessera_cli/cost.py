@@ -6,8 +6,8 @@ whose date is printed; a missing price or no traffic gives no figure and says wh
 
 - Pools, from the environment's config file: floor = the nodes a pool keeps (the system and scheduler node
   groups' fixed counts; 0 for Karpenter pools) x its cheapest type; ceiling = the most nodes its limits
-  allow (max_nodes, and max_neuron_cores / the type's cores) x the dearest type; x 730 hours. A spot pool's
-  figures are upper bounds.
+  allow (max_nodes, and the pool's max_neuron_cores or max_gpus / the type's cores or GPUs) x the dearest
+  type; x 730 hours. A spot pool's figures are upper bounds.
 - A service over the last 24 hours: pod-hours = the sum of its target groups' (stable and canary) hourly
   average HealthyHostCount, requests = their RequestCount (CloudWatch, AWS/ApplicationELB); cost = pod-hours
   x one pod's hourly price / requests x 1e6. One pod's hourly price is its share of the cheapest type of its
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollout.contract import ServiceSettings
 from rollout.contract.records import AuditEntry
-from rollout.cost import CPU_RESOURCE, GPU_RESOURCE, Node, Pod, pod_share, quantity
+from rollout.cost import CPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES
@@ -43,11 +43,10 @@ from tessera_cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from tessera_cli.output import Printer
 from tessera_cli.rollout import service_settings
 from tessera_shared import metrics
-from tessera_shared.constants import NEURONCORE_RESOURCE
 from tessera_shared.prices import HOURS_PER_MONTH, PriceTable, price_table
 
 if TYPE_CHECKING:  # the config models (pydantic) are imported when the command runs, not with the CLI
-    from stacks.config.cluster import AcceleratorPoolConfig
+    from stacks.config.accelerator_pools import AcceleratorPool
     from stacks.config.environment import EnvironmentConfig
     from stacks.config.services import ServiceSpec
 
@@ -114,17 +113,14 @@ def configured_targets(service: ServiceSpec, config: EnvironmentConfig) -> list[
             general = config.cluster.general_pool
             units = {name: float(v) for name in general.instance_types if (v := standard_vcpus(name)) is not None}
             targets.append(Target(accelerator.type, allowed.name, CPU_RESOURCE, quantity(service.resources.cpu), units))
-        elif accelerator.type == "gpu":
-            gpus = {spec.name: float(spec.gpus) for spec in pool.gpu_specs}
-            targets.append(Target("gpu", pool.name, GPU_RESOURCE, float(accelerator.gpus), gpus, _spot(pool)))
         else:
-            cores = {spec.name: float(spec.cores) for spec in pool.neuron_specs}
-            per_pod = float(accelerator.neuron_cores)
-            targets.append(Target(accelerator.type, pool.name, NEURONCORE_RESOURCE, per_pod, cores, _spot(pool)))
+            units = {name: float(count) for name, count in pool.accelerators_per_node.items()}
+            per_pod = float(accelerator.per_pod)
+            targets.append(Target(accelerator.type, pool.name, pool.resource, per_pod, units, _spot(pool)))
     return targets
 
 
-def _spot(pool: AcceleratorPoolConfig) -> bool:
+def _spot(pool: AcceleratorPool) -> bool:
     return pool.capacity.type == "spot"
 
 
@@ -170,6 +166,7 @@ class _Pool:
 
 
 def _pools(config: EnvironmentConfig) -> list[_Pool]:
+    from stacks.config.accelerator_pools import node_ceiling
     from stacks.services.kubernetes_objects import needs_neuron_scheduler  # the CLI imports the stacks lazily
 
     cluster = config.cluster
@@ -199,7 +196,7 @@ def _pools(config: EnvironmentConfig) -> list[_Pool]:
         )
     )
     for pool in cluster.accelerator_pools:
-        ceiling = {name: pool.node_ceiling(name) for name in pool.instance_types}
+        ceiling = {name: node_ceiling(pool, name) for name in pool.instance_types}
         pools.append(_Pool(pool.name, "karpenter", pool.instance_types, 0, ceiling, pool.capacity.type == "spot"))
     return pools
 

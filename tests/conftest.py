@@ -67,12 +67,14 @@ def variant_config() -> EnvironmentConfig:
     data["cluster"]["accelerator_pools"] += [
         {
             "name": "training",
+            "kind": "neuron",
             "instance_types": ["trn1n.32xlarge"],
             "max_nodes": 2,
             "efa": {"availability_zone": "us-east-1b"},
         },
         {
             "name": "reserved",
+            "kind": "neuron",
             "instance_types": ["trn2.48xlarge"],
             "max_nodes": 1,
             "max_neuron_cores": 64,

@@ -3,8 +3,8 @@
 Pure arithmetic over the pool of a service's rollout settings (rollout.contract.PoolCapacity, rendered
 by stacks/rollout/settings.py).
 
-Karpenter may launch any of the pool's types, up to `max_nodes` nodes and (when set) `max_neuron_cores`
-NeuronCores in total (on a GPU pool the same arithmetic counts GPUs against its `max_gpus`). The most
+Karpenter may launch any of the pool's types, up to `max_nodes` nodes and (when set) `accelerator_limit`
+accelerators in total, counted in the pool's unit (NeuronCores, or GPUs on a GPU pool). The most
 pods the pool can hold is the best case over its types: whole pods per node (a pod never spans nodes)
 times the nodes the limits allow. Other services on the same pool are
 not counted: this answers "can it ever fit", not "is there room now".
@@ -47,15 +47,15 @@ class PoolFit:
 
 
 def max_pods(pool: PoolCapacity) -> int:
-    """The most pods of `cores_per_pod` cores the pool's limits allow, over its instance types."""
+    """The most pods of `per_pod` accelerators the pool's limits allow, over its instance types."""
     best = 0
     for instance in pool.instance_types:
         nodes = pool.max_nodes
-        if pool.max_neuron_cores is not None:
-            nodes = min(nodes, pool.max_neuron_cores // instance.cores)
-        best = max(best, nodes * (instance.cores // pool.cores_per_pod))
+        if pool.accelerator_limit is not None:
+            nodes = min(nodes, pool.accelerator_limit // instance.accelerators)
+        best = max(best, nodes * (instance.accelerators // pool.per_pod))
     return best
 
 
 def pool_fit(pool: PoolCapacity, *, pods: int) -> PoolFit:
-    return PoolFit(pods=pods, cores_per_pod=pool.cores_per_pod, max_pods=max_pods(pool), unit=pool.unit)
+    return PoolFit(pods=pods, cores_per_pod=pool.per_pod, max_pods=max_pods(pool), unit=pool.unit)

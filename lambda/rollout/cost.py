@@ -24,10 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tessera_shared.constants import NEURON_DEVICE_RESOURCE, NEURONCORE_RESOURCE
+from tessera_shared.constants import GPU_RESOURCE, NEURON_DEVICE_RESOURCE, NEURONCORE_RESOURCE
 from tessera_shared.prices import PriceTable
 
-GPU_RESOURCE = "nvidia.com/gpu"
 # A pod is charged by the first of these it requests: cores before devices, as Tessera's pods ask for cores.
 ACCELERATOR_RESOURCES = (NEURONCORE_RESOURCE, NEURON_DEVICE_RESOURCE, GPU_RESOURCE)
 CPU_RESOURCE = "cpu"

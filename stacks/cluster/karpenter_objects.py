@@ -20,19 +20,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.config.cluster import AcceleratorPoolConfig, GeneralPoolConfig, NodeDisk
+from stacks.config.accelerator_pools import AcceleratorPool, GpuPoolConfig
+from stacks.config.cluster import GeneralPoolConfig
+from stacks.config.node_disk import NodeDisk
 from tessera_shared.constants import (
     ACCELERATOR_LABEL,
     ACCELERATOR_POOL_ARCHITECTURE,
     GENERAL_POOL,
     GENERAL_POOL_ARCHITECTURE,
-    GPU_RESOURCE,
     GPU_TAINT_KEY,
     GPU_TAINT_VALUE,
     KARPENTER_DISCOVERY_TAG,
     NEURON_TAINT_KEY,
     NEURON_TAINT_VALUE,
-    NEURONCORE_RESOURCE,
     POOL_LABEL,
 )
 
@@ -81,7 +81,7 @@ def general_pool_objects(pool: GeneralPoolConfig, context: NodeClassContext) -> 
 
 
 def accelerator_pool_objects(
-    pool: AcceleratorPoolConfig, context: NodeClassContext, *, placement_group: str | None = None
+    pool: AcceleratorPool, context: NodeClassContext, *, placement_group: str | None = None
 ) -> list[dict]:
     node_class = _node_class(pool.name, pool, context, instance_store=pool.has_instance_store)
     if pool.capacity.is_reserved:
@@ -96,11 +96,10 @@ def accelerator_pool_objects(
     if pool.zone is not None:
         requirements.append(_requirement("topology.kubernetes.io/zone", [pool.zone]))
     limits = {"nodes": str(pool.max_nodes)}
-    if pool.max_neuron_cores is not None:
-        limits[NEURONCORE_RESOURCE] = str(pool.max_neuron_cores)
-    if pool.max_gpus is not None:
-        limits[GPU_RESOURCE] = str(pool.max_gpus)
-    taint = (GPU_TAINT_KEY, GPU_TAINT_VALUE) if pool.is_gpu else (NEURON_TAINT_KEY, NEURON_TAINT_VALUE)
+    if pool.accelerator_limit is not None:
+        limits[pool.resource] = str(pool.accelerator_limit)
+    gpu = isinstance(pool, GpuPoolConfig)
+    taint = (GPU_TAINT_KEY, GPU_TAINT_VALUE) if gpu else (NEURON_TAINT_KEY, NEURON_TAINT_VALUE)
     node_pool = _node_pool(
         pool.name,
         labels={POOL_LABEL: pool.name, ACCELERATOR_LABEL: pool.accelerator},

@@ -36,6 +36,7 @@ from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.key_policies import named_users_policy
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
+from stacks.config.accelerator_pools import GpuPoolConfig
 from stacks.config.cluster import ClusterConfig
 from tessera_shared.constants import SCHEDULER_POOL, SYSTEM_POOL
 
@@ -157,7 +158,7 @@ class ClusterStack(Stack):
             vpc_id=vpc.vpc_id,
             neuron_scheduler=neuron_scheduler,
             efa=any(pool.efa is not None for pool in settings.accelerator_pools),
-            gpu=any(pool.is_gpu for pool in settings.accelerator_pools),
+            gpu=any(isinstance(pool, GpuPoolConfig) for pool in settings.accelerator_pools),
         )
         for group in nodegroups:
             charts.node.add_dependency(group.nodegroup)

@@ -8,17 +8,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from stacks.config.accelerator_pools import AcceleratorPoolConfig
 from stacks.config.base import StrictModel, duplicates, iam_role_arns, raise_if_any
 from stacks.config.instance_types import (
     ACCELERATOR_INSTANCE_TYPES,
     GPU_INSTANCE_TYPES,
-    AcceleratorInstanceType,
-    GpuInstanceType,
-    NeuronInstanceType,
-    accelerators_of,
     family_of,
     is_graviton,
 )
+from stacks.config.node_disk import DURATION_OR_NEVER_PATTERN, DURATION_PATTERN, NodeDisk
 from tessera_shared.constants import GENERAL_POOL, SCHEDULER_POOL, SYSTEM_POOL
 
 # Kubernetes versions for which Tessera ships a matching kubectl layer (requirements.txt).
@@ -26,9 +24,6 @@ SUPPORTED_KUBERNETES_VERSIONS = ("1.34",)
 ADDON_VERSION_PATTERN = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
 CHART_VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 IMAGE_TAG_PATTERN = r"^v?\d+\.\d+\.\d+(\.\d+)?$"
-POOL_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,20}$"
-DURATION_PATTERN = r"^([0-9]+(s|m|h))+$"
-DURATION_OR_NEVER_PATTERN = r"^(([0-9]+(s|m|h))+|Never)$"
 AMI_ALIAS_PATTERN = r"^al2023@v\d{8}$"
 DRIVER_VERSION_PATTERN = r"^\d+\.\d+(\.\d+)?$"
 
@@ -116,14 +111,6 @@ class ChartVersions(StrictModel):
         return ".".join(tag.lstrip("v").split(".")[:2])
 
 
-class NodeDisk(StrictModel):
-    """The encrypted gp3 root volume of a node."""
-
-    disk_size_gib: int = Field(50, ge=20, le=16384)
-    disk_throughput_mibps: int = Field(125, ge=125, le=2000, description="gp3 throughput (125 is gp3's baseline).")
-    disk_iops: int = Field(3000, ge=3000, le=80000, description="gp3 IOPS (3000 is gp3's baseline).")
-
-
 def _graviton_problems(types: list[str]) -> list[str]:
     return [
         f"[{index}] {name!r} is not a Graviton (arm64) type"
@@ -192,197 +179,6 @@ class GeneralPoolConfig(NodeDisk):
     def _graviton_only(cls, types: list[str]) -> list[str]:
         raise_if_any(_graviton_problems(types))
         return types
-
-
-class CapacityConfig(StrictModel):
-    """How an accelerator pool buys its instances. A reservation or capacity block exists in one zone."""
-
-    type: Literal["on_demand", "spot", "reservation", "capacity_block"] = "on_demand"
-    reservation_id: str | None = Field(
-        None, pattern=r"^cr-[0-9a-f]{17}$", description="The capacity reservation (or capacity block); only then."
-    )
-    availability_zone: str | None = Field(
-        None, description="The reservation's zone; the pool launches only there. Only with a reservation."
-    )
-
-    @model_validator(mode="after")
-    def _reservation_matches_type(self) -> CapacityConfig:
-        problems = []
-        if self.is_reserved:
-            if self.reservation_id is None:
-                problems.append(f"reservation_id: required when type is {self.type}")
-            if self.availability_zone is None:
-                problems.append(f"availability_zone: required when type is {self.type} (a reservation has one zone)")
-        else:
-            if self.reservation_id is not None:
-                problems.append(f"reservation_id: only used with a reservation or capacity block, not {self.type}")
-            if self.availability_zone is not None:
-                problems.append(f"availability_zone: only used with a reservation or capacity block, not {self.type}")
-        raise_if_any(problems)
-        return self
-
-    @property
-    def is_reserved(self) -> bool:
-        return self.type in ("reservation", "capacity_block")
-
-
-class EfaConfig(StrictModel):
-    """Elastic Fabric Adapter networking for multi-node training or tensor-parallel serving."""
-
-    availability_zone: str = Field(description="The pool is pinned to this AZ (one of network.availability_zones).")
-
-
-class AcceleratorPoolConfig(NodeDisk):
-    """A Karpenter pool of Trainium or Inferentia2 nodes (AL2023 Neuron AMI, tainted for Neuron workloads only),
-    or of NVIDIA GPU nodes (AL2023 NVIDIA AMI, tainted `nvidia.com/gpu` for GPU workloads only). The types say
-    which: Neuron types of one family, or GPU types of one family (so one GPU model)."""
-
-    name: str = Field(pattern=POOL_NAME_PATTERN, description="Pool name; the `tessera.dev/pool` node label.")
-    instance_types: list[str] = Field(
-        min_length=1, description="Neuron types of a single family, or NVIDIA GPU types of a single family."
-    )
-    max_nodes: int = Field(ge=1, le=1000, description="Karpenter limit: nodes of this pool at most.")
-    max_neuron_cores: int | None = Field(
-        None, ge=1, description="Karpenter limit on aws.amazon.com/neuroncore across the pool; omitted = no limit."
-    )
-    max_gpus: int | None = Field(
-        None, ge=1, description="Karpenter limit on nvidia.com/gpu across a GPU pool; omitted = no limit."
-    )
-    capacity: CapacityConfig = CapacityConfig()
-    disk_size_gib: int = Field(200, ge=100, le=16384, description="gp3 root volume (model cache if no NVMe).")
-    efa: EfaConfig | None = None
-    disruption_budget: str = Field(
-        "1", pattern=r"^(\d+|\d+%)$", description="Nodes Karpenter may disrupt at once for drift or consolidation."
-    )
-    consolidate_after: str = Field("30m", pattern=DURATION_PATTERN, description="Empty nodes go after this long.")
-    expire_after: str = Field(
-        "Never",
-        pattern=DURATION_OR_NEVER_PATTERN,
-        description="Expiry is forceful and ignores budgets; leave Never unless you want it deliberately.",
-    )
-
-    @field_validator("instance_types")
-    @classmethod
-    def _accelerator_types_of_one_family(cls, types: list[str]) -> list[str]:
-        problems = []
-        for index, name in enumerate(types):
-            if name in ACCELERATOR_INSTANCE_TYPES:
-                continue
-            if is_graviton(name):
-                problems.append(
-                    f"[{index}] {name!r} is a Graviton type; Graviton types go in system_pool or general_pool"
-                )
-            else:
-                supported = ", ".join(ACCELERATOR_INSTANCE_TYPES)
-                problems.append(
-                    f"[{index}] {name!r} is not a supported Neuron or NVIDIA GPU type (supported: {supported})"
-                )
-        if problems:
-            raise ValueError("\n".join(problems))
-        gpu = [name for name in types if name in GPU_INSTANCE_TYPES]
-        if gpu and len(gpu) != len(types):
-            raise ValueError("mixes Neuron and GPU types; a pool holds one kind of accelerator")
-        models = sorted({str(GPU_INSTANCE_TYPES[name].gpu_model) for name in gpu})
-        if len(models) > 1:
-            raise ValueError(f"mixes GPU models {', '.join(models)}; a pool holds one GPU model")
-        families = sorted({family_of(name) or name for name in types})  # a malformed name is refused above
-        if len(families) > 1:
-            raise ValueError(f"mixes instance families {', '.join(families)}; a pool holds one family")
-        return types
-
-    @model_validator(mode="after")
-    def _limits_fit_kind(self) -> AcceleratorPoolConfig:
-        if self.is_gpu and self.max_neuron_cores is not None:
-            raise ValueError("max_neuron_cores: a GPU pool has no NeuronCores; use max_gpus")
-        if not self.is_gpu and self.max_gpus is not None:
-            raise ValueError("max_gpus: a Neuron pool has no GPUs; use max_neuron_cores")
-        return self
-
-    @model_validator(mode="after")
-    def _efa_fits(self) -> AcceleratorPoolConfig:
-        problems = []
-        if self.efa is not None:
-            without = [spec.name for spec in self.instance_specs if not spec.supports_efa]
-            if without:
-                problems.append(f"efa: {', '.join(without)} has no EFA interfaces")
-            zone = self.capacity.availability_zone
-            if zone is not None and zone != self.efa.availability_zone:
-                problems.append(
-                    f"efa.availability_zone: {self.efa.availability_zone!r} differs from the reservation's "
-                    f"zone {zone!r}"
-                )
-        raise_if_any(problems)
-        return self
-
-    @property
-    def instance_specs(self) -> list[AcceleratorInstanceType]:
-        return [ACCELERATOR_INSTANCE_TYPES[name] for name in self.instance_types]
-
-    @property
-    def neuron_specs(self) -> list[NeuronInstanceType]:
-        """The pool's types as Neuron types (empty for a GPU pool)."""
-        return [spec for spec in self.instance_specs if isinstance(spec, NeuronInstanceType)]
-
-    @property
-    def gpu_specs(self) -> list[GpuInstanceType]:
-        """The pool's types as GPU types (empty for a Neuron pool)."""
-        return [spec for spec in self.instance_specs if isinstance(spec, GpuInstanceType)]
-
-    @property
-    def is_gpu(self) -> bool:
-        return bool(self.gpu_specs)
-
-    @property
-    def accelerator_limit(self) -> int | None:
-        """Karpenter's limit on the pool's accelerators, in its unit: max_gpus on a GPU pool, max_neuron_cores on a
-        Neuron pool (config refuses the other one); None: no limit."""
-        return self.max_gpus if self.is_gpu else self.max_neuron_cores
-
-    def node_ceiling(self, instance_type: str) -> int:
-        """The most nodes of one of the pool's types Karpenter can launch: max_nodes, or fewer where the
-        accelerator limit runs out first."""
-        per_node = accelerators_of(ACCELERATOR_INSTANCE_TYPES[instance_type])
-        limit = self.accelerator_limit
-        return self.max_nodes if limit is None else min(self.max_nodes, limit // per_node)
-
-    @property
-    def family(self) -> str:
-        return self.instance_specs[0].family
-
-    @property
-    def accelerator(self) -> str:
-        return self.instance_specs[0].accelerator
-
-    @property
-    def gpu_model(self) -> str | None:
-        return self.gpu_specs[0].gpu_model if self.is_gpu else None
-
-    @property
-    def compute_capability(self) -> str | None:
-        return self.gpu_specs[0].compute_capability if self.is_gpu else None
-
-    @property
-    def cores_per_device(self) -> int:
-        """The same for every type of a family (2 on inf2/trn1/trn1n, 4 logical cores on trn2)."""
-        return self.neuron_specs[0].cores_per_device
-
-    @property
-    def largest_instance(self) -> NeuronInstanceType:
-        return max(self.neuron_specs, key=lambda spec: (spec.cores, spec.chips))
-
-    @property
-    def largest_gpu_instance(self) -> GpuInstanceType:
-        return max(self.gpu_specs, key=lambda spec: spec.gpus)
-
-    @property
-    def has_instance_store(self) -> bool:
-        """Every type has local NVMe: the node's ephemeral storage (and so the model cache) is RAID0 NVMe."""
-        return all(spec.has_instance_store for spec in self.instance_specs)
-
-    @property
-    def zone(self) -> str | None:
-        """The one zone the pool is pinned to (a reservation's or EFA's), if any."""
-        return self.capacity.availability_zone or (self.efa.availability_zone if self.efa else None)
 
 
 class ClusterConfig(StrictModel):

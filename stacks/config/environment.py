@@ -11,13 +11,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from stacks.config.accelerator_pools import AcceleratorPool, GpuPoolConfig
 from stacks.config.base import StrictModel, check_log_retention, duplicates, iam_role_arns, raise_if_any
-from stacks.config.cluster import AcceleratorPoolConfig, ClusterConfig
+from stacks.config.cluster import ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
+from stacks.config.instance_types import GpuInstanceType
 from stacks.config.observability import ObservabilityConfig
 from stacks.config.services import (
     EKS_SERVICE_CIDRS,
@@ -155,7 +157,7 @@ class ServiceTarget:
     Graviton `general` pool), and the serving image built for it. The first target is the current one."""
 
     accelerator: AcceleratorSpec
-    pool: AcceleratorPoolConfig | None
+    pool: AcceleratorPool | None
     image_tag: str
     neuron_sdk: str | None
     is_current: bool
@@ -171,7 +173,7 @@ class PlacedService:
     """A service with the accelerator pool it runs on (None: the Graviton `general` pool)."""
 
     spec: ServiceSpec
-    pool: AcceleratorPoolConfig | None
+    pool: AcceleratorPool | None
     targets: tuple[ServiceTarget, ...] = ()  # every allowed target, the current one first
 
     @property
@@ -301,18 +303,18 @@ class EnvironmentConfig(StrictModel):
             ]
         return []
 
-    def _pools_matching(self, wanted: AcceleratorSpec) -> list[AcceleratorPoolConfig]:
+    def _pools_matching(self, wanted: AcceleratorSpec) -> list[AcceleratorPool]:
         return [
             pool
             for pool in self.cluster.accelerator_pools
             if pool.accelerator == wanted.type and wanted.pool in (None, pool.name)
         ]
 
-    def pool_for(self, service: ServiceSpec) -> AcceleratorPoolConfig | None:
+    def pool_for(self, service: ServiceSpec) -> AcceleratorPool | None:
         """The accelerator pool a service runs on first; None for cpu services (general pool)."""
         return self._pool_of(service.accelerator)
 
-    def _pool_of(self, accelerator: AcceleratorSpec) -> AcceleratorPoolConfig | None:
+    def _pool_of(self, accelerator: AcceleratorSpec) -> AcceleratorPool | None:
         return self._pools_matching(accelerator)[0] if accelerator.type != "cpu" else None
 
     def allowed_targets(self, service: ServiceSpec) -> tuple[ServiceTarget, ...]:
@@ -347,7 +349,7 @@ class EnvironmentConfig(StrictModel):
 
     @property
     def has_gpu_pool(self) -> bool:
-        return any(pool.is_gpu for pool in self.cluster.accelerator_pools)
+        return any(isinstance(pool, GpuPoolConfig) for pool in self.cluster.accelerator_pools)
 
     @property
     def placed_services(self) -> tuple[PlacedService, ...]:
@@ -408,20 +410,16 @@ def config_path_for(environment: str) -> Path:
     return CONFIG_DIR / f"{environment}.yaml"
 
 
-def _fit_problems(
-    path: str, service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPoolConfig
-) -> list[str]:
+def _fit_problems(path: str, service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPool) -> list[str]:
     """A target's cores or GPUs must fit the pool's largest node, and the model cache that node's local storage."""
     problems = []
-    node: Any
-    if pool.is_gpu:
-        node = pool.largest_gpu_instance
+    node = pool.largest_instance
+    if isinstance(node, GpuInstanceType):
         if accelerator.gpus > node.gpus:
             problems.append(
                 f"{path}.gpus: {accelerator.gpus} exceeds the {node.gpus} GPUs of {node.name} in pool {pool.name!r}"
             )
     else:
-        node = pool.largest_instance
         cores = accelerator.neuron_cores
         if cores > node.cores:
             problems.append(

@@ -127,12 +127,6 @@ _INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z]+[0-9]+[a-z-]*)\.(?P<size>[a-z0-9
 _GRAVITON_FAMILY = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*$")
 
 
-def accelerators_of(spec: AcceleratorInstanceType) -> int:
-    """A node's accelerators in its pool's unit: GPUs (`nvidia.com/gpu`) or NeuronCores
-    (`aws.amazon.com/neuroncore`)."""
-    return spec.gpus if isinstance(spec, GpuInstanceType) else spec.cores
-
-
 def family_of(instance_type: str) -> str | None:
     """`c7g.xlarge` -> `c7g`; None when the string is not shaped like an EC2 instance type."""
     match = _INSTANCE_TYPE.match(instance_type)

@@ -96,6 +96,11 @@ class AcceleratorSpec(StrictModel):
         return self.type in NEURON_ACCELERATORS
 
     @property
+    def per_pod(self) -> int:
+        """A pod's accelerators in its pool's unit: GPUs on a gpu target, NeuronCores on a Neuron one (0 on cpu)."""
+        return self.gpus if self.type == "gpu" else self.neuron_cores
+
+    @property
     def label(self) -> str:
         """How messages name the target: its type, and its pool when config names one."""
         return f"{self.type} (pool {self.pool})" if self.pool else self.type

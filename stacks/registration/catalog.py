@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from registry.catalog import Catalog, CatalogService, CatalogTarget
+from stacks.config.accelerator_pools import GpuPoolConfig
 from stacks.config.environment import EnvironmentConfig, ServiceTarget
 from tessera_shared.constants import ACCELERATOR_POOL_ARCHITECTURE, GENERAL_POOL_ARCHITECTURE
 
@@ -35,7 +36,7 @@ def build_catalog(config: EnvironmentConfig) -> Catalog:
 
 def catalog_target(target: ServiceTarget, *, gpu_driver: str) -> CatalogTarget:
     pool = target.pool
-    is_gpu = pool is not None and pool.is_gpu
+    gpu = pool if isinstance(pool, GpuPoolConfig) else None
     return CatalogTarget(
         pool=target.name,
         accelerator=target.accelerator.type,
@@ -44,8 +45,8 @@ def catalog_target(target: ServiceTarget, *, gpu_driver: str) -> CatalogTarget:
         image_tag=target.image_tag,
         neuron_sdk=target.neuron_sdk,
         gpus=target.accelerator.gpus,
-        gpu_model=pool.gpu_model if pool else None,
-        compute_capability=pool.compute_capability if pool else None,
-        gpu_driver=gpu_driver if is_gpu else None,
+        gpu_model=gpu.gpu_model if gpu else None,
+        compute_capability=gpu.compute_capability if gpu else None,
+        gpu_driver=gpu_driver if gpu else None,
         architecture=GENERAL_POOL_ARCHITECTURE if pool is None else ACCELERATOR_POOL_ARCHITECTURE,
     )

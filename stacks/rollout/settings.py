@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollout.contract import InstanceCapacity, PoolCapacity, RolloutTarget, ServiceSettings, TrackPlacement
-from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.accelerator_pools import AcceleratorPool
 from stacks.config.environment import PlacedService, ServiceTarget
 from stacks.config.services import ServiceSpec
 from stacks.observability.names import service_alarm_names
@@ -45,7 +45,7 @@ def rollout_settings(
         model_bucket=model_bucket,
         model_prefix=service.model_prefix,
         # The pool's Karpenter limits and types, for the preflight's capacity check (lambda/rollout/capacity.py).
-        pool=pool_capacity(pool, service.accelerator.neuron_cores) if pool else None,
+        pool=pool_capacity(pool, service.accelerator.per_pod) if pool else None,
         policy=policy.as_contract(ready_timeout_seconds=service.ready_timeout_seconds),
         # Where a version compiled for each allowed target runs (a change of chip moves the tracks there).
         targets=[rollout_target(service, target) for target in placed.targets],
@@ -58,7 +58,6 @@ def rollout_settings(
 def rollout_target(service: ServiceSpec, target: ServiceTarget) -> RolloutTarget:
     placement = target_placement(service, target.accelerator, target.pool)
     pool = target.pool
-    share = target.accelerator.gpus if pool is not None and pool.is_gpu else target.accelerator.neuron_cores
     return RolloutTarget(
         name=target.name,
         accelerator=target.accelerator.type,
@@ -69,29 +68,19 @@ def rollout_target(service: ServiceSpec, target: ServiceTarget) -> RolloutTarget
             resources=placement.accelerator_resources,
             scheduler_name=placement.scheduler_name,
         ),
-        pool=pool_capacity(pool, share) if pool is not None else None,
+        pool=pool_capacity(pool, target.accelerator.per_pod) if pool is not None else None,
     )
 
 
-def pool_capacity(pool: AcceleratorPoolConfig, share: int) -> PoolCapacity:
-    """`share`: NeuronCores per pod on a Neuron pool, GPUs per pod on a GPU pool."""
-    if pool.is_gpu:
-        return PoolCapacity(
-            name=pool.name,
-            max_nodes=pool.max_nodes,
-            max_neuron_cores=pool.accelerator_limit,
-            cores_per_pod=share,
-            instance_types=[
-                InstanceCapacity(name=spec.name, cores=spec.gpus, devices=spec.gpus) for spec in pool.gpu_specs
-            ],
-            unit="GPU",
-        )
+def pool_capacity(pool: AcceleratorPool, per_pod: int) -> PoolCapacity:
+    """`per_pod`: a pod's accelerators in the pool's unit (NeuronCores or GPUs)."""
     return PoolCapacity(
         name=pool.name,
         max_nodes=pool.max_nodes,
-        max_neuron_cores=pool.accelerator_limit,
-        cores_per_pod=share,
+        accelerator_limit=pool.accelerator_limit,
+        per_pod=per_pod,
         instance_types=[
-            InstanceCapacity(name=spec.name, cores=spec.cores, devices=spec.chips) for spec in pool.neuron_specs
+            InstanceCapacity(name=name, accelerators=count) for name, count in pool.accelerators_per_node.items()
         ],
+        unit=pool.unit,
     )

@@ -48,9 +48,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.accelerator_pools import AcceleratorPool, GpuPoolConfig, NeuronPoolConfig
 from stacks.config.environment import EnvironmentConfig
-from stacks.config.instance_types import accelerators_of
+from stacks.config.instance_types import ACCELERATOR_INSTANCE_TYPES
 from stacks.config.observability import ScalingSpec
 from stacks.config.services import EKS_SERVICE_CIDRS, AcceleratorSpec, ServiceSpec, memory_bytes
 from stacks.services.model_loader import loader_container, loader_volume
@@ -156,7 +156,7 @@ class DeployTimeValues:
     load_balancer_dimension: str
 
 
-def neuron_request(cores: int, pool: AcceleratorPoolConfig) -> tuple[dict[str, int], str | None]:
+def neuron_request(cores: int, pool: NeuronPoolConfig) -> tuple[dict[str, int], str | None]:
     """Whole devices when the cores are a whole number of devices, a single core as a core; only other
     shapes need the Neuron scheduler extension (for contiguous cores), whose choices Karpenter's own
     simulation cannot see (aws/karpenter-provider-aws#7265)."""
@@ -168,23 +168,22 @@ def neuron_request(cores: int, pool: AcceleratorPoolConfig) -> tuple[dict[str, i
     return {NEURONCORE_RESOURCE: cores}, NEURON_SCHEDULER_NAME
 
 
-def efa_request(share: int, pool: AcceleratorPoolConfig) -> int:
+def efa_request(share: int, pool: AcceleratorPool) -> int:
     """EFA interfaces in proportion to the node's accelerators (NeuronCores or GPUs) the pod takes, at least
     one, on an EFA pool."""
     if pool.efa is None:
         return 0
-    node = min(pool.instance_specs, key=lambda spec: spec.efa_interfaces)
-    return max(1, math.ceil(node.efa_interfaces * share / accelerators_of(node)))
+    interfaces = {name: ACCELERATOR_INSTANCE_TYPES[name].efa_interfaces for name in pool.instance_types}
+    node = min(interfaces, key=interfaces.__getitem__)
+    return max(1, math.ceil(interfaces[node] * share / pool.accelerators_per_node[node]))
 
 
-def placement_for(service: ServiceSpec, pool: AcceleratorPoolConfig | None) -> Placement:
+def placement_for(service: ServiceSpec, pool: AcceleratorPool | None) -> Placement:
     """Where the service's pods run at first deploy (its current accelerator)."""
     return target_placement(service, service.accelerator, pool)
 
 
-def target_placement(
-    service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPoolConfig | None
-) -> Placement:
+def target_placement(service: ServiceSpec, accelerator: AcceleratorSpec, pool: AcceleratorPool | None) -> Placement:
     """Where the service's pods run on one of its allowed targets (pool None: the Graviton general pool)."""
     resources = service.resources
     if pool is None:
@@ -196,7 +195,7 @@ def target_placement(
             shm=resources.shm,
             model_cache=resources.model_cache,
         )
-    if pool.is_gpu:
+    if isinstance(pool, GpuPoolConfig):
         return Placement(
             node_selector={ACCELERATOR_LABEL: pool.accelerator, POOL_LABEL: pool.name},
             tolerations=[{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],

@@ -6,11 +6,10 @@ from __future__ import annotations
 import yaml
 
 from rollout.contract import TrackPlacement
-from rollout.cost import GPU_RESOURCE
 from rollout.kube.deployments import placement_change, running_placement
 from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
 from stacks.rollout.settings import rollout_target
-from tessera_shared.constants import SERVICE_LABEL, TRACK_LABEL
+from tessera_shared.constants import GPU_RESOURCE, SERVICE_LABEL, TRACK_LABEL
 from tests.rollout.harness import NAMESPACE, NEW_VERSION, STABLE_VERSION, RolloutWorld
 
 GPU_POOL = "gpu"

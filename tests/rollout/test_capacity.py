@@ -23,12 +23,13 @@ def _pool(environment: str, service: str) -> PoolCapacity:
 def test_settings_carry_the_pools_karpenter_limits_and_types() -> None:
     pool = _pool("prod", "embeddings").to_json()
     assert pool["max_nodes"] == 20
-    assert pool["max_neuron_cores"] == 320
+    assert pool["accelerator_limit"] == 320
+    assert pool["unit"] == "NeuronCore"
     assert pool["instance_types"] == [
-        {"name": "inf2.24xlarge", "cores": 12, "devices": 6},
-        {"name": "inf2.48xlarge", "cores": 24, "devices": 12},
+        {"name": "inf2.24xlarge", "accelerators": 12},
+        {"name": "inf2.48xlarge", "accelerators": 24},
     ]
-    assert pool["cores_per_pod"] == 1
+    assert pool["per_pod"] == 1
 
 
 def test_mixed_sizes_count_the_type_that_holds_the_most_pods() -> None:
@@ -42,11 +43,11 @@ def _pod_pool(*, max_nodes: int, max_cores: int | None, cores_per_pod: int) -> P
         {
             "name": "inferentia",
             "max_nodes": max_nodes,
-            "max_neuron_cores": max_cores,
-            "cores_per_pod": cores_per_pod,
+            "accelerator_limit": max_cores,
+            "per_pod": cores_per_pod,
             "instance_types": [
-                {"name": "inf2.24xlarge", "cores": 12, "devices": 6},
-                {"name": "inf2.48xlarge", "cores": 24, "devices": 12},
+                {"name": "inf2.24xlarge", "accelerators": 12},
+                {"name": "inf2.48xlarge", "accelerators": 24},
             ],
         }
     )

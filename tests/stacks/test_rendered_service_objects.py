@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stacks.config.cluster import AcceleratorPoolConfig
+from stacks.config.accelerator_pools import NeuronPoolConfig
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
 from stacks.services.kubernetes_objects import neuron_request
 from stacks.services.model_loader import loader_config_map
@@ -200,7 +200,7 @@ def test_neuron_pods_take_whole_devices_or_one_core_without_the_extension(config
     ],
 )
 def test_neuron_request_shapes(cores: int, instance_type: str, expected: dict, scheduler: str | None) -> None:
-    pool = AcceleratorPoolConfig(name="pool", instance_types=[instance_type], max_nodes=1)
+    pool = NeuronPoolConfig(name="pool", kind="neuron", instance_types=[instance_type], max_nodes=1)
     assert neuron_request(cores, pool) == (expected, scheduler)
 
 

@@ -11,8 +11,9 @@
 
 Every model has a JSON round trip (`to_json` / `from_json`) that rejects unknown and missing fields by
 name. Plans carry `contract_version`: a rollout that started under older code keeps running after a
-deploy of newer code, as long as newer code only adds fields with defaults; a plan from newer code
-than this is refused rather than half-understood. The state machine takes its JSON paths from these
+deploy of newer code, as long as newer code only adds fields with defaults or reads the older names in
+one place (version 1's pool counts: `_pool_from_version_1`); a plan from newer code than this is refused
+rather than half-understood. The state machine takes its JSON paths from these
 models (`json_path`), so a renamed field cannot silently leave a path dangling.
 """
 
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 from rollout.contract.outcomes import Verdict
 from tessera_shared.constants import AUTOSCALER_KINDS, HPA_KIND
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2  # 2: PoolCapacity's counts named for the pool's unit
 
 T = TypeVar("T", bound="Model")
 
@@ -95,22 +96,43 @@ class Policy(Model):
 @dataclass(frozen=True)
 class InstanceCapacity(Model):
     name: str
-    cores: int
-    devices: int
+    accelerators: int  # per node, in the pool's unit
 
 
 @dataclass(frozen=True)
 class PoolCapacity(Model):
     """The accelerator pool a service runs on, as far as preflight's capacity check needs it: its
-    Karpenter limits and the types Karpenter may launch (rollout.capacity does the arithmetic).
-    `cores` count the pool's accelerator unit: NeuronCores, or GPUs where `unit` is "GPU"."""
+    Karpenter limits and the types Karpenter may launch (rollout.capacity does the arithmetic). Every count is
+    in the pool's `unit`: NeuronCores on a Neuron pool, GPUs on a GPU pool."""
 
     name: str
     max_nodes: int
-    max_neuron_cores: int | None  # the pool's Karpenter limit on its unit (max_neuron_cores or max_gpus)
-    cores_per_pod: int
+    accelerator_limit: int | None  # Karpenter's limit on the pool's unit; None: no limit
+    per_pod: int  # accelerators each pod requests
     instance_types: list[InstanceCapacity]
     unit: str = "NeuronCore"
+
+    @classmethod
+    def from_json(cls, data: object, *, where: str = "") -> PoolCapacity:
+        return _build(cls, _pool_from_version_1(data), where or cls.__name__)
+
+
+def _pool_from_version_1(data: object) -> object:
+    """Contract version 1 named a pool's counts after NeuronCores even on a GPU pool (`max_neuron_cores`,
+    `cores_per_pod`, an instance's `cores`, and an unused `devices`); a plan written then still reads."""
+    if not isinstance(data, dict) or "max_neuron_cores" not in data:
+        return data
+    renamed = {_POOL_V1_NAMES.get(key, key): value for key, value in data.items()}
+    types = renamed.get("instance_types")
+    if isinstance(types, list):
+        renamed["instance_types"] = [
+            {"name": item.get("name"), "accelerators": item.get("cores")} if isinstance(item, dict) else item
+            for item in types
+        ]
+    return renamed
+
+
+_POOL_V1_NAMES = {"max_neuron_cores": "accelerator_limit", "cores_per_pod": "per_pod"}
 
 
 @dataclass(frozen=True)
