@@ -14,7 +14,8 @@ from typing import Any
 from rollout.contract import ContractError, Plan, ServiceSettings
 from rollout.contract.records import AuditEntry, AuditKind, RolloutRecord
 from rollout.ledger import RUNNABLE_STATES, Ledger
-from rollout.policy import OverrideError, apply_overrides, check_overrides, describe_fields
+from rollout.policy import OverrideError, apply_overrides, check_overrides
+from rollout.policy_fields import describe_fields
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
 from tessera_cli.names import check_names, known_service

@@ -47,6 +47,11 @@ class ExtraMetricRule:
 
 @dataclass(frozen=True)
 class AnalysisPolicy:
+    """The judge's view of the plan's `contract.Analysis` for one window: the 5xx ceiling as a fraction, and the
+    minimum requests of the window judged (a whole bake's or an interval's). Built only by
+    rollout.steps.analysis from a plan; the bounds are the policy's (rollout.policy_fields), checked when config
+    is parsed and again by Prepare. The checks below only keep this pure function's arithmetic defined."""
+
     max_5xx_rate: float
     max_5xx_ratio_vs_stable: float
     max_p99_seconds: float

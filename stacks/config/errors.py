@@ -85,7 +85,8 @@ def _describe(detail: Mapping[str, Any], root: type[BaseModel], loc: tuple[int |
     bounds = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
     if kind in bounds:
         limit = next(iter(ctx.values()))
-        return f"{value!r} must be {bounds[kind]} {limit}"
+        shown = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
+        return f"{value!r} must be {bounds[kind]} {shown}"
     if kind == "too_short":
         return f"needs at least {ctx['min_length']} item(s), got {ctx['actual_length']}"
     if kind == "too_long":

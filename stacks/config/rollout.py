@@ -1,21 +1,19 @@
 """Config models of a service's rollout policy: how traffic moves to a new model version and how
 the canary is judged against stable on the way. `as_contract` turns it into the rollout engine's typed
-Policy (in seconds); the fields listed by rollout.policy.FIELDS can be overridden for one rollout."""
+Policy (in seconds). Each quantity's unit, bounds and meaning come from rollout.policy_fields.FIELDS, which also
+says which can be overridden for one rollout and which way."""
 
 from __future__ import annotations
 
-import itertools
-import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from rollout.contract import Analysis, Policy
+from rollout.policy_fields import FIELDS, value_problems
 from stacks.config.base import StrictModel, raise_if_any
 
 DEFAULT_POLL_SECONDS = 30
-
-ALARM_NAME_PATTERN = r"^[\w .\-/#:()+=@]{1,255}$"
 
 
 class ExtraMetric(StrictModel):
@@ -34,56 +32,65 @@ class ExtraMetric(StrictModel):
     max_ratio_vs_stable: float | None = Field(None, gt=1.0, description="How much worse than stable is tolerated.")
 
 
+def policy_field(key: str, default: Any, *, note: str = "") -> Any:
+    """A config field whose bounds and meaning are the policy quantity `key`'s, in the config's unit."""
+    spec = FIELDS[key]
+    scale = spec.config_scale
+    bounded = spec.kind is not list  # a list's bounds apply to its items: checked by value_problems
+
+    def bound(value: float | None) -> float | None:
+        return _in_config_unit(value, scale) if bounded and value is not None else None
+
+    unit = "minutes" if scale == 60 else spec.unit
+    description = spec.help[0].upper() + spec.help[1:] + (f" [{unit}]" if unit else "") + (f". {note}" if note else "")
+    return Field(
+        default,
+        description=description,
+        gt=bound(spec.low) if spec.low_open else None,
+        ge=None if spec.low_open else bound(spec.low),
+        le=bound(spec.high),
+        multiple_of=bound(spec.multiple_of),
+    )
+
+
+def _in_config_unit(value: float, scale: int) -> float:
+    converted = value / scale
+    return int(converted) if converted.is_integer() else converted
+
+
+def contract_value(key: str, value: Any) -> Any:
+    """A config value in the contract's unit: the one conversion (minutes to seconds)."""
+    return value * FIELDS[key].config_scale
+
+
 class AnalysisSpec(StrictModel):
-    max_5xx_rate_percent: float = Field(1.0, gt=0, le=100, description="Absolute ceiling of the canary's 5xx rate.")
-    max_5xx_ratio_vs_stable: float = Field(2.0, gt=1.0, description="Canary 5xx rate at most this times stable's.")
-    max_p99_seconds: float = Field(10.0, gt=0, description="Absolute ceiling of the canary's p99 response time.")
-    max_p99_ratio_vs_stable: float = Field(1.5, gt=1.0, description="Canary p99 at most this times stable's.")
+    max_5xx_rate_percent: float = policy_field("analysis.max_5xx_rate_percent", 1.0)
+    max_5xx_ratio_vs_stable: float = policy_field("analysis.max_5xx_ratio_vs_stable", 2.0)
+    max_p99_seconds: float = policy_field("analysis.max_p99_seconds", 10.0)
+    max_p99_ratio_vs_stable: float = policy_field("analysis.max_p99_ratio_vs_stable", 1.5)
     extra_metrics: list[ExtraMetric] = Field(default_factory=list)
-    min_requests: int = Field(200, ge=1, description="A judgement needs at least this many canary requests.")
-    max_bake_extensions: int = Field(
-        2, ge=0, le=20, description="Bakes added when there is not enough data, before the rollout fails."
-    )
-    alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms whose ALARM state rolls back.")
-    interval_seconds: int = Field(
-        60,
-        ge=60,
-        le=3600,
-        multiple_of=60,
-        description="How often the canary is judged within a bake (load balancer metrics come per minute).",
-    )
-    metric_delay_seconds: int = Field(
-        120,
-        ge=0,
-        le=900,
-        description="How late CloudWatch's load balancer metrics arrive: a judged window ends this long before now.",
-    )
-    consecutive_failures: int = Field(
-        2, ge=1, le=10, description="Failing intervals in a row that roll back (a watched alarm rolls back at once)."
-    )
-    min_requests_per_interval: int = Field(
-        20, ge=1, description="An interval with fewer canary requests neither counts towards a failure nor resets one."
-    )
-    max_cost_ratio_vs_stable: float | None = Field(
+    min_requests: int = policy_field("analysis.min_requests", 200)
+    max_bake_extensions: int = policy_field("analysis.max_bake_extensions", 2)
+    alarms: list[str] = policy_field("analysis.alarms", [])
+    interval_seconds: int = policy_field("analysis.interval_seconds", 60)
+    metric_delay_seconds: int = policy_field("analysis.metric_delay_seconds", 120)
+    consecutive_failures: int = policy_field("analysis.consecutive_failures", 2)
+    min_requests_per_interval: int = policy_field("analysis.min_requests_per_interval", 20)
+    max_cost_ratio_vs_stable: float | None = policy_field(
+        "analysis.max_cost_ratio_vs_stable",
         None,
-        gt=0,
-        le=1000,
-        description="Canary cost per million requests at most this times stable's (below 1: the canary must be "
-        "cheaper); unset, cost is recorded but not judged. Set, a judgement without both tracks' cost has not "
-        "enough data.",
+        note="Unset, cost is recorded but not judged; set, a judgement without both tracks' cost has not enough data",
     )
 
     @field_validator("alarms")
     @classmethod
     def _alarm_names(cls, names: list[str]) -> list[str]:
-        raise_if_any(
-            [
-                f"[{index}] {name!r} is not a CloudWatch alarm name"
-                for index, name in enumerate(names)
-                if not re.match(ALARM_NAME_PATTERN, name)
-            ]
-        )
-        return names
+        return _valid("analysis.alarms", names)
+
+
+def _valid(key: str, value: Any) -> Any:
+    raise_if_any(value_problems(key, value))
+    return value
 
 
 class RolloutPolicy(StrictModel):
@@ -92,14 +99,12 @@ class RolloutPolicy(StrictModel):
     strategy: Literal["canary", "linear", "all_at_once"] = "canary"
     canary_percent: int = Field(10, ge=1, le=50, description="Traffic to the canary in its single step.")
     linear_step_percent: int = Field(25, ge=5, le=50, description="Traffic added per linear step.")
-    steps: list[int] | None = Field(
-        None, description="Explicit canary weights in percent, rising; overrides the strategy's."
-    )
-    warmup_minutes: int = Field(5, ge=0, le=120, description="Canary serves no traffic but must stay healthy.")
-    bake_minutes: int = Field(10, ge=1, le=720, description="Time at each step before it is judged.")
+    steps: list[int] | None = policy_field("steps", None, note="Overrides the strategy's")
+    warmup_minutes: int = policy_field("warmup_seconds", 5, note="The canary serves no traffic but must stay healthy")
+    bake_minutes: int = policy_field("bake_seconds", 10)
     analysis: AnalysisSpec = AnalysisSpec()
-    manual_approval: bool = Field(False, description="Wait for `tessera rollout approve` before promotion.")
-    approval_timeout_minutes: int = Field(240, ge=1, le=10080)
+    manual_approval: bool = policy_field("manual_approval", False)
+    approval_timeout_minutes: int = policy_field("approval_timeout_seconds", 240)
     auto_start: bool = Field(False, description="Start a rollout when a version of this service is registered.")
     watch_service_alarms: bool = Field(
         True,
@@ -110,17 +115,7 @@ class RolloutPolicy(StrictModel):
     @field_validator("steps")
     @classmethod
     def _rising(cls, steps: list[int] | None) -> list[int] | None:
-        if steps is None:
-            return None
-        problems = []
-        if not steps:
-            problems.append("give at least one step")
-        if any(not 1 <= step <= 100 for step in steps):
-            problems.append("each step is a canary weight from 1 to 100")
-        if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
-            problems.append(f"steps must rise, got {steps}")
-        raise_if_any(problems)
-        return steps
+        return steps if steps is None else _valid("steps", steps)
 
     @model_validator(mode="after")
     def _explicit_steps_match_strategy(self) -> RolloutPolicy:
@@ -131,11 +126,11 @@ class RolloutPolicy(StrictModel):
     def as_contract(self, *, ready_timeout_seconds: int) -> Policy:
         return Policy(
             steps=self.weights,
-            warmup_seconds=self.warmup_minutes * 60,
-            bake_seconds=self.bake_minutes * 60,
+            warmup_seconds=contract_value("warmup_seconds", self.warmup_minutes),
+            bake_seconds=contract_value("bake_seconds", self.bake_minutes),
             poll_seconds=DEFAULT_POLL_SECONDS,
             manual_approval=self.manual_approval,
-            approval_timeout_seconds=self.approval_timeout_minutes * 60,
+            approval_timeout_seconds=contract_value("approval_timeout_seconds", self.approval_timeout_minutes),
             ready_timeout_seconds=ready_timeout_seconds,
             # The config's analysis fields are the contract's: the contract's own parser checks the copy.
             analysis=Analysis.from_json(self.analysis.model_dump(), where="analysis"),

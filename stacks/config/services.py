@@ -15,11 +15,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rollout.policy import worst_case_seconds
+from rollout.policy import duration_problem
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
 from stacks.config.observability import ScalingSpec, ServiceAlarms
 from stacks.config.rollout import RolloutPolicy
-from tessera_shared.constants import MAX_ROLLOUT_SECONDS, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
+from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
@@ -261,14 +261,9 @@ class ServiceSpec(StrictModel):
     @model_validator(mode="after")
     def _rollout_fits_its_execution(self) -> ServiceSpec:
         """The state machine's timeout and the lock's lease are derived from MAX_ROLLOUT_SECONDS."""
-        policy = self.rollout.as_contract(ready_timeout_seconds=self.ready_timeout_seconds)
-        worst = worst_case_seconds(policy)
-        if worst > MAX_ROLLOUT_SECONDS:
-            raise ValueError(
-                f"rollout: worst-case duration {worst} s ({worst / 86400:.1f} days) exceeds the "
-                f"{MAX_ROLLOUT_SECONDS // 86400} days a rollout may run; shorten bakes, extensions, steps or the "
-                "approval timeout"
-            )
+        problem = duration_problem(self.rollout.as_contract(ready_timeout_seconds=self.ready_timeout_seconds))
+        if problem:
+            raise ValueError(f"rollout: {problem}")
         return self
 
     @property

@@ -13,7 +13,8 @@ import pytest
 from rollout.contract import Policy
 from rollout.errors import StartRefusedError
 from rollout.handler import dispatch
-from rollout.policy import OverrideError, apply_overrides, describe_fields
+from rollout.policy import OverrideError, apply_overrides
+from rollout.policy_fields import describe_fields
 from stacks.config.rollout import AnalysisSpec, RolloutPolicy
 from stacks.registration.catalog import build_catalog
 from tessera_cli.main import main as tessera
@@ -105,7 +106,7 @@ def test_every_refusal_is_listed_at_once() -> None:
 
 def test_help_says_which_way_each_field_may_move() -> None:
     described = describe_fields()
-    assert "bake_seconds [seconds] (>=1, <=43200; may only rise)" in described
+    assert "bake_seconds [seconds] (>=60, <=43200; may only rise)" in described
     assert "manual_approval (may only be turned on): wait for" in described
     assert "analysis.alarms [names] (may only be added to)" in described
     assert "analysis.max_bake_extensions [count] (>=0, <=20; either way)" in described

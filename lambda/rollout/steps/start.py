@@ -19,7 +19,7 @@ from rollout.kube.client import NotFoundError
 from rollout.kube.deployments import running_placement, server_container
 from rollout.ledger import RUNNABLE_STATES
 from rollout.ownership import settings_problems
-from rollout.policy import OverrideError, apply_overrides
+from rollout.policy import OverrideError, apply_overrides, policy_problems
 from rollout.record_size import check_record_size
 from rollout.steps.common import canary_replicas, guard, iso, saved
 from rollout.traffic import current_weights
@@ -40,6 +40,9 @@ def prepare(request: object, execution: str, clients: Clients) -> Plan:
     problems = settings_problems(settings, service, clients)
     if problems:
         raise StartRefusedError(f"{service}'s rollout settings are not its own: {'; '.join(problems)}")
+    out_of_bounds = policy_problems(settings.policy)
+    if out_of_bounds:
+        raise StartRefusedError(f"{service}'s rollout settings hold a policy out of bounds: {'; '.join(out_of_bounds)}")
     try:
         policy = apply_overrides(settings.policy, overrides)
     except OverrideError as error:
