@@ -2,10 +2,12 @@
 """Tessera CDK app: `cdk synth -c env=NAME` or `cdk synth -c config=PATH` (default: config/dev.yaml)."""
 
 import sys
+from pathlib import Path
 
 from aws_cdk import App
 
 from stacks.config.errors import ConfigError
+from stacks.template_limits import over_limits
 from stacks.tessera_app import build_tessera, load_config_from_context
 
 
@@ -18,7 +20,13 @@ def main() -> None:
             print(f"{error.source}: {problem}", file=sys.stderr)
         sys.exit(1)
     build_tessera(app, config)
-    app.synth()
+    assembly = app.synth()
+    # A template over a CloudFormation quota would fail only at deploy, part-way through the environment.
+    problems = over_limits(Path(assembly.directory))
+    for problem in problems:
+        print(f"{config.name}: {problem}; split the environment's services across environments", file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

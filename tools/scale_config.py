@@ -1,0 +1,33 @@
+"""A generated environment of many services, for the scale test and the synth benchmark: the `dev` config with
+its services repeated (Trainium with a GPU alternative, Inferentia, Graviton cpu, in turn) under new names, routes
+and repositories, until there are `count`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
+
+
+def scaled_config_data(count: int, *, base: str = "dev") -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(config_path_for(base).read_text())
+    kinds = data["services"]
+    services = []
+    for index in range(count):
+        service = copy.deepcopy(kinds[index % len(kinds)])
+        name = f"{service['name']}-{index:02d}"
+        service["name"] = name
+        service["image"]["repository"] = f"tessera/{data['name']}/{name}"
+        service["route"]["path_prefix"] = f"/v1/{name}"
+        service["port"] = 9000 + index  # each service listens on its own port
+        service.pop("calls", None)  # every caller names its callees; the generated ones call none
+        services.append(service)
+    data["services"] = services
+    return data
+
+
+def scaled_config(count: int, *, base: str = "dev") -> EnvironmentConfig:
+    return parse_config(scaled_config_data(count, base=base), source=f"{base} with {count} services")
