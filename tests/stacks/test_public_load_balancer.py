@@ -19,7 +19,7 @@ from stacks.config.errors import ConfigError
 from stacks.config.services import WafConfig
 from stacks.services.waf import MANAGED_RULE_GROUPS, protect_with_waf
 from tests.synth import REPO_ROOT
-from tests.test_cfn_lint import CFN_LINT
+from tests.test_cloudformation_checks import CFN_LINT
 
 
 def _data(**load_balancer: object) -> dict:

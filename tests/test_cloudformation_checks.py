@@ -1,4 +1,6 @@
-"""cfn-lint over every synthesized template, with the ignores listed (and explained) in .cfnlintrc.yaml."""
+"""CloudFormation's checks over every synthesized template: cfn-lint, with the ignores listed (and explained) in
+.cfnlintrc.yaml, and CloudFormation's per-template quotas (stacks/template_limits.py), of which the shipped
+environments use at most half."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stacks.template_limits import over_limits
 from tests.synth import REPO_ROOT, SynthesizedEnvironment
 
 CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
@@ -25,6 +28,14 @@ def test_templates_pass_cfn_lint(environment: str, request: pytest.FixtureReques
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod", "variant"])
+def test_the_shipped_environments_use_at_most_half_of_each_quota(
+    environment: str, request: pytest.FixtureRequest
+) -> None:
+    synthesized: SynthesizedEnvironment = request.getfixturevalue(environment)
+    assert over_limits(synthesized.outdir, share=0.5) == []
 
 
 def test_cfn_lint_would_catch_a_broken_template(tmp_path) -> None:
