@@ -16,10 +16,10 @@ whose date is printed; a missing price or no traffic gives no figure and says wh
 - A target the service may run on: one pod's hourly price there / the requests per pod-hour a past rollout's
   canary served there x 1e6; "not measured yet" until a rollout has run there. A measurement is a whole-bake
   judgement of a past rollout (an item of its own, `JUDGEMENT#...` in the registry table) whose `canary`
-  carries `target` (the target's pool name) and `cost` (rollout.cost.TrackCost.to_json(): requests, pods, hours).
+  carries `target` (the target's pool name) and `cost` (the canary's requests, pods and hours).
 
-The targets of a service are the ones its config allows (`accelerator` and `alternative_accelerators`, by
-EnvironmentConfig.allowed_targets), the current one first.
+The targets of a service are the ones its config allows (`accelerator` and `alternative_accelerators`), the
+current one first.
 """
 
 from __future__ import annotations
@@ -53,10 +53,9 @@ if TYPE_CHECKING:  # the config models (pydantic) are imported when the command 
 DAY = timedelta(hours=24)
 HOUR_SECONDS = 3600
 NOT_MEASURED = "not measured yet"
-HELP = f"""{__doc__.split(chr(10) + chr(10))[0]}
+HELP = f"""{__doc__.rstrip()}
 
-Every price is on demand from the vendored table (refresh it with `make prices`); see tessera_cli/cost.py
-for how each figure is made.
+Refresh the price table with `make prices`.
 
 examples:
   tessera cost                               # dev, region from the config or the AWS config

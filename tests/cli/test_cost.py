@@ -258,3 +258,13 @@ def test_the_allowed_targets_of_a_service_come_from_its_config() -> None:
 )
 def test_standard_vcpus(instance_type: str, vcpus: int | None) -> None:
     assert standard_vcpus(instance_type) == vcpus
+
+
+def test_help_says_how_each_figure_is_made_without_sending_operators_to_the_source(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, shown = _run(capsys, "cost", "--help")
+    assert code == 0
+    for figure in ("floor =", "ceiling =", "pod-hours =", "not measured yet"):
+        assert figure in shown
+    assert ".py" not in shown
