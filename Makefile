@@ -22,7 +22,7 @@ CONTEXT := $(if $(CONFIG),-c config=$(CONFIG),-c env=$(ENV))
 help:
 	@echo "make synth [ENV=dev|prod] [CONFIG=path]  synthesize an environment into cdk.out/"
 	@echo "make test                                run every check (lint, config, templates, cfn-lint, cdk-nag, checkov)"
-	@echo "make faults                              the rollout fault matrix, 500 explored interleavings and the long scenarios (CI runs it)"
+	@echo "make faults                              the rollout fault matrix, 500 explored interleavings, the long scenarios and a 50-service synth (CI runs it)"
 	@echo "make typecheck                           mypy alone (make test runs it too)"
 	@echo "make explore                             5,000 explored interleavings with a new seed (a nightly job)"
 	@echo "make check-config CONFIG=path            validate a config file without synthesizing"
@@ -72,7 +72,7 @@ typecheck: setup
 	$(PY) -m mypy $(TYPED)
 
 faults: setup
-	$(PY) -m pytest -n 2 -m "fault_matrix or long_scenario" tests/rollout -s
+	$(PY) -m pytest -n 2 -m "fault_matrix or long_scenario" tests/rollout tests/stacks/test_scale.py -s
 
 explore: setup
 	TESSERA_EXPLORE_SEQUENCES=5000 TESSERA_EXPLORE_RANDOM=1 $(PY) -m pytest -m fault_matrix tests/rollout/test_interleavings.py -s

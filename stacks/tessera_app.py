@@ -14,11 +14,14 @@ from stacks.cluster.stack import ClusterStack
 from stacks.common.encrypt_log_groups import encrypt_log_groups
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.config.environment import DEFAULT_ENVIRONMENT, EnvironmentConfig, config_path_for, load_config
+from stacks.config.stack_groups import MAIN_STACK_GROUP, group_stack_component
 from stacks.network.stack import NetworkStack
+from stacks.observability.group_stack import ObservabilityGroupStack
 from stacks.observability.stack import ObservabilityStack
 from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
+from stacks.services.group_stack import ServiceGroupStack
 from stacks.services.kubernetes_objects import needs_neuron_scheduler
 from stacks.services.stack import ServicesStack
 
@@ -44,6 +47,9 @@ class TesseraStacks:
     registry: RegistryStack
     rollout: RolloutStack
     observability: ObservabilityStack
+    # The stacks of the stack groups other than `main` (stacks/config/stack_groups.py).
+    service_groups: tuple[ServiceGroupStack, ...] = ()
+    observability_groups: tuple[ObservabilityGroupStack, ...] = ()
 
 
 def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
@@ -52,6 +58,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
     Each stack gets the environment scope, the slice of config it needs and the few constructs or
     values it uses from earlier stacks."""
     stack_env = Environment(account=config.account, region=config.region)
+    groups = config.stack_groups
     environment = EnvironmentScope(
         name=config.name, parameter_prefix=config.parameter_prefix, retain=config.is_retained
     )
@@ -92,6 +99,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         load_balancer=config.load_balancer,
         functions=config.functions,
         services=config.placed_services,
+        group_services=groups.get(MAIN_STACK_GROUP, ()),
         vpc=network.vpc,
         subnets=network.service_subnets,
         cluster=cluster.cluster,
@@ -100,6 +108,32 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         env=stack_env,
         description=f"Tessera {config.name}: load balancers, target groups and the inference services",
     )
+    service_groups = [
+        ServiceGroupStack(
+            app,
+            config.stack_name(group_stack_component("Services", group)),
+            environment=environment,
+            functions=config.functions,
+            services=[(config.placed_services.index(placed), placed) for placed in members],
+            shared=services.shared,
+            main_tracks=services.tracks,
+            cluster_security_group_id=cluster.cluster.cluster_security_group_id,
+            env=stack_env,
+            description=f"Tessera {config.name}: the inference services of stack group {group}",
+        )
+        for group, members in groups.items()
+        if group != MAIN_STACK_GROUP
+    ]
+    routing = {
+        name: route
+        for group in (services.routing, *(g.routing for g in service_groups))
+        for name, route in group.items()
+    }
+    target_group_dimensions = {
+        name: {track: group.target_group_full_name for track, group in route.target_groups.items()}
+        for name, route in routing.items()
+    }
+    load_balancer_dimensions = {name: route.load_balancer.load_balancer_full_name for name, route in routing.items()}
     registry = RegistryStack(
         app,
         config.stack_name("Registry"),
@@ -116,24 +150,37 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         config.stack_name("Observability"),
         environment=environment,
         settings=config.observability,
-        services=config.placed_services,
-        target_group_dimensions={
-            name: {track: group.target_group_full_name for track, group in routing.target_groups.items()}
-            for name, routing in services.routing.items()
-        },
-        load_balancer_dimensions={
-            name: routing.load_balancer.load_balancer_full_name for name, routing in services.routing.items()
-        },
+        services=groups.get(MAIN_STACK_GROUP, ()),
+        other_services=[
+            placed.name for group, members in groups.items() if group != MAIN_STACK_GROUP for placed in members
+        ],
+        target_group_dimensions=target_group_dimensions,
+        load_balancer_dimensions=load_balancer_dimensions,
         env=stack_env,
         description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
     )
+    observability_groups = [
+        ObservabilityGroupStack(
+            app,
+            config.stack_name(group_stack_component("Observability", group)),
+            environment=environment,
+            services=[(config.placed_services.index(placed), placed) for placed in members],
+            topic=observability.topic,
+            target_group_dimensions=target_group_dimensions,
+            load_balancer_dimensions=load_balancer_dimensions,
+            env=stack_env,
+            description=f"Tessera {config.name}: dashboards and alarms of stack group {group}",
+        )
+        for group, members in groups.items()
+        if group != MAIN_STACK_GROUP
+    ]
     rollout = RolloutStack(
         app,
         config.stack_name("Rollout"),
         environment=environment,
         functions=config.functions,
         services=config.placed_services,
-        routing=services.routing,
+        routing=routing,
         vpc=network.vpc,
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
@@ -143,8 +190,19 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
     )
     rollout.add_stack_dependency(registry)
     # Prepare checks that the watched alarms exist, the service's composite alarm among them.
-    rollout.add_stack_dependency(observability)
-    for stack in (network, artifacts, cluster, services, registry, rollout, observability):
+    for watched in (observability, *observability_groups):
+        rollout.add_stack_dependency(watched)
+    for stack in (
+        network,
+        artifacts,
+        cluster,
+        services,
+        registry,
+        rollout,
+        observability,
+        *service_groups,
+        *observability_groups,
+    ):
         for key, value in config.tags.as_dict(config.name).items():
             Tags.of(stack).add(key, value)
 
@@ -158,4 +216,6 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         registry=registry,
         rollout=rollout,
         observability=observability,
+        service_groups=tuple(service_groups),
+        observability_groups=tuple(observability_groups),
     )

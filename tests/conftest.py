@@ -88,6 +88,20 @@ def variant_config() -> EnvironmentConfig:
     return parse_config(data, source="variant")
 
 
+def grouped_config() -> EnvironmentConfig:
+    """dev with embeddings and gateway in a stack group of their own (`edge`), assistant in the main stacks."""
+    data = yaml.safe_load(config_path_for("dev").read_text())
+    data["name"] = "grouped"
+    for service in data["services"][1:]:
+        service["stack_group"] = "edge"
+    return parse_config(data, source="grouped")
+
+
+@pytest.fixture(scope="session")
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
+    return synthesize(grouped_config(), tmp_path_factory.mktemp("cdk.out.grouped"))
+
+
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedEnvironment:
     return synthesize(variant_config(), tmp_path_factory.mktemp("cdk.out.variant"))

@@ -150,10 +150,10 @@ class ArtifactsStack(Stack):
         }
         for name, repository in self.repositories.items():
             published[f"artifacts/ecr/{name}/uri"] = PublishedValue(
-                repository.repository_uri, f"URI of the ECR repository {name}"
+                repository.repository_uri, f"URI of the ECR repository {name}", per_service=True
             )
             published[f"artifacts/ecr/{name}/arn"] = PublishedValue(
-                repository.repository_arn, f"ARN of the ECR repository {name}"
+                repository.repository_arn, f"ARN of the ECR repository {name}", per_service=True
             )
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
 

@@ -35,6 +35,14 @@ def cluster_environment(cluster: eks.ICluster) -> dict[str, str]:
     }
 
 
+def group_access_entry(scope: Construct, *, cluster: eks.ICluster, role: iam.IRole, group: str) -> eks.AccessEntry:
+    """An access entry that maps the role to a Kubernetes group and grants nothing else (RBAC decides)."""
+    entry = eks.AccessEntry(scope, "KubernetesAccess", cluster=cluster, principal=role.role_arn, access_policies=[])
+    # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
+    entry.node.default_child.add_property_override("KubernetesGroups", [group])
+    return entry
+
+
 def grant_kubernetes_access(
     scope: Construct,
     *,
@@ -46,9 +54,7 @@ def grant_kubernetes_access(
 ) -> eks.KubernetesManifest:
     """The access entry (group only) and the Role + RoleBinding manifest, applied after `after` (what makes their
     namespace, when it is made in the same stack: CloudFormation would otherwise race them); returns the manifest."""
-    entry = eks.AccessEntry(scope, "KubernetesAccess", cluster=cluster, principal=role.role_arn, access_policies=[])
-    # The L2 AccessEntry has no kubernetesGroups option; AWS::EKS::AccessEntry has.
-    entry.node.default_child.add_property_override("KubernetesGroups", [group])
+    entry = group_access_entry(scope, cluster=cluster, role=role, group=group)
     manifest = eks.KubernetesManifest(scope, "KubernetesRole", cluster=cluster, manifest=role_objects, overwrite=True)
     manifest.node.add_dependency(entry, *after)
     return manifest

@@ -29,6 +29,7 @@ from stacks.config.services import (
     RegistryConfig,
     ServiceSpec,
 )
+from stacks.config.stack_groups import MAIN_STACK_GROUP, stack_group_problems
 from stacks.config.yaml_loader import load_yaml_mapping
 from tessera_shared.constants import GENERAL_POOL, parameter_prefix
 
@@ -212,6 +213,7 @@ class EnvironmentConfig(StrictModel):
         problems = duplicates("services", [service.name for service in self.services], field="name")
         problems += duplicates("services", [service.route.key for service in self.services], field="route")
         problems += duplicates("services", [str(service.port) for service in self.services], field="port")
+        problems += stack_group_problems(self.services)
         problems += self._placement_problems()
         problems += self._call_problems()
         problems += self._egress_problems()
@@ -350,6 +352,14 @@ class EnvironmentConfig(StrictModel):
     @property
     def has_gpu_pool(self) -> bool:
         return any(isinstance(pool, GpuPoolConfig) for pool in self.cluster.accelerator_pools)
+
+    @property
+    def stack_groups(self) -> dict[str, tuple[PlacedService, ...]]:
+        """The services of each stack group, the main group first (when it has any), then in order of appearance."""
+        groups: dict[str, list[PlacedService]] = {MAIN_STACK_GROUP: []}
+        for placed in self.placed_services:
+            groups.setdefault(placed.spec.stack_group, []).append(placed)
+        return {group: tuple(members) for group, members in groups.items() if members}
 
     @property
     def placed_services(self) -> tuple[PlacedService, ...]:

@@ -19,6 +19,7 @@ from rollout.policy import duration_problem
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
 from stacks.config.observability import ScalingSpec, ServiceAlarms
 from stacks.config.rollout import RolloutPolicy
+from stacks.config.stack_groups import MAIN_STACK_GROUP, STACK_GROUP_PATTERN
 from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
 
 ECR_REPOSITORY_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"
@@ -223,6 +224,13 @@ class ServiceSpec(StrictModel):
     route: RouteSpec
     rollout: RolloutPolicy = RolloutPolicy()
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables of the container.")
+    stack_group: str = Field(
+        MAIN_STACK_GROUP,
+        pattern=STACK_GROUP_PATTERN,
+        description="The stacks that hold the service's resources: `main` the Services and Observability stacks, "
+        "another name its own pair (`Services-<group>`, `Observability-<group>`); at most 8 services per group. "
+        "Moving a service to another group replaces its target groups, listener rule and objects.",
+    )
     public: bool = Field(
         False,
         description="Routed on the load balancer that clients outside the cluster reach (shaped by `load_balancer`). "

@@ -61,11 +61,14 @@ def environment_dashboard(
     state_machine_arn: str,
     alarms: Sequence[cloudwatch.IAlarm],
     neuron_errors_threshold: int,
+    other_services: Sequence[str] = (),
 ) -> cloudwatch.Dashboard:
+    """The environment's dashboard: its alarms and a link to every service's dashboard; the graphs show the services
+    of the main stack group (`services`; another group's services are graphed on their own dashboards)."""
     neuron = [s for s in services if s.service.is_neuron]
     links = " · ".join(
-        f"[{s.service.name}](#dashboards/dashboard/{service_dashboard_name(environment, s.service.name)})"
-        for s in services
+        f"[{name}](#dashboards/dashboard/{service_dashboard_name(environment, name)})"
+        for name in (*(s.service.name for s in services), *other_services)
     )
     rows: list[list[cloudwatch.IWidget]] = [
         [

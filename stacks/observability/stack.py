@@ -1,5 +1,6 @@
 """Observability stack: the environment's alerts topic, its dashboards (one for the environment, one per
-service) and alarms (per service from `services[].alarms`, per environment from `observability`).
+service of the `main` stack group) and alarms (per service from `services[].alarms`, per environment from
+`observability`); another stack group's services have theirs in stacks/observability/group_stack.py.
 
 It reads the services' target groups and the load balancer by their metric dimension values (outputs of the
 Services stack) and the cluster and rollout state machine by their derived names, so it follows the Services
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -49,23 +51,21 @@ class ObservabilityStack(Stack):
         services: Sequence[PlacedService],
         target_group_dimensions: Mapping[str, Mapping[str, str]],
         load_balancer_dimensions: Mapping[str, str],  # service -> the load balancer that routes it
+        other_services: Sequence[str] = (),  # the services of other stack groups (linked and their alarms shown)
         **stack_props: object,
     ) -> None:
         super().__init__(scope, construct_id, **stack_props)
         env_name = environment.name
         cluster = cluster_name(env_name)
         self.topic = self._alerts_topic(environment)
+        load_balancers = sorted(set(load_balancer_dimensions.values()))
 
-        service_metrics = [
-            ServiceMetrics(
-                service=placed.spec,
-                key=str(index),
-                target_groups=target_group_dimensions[placed.name],
-                load_balancer=load_balancer_dimensions[placed.name],
-                cluster_name=cluster,
-            )
-            for index, placed in enumerate(services)
-        ]
+        service_metrics = service_metrics_of(
+            list(enumerate(services)),
+            target_group_dimensions=target_group_dimensions,
+            load_balancer_dimensions=load_balancer_dimensions,
+            cluster=cluster,
+        )
         published: dict[str, PublishedValue] = {
             "observability/alerts-topic-arn": PublishedValue(self.topic.topic_arn, "Alarm notifications"),
             "observability/dashboard": PublishedValue(
@@ -74,34 +74,23 @@ class ObservabilityStack(Stack):
         }
         self.service_alarms: dict[str, ServiceAlarms] = {}
         for metrics_of in service_metrics:
-            name = metrics_of.service.name
-            names = service_alarm_names(env_name, name)
-            alarms = ServiceAlarms(
-                self, f"{pascal_case(name)}Alarms", service_metrics=metrics_of, names=names, topic=self.topic
+            alarms, values = add_service_observability(self, metrics_of, environment=env_name, topic=self.topic)
+            self.service_alarms[metrics_of.service.name] = alarms
+            published |= values
+        # The other stack groups' services: their composite alarms by name (no cross-stack output), and links.
+        other_composites = [
+            cloudwatch.CompositeAlarm.from_composite_alarm_name(
+                self, f"{pascal_case(name)}Composite", service_alarm_names(env_name, name).composite
             )
-            self.service_alarms[name] = alarms
-            service_dashboard(
-                self,
-                f"{pascal_case(name)}Dashboard",
-                name=service_dashboard_name(env_name, name),
-                service_metrics=metrics_of,
-                alarms=[alarms.composite, *alarms.metric_alarms],
-            )
-            published |= {
-                f"observability/services/{name}/alarm": PublishedValue(
-                    names.composite, f"{name}: composite alarm (the rollout's default watched alarm)"
-                ),
-                f"observability/services/{name}/dashboard": PublishedValue(
-                    dashboard_url(self.region, service_dashboard_name(env_name, name)), f"{name} dashboard"
-                ),
-            }
+            for name in other_services
+        ]
 
         self.environment_alarms = EnvironmentAlarms(
             self,
             "EnvironmentAlarms",
             settings=settings,
             names=environment_alarm_names(env_name),
-            load_balancers=sorted(set(load_balancer_dimensions.values())),
+            load_balancers=load_balancers,
             cluster_name=cluster,
             topic=self.topic,
         )
@@ -111,7 +100,7 @@ class ObservabilityStack(Stack):
             name=environment_dashboard_name(env_name),
             environment=env_name,
             services=service_metrics,
-            load_balancers=sorted(set(load_balancer_dimensions.values())),
+            load_balancers=load_balancers,
             cluster_name=cluster,
             state_machine_arn=self.format_arn(
                 service="states",
@@ -121,8 +110,10 @@ class ObservabilityStack(Stack):
             ),
             alarms=[
                 *(alarms.composite for alarms in self.service_alarms.values()),
+                *other_composites,
                 *self.environment_alarms.alarms,
             ],
+            other_services=other_services,
             neuron_errors_threshold=settings.neuron_execution_errors,
         )
         publish_values(self, parameter_prefix=environment.parameter_prefix, values=published)
@@ -176,3 +167,51 @@ class ObservabilityStack(Stack):
             )
         )
         return topic
+
+
+def add_service_observability(
+    scope: Stack, metrics_of: ServiceMetrics, *, environment: str, topic: sns.ITopic
+) -> tuple[ServiceAlarms, dict[str, PublishedValue]]:
+    """One service's alarms and dashboard in `scope` (the Observability stack of its stack group)."""
+    name = metrics_of.service.name
+    names = service_alarm_names(environment, name)
+    alarms = ServiceAlarms(scope, f"{pascal_case(name)}Alarms", service_metrics=metrics_of, names=names, topic=topic)
+    service_dashboard(
+        scope,
+        f"{pascal_case(name)}Dashboard",
+        name=service_dashboard_name(environment, name),
+        service_metrics=metrics_of,
+        alarms=[alarms.composite, *alarms.metric_alarms],
+    )
+    published = {
+        f"observability/services/{name}/alarm": PublishedValue(
+            names.composite, f"{name}: composite alarm (the rollout's default watched alarm)", per_service=True
+        ),
+        f"observability/services/{name}/dashboard": PublishedValue(
+            dashboard_url(scope.region, service_dashboard_name(environment, name)),
+            f"{name} dashboard",
+            per_service=True,
+        ),
+    }
+    return alarms, published
+
+
+def service_metrics_of(
+    services: Sequence[tuple[int, PlacedService]],
+    *,
+    target_group_dimensions: Mapping[str, Mapping[str, str]],
+    load_balancer_dimensions: Mapping[str, str],
+    cluster: str,
+) -> list[ServiceMetrics]:
+    """Each service's metrics by the dimension values of its target groups and load balancer; `key` (its place in
+    config) keeps metric-math ids unique on a dashboard."""
+    return [
+        ServiceMetrics(
+            service=placed.spec,
+            key=str(index),
+            target_groups=target_group_dimensions[placed.name],
+            load_balancer=load_balancer_dimensions[placed.name],
+            cluster_name=cluster,
+        )
+        for index, placed in services
+    ]

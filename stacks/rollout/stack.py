@@ -39,7 +39,7 @@ from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.rollout.safety_net import SafetyNet
 from stacks.rollout.settings import RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
-from stacks.services.stack import ServiceRouting
+from stacks.services.service_resources import ServiceRouting
 from tessera_shared import constants as shared
 
 EXECUTION_TIMEOUT = Duration.seconds(shared.EXECUTION_TIMEOUT_SECONDS)

@@ -14,7 +14,12 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from stacks.cluster.cdk_internals_nag import BASIC_EXECUTION, LOGS_REASON, acknowledge
-from stacks.common.cluster_api_access import cluster_api_security_group, cluster_environment, grant_kubernetes_access
+from stacks.common.cluster_api_access import (
+    cluster_api_security_group,
+    cluster_environment,
+    grant_kubernetes_access,
+    group_access_entry,
+)
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.kubernetes_access import access_objects
@@ -45,7 +50,10 @@ class TrackOwner(Construct):
         vpc: ec2.IVpc,
         cluster_security_group_id: str,
         registry_key: kms.IKey,
+        kubernetes_role: eks.KubernetesManifest | None = None,
     ) -> None:
+        """`kubernetes_role`: the Role and RoleBinding another track owner made (a stack group's track owner maps
+        its function to the same Kubernetes group); None: this one makes them."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         table = registry_table_name(environment.name)
@@ -98,19 +106,27 @@ class TrackOwner(Construct):
         )
         # No EKS access policy: the entry maps the role to a group, and a Role grants that group exactly the
         # track owner's calls (lambda/rollout/track_owner.py: find, apply, delete).
-        self.kubernetes_role = grant_kubernetes_access(
-            self,
-            cluster=cluster,
-            role=role,
-            group=shared.TRACK_OWNER_KUBERNETES_GROUP,
-            role_objects=access_objects(
-                name="tessera-track-owner",
+        self.kubernetes_role: eks.KubernetesManifest
+        self._access: list[IConstruct]
+        if kubernetes_role is None:
+            self.kubernetes_role = grant_kubernetes_access(
+                self,
+                cluster=cluster,
+                role=role,
                 group=shared.TRACK_OWNER_KUBERNETES_GROUP,
-                rules=TRACK_OWNER_RULES,
-                component="track-owner",
-            ),
-            after=[namespace],
-        )
+                role_objects=access_objects(
+                    name="tessera-track-owner",
+                    group=shared.TRACK_OWNER_KUBERNETES_GROUP,
+                    rules=TRACK_OWNER_RULES,
+                    component="track-owner",
+                ),
+                after=[namespace],
+            )
+            self._access = [self.kubernetes_role]
+        else:
+            self.kubernetes_role = kubernetes_role
+            entry = group_access_entry(self, cluster=cluster, role=role, group=shared.TRACK_OWNER_KUBERNETES_GROUP)
+            self._access = [entry, kubernetes_role]
         self.provider = cr.Provider(self, "Provider", on_event_handler=self.function.function)
         _acknowledge_provider_framework(self.provider)
 
@@ -145,7 +161,7 @@ class TrackOwner(Construct):
                 "Objects": Stack.of(self).to_json_string(objects),
             },
         )
-        for dependency in (*after, self.kubernetes_role):
+        for dependency in (*after, *self._access):
             resource.node.add_dependency(dependency)
         return resource
 

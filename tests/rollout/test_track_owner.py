@@ -14,7 +14,7 @@ from rollout.image_digests import ecr_resolver
 from rollout.kube.client import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
 from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
-from stacks.services.stack import ENGINE_OWNED_KINDS
+from stacks.services.service_resources import ENGINE_OWNED_KINDS
 from tessera_shared.constants import image_repository_variable
 from tests.deploy.cloudformation_double import cloudformation_strings
 from tests.rollout.harness import ACCOUNT, NAMESPACE, NEW_VERSION, REGION, STABLE_VERSION, RolloutWorld
