@@ -128,3 +128,11 @@ def test_the_key_names_every_stack_the_app_builds(dev: SynthesizedEnvironment) -
     """The artifacts key's users are named per stack: the list must be the app's stacks."""
     built = {path.name.removesuffix(".template.json") for path in dev.template_paths}
     assert built == {dev.config.stack_name(component) for component in STACK_COMPONENTS}
+
+
+def test_the_artifacts_key_serves_a_stack_group_s_model_readers(grouped: SynthesizedEnvironment) -> None:
+    """A group's model readers are roles of `Tessera-<env>-Services-<group>`: covered by the Services stack's name."""
+    [policy] = [p for d, p in _key_policies(grouped).items() if "model artifacts" in d]
+    reader = "Tessera-grouped-Services-edge-GatewayModelReaderRole9C8D"
+    assert allows(policy, _use("kms:Decrypt", reader, "s3"))
+    assert not allows(policy, _use("kms:Decrypt", reader))
