@@ -5,12 +5,11 @@ where every service lived before groups existed (the dev snapshots are unchanged
 from __future__ import annotations
 
 import json
-import subprocess
 
 from stacks.template_limits import over_limits
 from tessera_shared.constants import ENV_IMAGE_REPOSITORY_PREFIX, image_repository_variable
-from tests.synth import REPO_ROOT, SynthesizedEnvironment
-from tests.test_cloudformation_checks import CFN_LINT
+from tests.synth import SynthesizedEnvironment
+from tests.test_cloudformation_checks import cfn_lint
 
 EDGE = ("embeddings", "gateway")
 
@@ -130,12 +129,6 @@ def test_the_rollout_reads_a_group_s_routing_and_waits_for_its_alarms(grouped: S
 
 def test_the_grouped_templates_are_clean_and_within_half_of_each_quota(grouped: SynthesizedEnvironment) -> None:
     """cdk-nag ran at synth (a finding fails it); cfn-lint and the quotas here."""
-    templates = [str(path) for path in grouped.template_paths]
-    result = subprocess.run(
-        [CFN_LINT, "--config-file", str(REPO_ROOT / ".cfnlintrc.yaml"), "--", *templates],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(grouped.template_paths)
     assert result.returncode == 0, result.stdout + result.stderr
     assert over_limits(grouped.outdir, share=0.5) == []
