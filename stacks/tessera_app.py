@@ -22,7 +22,7 @@ from stacks.registration.catalog import build_catalog
 from stacks.registration.stack import RegistryStack
 from stacks.rollout.stack import RolloutStack
 from stacks.services.group_stack import ServiceGroupStack
-from stacks.services.kubernetes_objects import needs_neuron_scheduler
+from stacks.services.placement import needs_neuron_scheduler
 from stacks.services.stack import ServicesStack
 
 

@@ -166,7 +166,7 @@ class _Pool:
 
 def _pools(config: EnvironmentConfig) -> list[_Pool]:
     from stacks.config.accelerator_pools import node_ceiling
-    from stacks.services.kubernetes_objects import needs_neuron_scheduler  # the CLI imports the stacks lazily
+    from stacks.services.placement import needs_neuron_scheduler  # the CLI imports the stacks lazily
 
     cluster = config.cluster
     system, scheduler, general = cluster.system_pool, cluster.scheduler_pool, cluster.general_pool

@@ -14,16 +14,11 @@ from stacks.common.resource_names import cluster_name, model_bucket_name
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config
 from stacks.config.errors import ConfigError
 from stacks.rollout.kubernetes_access import rollout_access_objects
-from stacks.services.kubernetes_objects import (
-    TRACKS,
-    DeployTimeValues,
-    ServiceNetwork,
-    default_deny_policy,
-    namespace_object,
-    placement_for,
-    scaling_objects,
-    service_objects,
-)
+from stacks.services.kubernetes_objects import default_deny_policy, namespace_object, service_objects
+from stacks.services.placement import placement_for
+from stacks.services.render_inputs import DeployTimeValues, ServiceNetwork
+from stacks.services.scaling_objects import scaling_objects
+from tessera_shared.constants import TRACKS
 
 DEFAULT_OUTDIR = Path("build/manifests")
 

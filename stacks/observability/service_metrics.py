@@ -11,7 +11,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
 from stacks.config.services import ServiceSpec
-from stacks.services.kubernetes_objects import track_name
+from stacks.services.render_inputs import track_name
 from tessera_shared import metrics
 from tessera_shared.constants import NAMESPACE, TRACKS
 

@@ -13,7 +13,8 @@ from stacks.config.accelerator_pools import AcceleratorPool
 from stacks.config.environment import PlacedService, ServiceTarget
 from stacks.config.services import ServiceSpec
 from stacks.observability.names import service_alarm_names
-from stacks.services.kubernetes_objects import target_placement, track_name
+from stacks.services.placement import target_placement
+from stacks.services.render_inputs import track_name
 from tessera_shared.constants import HPA_KIND, NAMESPACE, SCALED_OBJECT_KIND
 
 

@@ -25,24 +25,20 @@ from stacks.common.published_values import PublishedValue
 from stacks.common.resource_names import model_bucket_name
 from stacks.config.environment import PlacedService
 from stacks.config.services import LoadBalancerConfig, ServiceSpec
-from stacks.services.kubernetes_objects import (
-    NAMESPACE,
-    TRACKS,
-    DeployTimeValues,
-    ServiceNetwork,
-    placement_for,
-    service_objects,
-    track_name,
-)
+from stacks.services.kubernetes_objects import service_objects
 from stacks.services.load_balancers import ServiceLoadBalancers
+from stacks.services.placement import placement_for
+from stacks.services.render_inputs import DeployTimeValues, ServiceNetwork, track_name
 from stacks.services.track_owner import TrackOwner
 from tessera_shared.constants import (
     HPA_KIND,
+    NAMESPACE,
     REGISTERED_ROOT,
     SCALED_OBJECT_KIND,
     SERVICE_LABEL,
     TARGET_GROUP_OWNER_TAG,
     TRACK_LABEL,
+    TRACKS,
 )
 
 FIRST_RULE_PRIORITY = 10

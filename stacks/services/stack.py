@@ -29,15 +29,11 @@ from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig, LoadBalancerConfig, ServiceSpec
 from stacks.network.stack import ServiceSubnets
 from stacks.services.admission import image_admission_objects
-from stacks.services.kubernetes_objects import (
-    NAMESPACE,
-    ServiceNetwork,
-    default_deny_policy,
-    namespace_object,
-    scaling_objects,
-)
+from stacks.services.kubernetes_objects import default_deny_policy, namespace_object
 from stacks.services.load_balancers import ServiceLoadBalancers
 from stacks.services.model_loader import loader_config_map
+from stacks.services.render_inputs import ServiceNetwork
+from stacks.services.scaling_objects import scaling_objects
 from stacks.services.service_resources import (
     ServiceRouting,
     SharedServiceParts,
@@ -46,6 +42,7 @@ from stacks.services.service_resources import (
     service_repository,
 )
 from stacks.services.track_owner import TrackOwner
+from tessera_shared.constants import NAMESPACE
 
 
 class ServicesStack(Stack):

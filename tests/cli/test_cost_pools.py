@@ -8,7 +8,7 @@ import inspect
 import yaml
 
 from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
-from stacks.services.kubernetes_objects import needs_neuron_scheduler
+from stacks.services.placement import needs_neuron_scheduler
 from stacks.tessera_app import build_tessera
 from tessera_cli.cost import HOURS_PER_MONTH, pool_costs
 from tessera_shared.prices import price_table

@@ -13,7 +13,9 @@ from rollout import track_owner
 from rollout.image_digests import ecr_resolver
 from rollout.kube.client import DEPLOYMENTS
 from stacks.config.environment import EnvironmentConfig
-from stacks.services.kubernetes_objects import DeployTimeValues, ServiceNetwork, placement_for, service_objects
+from stacks.services.kubernetes_objects import service_objects
+from stacks.services.placement import placement_for
+from stacks.services.render_inputs import DeployTimeValues, ServiceNetwork
 from stacks.services.service_resources import ENGINE_OWNED_KINDS
 from tessera_shared.constants import image_repository_variable
 from tests.deploy.cloudformation_double import cloudformation_strings

@@ -16,8 +16,8 @@ import yaml
 
 from stacks.config.accelerator_pools import NeuronPoolConfig
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
-from stacks.services.kubernetes_objects import neuron_request
 from stacks.services.model_loader import loader_config_map
+from stacks.services.placement import neuron_request
 from tessera_shared.constants import NEURON_SCHEDULER_NAME
 from tools.render_manifests import main as render_main
 from tools.render_manifests import rendered_objects

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
-from stacks.services.kubernetes_objects import CLOUDWATCH_AUTHENTICATION, scaling_objects
+from stacks.services.scaling_objects import CLOUDWATCH_AUTHENTICATION, scaling_objects
 from tessera_shared import metrics
 from tests import crd_schemas
 from tests.conftest import variant_config
