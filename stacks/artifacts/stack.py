@@ -34,7 +34,7 @@ from stacks.common.resource_names import (
     registry_table_name,
     rollout_role_name,
 )
-from stacks.config.environment import ArtifactsConfig
+from stacks.config.artifacts import ArtifactsConfig
 from tessera_shared.constants import MODEL_ROOT, PROTECTED_IMAGE_TAG_PREFIX
 
 TTL_ATTRIBUTE = "expires_at"

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from stacks.config.accelerator_pools import AcceleratorPool, GpuPoolConfig
-from stacks.config.base import StrictModel, check_log_retention, duplicates, iam_role_arns, raise_if_any
+from stacks.config.artifacts import ArtifactsConfig
+from stacks.config.base import StrictModel, duplicates, raise_if_any
 from stacks.config.cluster import ClusterConfig
 from stacks.config.errors import ConfigError, format_validation_error
 from stacks.config.instance_types import GpuInstanceType
+from stacks.config.network import NetworkConfig
 from stacks.config.observability import ObservabilityConfig
 from stacks.config.services import (
     EKS_SERVICE_CIDRS,
@@ -64,92 +66,6 @@ class TagsConfig(StrictModel):
             "cost-center": self.cost_center,
             "owner": self.owner,
         }
-
-
-class NetworkConfig(StrictModel):
-    """The VPC: public subnets for load balancers and NAT, private subnets for nodes and pods."""
-
-    vpc_cidr: str = Field("10.0.0.0/16", description="IPv4 CIDR of the VPC, a /16 to /20.")
-    az_count: int = Field(3, ge=2, le=6, description="Number of Availability Zones the VPC spans.")
-    availability_zones: list[str] | None = Field(
-        None,
-        description="Explicit AZ names (needs `region`); omitted = the region's first `az_count` AZs at deploy time.",
-    )
-    nat_gateways: int = Field(
-        le=6,
-        json_schema_extra={"minimum": 1},
-        description="NAT gateways: 1 for a cheap dev VPC, one per AZ for production. At least 1: nodes pull images "
-        "from internet registries through NAT (docs/images.md).",
-    )
-    flow_log_retention_days: int = Field(90, description="Retention of the VPC flow logs in CloudWatch Logs.")
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _cidr_is_a_usable_block(cls, value: str) -> str:
-        try:
-            network = ipaddress.IPv4Network(value, strict=True)
-        except ValueError as error:
-            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({error})") from None
-        if not 16 <= network.prefixlen <= 20:
-            raise ValueError(f"{value!r} must be a /16 to /20 block, to leave room for pod IPs")
-        return value
-
-    @field_validator("nat_gateways")
-    @classmethod
-    def _internet_registries_are_reachable(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(
-                f"{value} leaves the nodes no way to the internet registries they pull from (public.ecr.aws, "
-                "registry.k8s.io, ghcr.io, nvcr.io; see docs/images.md): at least 1"
-            )
-        return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention_is_supported(cls, value: int) -> int:
-        return check_log_retention(value)
-
-    @model_validator(mode="after")
-    def _counts_are_consistent(self) -> NetworkConfig:
-        problems = []
-        if self.nat_gateways > self.az_count:
-            problems.append(f"nat_gateways: {self.nat_gateways} exceeds az_count {self.az_count}")
-        zones = self.availability_zones
-        if zones is not None:
-            if len(zones) != self.az_count:
-                problems.append(f"availability_zones: lists {len(zones)} zones but az_count is {self.az_count}")
-            problems.extend(duplicates("availability_zones", zones))
-        raise_if_any(problems)
-        return self
-
-
-class ArtifactsConfig(StrictModel):
-    """Retention of images and model versions in the Artifacts stack."""
-
-    tagged_images_to_keep: int = Field(30, ge=1, le=1000, description="Newest tagged images kept per ECR repository.")
-    untagged_image_expiry_days: int = Field(7, ge=1, le=365, description="Untagged images expire after this many days.")
-    protected_images_to_keep: int = Field(
-        1000,
-        ge=100,
-        le=10000,
-        description="Images the rollout tagged as live (tessera-live-*) that the lifecycle rules never expire, "
-        "up to this many per repository (beyond it the oldest-pushed protected image may expire).",
-    )
-    noncurrent_model_version_days: int = Field(
-        30, ge=1, le=3650, description="Overwritten or deleted objects in the model bucket are kept this many days."
-    )
-    access_log_retention_days: int = Field(365, ge=1, le=3650, description="Days the S3 server access logs are kept.")
-    key_user_arns: list[str] = Field(
-        default_factory=list,
-        description="IAM role ARNs (wildcards allowed) that may use the artifacts key through S3, DynamoDB and ECR "
-        "besides this environment's own roles and cluster.admin_role_arns / read_only_role_arns: people and "
-        "pipelines that run the tessera CLI under other roles.",
-    )
-
-    @field_validator("key_user_arns")
-    @classmethod
-    def _role_arns(cls, arns: list[str]) -> list[str]:
-        return iam_role_arns(arns, wildcards=True)
 
 
 @dataclass(frozen=True)

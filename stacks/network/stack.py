@@ -24,7 +24,7 @@ from stacks.common.key_policies import named_users_policy
 from stacks.common.log_retention import RETENTION_BY_DAYS
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
-from stacks.config.environment import NetworkConfig
+from stacks.config.network import NetworkConfig
 from stacks.network.image_registries import gateway_layer_buckets
 from tessera_shared.constants import KARPENTER_DISCOVERY_TAG
 

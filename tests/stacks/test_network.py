@@ -194,7 +194,7 @@ def test_explicit_zones_are_used_verbatim() -> None:
     from aws_cdk.assertions import Template
 
     from stacks.common.environment_scope import EnvironmentScope
-    from stacks.config.environment import NetworkConfig
+    from stacks.config.network import NetworkConfig
     from stacks.network.stack import NetworkStack
     from tests.synth import CDK_JSON_CONTEXT
 
