@@ -229,7 +229,7 @@ class ServiceSpec(StrictModel):
         pattern=STACK_GROUP_PATTERN,
         description="The stacks that hold the service's resources: `main` the Services and Observability stacks, "
         "another name its own pair (`Services-<group>`, `Observability-<group>`); at most 8 services per group. "
-        "Moving a service to another group replaces its target groups, listener rule and objects.",
+        "Moving a deployed service to another group takes two deploys, without it and then with it (docs/services.md).",
     )
     public: bool = Field(
         False,

@@ -4,7 +4,8 @@ template grows past half of CloudFormation's quotas however many services an env
 The `main` group's services stay in the Services and Observability stacks (where every service lived before groups
 existed, so a deployed environment keeps its logical ids); each other group gets a `Services-<group>` and an
 `Observability-<group>` stack. A service names its group in config: a group never changes because another service
-was added or removed, and moving a service to another group replaces its target groups, listener rule and objects.
+was added or removed. Moving a deployed service to another group takes two deploys (without it, then with it in its
+new group): in one, the new stack would create its listener rule and parameters while the old stack still holds them.
 """
 
 from __future__ import annotations
