@@ -49,7 +49,7 @@ def deployed(env: SynthesizedEnvironment, seed: int) -> Iterator[SimulatedDeploy
 
 
 @pytest.mark.usefixtures("aws")
-@pytest.mark.parametrize("environment", ["dev", "prod", "variant", "grouped"])
+@pytest.mark.parametrize("environment", ["dev", "prod", "variant"])
 def test_every_environment_deploys_in_any_order(environment: str, request: pytest.FixtureRequest) -> None:
     env: SynthesizedEnvironment = request.getfixturevalue(environment)
     for seed in SEEDS:

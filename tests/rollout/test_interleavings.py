@@ -48,7 +48,7 @@ def explore(
 
 
 def test_a_short_exploration(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
-    explore(dev, monkeypatch, sequences=15, steps=25, random=False)
+    explore(dev, monkeypatch, sequences=10, steps=25, random=False)
 
 
 @pytest.mark.fault_matrix

@@ -57,7 +57,7 @@ PSEUDO = PseudoParameters(account=ACCOUNT, region=REGION)
 CRYPTO = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant")
 
 
-def _key_policies(env: SynthesizedEnvironment) -> dict[str, dict]:
+def key_policies(env: SynthesizedEnvironment) -> dict[str, dict]:
     """Description -> resolved key policy, for every key of every stack."""
     return {
         key["Properties"]["Description"]: resolve(key["Properties"]["KeyPolicy"], PSEUDO)
@@ -70,7 +70,7 @@ def _role(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/{name}"
 
 
-def _use(action: str, role: str, via: str | None = None) -> Request:
+def key_use(action: str, role: str, via: str | None = None) -> Request:
     keys = (("kms:CallerAccount", ACCOUNT),) + ((("kms:ViaService", f"{via}.{REGION}.amazonaws.com"),) if via else ())
     return Request(action, "*", ACCOUNT, _role(role), keys)
 
@@ -79,15 +79,15 @@ def _use(action: str, role: str, via: str | None = None) -> Request:
 def test_no_key_hands_its_use_to_whoever_iam_allows(environment: str, request: pytest.FixtureRequest) -> None:
     """Issue 22, problem 4: a role of the account whose IAM policy allows kms:* on * is not thereby a user of any
     Tessera key; the account keeps administration (CloudFormation updates and deletes the keys)."""
-    policies = _key_policies(request.getfixturevalue(environment))
+    policies = key_policies(request.getfixturevalue(environment))
     assert len(policies) == 4  # logs, artifacts, Kubernetes secrets, alerts
     stranger = "some-team-etl"
     for description, policy in policies.items():
         for action in CRYPTO:
             for via in (None, "s3", "dynamodb", "ecr", "logs", "sns"):
-                assert not allows(policy, _use(action, stranger, via)), (description, action, via)
-        assert allows(policy, _use("kms:PutKeyPolicy", stranger)), description
-        assert allows(policy, _use("kms:ScheduleKeyDeletion", stranger)), description
+                assert not allows(policy, key_use(action, stranger, via)), (description, action, via)
+        assert allows(policy, key_use("kms:PutKeyPolicy", stranger)), description
+        assert allows(policy, key_use("kms:ScheduleKeyDeletion", stranger)), description
         granted_for_a_resource = Request(
             "kms:CreateGrant", "*", ACCOUNT, _role(stranger), (("kms:GrantIsForAWSResource", "true"),)
         )
@@ -97,22 +97,22 @@ def test_no_key_hands_its_use_to_whoever_iam_allows(environment: str, request: p
 def test_the_artifacts_key_serves_the_environment_s_roles_through_s3_dynamodb_and_ecr(
     variant: SynthesizedEnvironment,
 ) -> None:
-    [policy] = [p for d, p in _key_policies(variant).items() if "model artifacts" in d]
+    [policy] = [p for d, p in key_policies(variant).items() if "model artifacts" in d]
     operator = "platform-admin"  # cluster.admin_role_arns in the variant
     for role in ("tessera-variant-register", "Tessera-variant-Services-AssistantModelReaderRole1A2B", operator):
         for via in ("s3", "dynamodb", "ecr"):
-            assert allows(policy, _use("kms:Decrypt", role, via)), (role, via)
-        assert not allows(policy, _use("kms:Decrypt", role)), role  # never directly
-        assert not allows(policy, _use("kms:Decrypt", role, "secretsmanager")), role
+            assert allows(policy, key_use("kms:Decrypt", role, via)), (role, via)
+        assert not allows(policy, key_use("kms:Decrypt", role)), role  # never directly
+        assert not allows(policy, key_use("kms:Decrypt", role, "secretsmanager")), role
     # Another environment's roles are not this one's, even one whose name starts with this one's.
-    assert not allows(policy, _use("kms:Decrypt", "tessera-dev-register", "s3"))
-    assert not allows(policy, _use("kms:Decrypt", "Tessera-dev-Services-AssistantModelReaderRole1A2B", "s3"))
-    assert not allows(policy, _use("kms:Decrypt", "tessera-variant-eu-register", "s3"))
-    assert not allows(policy, _use("kms:Decrypt", "Tessera-variant-eu-Services-AssistantModelReaderRole1A2B", "s3"))
+    assert not allows(policy, key_use("kms:Decrypt", "tessera-dev-register", "s3"))
+    assert not allows(policy, key_use("kms:Decrypt", "Tessera-dev-Services-AssistantModelReaderRole1A2B", "s3"))
+    assert not allows(policy, key_use("kms:Decrypt", "tessera-variant-eu-register", "s3"))
+    assert not allows(policy, key_use("kms:Decrypt", "Tessera-variant-eu-Services-AssistantModelReaderRole1A2B", "s3"))
 
 
 def test_cloudwatch_uses_the_alerts_key_only_for_this_account_s_alarms(dev: SynthesizedEnvironment) -> None:
-    [policy] = [p for d, p in _key_policies(dev).items() if "alerts topic" in d]
+    [policy] = [p for d, p in key_policies(dev).items() if "alerts topic" in d]
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:tessera-dev-assistant"
 
     def cloudwatch(account: str, source_arn: str) -> Request:
@@ -128,11 +128,3 @@ def test_the_key_names_every_stack_the_app_builds(dev: SynthesizedEnvironment) -
     """The artifacts key's users are named per stack: the list must be the app's stacks."""
     built = {path.name.removesuffix(".template.json") for path in dev.template_paths}
     assert built == {dev.config.stack_name(component) for component in STACK_COMPONENTS}
-
-
-def test_the_artifacts_key_serves_a_stack_group_s_model_readers(grouped: SynthesizedEnvironment) -> None:
-    """A group's model readers are roles of `Tessera-<env>-Services-<group>`: covered by the Services stack's name."""
-    [policy] = [p for d, p in _key_policies(grouped).items() if "model artifacts" in d]
-    reader = "Tessera-grouped-Services-edge-GatewayModelReaderRole9C8D"
-    assert allows(policy, _use("kms:Decrypt", reader, "s3"))
-    assert not allows(policy, _use("kms:Decrypt", reader))

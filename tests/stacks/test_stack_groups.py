@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from stacks.template_limits import over_limits
-from tessera_shared.constants import ENV_IMAGE_REPOSITORY_PREFIX, image_repository_variable
+from tessera_shared.constants import ENV_IMAGE_REPOSITORY_PREFIX, NAMESPACE, image_repository_variable
+from tests.deploy.test_simulated_deploy import SEEDS, declared, deployed, in_cluster
+from tests.fake_aws import use_fake_credentials
+from tests.security.endpoint_policies import allows
+from tests.security.test_kms import key_policies, key_use
 from tests.synth import SynthesizedEnvironment
 from tests.test_cloudformation_checks import cfn_lint
 
@@ -132,3 +138,24 @@ def test_the_grouped_templates_are_clean_and_within_half_of_each_quota(grouped: 
     result = cfn_lint(grouped.template_paths)
     assert result.returncode == 0, result.stdout + result.stderr
     assert over_limits(grouped.outdir, share=0.5) == []
+
+
+def test_the_grouped_environment_deploys_with_nothing_applied_before_what_it_relies_on(
+    grouped: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated deploy (tests/deploy): the group's objects and track owner after the main stack's namespace,
+    admission policy and Role; one order suffices, since a write that only worked by the order's luck fails anyway."""
+    use_fake_credentials(monkeypatch)
+    for sim in deployed(grouped, SEEDS[0]):
+        assert sim.unordered_reliances() == []
+        assert declared(grouped) <= in_cluster(sim)
+        for service in EDGE:
+            assert sim.api.deployment(NAMESPACE, f"{service}-canary")["spec"]["replicas"] == 0
+
+
+def test_the_artifacts_key_serves_a_group_s_model_readers(grouped: SynthesizedEnvironment) -> None:
+    """A group's model readers are roles of `Tessera-<env>-Services-<group>`: covered by the Services stack's name."""
+    [policy] = [p for d, p in key_policies(grouped).items() if "model artifacts" in d]
+    reader = "Tessera-grouped-Services-edge-GatewayModelReaderRole9C8D"
+    assert allows(policy, key_use("kms:Decrypt", reader, "s3"))
+    assert not allows(policy, key_use("kms:Decrypt", reader))
