@@ -15,7 +15,8 @@ from stacks.config.errors import ConfigError
 def summary(config: EnvironmentConfig) -> str:
     where = "/".join(part for part in (config.account, config.region) if part) or "environment-agnostic"
     return (
-        f"environment {config.name} ({where}): {len(config.services)} service(s), "
+        f"environment {config.name} ({where}): {len(config.services)} service(s) in "
+        f"{len(config.stack_groups)} stack group(s), "
         f"{config.network.az_count} AZs, {config.network.nat_gateways} NAT gateway(s), "
         f"removal policy {config.removal_policy}"
     )

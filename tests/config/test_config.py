@@ -128,6 +128,7 @@ def test_check_config_command_accepts_a_valid_file() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1
     assert result.stdout.startswith("config/prod.yaml: OK, environment prod")
+    assert "service(s) in 1 stack group(s)" in result.stdout
 
 
 def test_check_config_command_lists_each_problem_and_exits_1() -> None:
