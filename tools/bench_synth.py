@@ -87,11 +87,17 @@ def print_scale(count: int) -> None:
 
 
 def scale_figures(count: int) -> None:
-    from tests.synth import synthesize
+    from aws_cdk import App
+
+    from stacks.tessera_app import build_tessera
     from tools.scale_config import scaled_config
 
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     with tempfile.TemporaryDirectory() as outdir:
-        synthesize(scaled_config(count), Path(outdir))
+        # As the tests synthesize: the built-in validation off (cdk synth has it off too).
+        app = App(context=context, outdir=outdir, builtin_cloud_formation_validation=False)
+        build_tessera(app, scaled_config(count))
+        app.synth()
         print(f"dev with {count} services (share of CloudFormation's quota: body, resources, outputs, parameters):")
         for figures in assembly_figures(Path(outdir)):
             shares = ", ".join(f"{share:.0%}" for share in figures.shares().values())
