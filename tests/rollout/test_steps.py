@@ -238,3 +238,23 @@ def test_a_malformed_plan_is_refused_naming_the_field(world: RolloutWorld) -> No
     plan["policy"]["bake_seconds"] = "600"
     with pytest.raises(ValueError, match=r"plan.policy.bake_seconds: expected int, got '600'"):
         dispatch({"action": "shift_traffic", "plan": plan, "progress": {}}, world.clients)
+
+
+def test_a_plan_written_by_contract_version_1_is_read_with_its_pool(world: RolloutWorld) -> None:
+    """A rollout running across the deploy that renamed the pool's counts (contract version 2) keeps its pool."""
+    plan = _plan(world)
+    assert plan.pool is not None
+    current = plan.to_json()
+    pool = current["pool"]
+    legacy_pool = {
+        "name": pool["name"],
+        "max_nodes": pool["max_nodes"],
+        "max_neuron_cores": pool["accelerator_limit"],
+        "cores_per_pod": pool["per_pod"],
+        "instance_types": [
+            {"name": item["name"], "cores": item["accelerators"], "devices": 1} for item in pool["instance_types"]
+        ],
+        "unit": pool["unit"],
+    }
+    written_by_version_1 = {**current, "pool": legacy_pool, "contract_version": 1}
+    assert Plan.from_json(written_by_version_1) == dataclasses.replace(plan, contract_version=1)
