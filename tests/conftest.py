@@ -15,6 +15,15 @@ TLS_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/0b8a1f2c-3
 
 
 @pytest.fixture(scope="session", autouse=True)
+def no_default_amis() -> Iterator[None]:
+    """moto's EC2 backend (which every load balancer and VPC call starts) loads some 2,600 AMIs, 0.36 s per mocked
+    test; no Tessera test reads an AMI."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_botocore_loader() -> Iterator[None]:
     """moto gives every mocked test a new default boto3 session, and each session parses botocore's service
     models (JSON) again: about a second per test. One loader for the run shares the parsed models across
