@@ -38,7 +38,7 @@ def format_validation_error(error: ValidationError, root: type[BaseModel]) -> li
     problems: list[str] = []
     for detail in error.errors(include_url=False):
         loc = tuple(detail["loc"])
-        path = format_path(_field_path(root, loc))
+        path = format_path(_walk(root, loc)[1])
         if detail["type"] in ("union_tag_not_found", "union_tag_invalid"):
             problems.append(_tag_problem(detail, root, loc, path))
         elif detail["type"] == "value_error":
@@ -129,10 +129,6 @@ def _tag_problem(detail: Mapping[str, Any], root: type[BaseModel], loc: tuple[in
     if detail["type"] == "union_tag_not_found":
         return f"{path}.{tag_field}: required field is missing (one of {tags})"
     return f"{path}.{tag_field}: {detail['ctx']['tag']!r} must be one of {tags}"
-
-
-def _field_path(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    return _walk(root, loc)[1]
 
 
 def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
