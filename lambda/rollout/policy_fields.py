@@ -72,6 +72,11 @@ def _in_minutes(key: str, unit_help: str, low: int, high: int, move: Move) -> Po
     )
 
 
+def _ratio(key: str, help: str) -> PolicyField:
+    """A tolerance against stable's figure on a serving runtime's latency: above 1, may only tighten."""
+    return _configured(key, float, "ratio", help, 1, 100, True, move=Move.DOWN)
+
+
 FIELDS: dict[str, PolicyField] = {
     "steps": _configured(
         "steps", list, "percent", "canary weights of the steps, rising, each 1-100", 1, 100, move=Move.ADD
@@ -194,6 +199,56 @@ FIELDS: dict[str, PolicyField] = {
         1000,
         True,
         move=Move.DOWN,
+    ),
+    # The serving runtime's figures (rollout.runtime_judge), judged only for a service with `metrics`.
+    "analysis.max_ttft_p99_seconds": _configured(
+        "analysis.max_ttft_p99_seconds",
+        float,
+        "seconds",
+        "ceiling of the canary's p99 time to first token (serving runtime)",
+        0,
+        600,
+        True,
+        move=Move.DOWN,
+    ),
+    "analysis.max_ttft_p50_ratio_vs_stable": _ratio(
+        "analysis.max_ttft_p50_ratio_vs_stable", "canary p50 time to first token at most this x stable's"
+    ),
+    "analysis.max_ttft_p99_ratio_vs_stable": _ratio(
+        "analysis.max_ttft_p99_ratio_vs_stable", "canary p99 time to first token at most this x stable's"
+    ),
+    "analysis.max_tpot_p99_ratio_vs_stable": _ratio(
+        "analysis.max_tpot_p99_ratio_vs_stable", "canary p99 time per output token at most this x stable's"
+    ),
+    "analysis.max_e2e_p99_ratio_vs_stable": _ratio(
+        "analysis.max_e2e_p99_ratio_vs_stable", "canary p99 end-to-end request latency at most this x stable's"
+    ),
+    "analysis.max_runtime_error_rate_percent": _configured(
+        "analysis.max_runtime_error_rate_percent",
+        float,
+        "percent",
+        "ceiling of the share of requests the serving runtime ended in error",
+        0,
+        100,
+        True,
+        move=Move.DOWN,
+    ),
+    "analysis.min_runtime_samples": _configured(
+        "analysis.min_runtime_samples",
+        int,
+        "requests",
+        "canary requests with a first token the runtime figures of a whole bake need",
+        1,
+        10**9,
+        move=Move.UP,
+    ),
+    "analysis.min_runtime_samples_per_interval": _configured(
+        "analysis.min_runtime_samples_per_interval",
+        int,
+        "requests",
+        "canary requests with a first token an interval's runtime figures need",
+        1,
+        10**9,
     ),
 }
 

@@ -135,6 +135,35 @@ EXECUTIONS_ENDED = tuple(
     for name in ("ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsAborted", "ExecutionsTimedOut")
 )
 
+# -- What the canary judge measured on the serving runtime, per track ----------------------------------
+# The judge publishes the figures it judged each analysis interval (rollout.runtime_figures), so a service's
+# dashboard shows them beside the load balancer's; they exist only while a rollout is judging.
+JUDGED_NAMESPACE = "Tessera/Rollouts"
+TRACK = "Track"
+_JUDGED = "published by the rollout judge (lambda/rollout/runtime_figures.py, publish_judged_figures)"
+
+
+def _judged(name: str, unit: str) -> MetricSource:
+    return MetricSource(JUDGED_NAMESPACE, name, (SERVICE, TRACK), unit, _JUDGED)
+
+
+JUDGED_TTFT_P50 = _judged("TimeToFirstTokenP50", "Seconds")
+JUDGED_TTFT_P99 = _judged("TimeToFirstTokenP99", "Seconds")
+JUDGED_TPOT_P99 = _judged("TimePerOutputTokenP99", "Seconds")
+JUDGED_E2E_P99 = _judged("EndToEndLatencyP99", "Seconds")
+JUDGED_RUNTIME_ERROR_RATE = _judged("RuntimeErrorRatePercent", "Percent")
+JUDGED_TOKENS_PER_SECOND_PER_POD = _judged("OutputTokensPerSecondPerPod", "Count/Second")
+JUDGED_COST_PER_MILLION_OUTPUT_TOKENS = _judged("CostPerMillionOutputTokens", "None")
+JUDGED = (
+    JUDGED_TTFT_P50,
+    JUDGED_TTFT_P99,
+    JUDGED_TPOT_P99,
+    JUDGED_E2E_P99,
+    JUDGED_RUNTIME_ERROR_RATE,
+    JUDGED_TOKENS_PER_SECOND_PER_POD,
+    JUDGED_COST_PER_MILLION_OUTPUT_TOKENS,
+)
+
 ALL = (
     REQUEST_COUNT,
     TARGET_5XX,
@@ -154,4 +183,5 @@ ALL = (
     REPLICAS_READY,
     EXECUTIONS_STARTED,
     *EXECUTIONS_ENDED,
+    *JUDGED,
 )

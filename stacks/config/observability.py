@@ -9,13 +9,20 @@ from pydantic import Field, model_validator
 
 from stacks.config.base import StrictModel
 
-ScalingSignal = Literal["cpu", "requests_per_target", "neuroncore_utilization"]
+ScalingSignal = Literal[
+    "cpu", "requests_per_target", "neuroncore_utilization", "waiting_requests_per_pod", "kv_cache_usage_percent"
+]
+# Signals read from the serving runtime's own metrics (the environment's Prometheus workspace): a service needs
+# `metrics` to scale on them.
+RUNTIME_SIGNALS = frozenset({"waiting_requests_per_pod", "kv_cache_usage_percent"})
 
 # Bounds of a sensible target per signal: (low, high, what the number means).
 SIGNAL_TARGETS: dict[str, tuple[float, float, str]] = {
     "cpu": (10, 95, "average CPU utilization of the stable pods, in percent"),
     "requests_per_target": (1, 1_000_000, "requests per stable pod per minute"),
     "neuroncore_utilization": (10, 100, "average NeuronCore utilization of the stable pods, in percent"),
+    "waiting_requests_per_pod": (1, 10_000, "requests waiting in the serving runtime's queue per stable pod"),
+    "kv_cache_usage_percent": (10, 100, "average KV-cache usage of the stable pods, in percent"),
 }
 
 
@@ -59,11 +66,14 @@ class ScalingSpec(StrictModel):
 
     signal: ScalingSignal = Field(
         description="cpu (metrics-server), requests_per_target (load balancer RequestCount of the stable target "
-        "group) or neuroncore_utilization (Container Insights pod_neuroncore_utilization; Neuron services only)."
+        "group), neuroncore_utilization (Container Insights pod_neuroncore_utilization; Neuron services only), "
+        "waiting_requests_per_pod or kv_cache_usage_percent (the serving runtime's own gauges through the "
+        "environment's Prometheus workspace; services with `metrics` only)."
     )
     target: float = Field(
         gt=0,
-        description="cpu and neuroncore_utilization: percent; requests_per_target: requests per pod per minute.",
+        description="cpu, neuroncore_utilization and kv_cache_usage_percent: percent; requests_per_target: requests "
+        "per pod per minute; waiting_requests_per_pod: queued requests per pod.",
     )
 
     @model_validator(mode="after")
@@ -72,6 +82,23 @@ class ScalingSpec(StrictModel):
         if not low <= self.target <= high:
             raise ValueError(f"target: {self.target:g} is out of {low:g}-{high:g} ({meaning})")
         return self
+
+
+RuntimeName = Literal["vllm"]
+
+
+class RuntimeMetricsSpec(StrictModel):
+    """Where the serving runtime publishes its Prometheus metrics, which the environment's managed collector
+    scrapes from every pod of the service. With it, the canary is judged on the runtime's own latency figures
+    (time to first token, per output token) besides the load balancer's, and the service may scale on its queue."""
+
+    runtime: RuntimeName = Field(
+        "vllm", description="Whose metric names apply: vllm (the OpenAI-compatible server's `vllm:` metrics)."
+    )
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="Container port of the metrics endpoint; default: the service's port."
+    )
+    path: str = Field("/metrics", pattern=r"^/[A-Za-z0-9/._-]{0,100}$", description="HTTP path of the endpoint.")
 
 
 class ObservabilityConfig(StrictModel):
@@ -89,4 +116,10 @@ class ObservabilityConfig(StrictModel):
         ge=1,
         description="Neuron execution errors across all Neuron nodes of the cluster in 5 minutes, two periods in a "
         "row (published per node only; no service can be named).",
+    )
+    scrape_interval_seconds: int = Field(
+        30,
+        ge=10,
+        le=300,
+        description="How often the managed Prometheus collector scrapes the serving pods of services with `metrics`.",
     )

@@ -81,6 +81,15 @@ class AnalysisSpec(StrictModel):
         None,
         note="Unset, cost is recorded but not judged; set, a judgement without both tracks' cost has not enough data",
     )
+    # The serving runtime's figures: judged only for a service with `metrics`.
+    max_ttft_p99_seconds: float = policy_field("analysis.max_ttft_p99_seconds", 30.0)
+    max_ttft_p50_ratio_vs_stable: float = policy_field("analysis.max_ttft_p50_ratio_vs_stable", 1.2)
+    max_ttft_p99_ratio_vs_stable: float = policy_field("analysis.max_ttft_p99_ratio_vs_stable", 1.2)
+    max_tpot_p99_ratio_vs_stable: float = policy_field("analysis.max_tpot_p99_ratio_vs_stable", 1.2)
+    max_e2e_p99_ratio_vs_stable: float = policy_field("analysis.max_e2e_p99_ratio_vs_stable", 1.2)
+    max_runtime_error_rate_percent: float = policy_field("analysis.max_runtime_error_rate_percent", 1.0)
+    min_runtime_samples: int = policy_field("analysis.min_runtime_samples", 100)
+    min_runtime_samples_per_interval: int = policy_field("analysis.min_runtime_samples_per_interval", 10)
 
     @field_validator("alarms")
     @classmethod

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rollout.policy import duration_problem
 from stacks.config.base import StrictModel, check_log_retention, raise_if_any
-from stacks.config.observability import ScalingSpec, ServiceAlarms
+from stacks.config.observability import RUNTIME_SIGNALS, RuntimeMetricsSpec, ScalingSpec, ServiceAlarms
 from stacks.config.rollout import RolloutPolicy
 from stacks.config.stack_groups import MAIN_STACK_GROUP, STACK_GROUP_PATTERN
 from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN, model_prefix
@@ -220,6 +220,12 @@ class ServiceSpec(StrictModel):
     scaling: ScalingSpec | None = Field(
         None, description="Scale the stable track with KEDA on this signal instead of the CPU HPA."
     )
+    metrics: RuntimeMetricsSpec | None = Field(
+        None,
+        description="The serving runtime's Prometheus endpoint. With it the canary is also judged on the runtime's "
+        "time to first token, time per output token, end-to-end latency and errors; without it, on load balancer "
+        "figures only.",
+    )
     alarms: ServiceAlarms = ServiceAlarms()
     route: RouteSpec
     rollout: RolloutPolicy = RolloutPolicy()
@@ -296,6 +302,11 @@ class ServiceSpec(StrictModel):
                     f"scaling.signal: neuroncore_utilization needs NeuronCores on every allowed target; this service "
                     f"may move to {', '.join(others)} (use requests_per_target or cpu)"
                 )
+        if self.scaling.signal in RUNTIME_SIGNALS and self.metrics is None:
+            problems.append(
+                f"scaling.signal: {self.scaling.signal} is read from the serving runtime's metrics; set `metrics` "
+                "(the runtime's Prometheus endpoint) or scale on requests_per_target"
+            )
         if "cpu_target_percent" in self.model_fields_set:
             problems.append("cpu_target_percent: only used without scaling; set scaling.target instead")
         raise_if_any(problems)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollout.contract import InstanceCapacity, PoolCapacity, RolloutTarget, ServiceSettings, TrackPlacement
+from rollout.contract import (
+    InstanceCapacity,
+    PoolCapacity,
+    RolloutTarget,
+    RuntimeMetrics,
+    ServiceSettings,
+    TrackPlacement,
+)
 from stacks.config.accelerator_pools import AcceleratorPool
 from stacks.config.environment import PlacedService, ServiceTarget
 from stacks.config.services import ServiceSpec
@@ -26,11 +33,28 @@ class RoutingArns:
     load_balancer: str
 
 
+@dataclass(frozen=True)
+class PrometheusEndpoint:
+    """The environment's Prometheus workspace, as the judge queries it."""
+
+    endpoint: str  # the workspace's Prometheus endpoint: https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/
+    region: str
+
+
 def rollout_settings(
-    placed: PlacedService, *, environment: str, routing: RoutingArns, image_registry: str, model_bucket: str
+    placed: PlacedService,
+    *,
+    environment: str,
+    routing: RoutingArns,
+    image_registry: str,
+    model_bucket: str,
+    prometheus: PrometheusEndpoint | None = None,
 ) -> ServiceSettings:
+    """`prometheus` is required for a service with `metrics` (its canary is judged on the runtime's figures)."""
     service, pool = placed.spec, placed.pool
     policy = service.rollout
+    if service.metrics and prometheus is None:
+        raise ValueError(f"service {service.name} has metrics: its rollout settings need the Prometheus workspace")
     return ServiceSettings(
         service=service.name,
         namespace=NAMESPACE,
@@ -53,6 +77,15 @@ def rollout_settings(
         # The service's composite alarm (Observability stack), watched unless the policy opts out.
         service_alarm=service_alarm_names(environment, service.name).composite if policy.watch_service_alarms else None,
         stable_floor=service.replicas.min,
+        runtime_metrics=_runtime_metrics(service, prometheus),
+    )
+
+
+def _runtime_metrics(service: ServiceSpec, prometheus: PrometheusEndpoint | None) -> RuntimeMetrics | None:
+    if service.metrics is None or prometheus is None:
+        return None
+    return RuntimeMetrics(
+        query_url=f"{prometheus.endpoint}api/v1/query", region=prometheus.region, runtime=service.metrics.runtime
     )
 
 

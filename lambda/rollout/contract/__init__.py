@@ -79,6 +79,15 @@ class Analysis(Model):
     min_requests_per_interval: int = 20
     # Canary cost per million requests at most this times stable's (rollout.judge); None: not judged.
     max_cost_ratio_vs_stable: float | None = None
+    # The serving runtime's figures (rollout.runtime_judge), judged only when the plan has `runtime_metrics`.
+    max_ttft_p99_seconds: float = 30.0
+    max_ttft_p50_ratio_vs_stable: float = 1.2
+    max_ttft_p99_ratio_vs_stable: float = 1.2
+    max_tpot_p99_ratio_vs_stable: float = 1.2
+    max_e2e_p99_ratio_vs_stable: float = 1.2
+    max_runtime_error_rate_percent: float = 1.0
+    min_runtime_samples: int = 100
+    min_runtime_samples_per_interval: int = 10
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,16 @@ class Policy(Model):
     approval_timeout_seconds: int
     ready_timeout_seconds: int
     analysis: Analysis
+
+
+@dataclass(frozen=True)
+class RuntimeMetrics(Model):
+    """Where the judge reads a service's serving-runtime metrics: the environment's Prometheus workspace, queried
+    with SigV4 (rollout.prometheus), and whose metric names apply (tessera_shared.runtime_metrics)."""
+
+    query_url: str  # https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>/api/v1/query
+    region: str
+    runtime: str = "vllm"
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,7 @@ class ServiceSettings(Model):
     stable_autoscaler_kind: str = HPA_KIND  # or a KEDA ScaledObject, for a service that scales on `scaling`
     service_alarm: str | None = None  # the service's composite alarm, watched besides the policy's alarms
     stable_floor: int | None = None  # the floor config gives stable's autoscaler (replicas.min): its value at rest
+    runtime_metrics: RuntimeMetrics | None = None  # None: the service has no metrics endpoint (load balancer only)
 
     def __post_init__(self) -> None:
         _check_autoscaler_kind("ServiceSettings", self.stable_autoscaler_kind)
@@ -211,6 +231,7 @@ class Plan(Model):
     # promotion. None (a version registered before targets were recorded): placements are left as they are.
     placement: TrackPlacement | None = None
     stable_floor: int | None = None  # the settings' floor: what Preflight expects at rest
+    runtime_metrics: RuntimeMetrics | None = None  # the settings': the canary is judged on the runtime's figures too
 
     @property
     def watched_alarms(self) -> list[str]:

@@ -79,6 +79,7 @@ def prepare(request: object, execution: str, clients: Clients) -> Plan:
         policy=policy,
         placement=target.placement if target else None,
         stable_floor=settings.stable_floor,
+        runtime_metrics=settings.runtime_metrics,
     )
     check_record_size(plan)  # beside the policy's duration check: every rollout started can record its way to the end
     return plan
