@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from registry.store import RegistryStore
-from rollout.contract import Plan
+from rollout.contract import Plan, RuntimeMetrics
 from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
 from rollout.metrics import PercentileReader
 from rollout.notify import Announcer
+from rollout.prometheus import PrometheusReader, aws_prometheus
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Clients:
     cluster_name: str  # this environment's: the owner tag of its load balancer and target groups
     settle: SettleScheduler
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The reader of a plan's Prometheus workspace (the serving runtime's figures): SigV4 over HTTPS.
+    prometheus: Callable[[RuntimeMetrics], PrometheusReader] = aws_prometheus
 
     def now(self) -> datetime:
         return self.clock()

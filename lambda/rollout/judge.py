@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from rollout.checks import Check, Collector, Judgement
 from rollout.contract.outcomes import Verdict
+from rollout.runtime_judge import RuntimePolicy, RuntimeStats, judge_runtime
 
 Direction = Literal["lower_is_better", "higher_is_better"]
 
@@ -61,6 +63,8 @@ class AnalysisPolicy:
     # The canary's cost per million requests at most this times stable's; None: cost is not judged. Below 1
     # is allowed: a move to another chip may be required to be cheaper.
     max_cost_ratio_vs_stable: float | None = None
+    # The serving runtime's rules (rollout.runtime_judge); None: the service has no metrics endpoint.
+    runtime: RuntimePolicy | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_5xx_rate <= 1:
@@ -92,37 +96,13 @@ class TrackStats:
     connection_errors: int = 0
     # USD per million requests over the window (rollout.cost); None when it could not be measured.
     cost_per_million_requests: float | None = None
+    # The serving runtime's figures over the window (rollout.runtime_figures); None: not read.
+    runtime: RuntimeStats | None = None
 
     @property
     def failed_requests(self) -> int:
         """Target 5xx plus connection errors: what the 5xx rules judge (at most every request)."""
         return min(self.requests, self.errors_5xx + self.connection_errors)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    value: float | None
-    limit: float | None
-    passed: bool | None  # None = not evaluated (no data)
-
-
-@dataclass(frozen=True)
-class Judgement:
-    verdict: Verdict
-    reasons: tuple[str, ...]
-    checks: tuple[Check, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form for the audit record."""
-        return {
-            "verdict": self.verdict.value,
-            "reasons": list(self.reasons),
-            "checks": [
-                {"name": check.name, "value": check.value, "limit": check.limit, "passed": check.passed}
-                for check in self.checks
-            ],
-        }
 
 
 def judge(
@@ -166,7 +146,7 @@ def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStat
             (f"canary served {canary.requests} requests, fewer than the {min_requests} a judgement needs",),
             (Check("requests", canary.requests, min_requests, None),),
         )
-    result = _Collector()
+    result = Collector()
     stable_has_traffic = stable.requests >= min_requests
     if not stable_has_traffic:
         result.notes.append(f"stable served only {stable.requests} requests: comparisons with stable were skipped")
@@ -176,40 +156,13 @@ def _judge_metrics(policy: AnalysisPolicy, canary: TrackStats, stable: TrackStat
         _judge_extra(rule, canary, stable, stable_has_traffic, result)
     if policy.max_cost_ratio_vs_stable is not None:
         _judge_cost(policy.max_cost_ratio_vs_stable, canary, stable, stable_has_traffic, result)
+    if policy.runtime is not None:
+        judge_runtime(policy.runtime, canary.runtime, stable.runtime, result)
     return result.judgement(canary.requests)
 
 
-class _Collector:
-    """Gathers checks and sorts their reasons by the verdict they argue for."""
-
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
-        self.failures: list[str] = []
-        self.missing: list[str] = []
-        self.notes: list[str] = []
-
-    def add(self, check: Check, reason: str) -> None:
-        """Records a check; reason explains it if it failed or had no data."""
-        self.checks.append(check)
-        if check.passed is False:
-            self.failures.append(reason)
-
-    def missing_value(self, name: str, reason: str) -> None:
-        self.checks.append(Check(name, None, None, None))
-        self.missing.append(reason)
-
-    def judgement(self, requests: int) -> Judgement:
-        checks = tuple(self.checks)
-        if self.failures:
-            return Judgement(Verdict.FAIL, tuple(self.failures), checks)
-        if self.missing:
-            return Judgement(Verdict.NOT_ENOUGH_DATA, tuple(self.missing), checks)
-        passed = sum(1 for check in checks if check.passed)
-        return Judgement(Verdict.PASS, (f"canary passed {passed} checks over {requests} requests", *self.notes), checks)
-
-
 def _judge_5xx(
-    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: Collector
 ) -> None:
     rate = canary.failed_requests / canary.requests
     limit = policy.max_5xx_rate
@@ -232,7 +185,7 @@ def _judge_5xx(
 
 
 def _judge_p99(
-    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+    policy: AnalysisPolicy, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: Collector
 ) -> None:
     p99 = canary.p99_seconds
     if p99 is None:
@@ -256,7 +209,7 @@ def _judge_p99(
 
 
 def _judge_extra(
-    rule: ExtraMetricRule, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+    rule: ExtraMetricRule, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: Collector
 ) -> None:
     value = canary.extra.get(rule.name)
     if value is None:
@@ -291,7 +244,7 @@ def _judge_extra(
 
 
 def _judge_cost(
-    ratio: float, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: _Collector
+    ratio: float, canary: TrackStats, stable: TrackStats, stable_has_traffic: bool, result: Collector
 ) -> None:
     """Cost has no absolute limit, only stable's: without both figures the rule has no data, never a pass."""
     name = "cost_per_million_requests_vs_stable"

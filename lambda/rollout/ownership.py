@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from rollout.authority import shown
 from rollout.clients import Clients
 from rollout.contract import ServiceSettings
+from rollout.prometheus import query_url_problem
 from tessera_shared.constants import (
     LOAD_BALANCER_OWNER_TAG,
     NAMESPACE,
@@ -38,6 +39,10 @@ TARGET_GROUP_ARN = re.compile(rf"^{_ARN}targetgroup/[\w-]{{1,32}}/[0-9a-f]{{1,32
 def settings_problems(settings: ServiceSettings, service: str, clients: Clients) -> list[str]:
     """What in the settings is not the service's own, one entry per field; empty when all of it is."""
     problems = _name_problems(settings, service)
+    # The judge signs its queries to this URL with the function's credentials: only a workspace's will do.
+    runtime_problem = settings.runtime_metrics and query_url_problem(settings.runtime_metrics)
+    if runtime_problem:
+        problems.append(f"settings.{runtime_problem}")
     routing = {
         "load_balancer": (settings.load_balancer, LOAD_BALANCER_ARN, "a load balancer ARN"),
         "rule_arn": (settings.rule_arn, RULE_ARN, "a listener rule ARN"),

@@ -26,24 +26,27 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
+from botocore.credentials import Credentials
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from registry.store import RegistryStore, VersionRecord
 from rollout.clients import Clients
-from rollout.contract import ServiceSettings
+from rollout.contract import RuntimeMetrics, ServiceSettings
 from rollout.handler import dispatch
 from rollout.kube.client import KubeClient
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
+from rollout.prometheus import SigV4Prometheus
 from stacks.config.environment import EnvironmentConfig
 from stacks.observability.names import service_alarm_names
-from stacks.rollout.settings import RoutingArns, rollout_settings
+from stacks.rollout.settings import PrometheusEndpoint, RoutingArns, rollout_settings
 from tessera_shared import constants as shared
 from tests.fake_aws import create_registry_table
 from tests.registry.world import image_manifest
 from tests.rollout.kube_double import KubernetesApiDouble
+from tests.rollout.prometheus_double import PrometheusApiDouble, RuntimeMinute, ServingRuntimeDouble
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -133,6 +136,16 @@ class TrackTraffic:
     errors_5xx: int = 0
     p99_seconds: float = 0.8
     connection_errors: int = 0
+    # What the serving runtime measures of the same requests (its Prometheus metrics; prometheus_double).
+    ttft_seconds: float = 0.4  # median time to first token
+    tpot_seconds: float = 0.03  # median time per output token
+    output_tokens: int = 200  # per request
+    runtime_errors: int = 0
+    runtime_requests: int | None = None  # requests the runtime measured; None: every request
+
+    def runtime_minute(self) -> RuntimeMinute:
+        measured = self.requests if self.runtime_requests is None else self.runtime_requests
+        return RuntimeMinute(measured, self.ttft_seconds, self.tpot_seconds, self.output_tokens, self.runtime_errors)
 
 
 MINUTE = timedelta(minutes=1)
@@ -156,6 +169,7 @@ class TrafficDouble:
     # Custom metrics the servers publish per track (namespace Tessera, dimension Track): name -> track -> value.
     extra: dict[str, dict[str, float]] = field(default_factory=dict)
     publish_delay_seconds: int = 60
+    runtime: ServingRuntimeDouble | None = None  # the serving runtime's Prometheus series of the same requests
     changes: list[tuple[datetime, str, TrackTraffic]] = field(default_factory=list)
     published: dict[str, list[tuple[datetime, TrackTraffic]]] = field(default_factory=dict)
 
@@ -206,10 +220,18 @@ class TrafficDouble:
             connection_errors=round(sum(share * t.connection_errors for share, t in segments)),
             # A p99 is set by the slowest 1 %: a part covering more than that of the minute sets it.
             p99_seconds=max(t.p99_seconds for share, t in segments if share > 0.01),
+            # The runtime's latencies as cautiously: the slower part's for the whole minute.
+            ttft_seconds=max(t.ttft_seconds for share, t in segments if share > 0.01),
+            tpot_seconds=max(t.tpot_seconds for share, t in segments if share > 0.01),
+            output_tokens=round(sum(share * t.output_tokens for share, t in segments)),
+            runtime_errors=round(sum(share * t.runtime_errors for share, t in segments)),
+            runtime_requests=round(sum(share * t.runtime_minute().requests for share, t in segments)),
         )
 
     def _emit(self, track: str, minute: datetime, traffic: TrackTraffic, batches: dict[str, list[dict]]) -> None:
         self.published.setdefault(track, []).append((minute, traffic))
+        if self.runtime is not None:
+            self.runtime.observe(track, minute + MINUTE, traffic.runtime_minute())
         for name, values in self.extra.items():
             batches.setdefault("Tessera", []).append(
                 {
@@ -253,6 +275,7 @@ class RolloutWorld:
     settle: SettleDouble = field(default_factory=SettleDouble)
     clients: Clients = field(init=False)
     traffic: TrafficDouble = field(init=False)
+    prometheus: PrometheusApiDouble = field(init=False)  # the environment's workspace, as the judge queries it
     settings: ServiceSettings = field(init=False)  # the service's rollout settings, as in SSM
     dispatched: list[str] = field(default_factory=list)  # every task started, in order
     completed: list[str] = field(default_factory=list)  # every task that returned, in order
@@ -301,12 +324,14 @@ class RolloutWorld:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         ssm = boto3.client("ssm", region_name=REGION)
         assistant = next(placed for placed in self.config.placed_services if placed.name == "assistant")
+        self.prometheus = PrometheusApiDouble(region=REGION)
         self.settings = rollout_settings(
             assistant,
             environment="dev",
             routing=routing,
             image_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
             model_bucket="models-bucket",
+            prometheus=PrometheusEndpoint(endpoint=self.prometheus.endpoint, region=REGION),
         )
 
         self.kube.add_deployment(
@@ -346,6 +371,9 @@ class RolloutWorld:
                 "canary": arn_dimension(routing.canary_target_group),
             },
             clock=self.clock,
+            runtime=ServingRuntimeDouble(
+                self.prometheus, namespace=NAMESPACE, service="assistant", pods={"canary": 1, "stable": STABLE_REPLICAS}
+            ),
         )
         self.clients = Clients(
             ledger=ledger,
@@ -363,6 +391,11 @@ class RolloutWorld:
             cluster_name=CLUSTER,
             settle=self.settle,
             clock=self.clock,
+            prometheus=lambda source: SigV4Prometheus(
+                source,
+                credentials=lambda: Credentials("AKIDDOUBLE", "double-secret", "double-token"),
+                transport=self.prometheus,
+            ),
         )
         self.routing = routing
         self.set_policy(**FAST_POLICY)
@@ -431,16 +464,25 @@ class RolloutWorld:
             rule=rule, stable_target_group=groups["stable"], canary_target_group=groups["canary"], load_balancer=lb_arn
         )
 
+    def judge_runtime_metrics(self, query_url: str | None = None, *, declared: bool = True) -> None:
+        """The service declares its serving runtime's metrics endpoint (`metrics` in config), or not: its settings
+        name the environment's workspace (or `query_url`), so a rollout's canary is judged on the runtime's figures
+        too; undeclared, on the load balancer's alone."""
+        url = query_url or f"{self.prometheus.endpoint}api/v1/query"
+        source = RuntimeMetrics(query_url=url, region=REGION) if declared else None
+        self._write_settings(dataclasses.replace(self.settings, runtime_metrics=source))
+
     def set_policy(self, *, analysis: dict | None = None, **changes: object) -> None:
         """The service's config changes these policy fields (`analysis` for the analysis'), and the Rollout stack
         renders the settings again: what a rollout's overrides may only tighten."""
         policy = self.settings.policy
         policy = dataclasses.replace(policy, **changes, analysis=dataclasses.replace(policy.analysis, **analysis or {}))
-        self.settings = dataclasses.replace(self.settings, policy=policy)
+        self._write_settings(dataclasses.replace(self.settings, policy=policy))
+
+    def _write_settings(self, settings: ServiceSettings) -> None:
+        self.settings = settings
         name = f"{SETTINGS_PREFIX}assistant"
-        self.clients.ssm.put_parameter(
-            Name=name, Value=json.dumps(self.settings.to_json()), Type="String", Overwrite=True
-        )
+        self.clients.ssm.put_parameter(Name=name, Value=json.dumps(settings.to_json()), Type="String", Overwrite=True)
 
     # -- the Lambda, as the state machine sees it ----------------------------------------------
     def invoke(self, event: dict) -> dict:

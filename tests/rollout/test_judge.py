@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, judge
+from rollout.checks import Judgement
+from rollout.judge import AnalysisPolicy, ExtraMetricRule, TrackStats, judge
 
 TTFT = ExtraMetricRule("ttft", threshold=0.5, direction="lower_is_better", max_ratio_vs_stable=1.5)
 TOKENS = ExtraMetricRule("tokens_per_second", threshold=20.0, direction="higher_is_better", max_ratio_vs_stable=2.0)

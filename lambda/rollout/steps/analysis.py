@@ -8,17 +8,21 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from rollout.checks import Judgement
 from rollout.clients import Clients
 from rollout.contract import Plan, Progress
 from rollout.contract.outcomes import Verdict
 from rollout.contract.records import AuditEntry, AuditKind
 from rollout.errors import CanaryInconclusiveError, CanaryUnavailableError, WatchedAlarmError
-from rollout.judge import AnalysisPolicy, ExtraMetricRule, Judgement, TrackStats, count_interval, judge
+from rollout.judge import AnalysisPolicy, ExtraMetricRule, TrackStats, count_interval, judge
 from rollout.metrics import AlbMetrics, ExtraMetricQuery, alarms_in_alarm, arn_dimension
+from rollout.runtime_figures import publish_judged_figures, read_runtime_stats
+from rollout.runtime_judge import RuntimePolicy, RuntimeStats
 from rollout.steps.common import guard, iso, parse_time, saved
 from rollout.track_cost import judgement_costs
 from rollout.traffic import healthy_targets
 from tessera_shared.constants import GENERAL_POOL
+from tessera_shared.runtime_metrics import runtime_names
 
 PER_REQUEST_STATISTICS = frozenset({"Sum", "SampleCount"})
 
@@ -91,6 +95,13 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
     )
     failing = count_interval(progress.failing_intervals, judgement.verdict)
     failed = failing >= analysis.consecutive_failures
+    unpublished = publish_judged_figures(
+        clients.cloudwatch,
+        service=plan.service,
+        figures={track: figures.runtime for track, figures in stats.items()},
+        costs=costs,
+        at=end,
+    )
     clients.ledger.record_interval(
         plan,
         step=progress.step,
@@ -101,6 +112,7 @@ def _judge_one_interval(plan: Plan, progress: Progress, clients: Clients, start:
             **_track_figures(plan, progress, stats, costs),
             "judgement": judgement.as_dict(),
             "failing_intervals": failing,
+            **({"unpublished": unpublished} if unpublished else {}),
         },
     )
     progress = progress.replace(interval=progress.interval + 1, failing_intervals=failing)
@@ -197,7 +209,7 @@ def _track_stats(plan: Plan, clients: Clients, start: datetime, end: datetime) -
         )
         for m in plan.policy.analysis.extra_metrics
     ]
-    return {
+    stats = {
         track: metrics.track_stats(
             track=track,
             target_group=arn_dimension(plan.canary_tg if track == "canary" else plan.stable_tg),
@@ -206,6 +218,19 @@ def _track_stats(plan: Plan, clients: Clients, start: datetime, end: datetime) -
             extra=extra,
         )
         for track in ("canary", "stable")
+    }
+    if plan.runtime_metrics is None:
+        return stats
+    reader = clients.prometheus(plan.runtime_metrics)
+    names = runtime_names(plan.runtime_metrics.runtime)
+    return {
+        track: dataclasses.replace(
+            figures,
+            runtime=read_runtime_stats(
+                reader, names, namespace=plan.namespace, service=plan.service, track=track, start=start, end=end
+            ),
+        )
+        for track, figures in stats.items()
     }
 
 
@@ -223,11 +248,23 @@ def _track_stats_and_costs(
         interval_seconds=_counted_seconds(start, end),
         region=_region_of(plan, clients),
     )
+    for track, figures in stats.items():
+        if figures.runtime is not None:
+            costs[track]["cost_per_million_output_tokens"] = _per_million_output_tokens(costs[track], figures.runtime)
     priced = {
         track: dataclasses.replace(figures, cost_per_million_requests=costs[track]["cost_per_million_requests"])
         for track, figures in stats.items()
     }
     return priced, costs
+
+
+def _per_million_output_tokens(cost: dict[str, Any], runtime: RuntimeStats) -> float | None:
+    """The track's cost over the window per million tokens it generated: the pods' hourly cost over the same hours
+    the cost per million requests uses. None without a cost or without tokens."""
+    if cost.get("dollars_per_hour") is None or runtime.output_tokens == 0:
+        return None
+    dollars = float(cost["dollars_per_hour"]) * float(cost["hours"])
+    return round(dollars / runtime.output_tokens * 1_000_000, 6)
 
 
 def _counted_seconds(start: datetime, end: datetime) -> int:
@@ -296,6 +333,7 @@ def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> Analysis
         max_p99_ratio_vs_stable=analysis.max_p99_ratio_vs_stable,
         min_requests=analysis.min_requests if min_requests is None else min_requests,
         max_cost_ratio_vs_stable=analysis.max_cost_ratio_vs_stable,
+        runtime=_runtime_policy(plan, interval=min_requests is not None),
         extra_metrics=tuple(
             ExtraMetricRule(
                 name=m.name,
@@ -309,11 +347,30 @@ def _analysis_policy(plan: Plan, *, min_requests: int | None = None) -> Analysis
     )
 
 
+def _runtime_policy(plan: Plan, *, interval: bool) -> RuntimePolicy | None:
+    """The runtime rules for a plan with runtime metrics, with an interval's or a whole bake's minimum samples."""
+    if plan.runtime_metrics is None:
+        return None
+    analysis = plan.policy.analysis
+    return RuntimePolicy(
+        max_ttft_p99_seconds=analysis.max_ttft_p99_seconds,
+        max_ttft_p50_ratio_vs_stable=analysis.max_ttft_p50_ratio_vs_stable,
+        max_ttft_p99_ratio_vs_stable=analysis.max_ttft_p99_ratio_vs_stable,
+        max_tpot_p99_ratio_vs_stable=analysis.max_tpot_p99_ratio_vs_stable,
+        max_e2e_p99_ratio_vs_stable=analysis.max_e2e_p99_ratio_vs_stable,
+        max_error_rate=analysis.max_runtime_error_rate_percent / 100,
+        min_samples=analysis.min_runtime_samples_per_interval if interval else analysis.min_runtime_samples,
+    )
+
+
 def _stats_dict(stats: Any) -> dict[str, Any]:
-    return {
+    figures = {
         "requests": stats.requests,
         "errors_5xx": stats.errors_5xx,
         "connection_errors": stats.connection_errors,
         "p99_seconds": stats.p99_seconds,
         "extra": dict(stats.extra),
     }
+    if stats.runtime is not None:
+        figures["runtime"] = stats.runtime.as_dict()
+    return figures
