@@ -266,11 +266,14 @@ def _with_cost(figures: dict | None) -> dict | None:
     if figures is None:
         return None
     shown = {key: value for key, value in figures.items() if key != "cost"}
-    return {**shown, "target": figures.get("target"), "cost_per_million_requests": _cost_of(figures)}
+    return {**shown, "target": figures.get("target"), **_costs_of(figures)}
 
 
-def _cost_of(figures: dict | None) -> float | None:
-    return ((figures or {}).get("cost") or {}).get("cost_per_million_requests")
+def _costs_of(figures: dict | None) -> dict[str, float | None]:
+    """The track's cost per million requests and per million output tokens (None: not measured, or no runtime
+    metrics)."""
+    cost = (figures or {}).get("cost") or {}
+    return {name: cost.get(name) for name in ("cost_per_million_requests", "cost_per_million_output_tokens")}
 
 
 def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict | None:
@@ -279,7 +282,7 @@ def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict 
     if not newest:
         return None
     interval = newest[0]
-    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target")
+    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target", "runtime")
     judgement = interval.get("judgement") or {}
     return {
         "step": interval["step"],
@@ -290,7 +293,7 @@ def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict 
         **{
             track: {
                 **{name: (interval.get(track) or {}).get(name) for name in figures},
-                "cost_per_million_requests": _cost_of(interval.get(track)),
+                **_costs_of(interval.get(track)),
             }
             for track in TRACKS
         },

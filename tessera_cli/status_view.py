@@ -15,6 +15,31 @@ FIGURES = (
 )
 
 
+# The serving runtime's latencies (services with `metrics`): key in a track's `runtime`, label. Its errors, when
+# they fail a canary, are in the judgement's reasons.
+RUNTIME_FIGURES = (
+    ("ttft_p99_seconds", "ttft p99"),
+    ("tpot_p99_seconds", "tpot p99"),
+    ("e2e_p99_seconds", "e2e p99"),
+)
+
+
+def _runtime_side_by_side(stable: dict, canary: dict) -> str | None:
+    """`ttft p99 s 0.9 / 1.17, ...` (stable / canary), or None when neither track has runtime figures."""
+    stable_runtime, canary_runtime = stable.get("runtime") or {}, canary.get("runtime") or {}
+    if not stable_runtime and not canary_runtime:
+        return None
+    return ", ".join(
+        f"{label} {_short(stable_runtime.get(name))} / {_short(canary_runtime.get(name))}"
+        for name, label in RUNTIME_FIGURES
+        if stable_runtime.get(name) is not None or canary_runtime.get(name) is not None
+    )
+
+
+def _short(seconds: object) -> str:
+    return f"{seconds:.3g}s" if isinstance(seconds, int | float) else "-"
+
+
 def cost_text(canary: dict | None, stable: dict | None) -> str:
     """`cost per million requests stable $x (gpu) / canary $y (trainium)`, "not measured" for a missing figure."""
 
@@ -25,6 +50,15 @@ def cost_text(canary: dict | None, stable: dict | None) -> str:
         return f"{amount} ({target})" if target else amount
 
     return f"cost per million requests stable {one(stable)} / canary {one(canary)}"
+
+
+def token_cost_text(canary: dict | None, stable: dict | None) -> str | None:
+    """`per million output tokens stable $x / canary $y`, or None when neither track generated measured tokens."""
+    costs = [(figures or {}).get("cost_per_million_output_tokens") for figures in (stable, canary)]
+    if all(cost is None for cost in costs):
+        return None
+    stable_cost, canary_cost = ("not measured" if cost is None else f"${cost:,.2f}" for cost in costs)
+    return f"per million output tokens stable {stable_cost} / canary {canary_cost}"
 
 
 def _step(status: dict) -> str | None:
@@ -60,13 +94,18 @@ def status_block(status: dict) -> str:
     if judgement:
         canary, stable = judgement.get("canary") or {}, judgement.get("stable") or {}
         rows.append(("judged", f"{judgement['verdict']}: stable / canary {_side_by_side(stable, canary)}"))
+        rows.append(("runtime", _runtime_side_by_side(stable, canary)))
         rows.append(("cost", cost_text(canary, stable).removeprefix("cost ")))
+        rows.append(("", token_cost_text(canary, stable)))
     interval = status.get("last_interval")
     if interval:
         start, end = (moment[11:19] for moment in interval.get("window") or ("", ""))
         figures = _side_by_side(interval["stable"], interval["canary"])
         rows.append(("interval", f"{start}-{end} {interval['verdict']} ({interval['failing_intervals']} failing)"))
         rows.append(("", f"stable / canary {figures}"))
+        runtime = _runtime_side_by_side(interval["stable"], interval["canary"])
+        if runtime:
+            rows.append(("", f"stable / canary {runtime}"))
     for key, label in (("problem", "problem"), ("reason", "reason"), ("left_to_undo", "to undo")):
         if status.get(key):
             rows.append((label, str(status[key])))

@@ -258,3 +258,31 @@ def test_a_step_in_progress_reads_as_step_n_of_m() -> None:
 
 def test_the_models_module_keeps_no_name_check_of_its_own() -> None:
     assert not hasattr(models, "_check_names")
+
+
+def test_an_llm_services_status_shows_the_runtimes_figures_and_cost_per_million_output_tokens() -> None:
+    runtime = {"ttft_p99_seconds": 0.9, "tpot_p99_seconds": 0.05, "e2e_p99_seconds": 8.1, "errors": 0}
+    slower = {**runtime, "ttft_p99_seconds": 1.17}
+    judgement = {
+        "verdict": "FAIL",
+        "canary": {"requests": 1200, "runtime": slower, "cost_per_million_output_tokens": 0.52},
+        "stable": {"requests": 3600, "runtime": runtime, "cost_per_million_output_tokens": 0.61},
+    }
+    interval = {
+        "window": ["2026-12-04T12:00:00Z", "2026-12-04T12:01:00Z"],
+        "verdict": "FAIL",
+        "failing_intervals": 1,
+        "canary": {"requests": 1000, "runtime": slower},
+        "stable": {"requests": 1000, "runtime": runtime},
+    }
+    lines = status_block(_status(last_judgement=judgement, last_interval=interval)).splitlines()
+    assert "  runtime:   ttft p99 0.9s / 1.17s, tpot p99 0.05s / 0.05s, e2e p99 8.1s / 8.1s" in lines
+    assert "             per million output tokens stable $0.61 / canary $0.52" in lines
+    assert "             stable / canary ttft p99 0.9s / 1.17s, tpot p99 0.05s / 0.05s, e2e p99 8.1s / 8.1s" in lines
+    assert all(len(line) <= 100 for line in lines), lines
+
+
+def test_a_service_without_runtime_metrics_shows_no_runtime_line() -> None:
+    text = status_block(_status())
+    assert "runtime" not in text
+    assert "output tokens" not in text
