@@ -58,6 +58,10 @@ class PrometheusApiDouble:
     series: dict[Labels, list[tuple[float, float]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
+    # Faults: the next requests are answered with these statuses (429 throttled, 503 unavailable, 403 denied), in
+    # turn; `struck` keeps each one answered, so a fault test can prove its fault fired.
+    faults: list[int] = field(default_factory=list)
+    struck: list[int] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -71,6 +75,10 @@ class PrometheusApiDouble:
         self.requests.append(request)
         if not str(request.get_header("Authorization", "")).startswith("AWS4-HMAC-SHA256 Credential="):
             return _answer(403, {"message": "Missing Authentication Token"})
+        if self.faults:
+            status = self.faults.pop(0)
+            self.struck.append(status)
+            return _answer(status, {"message": f"fault injected by the double: {status}"})
         form = parse_qs((request.data or b"").decode())  # type: ignore[union-attr]
         query, at = form.get("query", [""])[0], float(form.get("time", ["0"])[0])
         self.queries.append(query)

@@ -161,3 +161,27 @@ def test_settings_whose_query_url_is_not_a_workspaces_are_refused_before_anythin
     ):
         start.prepare({"service": "assistant", "version": NEW_VERSION}, EXECUTION, world.clients)
     assert world.prometheus.requests == []
+
+
+def test_a_throttled_or_unavailable_workspace_is_retried_and_the_rollout_goes_on(llm: Rollouts) -> None:
+    llm.world.prometheus.faults = [429, 503]  # the first two queries of the first interval's judgement
+    ended = llm.settle(llm.start())
+
+    assert llm.world.prometheus.struck == [429, 503]  # both faults fired
+    assert ended["status"] == "SUCCEEDED", ended
+    llm.assert_invariants(ended)
+    llm.assert_at_rest(stable=NEW_VERSION)
+
+
+def test_a_workspace_that_denies_the_query_rolls_back_with_the_reason_and_notifies(llm: Rollouts) -> None:
+    """A role without aps:QueryMetrics (or a workspace gone): the canary cannot be judged, so it must not stay."""
+    llm.world.prometheus.faults = [403] * 1000
+    ended = llm.settle(llm.start())
+
+    assert llm.world.prometheus.struck, "the denial never fired"
+    assert ended["status"] == "FAILED", ended
+    record = llm.assert_invariants(ended)
+    assert record is not None
+    assert "Prometheus refused" in (record.reason or ""), record.reason
+    llm.assert_at_rest(stable=STABLE_VERSION)
+    assert llm.version_state() == "REGISTERED"  # no verdict on the version's figures
