@@ -16,7 +16,9 @@ whose date is printed; a missing price or no traffic gives no figure and says wh
 - A target the service may run on: one pod's hourly price there / the requests per pod-hour a past rollout's
   canary served there x 1e6; "not measured yet" until a rollout has run there. A measurement is a whole-bake
   judgement of a past rollout (an item of its own, `JUDGEMENT#...` in the registry table) whose `canary`
-  carries `target` (the target's pool name) and `cost` (the canary's requests, pods and hours).
+  carries `target` (the target's pool name) and `cost` (the canary's requests, pods and hours). For a service
+  with runtime metrics the same judgements give output tokens per pod-hour, and so a cost per million output
+  tokens beside the cost per million requests.
 
 The targets of a service are the ones its config allows (`accelerator` and `alternative_accelerators`), the
 current one first.
@@ -26,20 +28,20 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.contract import ServiceSettings
-from rollout.contract.records import AuditEntry
 from rollout.cost import CPU_RESOURCE, Node, Pod, pod_share, quantity
 from rollout.ledger import Ledger
 from rollout.metrics import arn_dimension
 from stacks.config.instance_types import NEURON_INSTANCE_TYPES
 from tessera_cli.environment import Environment
 from tessera_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from tessera_cli.measured import measured_throughput
 from tessera_cli.output import Printer
 from tessera_cli.rollout import service_settings
 from tessera_shared import metrics
@@ -67,7 +69,8 @@ examples:
 "monthly_usd_at_ceiling", "spot", "reason"}}], "services": [{{"name", "target", "pool", "last_day":
 {{"requests", "pod_hours", "pod_usd_per_hour", "cost_per_million_requests", "upper_bound", "reason"}},
 "targets": [{{"target", "pool", "pod_usd_per_hour", "requests_per_pod_hour", "cost_per_million_requests",
-"upper_bound", "reason"}}]}}]}} (USD; a figure that cannot be made honestly is null, with the reason;
+"output_tokens_per_pod_hour", "cost_per_million_output_tokens", "upper_bound", "reason"}}]}}]}} (USD; a
+figure that cannot be made honestly is null, with the reason;
 upper_bound: spot capacity charged at the on-demand price).
 
 exit codes: 0 shown; 1 a service's rollout settings are unreadable; 2 no region, or the config is invalid;
@@ -265,20 +268,6 @@ def last_day(cloudwatch: Any, settings: ServiceSettings, *, end: datetime) -> tu
     return requests, pod_hours, hours
 
 
-def measured_throughput(judgements: Iterable[AuditEntry], target: str) -> float | None:
-    """Requests per pod-hour the canary served on `target` (the pool's name, as the judge records the target a
-    track ran on), pooled over every whole-bake judgement that recorded one."""
-    requests, pod_hours = 0.0, 0.0
-    for judgement in judgements:
-        canary = judgement.details.get("canary") or {}
-        cost = canary.get("cost") or {}
-        if canary.get("target") != target or not cost.get("pods") or not cost.get("hours"):
-            continue
-        requests += float(cost.get("requests") or 0)
-        pod_hours += float(cost["pods"]) * float(cost["hours"])
-    return requests / pod_hours if pod_hours and requests else None
-
-
 def _per_million(usd_per_pod_hour: float | None, requests_per_pod_hour: float | None) -> float | None:
     if usd_per_pod_hour is None or not requests_per_pod_hour:
         return None
@@ -313,6 +302,7 @@ def service_cost(
     for target in allowed_targets(service, config):
         target_hourly, target_reason = pod_hourly(target, prices, region)
         throughput = measured_throughput(judgements, target.pool)
+        tokens = measured_throughput(judgements, target.pool, per="output_tokens")
         targets.append(
             {
                 "target": target.name,
@@ -320,6 +310,8 @@ def service_cost(
                 "pod_usd_per_hour": None if target_hourly is None else round(target_hourly, 6),
                 "requests_per_pod_hour": None if throughput is None else round(throughput, 3),
                 "cost_per_million_requests": _per_million(target_hourly, throughput),
+                "output_tokens_per_pod_hour": None if tokens is None else round(tokens, 3),
+                "cost_per_million_output_tokens": _per_million(target_hourly, tokens),
                 "upper_bound": target.spot,
                 "reason": target_reason or (NOT_MEASURED if throughput is None else None),
             }
@@ -424,6 +416,8 @@ def describe(report: dict) -> str:
                     f"{target['requests_per_pod_hour']:,} requests per pod-hour measured: "
                     f"{_usd(target['cost_per_million_requests'])} per million"
                 )
+                if target["cost_per_million_output_tokens"] is not None:
+                    estimate += f", {_usd(target['cost_per_million_output_tokens'])} per million output tokens"
             else:
                 estimate = target["reason"]
             lines.append(f"    {target['target']} (pool {target['pool']}): {pod}; {estimate}")

@@ -21,12 +21,12 @@ from tessera_cli.cost import (
     Target,
     configured_targets,
     current_target,
-    measured_throughput,
     pool_costs,
     standard_vcpus,
 )
 from tessera_cli.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from tessera_cli.main import main
+from tessera_cli.measured import measured_throughput
 from tessera_shared.prices import price_table
 from tests.fake_aws import create_registry_table, use_fake_credentials
 
@@ -268,3 +268,18 @@ def test_help_says_how_each_figure_is_made_without_sending_operators_to_the_sour
     for figure in ("floor =", "ceiling =", "pod-hours =", "not measured yet"):
         assert figure in shown
     assert ".py" not in shown
+
+
+def test_output_tokens_per_pod_hour_come_from_the_judgements_runtime_figures() -> None:
+    canaries = [
+        {"target": "trainium", "cost": {"requests": 1000, "pods": 1, "hours": 1}, "runtime": {"output_tokens": 4e5}},
+        {"target": "trainium", "cost": {"requests": 1000, "pods": 1, "hours": 1}},  # a service without metrics then
+        {"target": "trainium", "cost": {"requests": 2000, "pods": 2, "hours": 0.5}, "runtime": {"output_tokens": 2e5}},
+    ]
+    judgements = [
+        AuditEntry(kind=AuditKind.JUDGEMENT, step=step, extension=0, details={"canary": canary})
+        for step, canary in enumerate(canaries)
+    ]
+    # (400,000 + 200,000) output tokens / (1 + 1) pod-hours; the judgement without them is left out.
+    assert measured_throughput(judgements, "trainium", per="output_tokens") == 300_000
+    assert measured_throughput(judgements, "trainium") == 4000 / 3

@@ -10,7 +10,7 @@ import pytest
 from registry.table_keys import partition, version_key
 from rollout.contract.records import AuditKind
 from rollout.kube.client import DEPLOYMENTS
-from tessera_cli.cost import measured_throughput
+from tessera_cli.measured import measured_throughput
 from tests.rollout.chip import (
     GPU_POOL,
     TRAINIUM_POOL,
