@@ -83,7 +83,7 @@ def test_a_canary_with_a_30_percent_worse_first_token_p99_rolls_back_within_two_
         assert figures["canary"]["p99_seconds"] == figures["stable"]["p99_seconds"]
 
 
-def test_a_canary_with_better_per_token_latency_passes_and_is_promoted(llm: Rollouts) -> None:
+def test_a_canary_with_better_per_token_latency_passes_is_promoted_and_its_figures_published(llm: Rollouts) -> None:
     llm.world.traffic.canary = FASTER_TOKENS
     ended = llm.settle(llm.start())
 
@@ -97,6 +97,17 @@ def test_a_canary_with_better_per_token_latency_passes_and_is_promoted(llm: Roll
     canary, stable = judged[-1].details["canary"]["runtime"], judged[-1].details["stable"]["runtime"]
     assert canary["tpot_p99_seconds"] < stable["tpot_p99_seconds"]
     assert canary["samples"] >= llm.world.settings.policy.analysis.min_runtime_samples
+    # Each interval's runtime figures went to CloudWatch for the service's dashboard, per track.
+    published = llm.world.clients.cloudwatch.list_metrics(Namespace=metrics.JUDGED_NAMESPACE)["Metrics"]
+    found = {(m["MetricName"], {d["Name"]: d["Value"] for d in m["Dimensions"]}["Track"]) for m in published}
+    for judged_metric in (metrics.JUDGED_TTFT_P99, metrics.JUDGED_TPOT_P99, metrics.JUDGED_E2E_P99):
+        assert {(judged_metric.name, "canary"), (judged_metric.name, "stable")} <= found
+    # Every query was signed for the workspace's region and the aps service, with the role's session token.
+    assert llm.world.prometheus.requests
+    for request in llm.world.prometheus.requests:
+        assert "/us-east-1/aps/aws4_request" in request.get_header("Authorization")
+        assert request.get_header("X-amz-security-token") == "double-token"
+        assert request.full_url == f"{llm.world.prometheus.endpoint}api/v1/query"
 
 
 def test_too_few_runtime_samples_is_not_enough_data_never_a_pass(llm: Rollouts) -> None:
@@ -115,27 +126,6 @@ def test_too_few_runtime_samples_is_not_enough_data_never_a_pass(llm: Rollouts) 
     judged = _judgements(llm)
     assert [entry.verdict for entry in judged] == [Verdict.NOT_ENOUGH_DATA, Verdict.INCONCLUSIVE]
     assert any("the canary's runtime measured" in reason for reason in judged[0].reasons), judged[0].reasons
-
-
-def test_the_judge_publishes_each_tracks_runtime_figures_for_the_dashboard(llm: Rollouts) -> None:
-    llm.settle(llm.start())
-    published = llm.world.clients.cloudwatch.list_metrics(Namespace=metrics.JUDGED_NAMESPACE)["Metrics"]
-    found = {
-        (metric["MetricName"], {d["Name"]: d["Value"] for d in metric["Dimensions"]}["Track"]) for metric in published
-    }
-    for judged in (metrics.JUDGED_TTFT_P99, metrics.JUDGED_TPOT_P99, metrics.JUDGED_E2E_P99):
-        assert {(judged.name, "canary"), (judged.name, "stable")} <= found
-
-
-def test_every_query_was_signed_for_the_workspace_region_and_service(llm: Rollouts) -> None:
-    llm.settle(llm.start())
-    requests = llm.world.prometheus.requests
-    assert requests
-    for request in requests:
-        authorization = request.get_header("Authorization")
-        assert "/us-east-1/aps/aws4_request" in authorization
-        assert request.get_header("X-amz-security-token") == "double-token"
-        assert request.full_url == f"{llm.world.prometheus.endpoint}api/v1/query"
 
 
 def test_a_service_without_a_metrics_endpoint_keeps_the_load_balancer_judgement(rollouts: Rollouts) -> None:
