@@ -66,6 +66,7 @@ class SharedWorld:
         self._stack.enter_context(mock_aws())
         kube = self._stack.enter_context(KubernetesApiDouble())
         self.world = RolloutWorld(config=load_config(config_path_for("dev")), kube=kube).build()
+        self.world.judge_runtime_metrics()  # the canary is judged on its serving runtime's figures too
         self.world.set_policy(**POLICY)
         first_deploy(self.world)
         self._items = self._table_items()
@@ -98,6 +99,7 @@ class SharedWorld:
         world.notices()  # drained
         world.settle.pending.clear()
         world.faults.clear()
+        world.prometheus.faults.clear()
         return world
 
     def close(self) -> None:
@@ -270,6 +272,13 @@ class RolloutActors(RuleBasedStateMachine):
     @rule(fault=st.sampled_from([("GET", 503), ("PUT", 503), ("PUT", 409)]))
     def kubernetes_fault(self, fault: tuple[str, int]) -> None:
         self.world.kube.fail_next(*fault)
+        self.queued_faults += 1
+
+    @precondition(lambda self: self.queued_faults < MAX_QUEUED_FAULTS)
+    @rule(status=st.sampled_from([429, 503, 403]))
+    def workspace_fault(self, status: int) -> None:
+        """The Prometheus workspace throttles, is unavailable, or denies the judge's next query."""
+        self.world.prometheus.faults.append(status)
         self.queued_faults += 1
 
     # -- invariants -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ deterministic), with the series labels the collector's relabelling adds.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -143,18 +144,19 @@ class PrometheusApiDouble:
     def _instant(self, selector: promql.VectorSelector, at: float) -> list[tuple[Labels, float]]:
         vector = []
         for labels, samples in self._matching(selector):
-            recent = [value for moment, value in samples if at - LOOKBACK_SECONDS < moment <= at]
-            if recent:
-                vector.append((labels, recent[-1]))
+            last = _last_at(samples, at)
+            if last is not None and last[0] > at - LOOKBACK_SECONDS:
+                vector.append((labels, last[1]))
         return vector
 
     def _increase(self, matrix: promql.MatrixSelector, at: float) -> list[tuple[Labels, float]]:
         seconds = matrix.range.total_seconds()
         vector = []
         for labels, samples in self._matching(matrix.vector_selector):
-            if not any(at - seconds < moment <= at for moment, _ in samples):
-                continue
-            vector.append((_without_name(labels), _value_at(samples, at) - _value_at(samples, at - seconds)))
+            last, before = _last_at(samples, at), _last_at(samples, at - seconds)
+            if last is None or (before is not None and before[0] == last[0]):
+                continue  # no sample in the window
+            vector.append((_without_name(labels), last[1] - (before[1] if before else 0.0)))
         return vector
 
 
@@ -166,10 +168,10 @@ def _matches(matcher: promql.Matcher, value: str) -> bool:
     raise UnsupportedQuery(f"label matcher {matcher.op}")
 
 
-def _value_at(samples: list[tuple[float, float]], at: float) -> float:
-    """A counter's value at `at`: its last sample by then, 0 before its first."""
-    earlier = [value for moment, value in samples if moment <= at]
-    return earlier[-1] if earlier else 0.0
+def _last_at(samples: list[tuple[float, float]], at: float) -> tuple[float, float] | None:
+    """The series' last sample at or before `at` (samples are in time order; a long exploration keeps many)."""
+    index = bisect.bisect_right(samples, (at, math.inf))
+    return samples[index - 1] if index else None
 
 
 def _without_name(labels: Labels) -> Labels:

@@ -24,8 +24,9 @@ from tests.synth import SynthesizedEnvironment
 
 def explore(
     dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch, *, sequences: int, steps: int, random: bool
-) -> None:
-    """`random`: a new seed each run (Hypothesis prints a failure's reproduction); else the same sequences each run."""
+) -> list[int]:
+    """`random`: a new seed each run (Hypothesis prints a failure's reproduction); else the same sequences each run.
+    Returns the workspace faults that struck a query (their statuses), for a profile to prove its faults fired."""
     use_fake_credentials(monkeypatch)
     RolloutActors.definition = state_machine_definition(dev, function_arn=FUNCTION_ARN)
     profile = settings(
@@ -41,10 +42,13 @@ def explore(
     RolloutActors.shared = SharedWorld()
     try:
         run_state_machine_as_test(RolloutActors, settings=profile)
+        struck = list(RolloutActors.shared.world.prometheus.struck)
     finally:
         RolloutActors.shared.close()
         RolloutActors.shared = None
     print(f"explored {sequences} sequences of up to {steps} rules in {time.monotonic() - began:.1f} s")
+    print(f"workspace faults that struck a query: {len(struck)} ({', '.join(map(str, sorted(set(struck))))})")
+    return struck
 
 
 def test_a_short_exploration(dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +60,9 @@ def test_the_fault_profile_explores_five_hundred_sequences(
     dev: SynthesizedEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sequences = int(os.environ.get("TESSERA_EXPLORE_SEQUENCES", "500"))
-    explore(dev, monkeypatch, sequences=sequences, steps=40, random=bool(os.environ.get("TESSERA_EXPLORE_RANDOM")))
+    random = bool(os.environ.get("TESSERA_EXPLORE_RANDOM"))
+    struck = explore(dev, monkeypatch, sequences=sequences, steps=40, random=random)
+    assert set(struck) == {429, 503, 403}, struck  # every kind of workspace fault struck a judgement's query
 
 
 # -- sequences exploration found, kept as explicit examples once fixed --------------------------------------
