@@ -1,4 +1,4 @@
-"""`tessera models ...`: list, show, register, validate, upload model versions; list ignored uploads."""
+"""`tessera models ...`: list, show, register, validate, upload and promote model versions; list ignored uploads."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ EXAMPLES = {
     "tessera models validate": "tessera models validate ./assistant-2026-11-20 --env prod",
     "tessera models upload": "tessera models upload assistant 2026-11-20 ./assistant-2026-11-20",
     "tessera models ignored": "tessera --env prod models ignored",
+    "tessera models promote": "tessera models promote assistant 2026-11-20 --from dev --to prod",
 }
 WAIT_POLL_SECONDS = 2.0
 
@@ -61,6 +62,25 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     upload.add_argument("--no-wait", action="store_true", help="do not wait for the registration outcome")
     upload.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for registration; 300")
     upload.set_defaults(run=upload_version)
+    promote = commands.add_parser(
+        "promote",
+        help="copy a version another environment promoted, bytes checked, and register it here",
+        description="Copies the artifacts and manifest SERVICE VERSION has in --from's registry (the object versions "
+        "it registered, every checksum verified) into --to's bucket, where registration runs as for an upload; the "
+        "target's registry records where it came from. Only a version PROMOTED in --from, unless --allow-unpromoted. "
+        "The image must already be in --to's repository at the digest --from registered.",
+    )
+    promote.add_argument("service")
+    promote.add_argument("version")
+    promote.add_argument("--from", dest="from_env", required=True, metavar="ENV", help="the source environment")
+    promote.add_argument("--to", dest="to_env", required=True, metavar="ENV", help="the target environment")
+    promote.add_argument("--allow-unpromoted", action="store_true", help="promote a REGISTERED version too")
+    promote.add_argument(
+        "--part-size-mib", type=part_size_mib, default=64, help="multipart part size, 5 to 5120; default 64"
+    )
+    promote.add_argument("--no-wait", action="store_true", help="do not wait for the target's registration")
+    promote.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for registration; 300")
+    promote.set_defaults(run=promote_version)
     ignored = commands.add_parser("ignored", help="manifest uploads the registry could not place (recent days)")
     ignored.set_defaults(run=list_ignored)
 
@@ -257,6 +277,26 @@ def _wait_for_registration(args: argparse.Namespace, store: RegistryStore, conte
                 EXIT_UNREACHABLE,
             )
         time.sleep(WAIT_POLL_SECONDS)
+
+
+# -- promote ----------------------------------------------------------------------------------------------
+def promote_version(args: argparse.Namespace, printer: Printer) -> int:
+    from tessera_cli.promote import promote  # downloads and uploads: only for this command
+
+    check_names(args.service, args.version)
+    target, manifest, body = promote(args)
+    if args.no_wait:
+        printer.result(
+            {"service": args.service, "version": args.version, "outcome": "UPLOADED", "manifest": manifest},
+            f"{args.service} {args.version}: copied from {args.from_env} to {args.to_env}; registration runs from "
+            "the manifest's upload event",
+        )
+        return EXIT_OK
+    print(
+        f"waiting up to {args.timeout:g} s for {args.to_env}'s registration of {args.service} {args.version}",
+        file=sys.stderr,
+    )
+    return _wait_for_registration(args, target.store, digest(body), printer)
 
 
 # -- ignored uploads -------------------------------------------------------------------------------------

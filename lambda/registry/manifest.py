@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from registry.bounded_json import deeper_than
-from tessera_shared.constants import MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
+from tessera_shared.constants import ENVIRONMENT_NAME_PATTERN, MODEL_VERSION_PATTERN, SERVICE_NAME_PATTERN
 
 SCHEMA_VERSION = 1
 # Bounds that keep every registry item far below DynamoDB's 400 KB (the reasons and target are stored).
@@ -201,6 +201,18 @@ def _base64_of_hex(hex_digest: str) -> str:
     return base64.b64encode(binascii.unhexlify(hex_digest)).decode()
 
 
+class Provenance(_Strict):
+    """Where a promoted version came from (`tessera models promote`): the environment whose registry promoted it,
+    and the exact manifest there (its content's SHA-256 and S3 version id). The target registers it as any upload."""
+
+    environment: str = Field(pattern=ENVIRONMENT_NAME_PATTERN)
+    version: str = Field(pattern=MODEL_VERSION_PATTERN)
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    manifest_version_id: str | None = Field(None, min_length=1, max_length=1024)
+    image_digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    state: str = Field(pattern=r"^[A-Z_]{1,32}$", description="The version's state in the source registry.")
+
+
 class Manifest(_Strict):
     schema_version: Literal[1] = Field(description="Manifest format version.")
 
@@ -220,6 +232,7 @@ class Manifest(_Strict):
     metadata: dict[str, Any] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS, description="Free-form: training run, eval scores, ..."
     )
+    promoted_from: Provenance | None = Field(None, description="Set by `tessera models promote`.")
 
     @model_validator(mode="after")
     def _unique_paths(self) -> Manifest:

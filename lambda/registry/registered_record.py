@@ -31,7 +31,9 @@ def build_record(
     manifest_version_id: str | None,
     artifact_versions: dict[str, str | None],
 ) -> dict[str, Any]:
+    provenance = {"promoted_from": manifest.promoted_from.model_dump()} if manifest.promoted_from else {}
     return {
+        **provenance,
         "format": RECORD_FORMAT,
         "service": manifest.service,
         "version": manifest.version,

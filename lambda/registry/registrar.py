@@ -243,6 +243,8 @@ class Registrar:
             "digest": content,
             "image_digest": decision.image_digest,
         }
+        if manifest is not None and manifest.promoted_from is not None:
+            event["promoted_from"] = manifest.promoted_from.model_dump()
         try:
             if existing is None:
                 self._store.create_version(record, event)

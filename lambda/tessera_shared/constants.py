@@ -9,6 +9,7 @@ from __future__ import annotations
 # -- names of things ---------------------------------------------------------------------------
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
 MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9]{1,11}$"  # stacks are `Tessera-<name>-*`
 
 # -- where model versions live in the model bucket -------------------------------------------------
 # One rule, shared by config validation, the catalog, the register rule's event pattern and the key

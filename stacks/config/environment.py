@@ -33,12 +33,12 @@ from stacks.config.services import (
 )
 from stacks.config.stack_groups import MAIN_STACK_GROUP, stack_group_problems
 from stacks.config.yaml_loader import load_yaml_mapping
-from tessera_shared.constants import GENERAL_POOL, parameter_prefix
+from tessera_shared.constants import ENVIRONMENT_NAME_PATTERN, GENERAL_POOL, parameter_prefix
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_ENVIRONMENT = "dev"
 
-ENVIRONMENT_PATTERN = r"^[a-z][a-z0-9]{1,11}$"
+ENVIRONMENT_PATTERN = ENVIRONMENT_NAME_PATTERN
 TAG_VALUE_PATTERN = r"^[A-Za-z0-9 _.:/=+\-@]{1,256}$"
 
 TagValue = Annotated[str, Field(pattern=TAG_VALUE_PATTERN)]
