@@ -89,6 +89,8 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         settings=config.cluster,
         vpc=network.vpc,
         neuron_scheduler=needs_neuron_scheduler(config),
+        services=[placed.spec for placed in config.placed_services],
+        scrape_interval_seconds=config.observability.scrape_interval_seconds,
         env=stack_env,
         description=f"Tessera {config.name}: EKS cluster, Graviton, Neuron and GPU node pools, platform controllers",
     )
@@ -105,6 +107,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
         artifacts_key=artifacts.key,
+        prometheus=cluster.prometheus,
         env=stack_env,
         description=f"Tessera {config.name}: load balancers, target groups and the inference services",
     )
@@ -185,6 +188,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         cluster=cluster.cluster,
         cluster_security_group_id=cluster.cluster.cluster_security_group_id,
         artifacts_key=artifacts.key,
+        prometheus=cluster.prometheus,
         env=stack_env,
         description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
     )

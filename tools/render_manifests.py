@@ -17,7 +17,7 @@ from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.services.kubernetes_objects import default_deny_policy, namespace_object, service_objects
 from stacks.services.placement import placement_for
 from stacks.services.render_inputs import DeployTimeValues, ServiceNetwork
-from stacks.services.scaling_objects import scaling_objects
+from stacks.services.scaling_objects import needs_prometheus_authentication, scaling_objects
 from tessera_shared.constants import TRACKS
 
 DEFAULT_OUTDIR = Path("build/manifests")
@@ -33,6 +33,7 @@ def review_values(config: EnvironmentConfig, service_name: str, image: str) -> D
             load_balancer_cidrs=["<load-balancer-subnet-cidr>"],
             endpoint_cidrs=["<endpoint-subnet-cidr>"],
             internal_ports={service.name: service.port for service in config.services if not service.public},
+            collector_cidrs=["<private-subnet-cidr>"],
         ),
         region=config.region or "<region>",
         cluster_name=cluster_name(config.name),
@@ -45,7 +46,11 @@ def rendered_objects(config: EnvironmentConfig) -> dict[str, list[dict]]:
     """File name -> objects, for the namespace (with its default-deny policy and KEDA's shared objects), the
     rollout function's Role and each service."""
     files = {
-        "namespace.yaml": [namespace_object(), default_deny_policy(), *scaling_objects()],
+        "namespace.yaml": [
+            namespace_object(),
+            default_deny_policy(),
+            *scaling_objects(prometheus=needs_prometheus_authentication(config.services)),
+        ],
         "rollout-access.yaml": rollout_access_objects(),
     }
     for placed in config.placed_services:

@@ -169,6 +169,7 @@ class PlatformCharts(Construct):
         neuron_scheduler: bool,
         efa: bool,
         gpu: bool = False,
+        prometheus_workspace_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -250,11 +251,13 @@ class PlatformCharts(Construct):
             release="metrics-server",
             values=metrics_server_values(),
         )
-        self.keda = self._keda(cluster, cluster_name, versions.keda)
+        self.keda = self._keda(cluster, cluster_name, versions.keda, prometheus_workspace_arn)
 
-    def _keda(self, cluster: eks.Cluster, cluster_name: str, version: str) -> eks.HelmChart:
-        """KEDA in its own namespace; its operator reads CloudWatch for the services' triggers as itself
-        (TriggerAuthentication `podIdentity.provider: aws`)."""
+    def _keda(
+        self, cluster: eks.Cluster, cluster_name: str, version: str, prometheus_workspace_arn: str | None
+    ) -> eks.HelmChart:
+        """KEDA in its own namespace; its operator reads CloudWatch, and the Prometheus workspace when there is one,
+        for the services' triggers as itself (TriggerAuthentication `podIdentity.provider: aws`)."""
         role = pod_identity_role(
             self,
             "KedaOperatorRole",
@@ -264,12 +267,12 @@ class PlatformCharts(Construct):
             service_account=KEDA_OPERATOR_SERVICE_ACCOUNT,
         )
         # GetMetricData takes no resource-level permissions.
-        policy = iam.Policy(
-            self,
-            "KedaOperatorPolicy",
-            statements=[iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])],
-            roles=[role],
-        )
+        statements = [iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])]
+        if prometheus_workspace_arn is not None:
+            # The prometheus scaler only GETs `<serverAddress>/api/v1/query`, SigV4-signed for service aps
+            # (pkg/scalers/prometheus_scaler.go, pkg/scalers/aws/aws_sigv4.go at v2.20.2): QueryMetrics.
+            statements.append(iam.PolicyStatement(actions=["aps:QueryMetrics"], resources=[prometheus_workspace_arn]))
+        policy = iam.Policy(self, "KedaOperatorPolicy", statements=statements, roles=[role])
         Validations.of(policy).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",

@@ -15,6 +15,8 @@ metrics-server and the Neuron scheduler call no AWS API. A node group may still 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
@@ -29,15 +31,18 @@ from stacks.cluster.cdk_internals_nag import (
     acknowledge_cluster_internals,
 )
 from stacks.cluster.karpenter import Karpenter
+from stacks.cluster.managed_prometheus import ManagedPrometheus, PrometheusWorkspace
 from stacks.cluster.node_policies import node_managed_policies
 from stacks.cluster.node_pools import SystemNodegroup
 from stacks.cluster.platform_charts import PlatformCharts
+from stacks.cluster.scrape_config import metrics_services
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.key_policies import named_users_policy
 from stacks.common.published_values import PublishedValue, publish_values
 from stacks.common.resource_names import cluster_name
 from stacks.config.accelerator_pools import GpuPoolConfig
 from stacks.config.cluster import ClusterConfig
+from stacks.config.services import ServiceSpec
 from tessera_shared.constants import SCHEDULER_POOL, SYSTEM_POOL
 
 KUBECTL_LAYERS = {"1.34": KubectlV34Layer}
@@ -60,8 +65,12 @@ class ClusterStack(Stack):
         vpc: ec2.IVpc,
         environment: EnvironmentScope,
         neuron_scheduler: bool,
+        services: Sequence[ServiceSpec],
+        scrape_interval_seconds: int,
         **stack_props: object,
     ) -> None:
+        """`services`: every service of the environment; those with `metrics` get the managed Prometheus
+        workspace and its collector (none: neither exists)."""
         super().__init__(scope, construct_id, **stack_props)
         private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 
@@ -149,6 +158,21 @@ class ClusterStack(Stack):
         for addon in addons.after_nodes:
             addon.node.add_dependency(self.karpenter.pools)
 
+        # The Prometheus workspace and its collector, only for an environment with a service that has `metrics`.
+        self.prometheus: PrometheusWorkspace | None = None
+        if metrics_services(services):
+            managed = ManagedPrometheus(
+                self,
+                "Prometheus",
+                environment_name=environment.name,
+                cluster=self.cluster,
+                vpc=vpc,
+                subnets=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets,
+                services=services,
+                scrape_interval_seconds=scrape_interval_seconds,
+            )
+            self.prometheus = managed.published
+
         charts = PlatformCharts(
             self,
             "Platform",
@@ -159,6 +183,7 @@ class ClusterStack(Stack):
             neuron_scheduler=neuron_scheduler,
             efa=any(pool.efa is not None for pool in settings.accelerator_pools),
             gpu=any(isinstance(pool, GpuPoolConfig) for pool in settings.accelerator_pools),
+            prometheus_workspace_arn=self.prometheus.arn if self.prometheus else None,
         )
         for group in nodegroups:
             charts.node.add_dependency(group.nodegroup)
@@ -223,6 +248,13 @@ class ClusterStack(Stack):
                 self.karpenter.queue.queue_name, "SQS queue of Karpenter's interruption notices"
             ),
         }
+        if self.prometheus is not None:
+            values["prometheus/workspace-arn"] = PublishedValue(
+                self.prometheus.arn, "Managed Prometheus workspace of the serving runtimes' metrics"
+            )
+            values["prometheus/endpoint"] = PublishedValue(
+                self.prometheus.endpoint, "Prometheus endpoint of that workspace (query with SigV4, service aps)"
+            )
         if kubectl_role is not None:
             values["cluster/kubectl-role-arn"] = PublishedValue(
                 kubectl_role.role_arn, "Role of CDK's kubectl provider (applies manifests and charts)"

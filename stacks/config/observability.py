@@ -119,7 +119,8 @@ class ObservabilityConfig(StrictModel):
     )
     scrape_interval_seconds: int = Field(
         30,
-        ge=10,
+        ge=30,
         le=300,
-        description="How often the managed Prometheus collector scrapes the serving pods of services with `metrics`.",
+        description="How often the managed Prometheus collector scrapes the serving pods of services with `metrics` "
+        "(an AWS managed collector takes no interval under 30 s: AMP user guide, scraper limitations).",
     )

@@ -19,6 +19,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.cluster.managed_prometheus import PrometheusWorkspace
 from stacks.common.cluster_api_access import cluster_api_security_group, cluster_environment, grant_kubernetes_access
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
@@ -37,10 +38,11 @@ from stacks.config.environment import PlacedService
 from stacks.config.services import FunctionsConfig
 from stacks.rollout.kubernetes_access import rollout_access_objects
 from stacks.rollout.safety_net import SafetyNet
-from stacks.rollout.settings import RoutingArns, rollout_settings
+from stacks.rollout.settings import PrometheusEndpoint, RoutingArns, rollout_settings
 from stacks.rollout.state_machine import RolloutDefinition
 from stacks.services.service_resources import ServiceRouting
 from tessera_shared import constants as shared
+from tessera_shared.metrics import JUDGED_NAMESPACE
 
 EXECUTION_TIMEOUT = Duration.seconds(shared.EXECUTION_TIMEOUT_SECONDS)
 
@@ -59,9 +61,12 @@ class RolloutStack(Stack):
         cluster: eks.ICluster,
         cluster_security_group_id: str,
         artifacts_key: kms.IKey,
+        prometheus: PrometheusWorkspace | None,
         **stack_props: object,
     ) -> None:
+        """`prometheus`: the Cluster stack's workspace (when a service has `metrics`), which the judge queries."""
         super().__init__(scope, construct_id, **stack_props)
+        self._prometheus = prometheus
         removal_policy = environment.removal_policy
         settings_prefix = f"{environment.parameter_prefix}/rollout/services/"
 
@@ -168,6 +173,11 @@ class RolloutStack(Stack):
             ),
             image_registry=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}",
             model_bucket=model_bucket_name(environment_name, account=self.account, region=self.region),
+            prometheus=(
+                PrometheusEndpoint(endpoint=self._prometheus.endpoint, region=self._prometheus.region)
+                if self._prometheus is not None and service.metrics is not None
+                else None
+            ),
         )
         return ssm.StringParameter(
             self,
@@ -278,14 +288,30 @@ class RolloutStack(Stack):
                 ],
             ),
         ]
+        if self._prometheus is not None:
+            statements += [
+                # The judge's per-track runtime figures: PromQL over the workspace's query API (SigV4, service aps).
+                iam.PolicyStatement(
+                    sid="QueryRuntimeMetrics", actions=["aps:QueryMetrics"], resources=[self._prometheus.arn]
+                ),
+                # ... which it publishes per track for the dashboards; PutMetricData takes no resource, so the
+                # namespace condition holds it to the rollout figures' own.
+                iam.PolicyStatement(
+                    sid="PublishJudgedFigures",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": JUDGED_NAMESPACE}},
+                ),
+            ]
         for statement in statements:
             role.add_to_policy(statement)
         nag = nag_environment(self)
         Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="DescribeRules, DescribeTags, DescribeTargetHealth and GetMetricData support no resource-level "
-                "permissions; "
+                reason="DescribeRules, DescribeTags, DescribeTargetHealth, GetMetricData and PutMetricData support no "
+                "resource-level permissions (PutMetricData is held to the Tessera/Rollouts namespace by its "
+                "cloudwatch:namespace condition); "
                 "the ENI statement (what AWSLambdaVPCAccessExecutionRole grants) acts on interfaces Lambda creates at "
                 "run time, whose ids are unknown before; the only traffic write, ModifyRule, names the rules.",
             ),

@@ -320,7 +320,8 @@ def _declared_egress(service: ServiceSpec, network: ServiceNetwork) -> list[dict
 def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
     """What a service's pods may do on top of the namespace's default deny.
 
-    Ingress: only the load balancer (its own subnets), on the service port; its health checks come the same way.
+    Ingress: only the load balancer (its own subnets), on the service port; its health checks come the same way; for
+    a service with `metrics`, the managed Prometheus collector too, on the metrics port.
     The kubelet's probes need no rule: the VPC CNI's network policy agent always admits traffic from the pod's own
     node (aws/aws-network-policy-agent#56, PR #65). The node subnets are not admitted: they hold every pod.
     Egress: DNS (kube-dns by namespace and pod selector, as the VPC CNI's agent expects:
@@ -353,6 +354,17 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
                 "ports": [{"protocol": "TCP", "port": network.internal_ports[callee]} for callee in service.calls],
             }
         )
+    ingress = [{"from": _ip_blocks(network.load_balancer_cidrs), "ports": [{"protocol": "TCP", "port": service.port}]}]
+    if service.metrics is not None and network.collector_cidrs:
+        # The managed Prometheus collector scrapes from its ENIs in the cluster's private subnets (no pod selector
+        # can name it), on the metrics port only. Those subnets hold pods too, but every pod of this namespace is
+        # held to its own egress rules, which never name them.
+        ingress.append(
+            {
+                "from": _ip_blocks(network.collector_cidrs),
+                "ports": [{"protocol": "TCP", "port": service.metrics.port or service.port}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -360,12 +372,7 @@ def _network_policy(service: ServiceSpec, network: ServiceNetwork) -> dict:
         "spec": {
             "podSelector": {"matchLabels": {SERVICE_LABEL: service.name}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {
-                    "from": _ip_blocks(network.load_balancer_cidrs),
-                    "ports": [{"protocol": "TCP", "port": service.port}],
-                }
-            ],
+            "ingress": ingress,
             "egress": egress,
         },
     }

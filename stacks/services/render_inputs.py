@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from stacks.config.services import ServiceSpec
 from tessera_shared.constants import NAMESPACE, SERVICE_LABEL, TRACK_LABEL, track_object_name
 
+PROMETHEUS_PLACEHOLDER = "<prometheus-workspace-endpoint>"
+
 
 @dataclass(frozen=True)
 class ServiceNetwork:
@@ -19,6 +21,9 @@ class ServiceNetwork:
     load_balancer_cidrs: Sequence[str]
     endpoint_cidrs: Sequence[str]
     internal_ports: Mapping[str, int]  # where each non-public service is reached on the internal load balancer
+    # Where the managed Prometheus collector's ENIs are: the cluster's private subnets (the AMP user guide asks for
+    # the cluster's subnets), which the NetworkPolicy of a service with `metrics` admits on its metrics port only.
+    collector_cidrs: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class DeployTimeValues:
     cluster_name: str
     stable_target_group_dimension: str
     load_balancer_dimension: str
+    # KEDA's prometheus triggers' serverAddress: the workspace's endpoint without its trailing slash. The Services
+    # stack always passes it when a service has `metrics`; review renders keep the placeholder.
+    prometheus_server_address: str = PROMETHEUS_PLACEHOLDER
 
 
 def track_name(service: ServiceSpec, track: str) -> str:

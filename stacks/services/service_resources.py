@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from stacks.cluster.addons import pod_identity_role
+from stacks.cluster.managed_prometheus import PrometheusWorkspace
 from stacks.common.construct_ids import pascal_case
 from stacks.common.nag_environment import nag_environment
 from stacks.common.published_values import PublishedValue
@@ -28,7 +29,7 @@ from stacks.config.services import LoadBalancerConfig, ServiceSpec
 from stacks.services.kubernetes_objects import service_objects
 from stacks.services.load_balancers import ServiceLoadBalancers
 from stacks.services.placement import placement_for
-from stacks.services.render_inputs import DeployTimeValues, ServiceNetwork, track_name
+from stacks.services.render_inputs import PROMETHEUS_PLACEHOLDER, DeployTimeValues, ServiceNetwork, track_name
 from stacks.services.track_owner import TrackOwner
 from tessera_shared.constants import (
     HPA_KIND,
@@ -70,6 +71,7 @@ class SharedServiceParts:
     namespace: eks.KubernetesManifest
     scaling: eks.KubernetesManifest
     admission: eks.KubernetesManifest
+    prometheus: PrometheusWorkspace | None = None  # the Cluster stack's workspace, when a service has `metrics`
 
 
 # Lets the service's load balancer reach its pods on its port (and nothing else): the rules are made in the
@@ -105,6 +107,9 @@ def add_service(
             cluster_name=shared.cluster.cluster_name,
             stable_target_group_dimension=routing.target_groups["stable"].target_group_full_name,
             load_balancer_dimension=routing.load_balancer.load_balancer_full_name,
+            prometheus_server_address=(
+                shared.prometheus.server_address if shared.prometheus else PROMETHEUS_PLACEHOLDER
+            ),
         ),
         drain_seconds=shared.settings.deregistration_delay_seconds,
     )

@@ -21,6 +21,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.cluster.managed_prometheus import PrometheusWorkspace
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.environment_scope import EnvironmentScope
 from stacks.common.published_values import PublishedValue, publish_values
@@ -33,7 +34,7 @@ from stacks.services.kubernetes_objects import default_deny_policy, namespace_ob
 from stacks.services.load_balancers import ServiceLoadBalancers
 from stacks.services.model_loader import loader_config_map
 from stacks.services.render_inputs import ServiceNetwork
-from stacks.services.scaling_objects import scaling_objects
+from stacks.services.scaling_objects import needs_prometheus_authentication, scaling_objects
 from stacks.services.service_resources import (
     ServiceRouting,
     SharedServiceParts,
@@ -61,9 +62,14 @@ class ServicesStack(Stack):
         cluster: eks.ICluster,
         cluster_security_group_id: str,
         artifacts_key: kms.IKey,
+        prometheus: PrometheusWorkspace | None,
         **stack_props: object,
     ) -> None:
+        """`prometheus`: the Cluster stack's workspace, which exists when a service has `metrics`."""
         super().__init__(scope, construct_id, **stack_props)
+        specs = [placed.spec for placed in services]
+        if prometheus is None and any(spec.metrics is not None for spec in specs):
+            raise ValueError("a service has metrics but the environment has no Prometheus workspace")
         settings = load_balancer
         retain = environment.retain
         self._cluster_name = cluster_name(environment.name)
@@ -74,6 +80,8 @@ class ServicesStack(Stack):
             load_balancer_cidrs=[subnet.ipv4_cidr_block for subnet in lb_subnets],
             endpoint_cidrs=[subnet.ipv4_cidr_block for subnet in subnets.endpoints],
             internal_ports={placed.spec.name: placed.spec.port for placed in services if not placed.spec.public},
+            # The managed collector's ENIs sit in the cluster's (private) subnets: stacks/cluster/managed_prometheus.py.
+            collector_cidrs=[subnet.ipv4_cidr_block for subnet in vpc.private_subnets] if prometheus else [],
         )
         pods = ec2.SecurityGroup.from_security_group_id(self, "ClusterSecurityGroup", cluster_security_group_id)
         self.load_balancers = ServiceLoadBalancers(
@@ -118,7 +126,13 @@ class ServicesStack(Stack):
         )
         admission.node.add_dependency(namespace)
         # KEDA's CRDs come with its chart in the Cluster stack, which this stack follows.
-        scaling = eks.KubernetesManifest(self, "Scaling", cluster=cluster, manifest=scaling_objects(), overwrite=True)
+        scaling = eks.KubernetesManifest(
+            self,
+            "Scaling",
+            cluster=cluster,
+            manifest=scaling_objects(prometheus=needs_prometheus_authentication(specs)),
+            overwrite=True,
+        )
         scaling.node.add_dependency(namespace)
         self.shared = SharedServiceParts(
             settings=settings,
@@ -132,6 +146,7 @@ class ServicesStack(Stack):
             namespace=namespace,
             scaling=scaling,
             admission=admission,
+            prometheus=prometheus,
         )
         self.routing: dict[str, ServiceRouting] = {}
         published = _published_load_balancers(self.load_balancers)

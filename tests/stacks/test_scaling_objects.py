@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
+from stacks.config.observability import RUNTIME_SIGNALS
 from stacks.services.scaling_objects import CLOUDWATCH_AUTHENTICATION, scaling_objects
 from tessera_shared import metrics
 from tests import crd_schemas
 from tests.conftest import variant_config
+from tests.stacks.metrics_config import metrics_config
 from tools.render_manifests import rendered_objects
 
 SCHEMAS = {kind: crd_schemas.schema(kind) for kind in ("ScaledObject", "TriggerAuthentication")}
@@ -44,11 +46,18 @@ def _with_scaling(**scaling_by_service: dict) -> EnvironmentConfig:
     return parse_config(data, source="test")
 
 
-@pytest.mark.parametrize("name", ["dev", "prod", "variant"])
+@pytest.mark.parametrize("name", ["dev", "prod", "variant", "metrics", "kv-cache"])
 def test_every_keda_object_matches_the_crd(name: str) -> None:
-    config = variant_config() if name == "variant" else load_config(config_path_for(name))
+    configs = {
+        "variant": variant_config,
+        # the serving runtime's queue and KV-cache through the Prometheus workspace
+        "metrics": metrics_config,
+        "kv-cache": lambda: metrics_config(scaling={"signal": "kv_cache_usage_percent", "target": 75}),
+    }
+    config = configs[name]() if name in configs else load_config(config_path_for(name))
     custom = [obj for obj in _all(config) if obj["kind"] in SCHEMAS]
-    assert [obj["kind"] for obj in custom].count("TriggerAuthentication") == 1
+    runtime_signals = any(s.scaling and s.scaling.signal in RUNTIME_SIGNALS for s in config.services)
+    assert [obj["kind"] for obj in custom].count("TriggerAuthentication") == 1 + runtime_signals
     assert len([obj for obj in custom if obj["kind"] == "ScaledObject"]) == sum(1 for s in config.services if s.scaling)
     for obj in custom:
         jsonschema.validate(obj, SCHEMAS[obj["kind"]])
