@@ -233,7 +233,48 @@ def service_dashboard(
     ]
     if service.is_neuron:
         rows.append([_graph("NeuronCore utilization", [s.neuroncore_utilization(t) for t in TRACKS], FULL, PERCENT)])
+    if service.metrics is not None:
+        rows += _judged_rows(s)
     return _dashboard(scope, construct_id, name, rows)
+
+
+def _judged_rows(s: ServiceMetrics) -> list[list[cloudwatch.IWidget]]:
+    """The serving runtime's figures per track as the rollout judge measured them (PromQL over the Prometheus
+    workspace) and published them to CloudWatch: what users feel of an LLM, which the load balancer cannot see."""
+
+    def per_track(source: metrics.MetricSource) -> list[cloudwatch.IMetric]:
+        return [s.judged(source, track) for track in TRACKS]
+
+    return [
+        [
+            cloudwatch.TextWidget(
+                markdown="## Serving runtime, as the rollout judged it\nPublished by the rollout judge at every "
+                f"analysis interval while a rollout of {s.service.name} judges its canary (namespace "
+                f"`{metrics.JUDGED_NAMESPACE}`): the graphs below are empty between rollouts.",
+                width=FULL,
+                height=2,
+            )
+        ],
+        [
+            _graph(
+                "Time to first token (p50, p99)",
+                [
+                    s.judged(source, track).with_(label=f"{track} {quantile}")
+                    for track in TRACKS
+                    for source, quantile in ((metrics.JUDGED_TTFT_P50, "p50"), (metrics.JUDGED_TTFT_P99, "p99"))
+                ],
+                THIRD,
+                SECONDS,
+            ),
+            _graph("Time per output token (p99)", per_track(metrics.JUDGED_TPOT_P99), THIRD, SECONDS),
+            _graph("End-to-end latency (p99)", per_track(metrics.JUDGED_E2E_P99), THIRD, SECONDS),
+        ],
+        [
+            _graph("Runtime error rate", per_track(metrics.JUDGED_RUNTIME_ERROR_RATE), THIRD, PERCENT),
+            _graph("Output tokens per second per pod", per_track(metrics.JUDGED_TOKENS_PER_SECOND_PER_POD), THIRD),
+            _graph("Cost per million output tokens", per_track(metrics.JUDGED_COST_PER_MILLION_OUTPUT_TOKENS), THIRD),
+        ],
+    ]
 
 
 def _states_metric(source: metrics.MetricSource, state_machine_arn: str) -> cloudwatch.Metric:

@@ -55,6 +55,17 @@ class ServiceMetrics:
             label=label or f"{self.service.name} {track}",
         )
 
+    def judged(self, source: metrics.MetricSource, track: str) -> cloudwatch.Metric:
+        """A figure the rollout judge published for the track at an analysis interval (Service, Track)."""
+        return cloudwatch.Metric(
+            namespace=source.namespace,
+            metric_name=source.name,
+            dimensions_map=source.dimensions_map(Service=self.service.name, Track=track),
+            statistic="Average",
+            period=PERIOD,
+            label=f"{self.service.name} {track}",
+        )
+
     def neuroncore_utilization(self, track: str) -> cloudwatch.Metric:
         """Average over the NeuronCores of the track's pods (Service is the track's Kubernetes Service)."""
         source = metrics.POD_NEURONCORE_UTILIZATION

@@ -8,8 +8,10 @@ import pytest
 
 from stacks.services.render_inputs import PROMETHEUS_PLACEHOLDER
 from stacks.services.scaling_objects import PROMETHEUS_AUTHENTICATION
+from tessera_shared.metrics import JUDGED
 from tests.kubernetes_objects import json_property, manifest_objects, track_objects
 from tests.stacks.metrics_config import metrics_config
+from tests.stacks.test_observability import _dashboards, _plain_metrics
 from tests.synth import SynthesizedEnvironment, synthesize
 from tools.render_manifests import rendered_objects
 
@@ -188,3 +190,25 @@ def test_rollout_settings_name_the_workspace_for_services_with_metrics(env: Synt
 def test_without_metrics_the_rollout_function_gets_neither(prod: SynthesizedEnvironment) -> None:
     statements = _rollout_statements(prod)
     assert not {"QueryRuntimeMetrics", "PublishJudgedFigures"} & set(statements)
+
+
+# -- the dashboards --------------------------------------------------------------------------------------------
+
+
+def test_service_dashboard_graphs_the_judged_figures_per_track_beside_todays(env: SynthesizedEnvironment) -> None:
+    dashboards = _dashboards(env)
+    assistant = dashboards["tessera-dev-assistant"]
+    judged = [(name, dims) for namespace, name, dims in _plain_metrics(assistant) if namespace == "Tessera/Rollouts"]
+    expected = [
+        *((m.name, {"Service": "assistant", "Track": t}) for t in ("stable", "canary") for m in (JUDGED[0], JUDGED[1])),
+        *((m.name, {"Service": "assistant", "Track": t}) for m in JUDGED[2:] for t in ("stable", "canary")),
+    ]
+    assert sorted(judged, key=str) == sorted(expected, key=str)  # every judged figure, both tracks, once each
+    titles = [w["properties"].get("title") for w in assistant["widgets"]]
+    assert {"p99 response time", "Time to first token (p50, p99)", "Time per output token (p99)"} <= set(titles)
+    assert titles.index("p99 response time") < titles.index("Time to first token (p50, p99)")  # beside today's
+    texts = [w["properties"]["markdown"] for w in assistant["widgets"] if w["type"] == "text"]
+    assert any("Published by the rollout judge" in text and "between rollouts" in text for text in texts)
+    # Services without metrics keep today's dashboard.
+    for name in ("embeddings", "gateway"):
+        assert all(ns != "Tessera/Rollouts" for ns, _, _ in _plain_metrics(dashboards[f"tessera-dev-{name}"]))
