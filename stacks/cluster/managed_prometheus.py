@@ -14,8 +14,10 @@ Facts this follows (AMP user guide, "Using an AWS managed collector" / AMP-colle
 
 Encryption: AWS-owned. A workspace under a customer managed key can take a managed collector only through the
 scraper's RoleConfiguration (a source and a target role of our own instead of the service-linked role, user guide
-section "Creating scraper for workspaces enabled with customer managed keys"), whose key permissions the guide does
-not give; until they are verified the workspace keeps the service's own encryption (docs/services.md says so).
+section "Creating scraper for workspaces enabled with customer managed keys"). The guide gives those roles' trust
+conditions on the scraper's own ARN (`aws:SourceArn`, `sts:ExternalId`), which exists only once the scraper does,
+and not the key permissions the target role needs; until both are verified the workspace keeps the service's own
+encryption (docs/services.md says so).
 """
 
 from __future__ import annotations
