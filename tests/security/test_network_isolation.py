@@ -3,11 +3,12 @@ over the NetworkPolicies the Services stack applies (tests/security/network_poli
 synthesized Network stack gives each subnet.
 
 Expected, for every service: the load balancer reaches its pods on the service port and nothing else does (no pod,
-no other address of the node subnets); its pods reach DNS, the EKS Pod Identity agent, the interface endpoints
-(S3's included), on HTTPS the addresses outside the VPC its `egress` declares, and the load balancers' subnets only
-at the ports of the services config says it calls; never another pod, instance metadata, any other address in
-the VPC, or a Service ClusterIP (the API server's included: a policy may see the ClusterIP before kube-proxy
-translates it).
+no other address of the node subnets), except, for a service with `metrics`, the node subnets on its metrics port
+(where the managed Prometheus collector's ENIs are; the `inference` pods' own egress never allows it); its pods
+reach DNS, the EKS Pod Identity agent, the interface endpoints (S3's included), on HTTPS the addresses outside
+the VPC its `egress` declares, and the load balancers' subnets only at the ports of the services config says it
+calls; never another pod, instance metadata, any other address in the VPC, or a Service ClusterIP (the API
+server's included: a policy may see the ClusterIP before kube-proxy translates it).
 """
 
 from __future__ import annotations
@@ -93,7 +94,12 @@ def policy_table(env: SynthesizedEnvironment) -> tuple[list[dict], list[Row]]:
                     for callee in config.services
                     if callee != service
                 ]
-            rows.append(Row(node_address, pod, service.port, "TCP", False))
+            # The managed Prometheus collector scrapes from the node subnets, on the metrics port only.
+            metrics_port = (service.metrics.port or service.port) if service.metrics else None
+            rows.append(Row(node_address, pod, service.port, "TCP", service.port == metrics_port))
+            if metrics_port is not None:
+                rows.append(Row(node_address, pod, metrics_port, "TCP", True))
+                rows.append(Row(node_address, pod, metrics_port + 1, "TCP", False))
             rows += [
                 Row(pod, other, callee.port, "TCP", False)
                 for callee in config.services

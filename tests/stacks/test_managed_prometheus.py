@@ -87,7 +87,7 @@ def test_only_the_runtimes_series_are_kept() -> None:
 
 def test_no_service_with_metrics_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to scrape"):
-        scrape_configuration(load_config(config_path_for("prod")).services, interval_seconds=30)
+        scrape_configuration(load_config(config_path_for("dev")).services, interval_seconds=30)
 
 
 def test_an_interval_under_the_managed_collectors_minimum_is_refused_by_config() -> None:
@@ -180,9 +180,9 @@ def test_workspace_values_are_published_for_later_stacks_and_operators(env: Synt
     assert parameters["/tessera/dev/prometheus/endpoint"] == {"Fn::GetAtt": [workspace_id, "PrometheusEndpoint"]}
 
 
-def test_an_environment_without_metrics_has_no_workspace_nor_collector(prod: SynthesizedEnvironment) -> None:
-    assert not any(service.metrics for service in prod.config.services)
-    for path in prod.template_paths:
+def test_an_environment_without_metrics_has_no_workspace_nor_collector(variant: SynthesizedEnvironment) -> None:
+    assert not any(service.metrics for service in variant.config.services)
+    for path in variant.template_paths:
         text = Path(path).read_text()
         assert "AWS::APS::" not in text
         assert "aps:QueryMetrics" not in text

@@ -271,17 +271,29 @@ def test_autoscaler_scales_the_stable_track_within_config(config: EnvironmentCon
 
 
 def test_network_policy_admits_only_the_load_balancer(config: EnvironmentConfig) -> None:
-    """The shape; tests/security/test_network_isolation.py evaluates who may reach whom."""
+    """The shape; tests/security/test_network_isolation.py evaluates who may reach whom. A service with `metrics`
+    also admits the managed Prometheus collector (the cluster's private subnets) on its metrics port."""
     for service in config.services:
         [policy] = _of_kind(_objects(config, service.name), "NetworkPolicy")
         spec = policy["spec"]
         assert spec["podSelector"]["matchLabels"] == {"tessera.dev/service": service.name}
         assert spec["policyTypes"] == ["Ingress", "Egress"]
-        [from_load_balancer] = spec["ingress"]
+        from_load_balancer, *from_collector = spec["ingress"]
         assert from_load_balancer == {
             "from": [{"ipBlock": {"cidr": "<load-balancer-subnet-cidr>"}}],
             "ports": [{"protocol": "TCP", "port": service.port}],
         }
+        metrics = service.metrics
+        assert from_collector == (
+            [
+                {
+                    "from": [{"ipBlock": {"cidr": "<private-subnet-cidr>"}}],
+                    "ports": [{"protocol": "TCP", "port": metrics.port or service.port}],
+                }
+            ]
+            if metrics
+            else []
+        )
         to_load_balancer = [
             rule for rule in spec["egress"] if {"ipBlock": {"cidr": "<load-balancer-subnet-cidr>"}} in rule["to"]
         ]
