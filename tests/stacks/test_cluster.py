@@ -487,9 +487,13 @@ def test_keda_operator_reads_cloudwatch_through_pod_identity(dev: SynthesizedEnv
         for res in resources.values()
         if res["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in res["Properties"]["Roles"]
     ]
-    assert policy["PolicyDocument"]["Statement"] == [
-        {"Action": "cloudwatch:GetMetricData", "Effect": "Allow", "Resource": "*"}
-    ]
+    # (and the Prometheus workspace, when a service declares metrics: tests/stacks/test_runtime_metrics_access.py)
+    assert policy["PolicyDocument"]["Statement"][0] == {
+        "Action": "cloudwatch:GetMetricData",
+        "Effect": "Allow",
+        "Resource": "*",
+    }
+    assert len(policy["PolicyDocument"]["Statement"]) == 1 + any(s.metrics for s in dev.config.services)
     policy_id = next(lid for lid, res in resources.items() if res.get("Properties") is policy)
     chart_id = _logical_id(dev, "Custom::AWSCDK-EKS-HelmChart", lambda p: p["Release"] == "keda")
     # Pod Identity only mutates pods created after the association exists.

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from stacks.cluster.scrape_config import scrape_configuration, scrape_configuration_yaml
-from stacks.config.environment import EnvironmentConfig, config_path_for, load_config, parse_config
+from stacks.config.environment import EnvironmentConfig, config_path_for, parse_config
 from stacks.config.errors import ConfigError
 from tessera_shared.runtime_metrics import SERIES_LABELS
 from tests.kubernetes_objects import manifest_objects
-from tests.stacks.metrics_config import metrics_config
+from tests.stacks.metrics_config import metrics_config, no_metrics_config
 from tests.synth import SynthesizedEnvironment, synthesize
 from tests.test_cloudformation_checks import cfn_lint
 
@@ -87,7 +87,7 @@ def test_only_the_runtimes_series_are_kept() -> None:
 
 def test_no_service_with_metrics_is_refused() -> None:
     with pytest.raises(ValueError, match="nothing to scrape"):
-        scrape_configuration(load_config(config_path_for("dev")).services, interval_seconds=30)
+        scrape_configuration(no_metrics_config().services, interval_seconds=30)
 
 
 def test_an_interval_under_the_managed_collectors_minimum_is_refused_by_config() -> None:
@@ -180,12 +180,13 @@ def test_workspace_values_are_published_for_later_stacks_and_operators(env: Synt
     assert parameters["/tessera/dev/prometheus/endpoint"] == {"Fn::GetAtt": [workspace_id, "PrometheusEndpoint"]}
 
 
-def test_an_environment_without_metrics_has_no_workspace_nor_collector(variant: SynthesizedEnvironment) -> None:
-    assert not any(service.metrics for service in variant.config.services)
-    for path in variant.template_paths:
+def test_an_environment_without_metrics_has_no_workspace_nor_collector(tmp_path: Path) -> None:
+    """Nor query or publish permissions, nor the Prometheus TriggerAuthentication."""
+    without = synthesize(no_metrics_config(), tmp_path)
+    for path in without.template_paths:
         text = Path(path).read_text()
-        assert "AWS::APS::" not in text
-        assert "aps:QueryMetrics" not in text
+        for absent in ("AWS::APS::", "aps:QueryMetrics", "cloudwatch:PutMetricData", "tessera-prometheus"):
+            assert absent not in text, (path.name, absent)
 
 
 def test_the_environment_with_metrics_passes_cfn_lint_and_cdk_nag(env: SynthesizedEnvironment) -> None:

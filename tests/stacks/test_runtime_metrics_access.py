@@ -187,11 +187,6 @@ def test_rollout_settings_name_the_workspace_for_services_with_metrics(env: Synt
     assert embeddings.get("runtime_metrics") is None
 
 
-def test_without_metrics_the_rollout_function_gets_neither(variant: SynthesizedEnvironment) -> None:
-    statements = _rollout_statements(variant)
-    assert not {"QueryRuntimeMetrics", "PublishJudgedFigures"} & set(statements)
-
-
 # -- the dashboards --------------------------------------------------------------------------------------------
 
 

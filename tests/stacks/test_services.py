@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from aws_cdk.assertions import Match
 
+from stacks.config.observability import RUNTIME_SIGNALS
 from tests.conftest import TLS_CERTIFICATE_ARN
 from tests.kubernetes_objects import json_property, manifest_objects, manifest_text, track_objects
 from tests.synth import SynthesizedEnvironment
@@ -245,10 +246,13 @@ def test_services_objects_pass_validation_after_synthesis(dev: SynthesizedEnviro
             jsonschema.validate(obj, KEDA_SCHEMAS[obj["kind"]])
         elif obj["kind"] != "TargetGroupBinding":
             kubernetes_validate.validate(obj, "1.34", strict=True)
+    # One TriggerAuthentication for CloudWatch triggers, and one for Prometheus triggers when a service scales on
+    # its runtime's queue or KV-cache.
+    runtime = any(s.scaling and s.scaling.signal in RUNTIME_SIGNALS for s in dev.config.services)
     assert sorted(obj["kind"] for obj in objects if obj["kind"] in KEDA_SCHEMAS) == [
         "ScaledObject",
         "ScaledObject",
-        "TriggerAuthentication",
+        *["TriggerAuthentication"] * (1 + runtime),
     ]
 
 
