@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
-from stacks.config.base import StrictModel, iam_role_arns
+from stacks.config.base import StrictModel, iam_role_arns, raise_if_any
 
 
 class ArtifactsConfig(StrictModel):
@@ -29,6 +31,25 @@ class ArtifactsConfig(StrictModel):
         "besides this environment's own roles and cluster.admin_role_arns / read_only_role_arns: people and "
         "pipelines that run the tessera CLI under other roles.",
     )
+
+    promotion_peers: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(
+        default_factory=list,
+        description="Account ids of the environments that may promote this environment's model versions into "
+        "theirs (`tessera models promote --from <this>`): their principals may read the model bucket's models/ and "
+        "registered/ prefixes, and decrypt with the artifacts key through S3. Read only.",
+    )
+
+    @field_validator("promotion_peers")
+    @classmethod
+    def _distinct_peers(cls, accounts: list[str]) -> list[str]:
+        raise_if_any(
+            [
+                f"[{index}] {account!r} is named twice"
+                for index, account in enumerate(accounts)
+                if account in accounts[:index]
+            ]
+        )
+        return accounts
 
     @field_validator("key_user_arns")
     @classmethod

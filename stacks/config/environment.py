@@ -23,6 +23,7 @@ from stacks.config.errors import ConfigError, format_validation_error
 from stacks.config.instance_types import GpuInstanceType
 from stacks.config.network import NetworkConfig
 from stacks.config.observability import ObservabilityConfig
+from stacks.config.pipeline import PipelineConfig
 from stacks.config.services import (
     EKS_SERVICE_CIDRS,
     AcceleratorSpec,
@@ -123,6 +124,11 @@ class EnvironmentConfig(StrictModel):
     functions: FunctionsConfig = FunctionsConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     services: list[ServiceSpec] = Field(min_length=1, description="The inference services of this environment.")
+    pipeline: PipelineConfig | None = Field(
+        None,
+        description="A delivery pipeline whose home is this file: synthesizing it builds the pipeline stack, which "
+        "deploys the environments it names (docs/delivery.md). Omitted: this environment's stacks, as always.",
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> EnvironmentConfig:
