@@ -22,6 +22,7 @@ from __future__ import annotations
 from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from tessera_shared.constants import MODEL_ROOT, REGISTERED_ROOT
@@ -71,6 +72,46 @@ def protect_model_versions(bucket: s3.Bucket, *, publisher_arn: str, register_ar
             actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
             resources=[models, registered],
             conditions=exempt,
+        )
+    )
+
+
+def admit_promotion_peers(bucket: s3.Bucket, key: kms.Key, accounts: list[str]) -> None:
+    """Read only, for `tessera models promote --from <this environment>` run in a peer account: get any object
+    version under models/ and registered/, list those prefixes, and decrypt with the artifacts key through S3 (the
+    key policy, since a bucket policy cannot grant a key). The peer account's own IAM must still allow its
+    principals the same actions; nothing here lets a peer write, delete or read the registry table."""
+    stack = Stack.of(bucket)
+    peers: list[iam.IPrincipal] = [iam.AccountPrincipal(account) for account in accounts]
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="PromotionPeersReadVersions",
+            principals=peers,
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[bucket.arn_for_objects(f"{MODEL_ROOT}*"), bucket.arn_for_objects(f"{REGISTERED_ROOT}*")],
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="PromotionPeersListVersions",
+            principals=peers,
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{MODEL_ROOT}*", f"{REGISTERED_ROOT}*"]}},
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="PromotionPeersDecryptThroughS3",
+            principals=peers,
+            actions=["kms:Decrypt"],
+            resources=["*"],
+            conditions={
+                "StringEquals": {
+                    "kms:CallerAccount": list(accounts),
+                    "kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}",
+                }
+            },
         )
     )
 

@@ -20,7 +20,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.artifacts.model_versions import protect_model_versions, protect_repository, publisher_role, role_arn
+from stacks.artifacts.model_versions import (
+    admit_promotion_peers,
+    protect_model_versions,
+    protect_repository,
+    publisher_role,
+    role_arn,
+)
 from stacks.common.access_logs_bucket import access_logs_bucket
 from stacks.common.construct_ids import pascal_case
 from stacks.common.environment_scope import EnvironmentScope
@@ -116,6 +122,8 @@ class ArtifactsStack(Stack):
             publisher_arn=role_arn(self, publisher_role_name(environment_name)),
             register_arn=role_arn(self, register_role_name(environment_name)),
         )
+        if settings.promotion_peers:
+            admit_promotion_peers(self.model_bucket, self.key, settings.promotion_peers)
         self._acknowledge_notifications_handler()
 
         # Table (not TableV2): TableV2 cannot render a customer-managed key in a region-agnostic stack.
