@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import App, Environment, Stage, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import Node
 
@@ -52,8 +52,9 @@ class TesseraStacks:
     observability_groups: tuple[ObservabilityGroupStack, ...] = ()
 
 
-def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
-    """Adds the environment's stacks to `app` and attaches the cdk-nag AwsSolutions checks.
+def build_tessera(app: App | Stage, config: EnvironmentConfig) -> TesseraStacks:
+    """Adds the environment's stacks to `app` (or to a pipeline's stage: each stack is named
+    `Tessera-<env>-<Component>` either way) and attaches the cdk-nag AwsSolutions checks.
 
     Each stack gets the environment scope, the slice of config it needs and the few constructs or
     values it uses from earlier stacks."""
@@ -70,6 +71,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         settings=config.network,
         internet_facing_load_balancer=config.load_balancer.internet_facing,
         env=stack_env,
+        stack_name=config.stack_name("Network"),
         description=f"Tessera {config.name}: VPC, subnets, NAT, VPC endpoints and flow logs",
     )
     artifacts = ArtifactsStack(
@@ -80,6 +82,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         image_repositories=config.image_repositories,
         key_users=config.artifacts_key_users,
         env=stack_env,
+        stack_name=config.stack_name("Artifacts"),
         description=f"Tessera {config.name}: ECR repositories, model bucket, model registry and their KMS key",
     )
     cluster = ClusterStack(
@@ -92,6 +95,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         services=[placed.spec for placed in config.placed_services],
         scrape_interval_seconds=config.observability.scrape_interval_seconds,
         env=stack_env,
+        stack_name=config.stack_name("Cluster"),
         description=f"Tessera {config.name}: EKS cluster, Graviton, Neuron and GPU node pools, platform controllers",
     )
     services = ServicesStack(
@@ -109,6 +113,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         artifacts_key=artifacts.key,
         prometheus=cluster.prometheus,
         env=stack_env,
+        stack_name=config.stack_name("Services"),
         description=f"Tessera {config.name}: load balancers, target groups and the inference services",
     )
     service_groups = [
@@ -122,6 +127,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
             main_tracks=services.tracks,
             cluster_security_group_id=cluster.cluster.cluster_security_group_id,
             env=stack_env,
+            stack_name=config.stack_name(group_stack_component("Services", group)),
             description=f"Tessera {config.name}: the inference services of stack group {group}",
         )
         for group, members in groups.items()
@@ -145,6 +151,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         catalog=build_catalog(config),
         artifacts_key=artifacts.key,
         env=stack_env,
+        stack_name=config.stack_name("Registry"),
         description=f"Tessera {config.name}: model registration from manifest uploads",
     )
     registry.add_stack_dependency(artifacts)
@@ -160,6 +167,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         target_group_dimensions=target_group_dimensions,
         load_balancer_dimensions=load_balancer_dimensions,
         env=stack_env,
+        stack_name=config.stack_name("Observability"),
         description=f"Tessera {config.name}: dashboards, alarms and the alerts topic",
     )
     observability_groups = [
@@ -172,6 +180,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
             target_group_dimensions=target_group_dimensions,
             load_balancer_dimensions=load_balancer_dimensions,
             env=stack_env,
+            stack_name=config.stack_name(group_stack_component("Observability", group)),
             description=f"Tessera {config.name}: dashboards and alarms of stack group {group}",
         )
         for group, members in groups.items()
@@ -190,6 +199,7 @@ def build_tessera(app: App, config: EnvironmentConfig) -> TesseraStacks:
         artifacts_key=artifacts.key,
         prometheus=cluster.prometheus,
         env=stack_env,
+        stack_name=config.stack_name("Rollout"),
         description=f"Tessera {config.name}: progressive model rollouts (Step Functions + Lambda)",
     )
     rollout.add_stack_dependency(registry)
