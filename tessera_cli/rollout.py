@@ -269,6 +269,12 @@ def _with_cost(figures: dict | None) -> dict | None:
     return {**shown, "target": figures.get("target"), **_costs_of(figures)}
 
 
+def _runtime_of(figures: dict | None) -> dict[str, dict]:
+    """The track's serving-runtime figures under `runtime`, for a service with runtime metrics (absent otherwise)."""
+    runtime = (figures or {}).get("runtime")
+    return {"runtime": runtime} if runtime else {}
+
+
 def _costs_of(figures: dict | None) -> dict[str, float | None]:
     """The track's cost per million requests and per million output tokens (None: not measured, or no runtime
     metrics)."""
@@ -282,7 +288,7 @@ def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict 
     if not newest:
         return None
     interval = newest[0]
-    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target", "runtime")
+    figures = ("requests", "errors_5xx", "connection_errors", "p99_seconds", "target")
     judgement = interval.get("judgement") or {}
     return {
         "step": interval["step"],
@@ -294,6 +300,7 @@ def _last_interval(ledger: Ledger, service: str, record: RolloutRecord) -> dict 
             track: {
                 **{name: (interval.get(track) or {}).get(name) for name in figures},
                 **_costs_of(interval.get(track)),
+                **_runtime_of(interval.get(track)),
             }
             for track in TRACKS
         },

@@ -265,8 +265,9 @@ def test_cli_start_status_and_history(rollouts: Rollouts, capsys: pytest.Capture
         "failing_intervals": 0,
     }
     # Each track's cost per million requests over the minute: its pods' share of trn1.2xlarge's $1.34375/h.
-    assert last["canary"] == {**figures, "cost_per_million_requests": 22.395833}
-    assert last["stable"] == {**figures, "cost_per_million_requests": 44.791667}
+    no_runtime = {"cost_per_million_output_tokens": None}  # a service without runtime metrics
+    assert last["canary"] == {**figures, "cost_per_million_requests": 22.395833, **no_runtime}
+    assert last["stable"] == {**figures, "cost_per_million_requests": 44.791667, **no_runtime}
     judged = status["last_judgement"]
     assert judged["canary"]["cost_per_million_requests"] < judged["stable"]["cost_per_million_requests"]
     assert "cost" not in judged["canary"]  # lifted out of the recorded cost, not shown twice
