@@ -18,14 +18,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aws_cdk import App
 
+from stacks.config.environment import load_config
+from stacks.pipeline.build import build_pipeline, plan_pipeline
 from tests.helm_charts import helm_binary, render_charts
 from tests.kubernetes_objects import manifest_objects
-from tests.synth import REPO_ROOT, SynthesizedEnvironment
+from tests.stacks.pipeline_fixture import write_pipeline_home
+from tests.synth import CDK_JSON_CONTEXT, REPO_ROOT, SynthesizedEnvironment
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 SKIP_LIST = REPO_ROOT / "checkov-skips.yaml"
 ENVIRONMENTS = ("dev", "prod", "variant")
+PIPELINE = "pipeline"  # the pipeline stack of tests/stacks/pipeline_fixture.py (its stages are dev's and prod's)
 OWNERS = {"tessera", "cdk", "chart"}
 OBJECT_STACKS = ("Cluster", "Services")  # the stacks that apply Kubernetes objects of Tessera's own
 
@@ -75,6 +80,19 @@ def _stage(env: SynthesizedEnvironment, target: Path, helm: Path) -> None:
     render_charts(env, helm, objects)
 
 
+def _stage_pipeline(folder: Path, target: Path) -> None:
+    """The pipeline stack's own template; the environments its stages deploy are scanned as dev and prod."""
+    home = write_pipeline_home(folder)
+    plan = plan_pipeline(load_config(home), home)
+    assert plan is not None
+    app = App(context=CDK_JSON_CONTEXT, outdir=str(folder / "cdk.out"), builtin_cloud_formation_validation=False)
+    stack = build_pipeline(app, plan)
+    app.synth()
+    (target / "templates").mkdir(parents=True)
+    (target / "objects").mkdir()
+    shutil.copy(folder / "cdk.out" / stack.template_file, target / "templates" / stack.template_file)
+
+
 def _findings(report: str, environment: str | None = None) -> list[Finding]:
     """Failed checks of one checkov report; the environment is the staged directory's (`<env>/templates/...`)
     unless given."""
@@ -101,6 +119,7 @@ def findings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp("checkov")
     for environment in ENVIRONMENTS:
         _stage(request.getfixturevalue(environment), root / environment, helm)
+    _stage_pipeline(tmp_path_factory.mktemp("pipeline"), root / PIPELINE)
     # One checkov per framework over every environment (its start-up is most of a small scan's time), both at once;
     # each skips the other's directories (the CloudFormation runner would try to parse the objects' YAML).
     runs = []
@@ -114,7 +133,7 @@ def findings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         # checkov exits 1 when a check fails; anything else is a crash.
         assert process.returncode in (0, 1), stderr[-2000:]
         found += _findings(stdout)
-    assert {finding.environment for finding in found} == set(ENVIRONMENTS)
+    assert {finding.environment for finding in found} == {*ENVIRONMENTS, PIPELINE}
     return found
 
 
