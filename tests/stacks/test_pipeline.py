@@ -273,3 +273,27 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgment_is_explai
 def test_the_pipeline_template_passes_cfn_lint(pipeline: SynthesizedPipeline) -> None:
     result = cfn_lint([pipeline.outdir / f"{STACK}.template.json"])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cdk_nag_also_checks_the_stacks_inside_the_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_cdk import Stack, Stage
+    from aws_cdk import aws_s3 as s3
+
+    import stacks.pipeline.build as build_module
+    from stacks.config.environment import EnvironmentConfig
+
+    build_environment = build_module._build_environment
+
+    def careless(stage: Stage, config: EnvironmentConfig) -> None:
+        build_environment(stage, config)
+        s3.Bucket(stage.node.find_child(config.stack_name("Network")), "NoLogsNoTls")
+
+    monkeypatch.setattr(build_module, "_build_environment", careless)
+    home = write_pipeline_home(tmp_path)
+    plan = plan_pipeline(load_config(home), home)
+    assert plan is not None
+    app = App(context=CDK_JSON_CONTEXT, outdir=str(tmp_path / "cdk.out"), builtin_cloud_formation_validation=False)
+    build_pipeline(app, plan)
+    assert isinstance(app.node.find_child(STACK), Stack)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
