@@ -13,8 +13,10 @@ Also here: the read-only role pull requests' `cdk diff` assumes through GitHub O
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, Environment, Stack, Stage, pipelines
 from aws_cdk import aws_codebuild as codebuild
@@ -33,6 +35,10 @@ RUNTIMES = {"python": "3.12", "nodejs": "22"}
 TEST_COMMAND = "make test"
 CHECK_SCRIPT = "tools/post_deploy_check.py"
 BOTO3_PIN = "boto3==1.44.5"  # requirements.txt's
+# Self-mutation runs the CDK CLI that package.json pins, as `make synth` does, not whatever npm has newest.
+CLI_VERSION: str = json.loads((Path(__file__).resolve().parents[2] / "package.json").read_text())["devDependencies"][
+    "aws-cdk"
+]
 
 BuildStage = Callable[[Stage, EnvironmentConfig], object]
 
@@ -95,6 +101,7 @@ class PipelineStack(Stack):
             pipeline_name=construct_id,
             synth=self.synth,
             self_mutation=True,
+            cli_version=CLI_VERSION,
             # Deploying to another account needs the artifact bucket encrypted with a key that account can use.
             cross_account_keys=True,
             enable_key_rotation=True,

@@ -137,7 +137,10 @@ def test_the_source_is_the_configured_connection_and_branch(pipeline: Synthesize
 
 def test_the_pipeline_updates_itself(pipeline: SynthesizedPipeline) -> None:
     (mutate,) = pipeline.stage("UpdatePipeline")["Actions"]
-    assert f"deploy {STACK}" in json.dumps(pipeline.build_spec(mutate))
+    spec = json.dumps(pipeline.build_spec(mutate))
+    assert f"deploy {STACK}" in spec
+    cli = json.loads((Path(__file__).resolve().parents[2] / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    assert f"aws-cdk@{cli}" in spec  # the CLI package.json pins
 
 
 def test_every_deployed_target_is_checked_after_its_deploys(pipeline: SynthesizedPipeline) -> None:
