@@ -108,3 +108,18 @@ def test_a_stage_file_naming_another_environment_is_refused(config_dir: Path) ->
     assert problems(section, config_dir) == [
         f"pipeline.stages[1].environment: {config_dir / 'live.yaml'} names environment 'prod', not 'live'"
     ]
+
+
+def test_check_config_resolves_the_pipelines_stages(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.check_config import main
+
+    home_file = config_dir / "dev.yaml"
+    data = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    data["pipeline"] = pipeline()
+    home_file.write_text(yaml.safe_dump(data))
+    assert main([str(home_file)]) == 0
+    assert capsys.readouterr().out.strip().endswith("; pipeline: dev (1 wave) -> approval -> prod (1 wave)")
+    data["pipeline"] = pipeline(manual_approval=False)
+    home_file.write_text(yaml.safe_dump(data))
+    assert main([str(home_file)]) == 1
+    assert "pipeline.stages[1].manual_approval: " in capsys.readouterr().err
