@@ -7,11 +7,12 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+import botocore.exceptions
 
 from registry.catalog import Catalog
 from registry.registrar import Registrar
 from registry.store import RegistryStore
-from tessera_cli.errors import EXIT_UNREACHABLE, CliError
+from tessera_cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from tessera_shared.constants import parameter_prefix
 
 
@@ -19,10 +20,16 @@ from tessera_shared.constants import parameter_prefix
 class Environment:
     name: str
     region: str | None = None
+    profile: str | None = None  # a named AWS profile (an environment in another account); None: the default chain
 
     @cached_property
     def _session(self) -> boto3.session.Session:
-        return boto3.session.Session(region_name=self.region)
+        try:
+            session = boto3.session.Session(region_name=self.region, profile_name=self.profile)
+            session.get_credentials()  # botocore reads the profile lazily: a missing one is found here, not later
+        except botocore.exceptions.ProfileNotFound:
+            raise CliError(f"AWS profile {self.profile!r} (for {self.name}) is not configured", EXIT_USAGE) from None
+        return session
 
     @property
     def region_name(self) -> str | None:

@@ -75,6 +75,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     promote.add_argument("--from", dest="from_env", required=True, metavar="ENV", help="the source environment")
     promote.add_argument("--to", dest="to_env", required=True, metavar="ENV", help="the target environment")
     promote.add_argument("--allow-unpromoted", action="store_true", help="promote a REGISTERED version too")
+    promote.add_argument("--from-profile", metavar="PROFILE", help="AWS profile to read --from with (its account)")
+    promote.add_argument("--to-profile", metavar="PROFILE", help="AWS profile to write --to with (its account)")
     promote.add_argument(
         "--part-size-mib", type=part_size_mib, default=64, help="multipart part size, 5 to 5120; default 64"
     )

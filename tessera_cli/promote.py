@@ -12,8 +12,9 @@ promoted version serves the same image bytes), and `promoted_from` records the s
 SHA-256 and version id, the image digest and the state the source held it in. The upload itself is
 `tessera models upload`'s (conditional writes, checksums S3 verifies, the manifest last).
 
-Reads the source with the operator's credentials; across accounts, the source bucket's policy admits the target
-account's principals for reading (config `artifacts.promotion_peers` on the source environment).
+Reads the source and writes the target with the operator's credentials, or, for environments in two accounts, each
+with its own named profile (`--from-profile`, `--to-profile`): the source is only read (its registry, parameters
+and bucket), the target written as an upload would be.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def promote(args: argparse.Namespace) -> tuple[Environment, dict, bytes]:
     bytes (the registration runs from its upload event, as for `tessera models upload`)."""
     from tessera_cli.upload_command import run_upload
 
-    source, target = Environment(args.from_env, args.region), Environment(args.to_env, args.region)
+    source = Environment(args.from_env, args.region, args.from_profile)
+    target = Environment(args.to_env, args.region, args.to_profile)
     catalog = known_service(target, args.service)
     with tempfile.TemporaryDirectory(prefix="tessera-promote-") as temporary:
         folder = Path(temporary)

@@ -185,3 +185,27 @@ def test_an_image_missing_from_the_target_is_refused_before_any_copy(
     assert code == EXIT_REJECTED
     assert "is not in prod's registry: push or replicate the image" in err
     assert prod.objects() == {}
+
+
+def test_each_environment_is_reached_with_its_own_profile(
+    two: tuple[World, Prod], capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two accounts: the source is read with one named profile, the target written with another (moto serves both
+    from one backend, so the test proves the profiles are taken and used, not the account boundary)."""
+    dev, prod = two
+    promoted_in_dev(dev)
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile dev-account]\naws_access_key_id = AKIDDEV\naws_secret_access_key = x\nregion = us-east-1\n"
+        "[profile prod-account]\naws_access_key_id = AKIDPROD\naws_secret_access_key = y\nregion = us-east-1\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, said = run(capsys, *PROMOTE, "--from-profile", "dev-account", "--to-profile", "prod-account")
+    assert code == EXIT_OK, said
+    assert f"models/assistant/{VERSION}/manifest.json" in prod.objects()
+
+    code, _, said = run(capsys, *PROMOTE, "--from-profile", "nobody", "--to-profile", "prod-account")
+    assert code == EXIT_USAGE
+    assert "AWS profile 'nobody' (for dev) is not configured" in said
