@@ -128,6 +128,7 @@ def test_too_few_runtime_samples_is_not_enough_data_never_a_pass(llm: Rollouts) 
     assert any("the canary's runtime measured" in reason for reason in judged[0].reasons), judged[0].reasons
 
 
+@pytest.mark.long_scenario  # a whole rollout (2-3 s) in `make faults`; make test explores workspace faults
 def test_a_service_without_a_metrics_endpoint_keeps_the_load_balancer_judgement(rollouts: Rollouts) -> None:
     rollouts.world.judge_runtime_metrics(declared=False)
     rollouts.world.traffic.canary = SLOW_FIRST_TOKEN  # invisible without the runtime's figures
@@ -153,6 +154,7 @@ def test_settings_whose_query_url_is_not_a_workspaces_are_refused_before_anythin
     assert world.prometheus.requests == []
 
 
+@pytest.mark.long_scenario  # a whole rollout (2-3 s) in `make faults`; make test explores workspace faults
 def test_a_throttled_or_unavailable_workspace_is_retried_and_the_rollout_goes_on(llm: Rollouts) -> None:
     llm.world.prometheus.faults = [429, 503]  # the first two queries of the first interval's judgement
     ended = llm.settle(llm.start())
@@ -163,6 +165,7 @@ def test_a_throttled_or_unavailable_workspace_is_retried_and_the_rollout_goes_on
     llm.assert_at_rest(stable=NEW_VERSION)
 
 
+@pytest.mark.long_scenario  # a whole rollout (2-3 s) in `make faults`; make test explores workspace faults
 def test_a_workspace_that_denies_the_query_rolls_back_with_the_reason_and_notifies(llm: Rollouts) -> None:
     """A role without aps:QueryMetrics (or a workspace gone): the canary cannot be judged, so it must not stay."""
     llm.world.prometheus.faults = [403] * 1000

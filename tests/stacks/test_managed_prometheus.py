@@ -189,6 +189,7 @@ def test_an_environment_without_metrics_has_no_workspace_nor_collector(tmp_path:
             assert absent not in text, (path.name, absent)
 
 
+@pytest.mark.long_scenario  # prod (metrics on) gets both in make test; this 7 s synth in `make faults`
 def test_the_environment_with_metrics_passes_cfn_lint_and_cdk_nag(env: SynthesizedEnvironment) -> None:
     """dev, prod and variant declare no metrics: tests/test_cloudformation_checks.py and test_nag.py never see
     these resources."""

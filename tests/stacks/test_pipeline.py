@@ -229,6 +229,7 @@ def test_the_diff_role_reads_only(pipeline: SynthesizedPipeline) -> None:
     assert "ManagedPolicyArns" not in _diff_role(pipeline)[1]["Properties"]
 
 
+@pytest.mark.long_scenario  # a second pipeline synth (6 s): in `make faults`, which CI runs too
 def test_an_existing_oidc_provider_is_reused(tmp_path: Path) -> None:
     provider = f"arn:aws:iam::{PIPELINE_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
     home = write_pipeline_home(tmp_path, {**PIPELINE, "github_oidc_provider_arn": provider})
@@ -278,6 +279,7 @@ def test_the_pipeline_template_passes_cfn_lint(pipeline: SynthesizedPipeline) ->
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.long_scenario  # a third pipeline synth (7 s): in `make faults`
 def test_cdk_nag_also_checks_the_stacks_inside_the_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from aws_cdk import Stack, Stage
     from aws_cdk import aws_s3 as s3
