@@ -72,7 +72,7 @@ typecheck: setup
 	$(PY) -m mypy $(TYPED)
 
 faults: setup
-	$(PY) -m pytest -n 2 -m "fault_matrix or long_scenario" tests/rollout tests/stacks/test_scale.py -s
+	$(PY) -m pytest -n 2 -m "fault_matrix or long_scenario" tests -s
 
 explore: setup
 	TESSERA_EXPLORE_SEQUENCES=5000 TESSERA_EXPLORE_RANDOM=1 $(PY) -m pytest -m fault_matrix tests/rollout/test_interleavings.py -s
