@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -151,8 +152,10 @@ def _sample(item: object, promql: str) -> Sample:
     return Sample(labels, number)
 
 
+@cache
 def aws_prometheus(source: RuntimeMetrics) -> PrometheusReader:
-    """The reader the function uses: SigV4 with the function role's credentials, over HTTPS."""
+    """The reader the function uses: SigV4 with the function role's credentials, over HTTPS. One per workspace and
+    execution environment: a boto3 session is built once, not at every judgement (its credentials refresh)."""
     import boto3
 
     session = boto3.Session()

@@ -102,9 +102,15 @@ def judge_runtime(
         return
     result.add(Check("runtime_samples", canary.samples, min_samples, True), "")
     _error_rate(policy, canary, result)
-    _absolute(
-        canary.ttft_p99_seconds, policy.max_ttft_p99_seconds, "ttft_p99_seconds", "p99 time to first token", result
-    )
+    ttft_p99 = canary.ttft_p99_seconds
+    if ttft_p99 is None:
+        result.missing_value("ttft_p99_seconds", "the canary's runtime has no p99 time to first token in the window")
+    else:
+        ceiling = policy.max_ttft_p99_seconds
+        result.add(
+            Check("ttft_p99_seconds", ttft_p99, ceiling, ttft_p99 <= ceiling),
+            f"canary p99 time to first token {ttft_p99:.4g}s exceeds {ceiling:.4g}s",
+        )
     stable_measured = stable is not None and stable.samples >= min_samples
     if not stable_measured:
         result.notes.append(
@@ -140,10 +146,3 @@ def _error_rate(policy: RuntimePolicy, canary: RuntimeStats, result: Collector) 
         f"canary runtime error rate {rate * 100:.2f}% ({canary.errors} of {canary.finished}) "
         f"exceeds {limit * 100:.2f}%",
     )
-
-
-def _absolute(value: float | None, limit: float, name: str, meaning: str, result: Collector) -> None:
-    if value is None:
-        result.missing_value(name, f"the canary's runtime has no {meaning} in the window")
-        return
-    result.add(Check(name, value, limit, value <= limit), f"canary {meaning} {value:.4g}s exceeds {limit:.4g}s")
